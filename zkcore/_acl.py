@@ -1,0 +1,118 @@
+"""ACLs: the schemes world, auth, digest and ip, the five permission bits, and the checks
+ZooKeeper makes when a node's ACL is set (fixup) and when an op touches a node (check).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+
+from zkcore import limits
+from zkcore._errors import InvalidACLError, NoAuthError
+from zkcore._records import ACL, Id, Perms
+
+SCHEMES = ("world", "auth", "digest", "ip", "super")
+
+
+def digest_id(user: str, password: str) -> str:
+    """`user:base64(sha1(user:password))`, the id a digest ACL names."""
+    raw = hashlib.sha1(f"{user}:{password}".encode()).digest()
+    return f"{user}:{base64.b64encode(raw).decode('ascii')}"
+
+
+def auth_identity(scheme: str, credential: bytes) -> Id:
+    """The identity that addAuth(scheme, credential) adds to a session; raises on bad input."""
+    if scheme == "digest":
+        text = credential.decode("utf-8", "replace")
+        user, sep, password = text.partition(":")
+        if not sep or not user:
+            raise InvalidACLError(f"digest credential must be 'user:password', got {text!r}")
+        return Id("digest", digest_id(user, password))
+    raise InvalidACLError(f"auth scheme {scheme!r} is not supported (use 'digest')")
+
+
+def _ip_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _id_problem(ident: Id) -> str | None:
+    if ident.scheme == "world":
+        return None if ident.id == "anyone" else "the world scheme only has the id 'anyone'"
+    if ident.scheme == "digest":
+        user, sep, digest = ident.id.partition(":")
+        return None if sep and user and digest else "digest ids are 'user:base64(sha1(user:password))'"
+    if ident.scheme == "ip":
+        return None if _ip_network(ident.id) is not None else "ip ids are an address or address/bits"
+    return f"unknown ACL scheme {ident.scheme!r} (world, auth, digest, ip)"
+
+
+def fixup_acl(path: str, auth_ids: Sequence[Id], acl: Sequence[ACL]) -> tuple[ACL, ...]:
+    """Validate an ACL list being set on `path` and expand 'auth' entries to the caller's ids."""
+    if not acl:
+        raise InvalidACLError(f"ACL list for {path!r} must not be empty", path)
+    if len(acl) > limits.acl_entries_max:
+        raise InvalidACLError(
+            f"ACL list for {path!r} has {len(acl)} entries, over acl_entries_max={limits.acl_entries_max}",
+            path,
+        )
+    out: list[ACL] = []
+    for entry in acl:
+        if entry.perms & ~Perms.ALL or entry.perms == 0:
+            raise InvalidACLError(f"ACL perms must be in 1..31, got {entry.perms} for {path!r}", path)
+        if entry.id.scheme == "auth":
+            expanded = [ACL(entry.perms, i) for i in auth_ids if i.scheme not in ("ip", "super")]
+            if not expanded:
+                raise InvalidACLError(
+                    f"'auth' ACL on {path!r} needs an authenticated session (addAuth first)", path
+                )
+            out.extend(expanded)
+            continue
+        problem = _id_problem(entry.id)
+        if problem is not None:
+            raise InvalidACLError(f"bad ACL id {entry.id.scheme}:{entry.id.id} on {path!r}: {problem}", path)
+        out.append(entry)
+    unique: list[ACL] = []
+    for entry in out:
+        if entry not in unique:
+            unique.append(entry)
+    return tuple(unique)
+
+
+def _matches(ident: Id, acl_id: Id) -> bool:
+    if ident.scheme != acl_id.scheme:
+        return False
+    if ident.scheme == "ip":
+        net, addr = _ip_network(acl_id.id), _ip_network(ident.id)
+        return net is not None and addr is not None and addr.version == net.version and addr.subnet_of(net)  # type: ignore[arg-type]
+    return ident.id == acl_id.id
+
+
+def allows(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id]) -> bool:
+    """Whether a caller holding `auth_ids` may do `perm` on a node with `acl`."""
+    if not acl:
+        return True
+    if any(i.scheme == "super" for i in auth_ids):
+        return True
+    for entry in acl:
+        if not entry.perms & perm:
+            continue
+        if entry.id.scheme == "world" and entry.id.id == "anyone":
+            return True
+        if any(_matches(i, entry.id) for i in auth_ids):
+            return True
+    return False
+
+
+def check_acl(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id], path: str) -> None:
+    if not allows(acl, perm, auth_ids):
+        raise NoAuthError(f"not authorised for {Perms(perm).name} on {path!r}", path)
+
+
+def world_readable(acl: Sequence[ACL]) -> bool:
+    """True when anyone may read: the native read path may answer without auth ids."""
+    return allows(acl, Perms.READ, ())

@@ -1,0 +1,237 @@
+"""Jute, ZooKeeper's binary layout: big-endian ints, length-prefixed buffers, strings, vectors.
+
+`@record` turns a frozen, slotted dataclass whose fields are annotated with the jute types below
+into a record with `encode()`/`write(w)` and `decode(b)`/`read(r)`. Decoding raises only
+RemoteError, whatever the bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import typing
+from typing import Annotated, Any, Callable, ClassVar, Protocol, TypeVar
+
+from zkcore import limits
+from zkcore._errors import RemoteError
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+
+
+class Reader:
+    """Reads jute values from a buffer, checking every length against what is left."""
+
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: bytes | bytearray | memoryview, pos: int = 0) -> None:
+        self.buf = memoryview(buf)
+        self.pos = pos
+        self.end = len(self.buf)
+
+    def _need(self, n: int, what: str) -> int:
+        pos = self.pos
+        if n > self.end - pos:
+            raise RemoteError(f"truncated {what}: need {n} bytes at offset {pos}, have {self.end - pos}")
+        self.pos = pos + n
+        return pos
+
+    def int(self) -> int:
+        pos = self._need(4, "int")
+        return int(_INT.unpack_from(self.buf, pos)[0])
+
+    def long(self) -> int:
+        pos = self._need(8, "long")
+        return int(_LONG.unpack_from(self.buf, pos)[0])
+
+    def bool(self) -> bool:
+        pos = self._need(1, "bool")
+        b = self.buf[pos]
+        if b > 1:
+            raise RemoteError(f"bool must be 0 or 1, got {b} at offset {pos}")
+        return b == 1
+
+    def buffer(self) -> bytes:
+        n = self.int()
+        if n < 0:
+            if n != -1:
+                raise RemoteError(f"buffer length must be >= -1, got {n}")
+            return b""
+        if n > limits.frame_bytes_max:
+            raise RemoteError(f"buffer length {n} exceeds frame_bytes_max {limits.frame_bytes_max}")
+        pos = self._need(n, "buffer")
+        return bytes(self.buf[pos : pos + n])
+
+    def ustring(self) -> str:
+        raw = self.buffer()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RemoteError(f"string is not valid UTF-8: {raw[:40]!r}") from e
+
+    def vector_length(self) -> int:
+        n = self.int()
+        if n < -1 or n > limits.vector_length_max:
+            raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
+        return max(n, 0)
+
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def rest(self) -> bytes:
+        pos = self.pos
+        self.pos = self.end
+        return bytes(self.buf[pos:])
+
+    def expect_end(self, what: str) -> None:
+        if self.pos != self.end:
+            raise RemoteError(f"{self.end - self.pos} trailing bytes after {what}")
+
+
+class Writer:
+    """Appends jute values to a bytearray."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def int(self, v: int) -> None:
+        self.buf += _INT.pack(v)
+
+    def long(self, v: int) -> None:
+        self.buf += _LONG.pack(v)
+
+    def bool(self, v: bool) -> None:
+        self.buf.append(1 if v else 0)
+
+    def buffer(self, v: bytes) -> None:
+        self.buf += _INT.pack(len(v))
+        self.buf += v
+
+    def ustring(self, v: str) -> None:
+        self.buffer(v.encode("utf-8"))
+
+    def bytes(self) -> bytes:
+        return bytes(self.buf)
+
+
+# Jute field types, used as annotation metadata: `path: UString`, `acl: Vector[ACL]`.
+class _Prim:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Vec:
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+
+Int = Annotated[int, _Prim("int")]
+Long = Annotated[int, _Prim("long")]
+Bool = Annotated[bool, _Prim("bool")]
+Buffer = Annotated[bytes, _Prim("buffer")]
+UString = Annotated[str, _Prim("ustring")]
+
+T = TypeVar("T")
+
+
+class Vector:
+    """`Vector[ACL]` is a jute vector of ACL records (a tuple in Python)."""
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        inner = item.__metadata__[0] if hasattr(item, "__metadata__") else item
+        return Annotated[tuple[item, ...], _Vec(inner)]
+
+
+class Record(Protocol):
+    def write(self, w: Writer) -> None: ...
+
+    def encode(self) -> bytes: ...
+
+
+R = TypeVar("R")
+
+
+def _field_codec(meta: Any) -> tuple[Callable[[Writer, Any], None], Callable[[Reader], Any]]:
+    if isinstance(meta, _Prim):
+        return getattr(Writer, meta.name), getattr(Reader, meta.name)
+    if isinstance(meta, _Vec):
+        item = meta.item
+        if isinstance(item, _Prim):
+            put, get = getattr(Writer, item.name), getattr(Reader, item.name)
+        else:
+            put, get = (lambda w, v: v.write(w)), item.read
+
+        def write_vec(w: Writer, vs: tuple[Any, ...]) -> None:
+            w.int(len(vs))
+            for v in vs:
+                put(w, v)
+
+        def read_vec(r: Reader) -> tuple[Any, ...]:
+            return tuple(get(r) for _ in range(r.vector_length()))
+
+        return write_vec, read_vec
+    # A nested record.
+    return (lambda w, v: v.write(w)), meta.read
+
+
+def record(cls: type[R]) -> type[R]:
+    """Give a frozen dataclass jute `write/encode/read/decode` from its annotated fields."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    codecs = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        hint = hints[f.name]
+        meta = hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint
+        codecs.append((f.name, *_field_codec(meta)))
+    writers = [(name, put) for name, put, _ in codecs]
+    readers = [get for _, _, get in codecs]
+
+    def write(self: Any, w: Writer) -> None:
+        for name, put in writers:
+            put(w, getattr(self, name))
+
+    def encode(self: Any) -> bytes:
+        w = Writer()
+        write(self, w)
+        return w.bytes()
+
+    def read(klass: Any, r: Reader) -> Any:
+        return klass(*[get(r) for get in readers])
+
+    def decode(klass: Any, data: bytes | bytearray | memoryview) -> Any:
+        r = Reader(data)
+        value = read(klass, r)
+        r.expect_end(klass.__name__)
+        return value
+
+    cls.write = write  # type: ignore[attr-defined]
+    cls.encode = encode  # type: ignore[attr-defined]
+    cls.read = classmethod(read)  # type: ignore[attr-defined]
+    cls.decode = classmethod(decode)  # type: ignore[attr-defined]
+    return cls
+
+
+class JuteRecord:
+    """Base giving records their codec method names for type checkers; `@record` fills them."""
+
+    __slots__ = ()
+    OPCODE: ClassVar[int] = 0
+
+    def write(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls: type[T], r: Reader) -> T:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls: type[T], data: bytes | bytearray | memoryview) -> T:
+        raise NotImplementedError

@@ -1,0 +1,658 @@
+"""ZooKeeper's records, opcodes and txn types: one codec for the wire, the log and snapshots.
+
+Layouts follow zookeeper.jute field for field. Multi requests and replies, whose layout is a
+sequence of MultiHeader-tagged records rather than a plain record, are coded by hand below.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Union
+
+from zkcore import limits
+from zkcore._errors import Code, RemoteError
+from zkcore._jute import Bool, Buffer, Int, JuteRecord, Long, Reader, UString, Vector, Writer, record
+
+
+class OpCode(enum.IntEnum):
+    NOTIFICATION = 0
+    CREATE = 1
+    DELETE = 2
+    EXISTS = 3
+    GET_DATA = 4
+    SET_DATA = 5
+    GET_ACL = 6
+    SET_ACL = 7
+    GET_CHILDREN = 8
+    SYNC = 9
+    PING = 11
+    GET_CHILDREN2 = 12
+    CHECK = 13
+    MULTI = 14
+    CREATE2 = 15
+    RECONFIG = 16
+    CHECK_WATCHES = 17
+    REMOVE_WATCHES = 18
+    CREATE_CONTAINER = 19
+    DELETE_CONTAINER = 20
+    CREATE_TTL = 21
+    MULTI_READ = 22
+    AUTH = 100
+    SET_WATCHES = 101
+    SASL = 102
+    GET_EPHEMERALS = 103
+    GET_ALL_CHILDREN_NUMBER = 104
+    SET_WATCHES2 = 105
+    ADD_WATCH = 106
+    WHO_AM_I = 107
+    CREATE_SESSION = -10
+    CLOSE_SESSION = -11
+    ERROR = -1
+
+
+class Perms(enum.IntFlag):
+    READ = 1
+    WRITE = 2
+    CREATE = 4
+    DELETE = 8
+    ADMIN = 16
+    ALL = 31
+
+
+class CreateMode(enum.IntEnum):
+    PERSISTENT = 0
+    EPHEMERAL = 1
+    PERSISTENT_SEQUENTIAL = 2
+    EPHEMERAL_SEQUENTIAL = 3
+    CONTAINER = 4
+    PERSISTENT_WITH_TTL = 5
+    PERSISTENT_SEQUENTIAL_WITH_TTL = 6
+
+    @property
+    def ephemeral(self) -> bool:
+        return self in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+
+    @property
+    def sequential(self) -> bool:
+        return self in (
+            CreateMode.PERSISTENT_SEQUENTIAL,
+            CreateMode.EPHEMERAL_SEQUENTIAL,
+            CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
+        )
+
+    @property
+    def ttl(self) -> bool:
+        return self in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+
+
+# Special xids (RequestHeader.xid / ReplyHeader.xid).
+XID_NOTIFICATION = -1
+XID_PING = -2
+XID_AUTH = -4
+XID_SET_WATCHES = -8
+
+# ephemeralOwner values that are not sessions (ZooKeeper's EphemeralType).
+CONTAINER_EPHEMERAL_OWNER = -(1 << 63)
+TTL_EPHEMERAL_MASK = -(1 << 56)  # 0xff00000000000000 as a signed long
+
+
+def ttl_to_ephemeral_owner(ttl_ms: int) -> int:
+    assert 0 < ttl_ms <= limits.ttl_ms_max
+    return TTL_EPHEMERAL_MASK | ttl_ms
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Id(JuteRecord):
+    scheme: UString
+    id: UString
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ACL(JuteRecord):
+    perms: Int
+    id: Id
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Stat(JuteRecord):
+    czxid: Long
+    mzxid: Long
+    ctime: Long
+    mtime: Long
+    version: Int
+    cversion: Int
+    aversion: Int
+    ephemeral_owner: Long
+    data_length: Int
+    num_children: Int
+    pzxid: Long
+
+
+STAT_BYTES = 68
+OPEN_ACL_UNSAFE = (ACL(Perms.ALL, Id("world", "anyone")),)
+READ_ACL_UNSAFE = (ACL(Perms.READ, Id("world", "anyone")),)
+CREATOR_ALL_ACL = (ACL(Perms.ALL, Id("auth", "")),)
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class RequestHeader(JuteRecord):
+    xid: Int
+    type: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ReplyHeader(JuteRecord):
+    xid: Int
+    zxid: Long
+    err: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class MultiHeader(JuteRecord):
+    type: Int
+    done: Bool
+    err: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ConnectRequest(JuteRecord):
+    protocol_version: Int
+    last_zxid_seen: Long
+    timeout_ms: Int
+    session_id: Long
+    passwd: Buffer
+    read_only: Bool
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ConnectResponse(JuteRecord):
+    protocol_version: Int
+    timeout_ms: Int
+    session_id: Long
+    passwd: Buffer
+    read_only: Bool
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class WatcherEvent(JuteRecord):
+    type: Int
+    state: Int
+    path: UString
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateRequest(JuteRecord):
+    path: UString
+    data: Buffer
+    acl: Vector[ACL]
+    flags: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateTTLRequest(JuteRecord):
+    path: UString
+    data: Buffer
+    acl: Vector[ACL]
+    flags: Int
+    ttl: Long
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class DeleteRequest(JuteRecord):
+    path: UString
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SetDataRequest(JuteRecord):
+    path: UString
+    data: Buffer
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CheckVersionRequest(JuteRecord):
+    path: UString
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SetACLRequest(JuteRecord):
+    path: UString
+    acl: Vector[ACL]
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class PathWatchRequest(JuteRecord):
+    """exists, getData, getChildren and getChildren2 share this layout."""
+
+    path: UString
+    watch: Bool
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class PathRequest(JuteRecord):
+    """sync, getACL, getAllChildrenNumber and getEphemerals share this layout."""
+
+    path: UString
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class AuthPacket(JuteRecord):
+    type: Int
+    scheme: UString
+    auth: Buffer
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class AddWatchRequest(JuteRecord):
+    path: UString
+    mode: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class WatchTypeRequest(JuteRecord):
+    """checkWatches and removeWatches."""
+
+    path: UString
+    type: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SetWatches2(JuteRecord):
+    relative_zxid: Long
+    data_watches: Vector[UString]
+    exist_watches: Vector[UString]
+    child_watches: Vector[UString]
+    persistent_watches: Vector[UString]
+    persistent_recursive_watches: Vector[UString]
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateResponse(JuteRecord):
+    path: UString
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Create2Response(JuteRecord):
+    path: UString
+    stat: Stat
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class StatResponse(JuteRecord):
+    """exists, setData and setACL replies."""
+
+    stat: Stat
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class GetDataResponse(JuteRecord):
+    data: Buffer
+    stat: Stat
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class GetChildrenResponse(JuteRecord):
+    children: Vector[UString]
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class GetChildren2Response(JuteRecord):
+    children: Vector[UString]
+    stat: Stat
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class GetACLResponse(JuteRecord):
+    acl: Vector[ACL]
+    stat: Stat
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class IntResponse(JuteRecord):
+    """getAllChildrenNumber's totalNumber and ErrorResponse's err."""
+
+    value: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class PathsResponse(JuteRecord):
+    """getEphemerals."""
+
+    paths: Vector[UString]
+
+
+# --- txns -------------------------------------------------------------------------------------
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class TxnHeader(JuteRecord):
+    client_id: Long
+    cxid: Int
+    zxid: Long
+    time: Long
+    type: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateTxn(JuteRecord):
+    path: UString
+    data: Buffer
+    acl: Vector[ACL]
+    ephemeral: Bool
+    parent_cversion: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateTTLTxn(JuteRecord):
+    path: UString
+    data: Buffer
+    acl: Vector[ACL]
+    parent_cversion: Int
+    ttl: Long
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateContainerTxn(JuteRecord):
+    path: UString
+    data: Buffer
+    acl: Vector[ACL]
+    parent_cversion: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class DeleteTxn(JuteRecord):
+    path: UString
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SetDataTxn(JuteRecord):
+    path: UString
+    data: Buffer
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CheckVersionTxn(JuteRecord):
+    path: UString
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SetACLTxn(JuteRecord):
+    path: UString
+    acl: Vector[ACL]
+    version: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CreateSessionTxn(JuteRecord):
+    timeout_ms: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class CloseSessionTxn(JuteRecord):
+    paths_to_delete: Vector[UString]
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ErrorTxn(JuteRecord):
+    err: Int
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class SubTxn(JuteRecord):
+    """One op of a MultiTxn: its type and its encoded txn body."""
+
+    type: Int
+    data: Buffer
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class MultiTxn(JuteRecord):
+    txns: Vector[SubTxn]
+
+
+TxnBody = Union[
+    CreateTxn,
+    CreateTTLTxn,
+    CreateContainerTxn,
+    DeleteTxn,
+    SetDataTxn,
+    CheckVersionTxn,
+    SetACLTxn,
+    CreateSessionTxn,
+    CloseSessionTxn,
+    ErrorTxn,
+    MultiTxn,
+    None,
+]
+
+TXN_TYPES: dict[int, type[JuteRecord]] = {
+    OpCode.CREATE: CreateTxn,
+    OpCode.CREATE2: CreateTxn,
+    OpCode.CREATE_TTL: CreateTTLTxn,
+    OpCode.CREATE_CONTAINER: CreateContainerTxn,
+    OpCode.DELETE: DeleteTxn,
+    OpCode.DELETE_CONTAINER: DeleteTxn,
+    OpCode.SET_DATA: SetDataTxn,
+    OpCode.CHECK: CheckVersionTxn,
+    OpCode.SET_ACL: SetACLTxn,
+    OpCode.CREATE_SESSION: CreateSessionTxn,
+    OpCode.CLOSE_SESSION: CloseSessionTxn,
+    OpCode.ERROR: ErrorTxn,
+    OpCode.MULTI: MultiTxn,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Txn:
+    """A txn as it is logged and replicated: TxnHeader then the body for its type."""
+
+    header: TxnHeader
+    body: TxnBody
+
+    @property
+    def zxid(self) -> int:
+        return self.header.zxid
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self.header.write(w)
+        if self.body is not None:
+            self.body.write(w)
+        return w.bytes()
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview) -> Txn:
+        r = Reader(data)
+        header = TxnHeader.read(r)
+        kind = TXN_TYPES.get(header.type)
+        if kind is None:
+            # closeSession from older writers may carry no body; anything else is garbage.
+            raise RemoteError(f"unknown txn type {header.type} at zxid {header.zxid:#x}")
+        body = None if header.type == OpCode.CLOSE_SESSION and r.remaining() == 0 else kind.read(r)
+        r.expect_end("txn")
+        return cls(header, body)  # type: ignore[arg-type]
+
+
+def decode_sub_txn(sub: SubTxn) -> TxnBody:
+    kind = TXN_TYPES.get(sub.type)
+    if kind is None or sub.type in (OpCode.MULTI, OpCode.CREATE_SESSION, OpCode.CLOSE_SESSION):
+        raise RemoteError(f"txn type {sub.type} cannot appear inside a multi")
+    return kind.decode(sub.data)  # type: ignore[return-value]
+
+
+# --- requests by opcode -----------------------------------------------------------------------
+
+REQUEST_TYPES: dict[int, type[JuteRecord]] = {
+    OpCode.CREATE: CreateRequest,
+    OpCode.CREATE2: CreateRequest,
+    OpCode.CREATE_CONTAINER: CreateRequest,
+    OpCode.CREATE_TTL: CreateTTLRequest,
+    OpCode.DELETE: DeleteRequest,
+    OpCode.DELETE_CONTAINER: PathRequest,
+    OpCode.EXISTS: PathWatchRequest,
+    OpCode.GET_DATA: PathWatchRequest,
+    OpCode.SET_DATA: SetDataRequest,
+    OpCode.GET_ACL: PathRequest,
+    OpCode.SET_ACL: SetACLRequest,
+    OpCode.GET_CHILDREN: PathWatchRequest,
+    OpCode.GET_CHILDREN2: PathWatchRequest,
+    OpCode.SYNC: PathRequest,
+    OpCode.CHECK: CheckVersionRequest,
+    OpCode.GET_ALL_CHILDREN_NUMBER: PathRequest,
+    OpCode.GET_EPHEMERALS: PathRequest,
+    OpCode.ADD_WATCH: AddWatchRequest,
+    OpCode.CHECK_WATCHES: WatchTypeRequest,
+    OpCode.REMOVE_WATCHES: WatchTypeRequest,
+    OpCode.SET_WATCHES2: SetWatches2,
+    OpCode.AUTH: AuthPacket,
+}
+
+# Ops allowed inside multi (writes) and multiRead (reads).
+MULTI_WRITE_OPS = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_TTL,
+        OpCode.CREATE_CONTAINER,
+        OpCode.DELETE,
+        OpCode.SET_DATA,
+        OpCode.CHECK,
+    }
+)
+MULTI_READ_OPS = frozenset({OpCode.GET_CHILDREN, OpCode.GET_DATA})
+
+MultiOp = tuple[int, JuteRecord]
+
+
+def encode_multi_request(ops: list[MultiOp] | tuple[MultiOp, ...]) -> bytes:
+    w = Writer()
+    for opcode, req in ops:
+        MultiHeader(opcode, False, -1).write(w)
+        req.write(w)
+    MultiHeader(-1, True, -1).write(w)
+    return w.bytes()
+
+
+def read_multi_request(r: Reader) -> list[MultiOp]:
+    ops: list[MultiOp] = []
+    while True:
+        h = MultiHeader.read(r)
+        if h.done:
+            return ops
+        if h.type not in MULTI_WRITE_OPS and h.type not in MULTI_READ_OPS:
+            raise RemoteError(f"opcode {h.type} is not allowed inside multi")
+        if len(ops) >= limits.multi_ops_max:
+            raise RemoteError(f"multi has more than multi_ops_max={limits.multi_ops_max} ops")
+        ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    """One result of a multi: `type` is the op's opcode, or OpCode.ERROR with `err` set."""
+
+    type: int
+    err: int = 0
+    body: JuteRecord | None = None
+
+
+_MULTI_RESULT_BODIES: dict[int, type[JuteRecord] | None] = {
+    OpCode.CREATE: CreateResponse,
+    OpCode.CREATE2: Create2Response,
+    OpCode.DELETE: None,
+    OpCode.CHECK: None,
+    OpCode.SET_DATA: StatResponse,
+    OpCode.GET_CHILDREN: GetChildrenResponse,
+    OpCode.GET_DATA: GetDataResponse,
+}
+
+
+def encode_multi_response(results: list[OpResult] | tuple[OpResult, ...]) -> bytes:
+    w = Writer()
+    for res in results:
+        MultiHeader(res.type, False, res.err).write(w)
+        if res.type == OpCode.ERROR:
+            w.int(res.err)
+        elif res.body is not None:
+            res.body.write(w)
+    MultiHeader(-1, True, -1).write(w)
+    return w.bytes()
+
+
+def read_multi_response(r: Reader) -> list[OpResult]:
+    results: list[OpResult] = []
+    while True:
+        h = MultiHeader.read(r)
+        if h.done:
+            return results
+        if h.type == OpCode.ERROR:
+            results.append(OpResult(OpCode.ERROR, r.int()))
+            continue
+        if h.type not in _MULTI_RESULT_BODIES:
+            raise RemoteError(f"opcode {h.type} cannot appear in a multi response")
+        kind = _MULTI_RESULT_BODIES[h.type]
+        results.append(OpResult(h.type, 0, kind.read(r) if kind is not None else None))
+
+
+def error_result(code: Code | int) -> OpResult:
+    return OpResult(OpCode.ERROR, int(code))
