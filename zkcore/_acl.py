@@ -62,7 +62,7 @@ def fixup_acl(path: str, auth_ids: Sequence[Id], acl: Sequence[ACL]) -> tuple[AC
         )
     out: list[ACL] = []
     for entry in acl:
-        if entry.perms & ~Perms.ALL or entry.perms == 0:
+        if entry.perms & ~int(Perms.ALL) or entry.perms == 0:
             raise InvalidACLError(f"ACL perms must be in 1..31, got {entry.perms} for {path!r}", path)
         if entry.id.scheme == "auth":
             expanded = [ACL(entry.perms, i) for i in auth_ids if i.scheme not in ("ip", "super")]

@@ -90,9 +90,7 @@ APIError = _register(Code.API_ERROR, "APIError")
 NoNodeError = _register(Code.NO_NODE, "NoNodeError")
 NoAuthError = _register(Code.NO_AUTH, "NoAuthError")
 BadVersionError = _register(Code.BAD_VERSION, "BadVersionError")
-NoChildrenForEphemeralsError = _register(
-    Code.NO_CHILDREN_FOR_EPHEMERALS, "NoChildrenForEphemeralsError"
-)
+NoChildrenForEphemeralsError = _register(Code.NO_CHILDREN_FOR_EPHEMERALS, "NoChildrenForEphemeralsError")
 NodeExistsError = _register(Code.NODE_EXISTS, "NodeExistsError")
 NotEmptyError = _register(Code.NOT_EMPTY, "NotEmptyError")
 SessionExpiredError = _register(Code.SESSION_EXPIRED, "SessionExpiredError")
@@ -101,9 +99,7 @@ InvalidACLError = _register(Code.INVALID_ACL, "InvalidACLError", LocalError)
 AuthFailedError = _register(Code.AUTH_FAILED, "AuthFailedError")
 SessionMovedError = _register(Code.SESSION_MOVED, "SessionMovedError")
 NotReadOnlyError = _register(Code.NOT_READ_ONLY, "NotReadOnlyError")
-EphemeralOnLocalSessionError = _register(
-    Code.EPHEMERAL_ON_LOCAL_SESSION, "EphemeralOnLocalSessionError"
-)
+EphemeralOnLocalSessionError = _register(Code.EPHEMERAL_ON_LOCAL_SESSION, "EphemeralOnLocalSessionError")
 NoWatcherError = _register(Code.NO_WATCHER, "NoWatcherError")
 RequestTimeoutError = _register(Code.REQUEST_TIMEOUT, "RequestTimeoutError")
 ReconfigDisabledError = _register(Code.RECONFIG_DISABLED, "ReconfigDisabledError")

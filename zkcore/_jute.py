@@ -7,10 +7,12 @@ RemoteError, whatever the bytes.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import struct
 import typing
-from typing import Annotated, Any, Callable, ClassVar, Protocol, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, TypeVar
 
 from zkcore import limits
 from zkcore._errors import RemoteError
@@ -24,34 +26,34 @@ class Reader:
 
     __slots__ = ("buf", "pos", "end")
 
-    def __init__(self, buf: bytes | bytearray | memoryview, pos: int = 0) -> None:
+    def __init__(self, buf: builtins.bytes | bytearray | memoryview, pos: builtins.int = 0) -> None:
         self.buf = memoryview(buf)
         self.pos = pos
         self.end = len(self.buf)
 
-    def _need(self, n: int, what: str) -> int:
+    def _need(self, n: builtins.int, what: str) -> builtins.int:
         pos = self.pos
         if n > self.end - pos:
             raise RemoteError(f"truncated {what}: need {n} bytes at offset {pos}, have {self.end - pos}")
         self.pos = pos + n
         return pos
 
-    def int(self) -> int:
+    def int(self) -> builtins.int:
         pos = self._need(4, "int")
         return int(_INT.unpack_from(self.buf, pos)[0])
 
-    def long(self) -> int:
+    def long(self) -> builtins.int:
         pos = self._need(8, "long")
         return int(_LONG.unpack_from(self.buf, pos)[0])
 
-    def bool(self) -> bool:
+    def bool(self) -> builtins.bool:
         pos = self._need(1, "bool")
         b = self.buf[pos]
         if b > 1:
             raise RemoteError(f"bool must be 0 or 1, got {b} at offset {pos}")
         return b == 1
 
-    def buffer(self) -> bytes:
+    def buffer(self) -> builtins.bytes:
         n = self.int()
         if n < 0:
             if n != -1:
@@ -69,16 +71,16 @@ class Reader:
         except UnicodeDecodeError as e:
             raise RemoteError(f"string is not valid UTF-8: {raw[:40]!r}") from e
 
-    def vector_length(self) -> int:
+    def vector_length(self) -> builtins.int:
         n = self.int()
         if n < -1 or n > limits.vector_length_max:
             raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
         return max(n, 0)
 
-    def remaining(self) -> int:
+    def remaining(self) -> builtins.int:
         return self.end - self.pos
 
-    def rest(self) -> bytes:
+    def rest(self) -> builtins.bytes:
         pos = self.pos
         self.pos = self.end
         return bytes(self.buf[pos:])
@@ -96,23 +98,23 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> None:
+    def int(self, v: builtins.int) -> None:
         self.buf += _INT.pack(v)
 
-    def long(self, v: int) -> None:
+    def long(self, v: builtins.int) -> None:
         self.buf += _LONG.pack(v)
 
-    def bool(self, v: bool) -> None:
+    def bool(self, v: builtins.bool) -> None:
         self.buf.append(1 if v else 0)
 
-    def buffer(self, v: bytes) -> None:
+    def buffer(self, v: builtins.bytes) -> None:
         self.buf += _INT.pack(len(v))
         self.buf += v
 
     def ustring(self, v: str) -> None:
         self.buffer(v.encode("utf-8"))
 
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         return bytes(self.buf)
 
 
@@ -140,12 +142,16 @@ UString = Annotated[str, _Prim("ustring")]
 T = TypeVar("T")
 
 
-class Vector:
-    """`Vector[ACL]` is a jute vector of ACL records (a tuple in Python)."""
+if TYPE_CHECKING:
+    Vector = tuple[T, ...]
+else:
 
-    def __class_getitem__(cls, item: Any) -> Any:
-        inner = item.__metadata__[0] if hasattr(item, "__metadata__") else item
-        return Annotated[tuple[item, ...], _Vec(inner)]
+    class Vector:
+        """`Vector[ACL]` is a jute vector of ACL records (a tuple in Python)."""
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            inner = item.__metadata__[0] if hasattr(item, "__metadata__") else item
+            return Annotated[tuple[item, ...], _Vec(inner)]
 
 
 class Record(Protocol):

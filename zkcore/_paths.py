@@ -10,12 +10,7 @@ from zkcore._errors import BadArgumentsError
 
 def _bad_char(c: str) -> bool:
     o = ord(c)
-    return (
-        0 < o <= 0x1F
-        or 0x7F <= o <= 0x9F
-        or 0xD800 <= o <= 0xF8FF
-        or 0xFFF0 <= o <= 0xFFFF
-    )
+    return 0 < o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or 0xFFF0 <= o <= 0xFFFF
 
 
 def path_problem(path: str) -> str | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
 
 from zkcore import limits
 from zkcore._errors import Code, RemoteError
 from zkcore._jute import Bool, Buffer, Int, JuteRecord, Long, Reader, UString, Vector, Writer, record
+
+__all__ = ["JuteRecord"]  # the rest is public by name; JuteRecord is re-exported on purpose
 
 
 class OpCode(enum.IntEnum):
@@ -471,20 +472,20 @@ class MultiTxn(JuteRecord):
     txns: Vector[SubTxn]
 
 
-TxnBody = Union[
-    CreateTxn,
-    CreateTTLTxn,
-    CreateContainerTxn,
-    DeleteTxn,
-    SetDataTxn,
-    CheckVersionTxn,
-    SetACLTxn,
-    CreateSessionTxn,
-    CloseSessionTxn,
-    ErrorTxn,
-    MultiTxn,
-    None,
-]
+TxnBody = (
+    CreateTxn
+    | CreateTTLTxn
+    | CreateContainerTxn
+    | DeleteTxn
+    | SetDataTxn
+    | CheckVersionTxn
+    | SetACLTxn
+    | CreateSessionTxn
+    | CloseSessionTxn
+    | ErrorTxn
+    | MultiTxn
+    | None
+)
 
 TXN_TYPES: dict[int, type[JuteRecord]] = {
     OpCode.CREATE: CreateTxn,

@@ -1,0 +1,162 @@
+"""Round trips for every jute record, whole, a byte at a time, and with trailing bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zkcore import RemoteError
+from zkcore import _records as rec
+from zkcore._jute import JuteRecord, Reader, _Prim, _Vec
+
+RECORDS = sorted(
+    (
+        c
+        for c in vars(rec).values()
+        if isinstance(c, type) and issubclass(c, JuteRecord) and c is not JuteRecord
+    ),
+    key=lambda c: c.__name__,
+)
+
+_PRIMS = {
+    "int": st.integers(-(2**31), 2**31 - 1),
+    "long": st.integers(-(2**63), 2**63 - 1),
+    "bool": st.booleans(),
+    "buffer": st.binary(max_size=40),
+    "ustring": st.text(max_size=12),
+}
+
+
+def strategy_for(meta: typing.Any) -> st.SearchStrategy[typing.Any]:
+    if isinstance(meta, _Prim):
+        return _PRIMS[meta.name]
+    if isinstance(meta, _Vec):
+        return st.lists(strategy_for(meta.item), max_size=3).map(tuple)
+    return record_strategy(meta)
+
+
+def record_strategy(cls: type) -> st.SearchStrategy[typing.Any]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        fields.append(strategy_for(hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint))
+    return st.tuples(*fields).map(lambda args: cls(*args))
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_round_trip(cls: type, data: st.DataObject) -> None:
+    value = data.draw(record_strategy(cls))
+    encoded = value.encode()
+    assert cls.decode(encoded) == value
+    # Every strict prefix is truncated input: only RemoteError may escape.
+    for cut in range(len(encoded)):
+        with pytest.raises(RemoteError):
+            cls.decode(encoded[:cut])
+    with pytest.raises(RemoteError, match="trailing"):
+        cls.decode(encoded + b"\0")
+
+
+def test_stat_is_68_bytes_in_jute_order() -> None:
+    stat = rec.Stat(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+    encoded = stat.encode()
+    assert len(encoded) == rec.STAT_BYTES
+    assert encoded[:8] == (1).to_bytes(8, "big") and encoded[-8:] == (11).to_bytes(8, "big")
+    assert encoded[52:56] == (9).to_bytes(4, "big")  # dataLength
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (rec.RequestHeader(7, rec.OpCode.GET_DATA), "00000007 00000004"),
+        (rec.ReplyHeader(-2, 0x100000001, 0), "fffffffe 0000000100000001 00000000"),
+        (rec.PathWatchRequest("/a", True), "00000002 2f61 01"),
+        (rec.Id("world", "anyone"), "00000005 776f726c64 00000006 616e796f6e65"),
+        (rec.DeleteRequest("/", -1), "00000001 2f ffffffff"),
+    ],
+)
+def test_known_encodings(record: JuteRecord, expected: str) -> None:
+    assert record.encode().hex() == expected.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\xff\xff\xff\xfe", "buffer length must be >= -1"),
+        (b"\x7f\xff\xff\xff", "exceeds frame_bytes_max"),
+        (b"\x00\x00\x00\x02\xc3\x28", "not valid UTF-8"),
+    ],
+)
+def test_bad_buffers_are_remote_errors(raw: bytes, message: str) -> None:
+    with pytest.raises(RemoteError, match=message):
+        rec.PathRequest.decode(raw)
+
+
+def test_bool_must_be_zero_or_one() -> None:
+    with pytest.raises(RemoteError, match="bool must be 0 or 1"):
+        rec.PathWatchRequest.decode(b"\x00\x00\x00\x01/\x02")
+
+
+def test_null_buffer_decodes_as_empty() -> None:
+    assert rec.SetDataRequest.decode(b"\x00\x00\x00\x01/" + b"\xff" * 4 + b"\x00" * 4).data == b""
+
+
+def test_multi_request_and_response_round_trip() -> None:
+    ops = [
+        (rec.OpCode.CREATE, rec.CreateRequest("/a", b"x", rec.OPEN_ACL_UNSAFE, 0)),
+        (rec.OpCode.CHECK, rec.CheckVersionRequest("/a", 0)),
+        (rec.OpCode.DELETE, rec.DeleteRequest("/a", -1)),
+    ]
+    assert rec.read_multi_request(Reader(rec.encode_multi_request(ops))) == ops
+    stat = rec.Stat(*range(11))
+    results = [
+        rec.OpResult(rec.OpCode.CREATE, 0, rec.CreateResponse("/a")),
+        rec.OpResult(rec.OpCode.CREATE2, 0, rec.Create2Response("/b", stat)),
+        rec.OpResult(rec.OpCode.SET_DATA, 0, rec.StatResponse(stat)),
+        rec.OpResult(rec.OpCode.DELETE),
+        rec.error_result(-101),
+    ]
+    assert rec.read_multi_response(Reader(rec.encode_multi_response(results))) == results
+
+
+def test_multi_rejects_foreign_opcodes() -> None:
+    raw = rec.MultiHeader(rec.OpCode.SYNC, False, -1).encode() + rec.PathRequest("/").encode()
+    with pytest.raises(RemoteError, match="not allowed inside multi"):
+        rec.read_multi_request(Reader(raw))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=80))
+def test_txn_decoder_fuzz_raises_only_remote_error(raw: bytes) -> None:
+    try:
+        rec.Txn.decode(raw)
+    except RemoteError:
+        pass
+
+
+def test_txn_round_trip_every_type() -> None:
+    bodies = [
+        rec.CreateTxn("/a", b"d", rec.OPEN_ACL_UNSAFE, True, 3),
+        rec.DeleteTxn("/a"),
+        rec.SetDataTxn("/a", b"e", 2),
+        rec.ErrorTxn(-101),
+        rec.CloseSessionTxn(("/e1", "/e2")),
+        rec.MultiTxn((rec.SubTxn(rec.OpCode.DELETE, rec.DeleteTxn("/a").encode()),)),
+    ]
+    types = [
+        rec.OpCode.CREATE,
+        rec.OpCode.DELETE,
+        rec.OpCode.SET_DATA,
+        rec.OpCode.ERROR,
+        rec.OpCode.CLOSE_SESSION,
+        rec.OpCode.MULTI,
+    ]
+    for kind, body in zip(types, bodies, strict=True):
+        txn = rec.Txn(rec.TxnHeader(0x55, 3, 0x100000009, 1700000000000, kind), body)
+        assert rec.Txn.decode(txn.encode()) == txn

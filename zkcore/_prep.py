@@ -1,0 +1,374 @@
+"""The prep stage: turn a client's write request into the txn the leader proposes, or into an
+error txn, checking it against the tree plus every change still in flight (ZooKeeper's
+PrepRequestProcessor with its outstanding change records).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zkcore import _acl, limits
+from zkcore._datatree import SPECIAL_PATHS, DataTree, ephemeral_kind
+from zkcore._errors import (
+    BadArgumentsError,
+    BadVersionError,
+    Code,
+    KeeperError,
+    NoChildrenForEphemeralsError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    SessionExpiredError,
+    ThrottledOpError,
+)
+from zkcore._paths import split_path, validate_path
+from zkcore._records import (
+    ACL,
+    CONTAINER_EPHEMERAL_OWNER,
+    MULTI_WRITE_OPS,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateMode,
+    CreateSessionTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    Id,
+    JuteRecord,
+    MultiOp,
+    MultiTxn,
+    OpCode,
+    Perms,
+    SetACLTxn,
+    SetDataTxn,
+    SubTxn,
+    Txn,
+    TxnHeader,
+    ttl_to_ephemeral_owner,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A write as the leader receives it. `body` is the decoded request record; for multi a list
+    of (opcode, record); for createSession a CreateSessionTxn; for closeSession None."""
+
+    session_id: int
+    cxid: int
+    opcode: int
+    body: Any
+    auth_ids: tuple[Id, ...] = ()
+
+
+@dataclass(slots=True)
+class ChangeRecord:
+    """A node as it will be once every txn prepped so far has been applied; exists=False for
+    a node that an in-flight txn deletes."""
+
+    zxid: int
+    path: str
+    exists: bool
+    acl: tuple[ACL, ...] = ()
+    version: int = 0
+    cversion: int = 0
+    aversion: int = 0
+    ephemeral_owner: int = 0
+    child_count: int = 0
+
+    def changed(self, zxid: int, **fields: Any) -> ChangeRecord:
+        return dataclasses.replace(self, zxid=zxid, **fields)
+
+
+def next_version(current: int, expected: int, path: str) -> int:
+    """Check an expected version (-1 = any) and return the next one, skipping -1 on wrap."""
+    if expected != -1 and expected != current:
+        raise BadVersionError(f"version of {path!r} is {current}, not the expected {expected}", path)
+    nxt = (current + 1 + 2**31) % 2**32 - 2**31
+    return 0 if nxt == -1 else nxt
+
+
+@dataclass(slots=True)
+class _Ctx:
+    zxid: int
+    time: int
+    session_id: int
+    auth_ids: tuple[Id, ...]
+
+
+class Prep:
+    """Prepares txns in proposal order. Call `applied(zxid)` as txns are applied to the tree so
+    change records the tree now reflects are dropped; `reset()` when leadership changes."""
+
+    def __init__(self, tree: DataTree, data_bytes_max: int = limits.data_bytes_max) -> None:
+        self.tree = tree
+        self.data_bytes_max = data_bytes_max
+        self._pending: dict[str, ChangeRecord] = {}
+        self._order: deque[tuple[int, str]] = deque()
+        self._sessions: dict[int, tuple[int, bool]] = {}  # id -> (zxid, alive) while in flight
+        self._undo: list[tuple[str, ChangeRecord | None]] | None = None
+
+    # --- change records -------------------------------------------------------------------
+
+    def record(self, path: str) -> ChangeRecord | None:
+        pending = self._pending.get(path)
+        if pending is not None:
+            return pending if pending.exists else None
+        node = self.tree.nodes.get(path)
+        if node is None:
+            return None
+        return ChangeRecord(
+            node.mzxid, path, True, node.acl, node.version, node.cversion, node.aversion,
+            node.ephemeral_owner, len(node.children),
+        )  # fmt: skip
+
+    def _existing(self, path: str) -> ChangeRecord:
+        rec = self.record(path)
+        if rec is None:
+            raise NoNodeError(f"no node at {path!r}", path)
+        return rec
+
+    def _add(self, rec: ChangeRecord) -> None:
+        if len(self._pending) >= limits.prep_pending_max and rec.path not in self._pending:
+            raise ThrottledOpError(f"more than prep_pending_max={limits.prep_pending_max} changes in flight")
+        if self._undo is not None:
+            self._undo.append((rec.path, self._pending.get(rec.path)))
+        self._pending[rec.path] = rec
+        self._order.append((rec.zxid, rec.path))
+
+    def applied(self, zxid: int) -> None:
+        while self._order and self._order[0][0] <= zxid:
+            rec_zxid, path = self._order.popleft()
+            rec = self._pending.get(path)
+            if rec is not None and rec.zxid == rec_zxid:
+                del self._pending[path]
+        for session in [s for s, (z, _) in self._sessions.items() if z <= zxid]:
+            del self._sessions[session]
+
+    def reset(self) -> None:
+        self._pending.clear()
+        self._order.clear()
+        self._sessions.clear()
+
+    def session_alive(self, session_id: int) -> bool:
+        pending = self._sessions.get(session_id)
+        if pending is not None:
+            return pending[1]
+        return session_id in self.tree.sessions
+
+    def _check_session(self, ctx: _Ctx) -> None:
+        if not self.session_alive(ctx.session_id):
+            raise SessionExpiredError(f"session {ctx.session_id:#x} is expired or closing")
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def prep(self, req: Request, zxid: int, time: int) -> tuple[Txn, KeeperError | None]:
+        """The txn for `req` at `zxid`; on failure an error txn plus the error (for the log)."""
+        ctx = _Ctx(zxid, time, req.session_id, req.auth_ids)
+        try:
+            if req.opcode == OpCode.MULTI:
+                body, error = self._prep_multi(req.body, ctx)
+                return Txn(TxnHeader(req.session_id, req.cxid, zxid, time, OpCode.MULTI), body), error
+            kind, single = self._prep_op(req.opcode, req.body, ctx)
+            return Txn(TxnHeader(req.session_id, req.cxid, zxid, time, kind), single), None
+        except KeeperError as e:
+            header = TxnHeader(req.session_id, req.cxid, zxid, time, OpCode.ERROR)
+            return Txn(header, ErrorTxn(int(e.code))), e
+
+    def _prep_op(self, opcode: int, body: Any, ctx: _Ctx) -> tuple[int, Any]:
+        handler = _PREP.get(opcode)
+        if handler is None:
+            raise BadArgumentsError(f"opcode {opcode} is not a write this server can prep")
+        return opcode, handler(self, opcode, body, ctx)
+
+    def _prep_multi(self, ops: list[MultiOp], ctx: _Ctx) -> tuple[MultiTxn, KeeperError | None]:
+        self._check_session(ctx)
+        subs: list[SubTxn] = []
+        error: KeeperError | None = None
+        self._undo = []
+        try:
+            for opcode, body in ops:
+                if error is not None:
+                    subs.append(SubTxn(OpCode.ERROR, ErrorTxn(Code.RUNTIME_INCONSISTENCY).encode()))
+                    continue
+                try:
+                    if opcode not in MULTI_WRITE_OPS:
+                        raise BadArgumentsError(f"opcode {opcode} cannot be part of a multi")
+                    if opcode == OpCode.CREATE2:
+                        opcode = OpCode.CREATE  # ZooKeeper reads create2 in a multi as create
+                    kind, txn = self._prep_op(opcode, body, ctx)
+                    subs.append(SubTxn(kind, txn.encode()))
+                except KeeperError as e:
+                    error = e
+                    subs.append(SubTxn(OpCode.ERROR, ErrorTxn(int(e.code)).encode()))
+                    self._rollback()
+        finally:
+            self._undo = None
+        return MultiTxn(tuple(subs)), error
+
+    def _rollback(self) -> None:
+        assert self._undo is not None
+        for path, previous in reversed(self._undo):
+            if previous is None:
+                self._pending.pop(path, None)
+            else:
+                self._pending[path] = previous
+        self._undo.clear()
+
+    # --- one handler per write ------------------------------------------------------------
+
+    def _check_data(self, data: bytes, path: str) -> None:
+        if len(data) > self.data_bytes_max:
+            raise BadArgumentsError(
+                f"data for {path!r} is {len(data)} bytes, over the limit of {self.data_bytes_max}", path
+            )
+
+    def _create_mode(self, opcode: int, flags: int, ttl: int, path: str) -> CreateMode:
+        try:
+            mode = CreateMode(flags)
+        except ValueError:
+            raise BadArgumentsError(f"unknown create flags {flags} for {path!r}", path) from None
+        if (opcode == OpCode.CREATE_TTL) != mode.ttl:
+            raise BadArgumentsError(
+                f"TTL modes need createTTL and createTTL needs a TTL mode: {path!r}", path
+            )
+        if mode.ttl and not 0 < ttl <= limits.ttl_ms_max:
+            raise BadArgumentsError(f"ttl must be in 1..{limits.ttl_ms_max} ms, got {ttl}", path)
+        if (opcode == OpCode.CREATE_CONTAINER) != (mode == CreateMode.CONTAINER):
+            raise BadArgumentsError(f"the container mode goes with createContainer only: {path!r}", path)
+        return mode
+
+    def _prep_create(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        # Checks run in ZooKeeper's order, so the same bad request gets the same error code:
+        # mode, session, parent lookup, ACL, then the full path, then existence.
+        path: str = body.path
+        ttl = body.ttl if opcode == OpCode.CREATE_TTL else -1
+        mode = self._create_mode(opcode, body.flags, ttl, path)
+        self._check_session(ctx)
+        parent_path = _parent_for_write(path)
+        self._check_data(body.data, path)
+        acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
+        parent = self._existing(parent_path)
+        _acl.check_acl(parent.acl, Perms.CREATE, ctx.auth_ids, path)
+        if mode.sequential:
+            path = f"{path}{parent.cversion:010d}"
+        validate_path(path)
+        if self.record(path) is not None:
+            raise NodeExistsError(f"node {path!r} already exists", path)
+        if ephemeral_kind(parent.ephemeral_owner) == "session":
+            raise NoChildrenForEphemeralsError(f"ephemeral {parent_path!r} cannot have children", path)
+        cversion = parent.cversion + 1
+        txn: JuteRecord
+        if opcode == OpCode.CREATE_CONTAINER:
+            txn, owner = CreateContainerTxn(path, body.data, acl, cversion), CONTAINER_EPHEMERAL_OWNER
+        elif opcode == OpCode.CREATE_TTL:
+            txn, owner = CreateTTLTxn(path, body.data, acl, cversion, ttl), ttl_to_ephemeral_owner(ttl)
+        else:
+            owner = ctx.session_id if mode.ephemeral else 0
+            txn = CreateTxn(path, body.data, acl, mode.ephemeral, cversion)
+        self._add(parent.changed(ctx.zxid, child_count=parent.child_count + 1, cversion=cversion))
+        self._add(ChangeRecord(ctx.zxid, path, True, acl, ephemeral_owner=owner))
+        return txn
+
+    def _remove(self, parent: ChangeRecord, path: str, ctx: _Ctx) -> None:
+        self._add(parent.changed(ctx.zxid, child_count=parent.child_count - 1))
+        self._add(ChangeRecord(ctx.zxid, path, False))
+
+    def _prep_delete(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        self._check_session(ctx)
+        path: str = body.path
+        parent = self._existing(_parent_for_write(path))
+        _acl.check_acl(parent.acl, Perms.DELETE, ctx.auth_ids, path)
+        node = self._existing(path)
+        next_version(node.version, body.version, path)
+        if node.child_count > 0:
+            raise NotEmptyError(f"{path!r} has {node.child_count} children", path)
+        self._remove(parent, path, ctx)
+        return DeleteTxn(path)
+
+    def _prep_delete_container(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        path: str = body.path
+        parent_path = _parent_for_write(path)
+        node = self._existing(path)
+        if node.child_count > 0:
+            raise NotEmptyError(f"container {path!r} has {node.child_count} children", path)
+        if ephemeral_kind(node.ephemeral_owner) == "session":
+            raise BadVersionError(f"{path!r} is a session's ephemeral, not a container or TTL node", path)
+        self._remove(self._existing(parent_path), path, ctx)
+        return DeleteTxn(path)
+
+    def _prep_set_data(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        self._check_session(ctx)
+        path = validate_path(body.path)
+        self._check_data(body.data, path)
+        node = self._existing(path)
+        _acl.check_acl(node.acl, Perms.WRITE, ctx.auth_ids, path)
+        version = next_version(node.version, body.version, path)
+        self._add(node.changed(ctx.zxid, version=version))
+        return SetDataTxn(path, body.data, version)
+
+    def _prep_set_acl(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        self._check_session(ctx)
+        path = validate_path(body.path)
+        acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
+        node = self._existing(path)
+        _acl.check_acl(node.acl, Perms.ADMIN, ctx.auth_ids, path)
+        aversion = next_version(node.aversion, body.version, path)
+        self._add(node.changed(ctx.zxid, aversion=aversion, acl=acl))
+        return SetACLTxn(path, acl, aversion)
+
+    def _prep_check(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        self._check_session(ctx)
+        path = validate_path(body.path)
+        node = self._existing(path)
+        _acl.check_acl(node.acl, Perms.READ, ctx.auth_ids, path)
+        return CheckVersionTxn(path, next_version(node.version, body.version, path))
+
+    def _prep_create_session(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        assert isinstance(body, CreateSessionTxn)
+        self._sessions[ctx.session_id] = (ctx.zxid, True)
+        return body
+
+    def _prep_close_session(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+        session = ctx.session_id
+        owned = dict(self.tree.ephemerals.get(session, {}))
+        for path, rec in self._pending.items():
+            if not rec.exists:
+                owned.pop(path, None)
+            elif rec.ephemeral_owner == session:
+                owned[path] = None
+        paths = sorted(owned)
+        for path in paths:
+            self._remove(self._existing(split_path(path)[0]), path, ctx)
+        self._sessions[session] = (ctx.zxid, False)
+        return CloseSessionTxn(tuple(paths))
+
+
+def _parent_for_write(path: str) -> str:
+    """The parent of a path to create or delete, checked only as far as ZooKeeper checks it
+    before looking the parent up (so '/a/b/' with no '/a/b' is NoNode, as there)."""
+    if not isinstance(path, str) or "\0" in path or not path.startswith("/") or path == "/":
+        raise BadArgumentsError(f"cannot create or delete at {path!r}: not an absolute non-root path", None)
+    if path in SPECIAL_PATHS:
+        raise BadArgumentsError(f"{path!r} is a system node and cannot be created or deleted", path)
+    return path[: path.rfind("/")] or "/"
+
+
+_PREP: dict[int, Callable[[Prep, int, Any, _Ctx], JuteRecord]] = {
+    OpCode.CREATE: Prep._prep_create,
+    OpCode.CREATE2: Prep._prep_create,
+    OpCode.CREATE_TTL: Prep._prep_create,
+    OpCode.CREATE_CONTAINER: Prep._prep_create,
+    OpCode.DELETE: Prep._prep_delete,
+    OpCode.DELETE_CONTAINER: Prep._prep_delete_container,
+    OpCode.SET_DATA: Prep._prep_set_data,
+    OpCode.SET_ACL: Prep._prep_set_acl,
+    OpCode.CHECK: Prep._prep_check,
+    OpCode.CREATE_SESSION: Prep._prep_create_session,
+    OpCode.CLOSE_SESSION: Prep._prep_close_session,
+}
