@@ -229,3 +229,27 @@ def test_all_children_number_and_digest_changes(leader: Leader) -> None:
     before = leader.tree.digest()
     leader.write(S1, rec.OpCode.SET_DATA, rec.SetDataRequest("/n/c", b"z", -1))
     assert leader.tree.digest() != before
+
+
+def test_pipelined_delete_of_child_then_parent(leader: Leader) -> None:
+    leader.write(S1, *create("/p"))
+    leader.write(S1, *create("/p/c"))
+    leader.propose(S1, rec.OpCode.DELETE, rec.DeleteRequest("/p/c", -1))
+    _, err = leader.propose(S1, rec.OpCode.DELETE, rec.DeleteRequest("/p", -1))
+    assert err is None
+    assert [r.err for r in leader.commit_all()] == [0, 0]
+
+
+def test_failed_multi_restores_earlier_in_flight_records(leader: Leader) -> None:
+    leader.write(S1, *create("/r"))
+    leader.propose(S1, rec.OpCode.SET_DATA, rec.SetDataRequest("/r", b"1", 0))  # in flight: version 1
+    ops = [
+        (rec.OpCode.SET_DATA, rec.SetDataRequest("/r", b"2", 1)),
+        (rec.OpCode.CHECK, rec.CheckVersionRequest("/nope", 0)),
+    ]
+    _, err = leader.propose(S1, rec.OpCode.MULTI, ops)
+    assert err is not None
+    _, err = leader.propose(S1, rec.OpCode.SET_DATA, rec.SetDataRequest("/r", b"3", 1))
+    assert err is None, "the failed multi's change to /r must be rolled back to the earlier record"
+    leader.commit_all()
+    assert leader.tree.get_data("/r")[0] == b"3"
