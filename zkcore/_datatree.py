@@ -151,6 +151,7 @@ class DataTree:
             parent_path, name = split_path(path)
             self.nodes[parent_path].children[name] = None
             self._insert(path, Node(b"", self._intern(acl), 0, 0, 0, 0, aversion=aversion))
+            self._mirror(parent_path, self.nodes[parent_path])
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class DataTree:
                 readable = self._readable[node.acl] = _acl.world_readable(node.acl)
             self._index.put(path, node.data, node.stat_bytes(), readable)
 
-    def _insert(self, path: str, node: Node) -> None:
+    def _insert(self, path: str, node: Node, mirror: bool = True) -> None:
         self.nodes[path] = node
         kind = ephemeral_kind(node.ephemeral_owner)
         if kind == "session":
@@ -173,7 +174,8 @@ class DataTree:
             self.containers[path] = None
         elif kind == "ttl":
             self.ttls[path] = None
-        self._mirror(path, node)
+        if mirror:
+            self._mirror(path, node)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -434,18 +436,21 @@ class DataTree:
             if path == "/":
                 if tree.nodes:
                     raise RemoteError("snapshot lists the root twice")
-                tree._insert("/", node)
+                tree._insert("/", node, mirror=False)
                 continue
             parent_path, name = split_path(path)
             parent = tree.nodes.get(parent_path)
             if parent is None or path in tree.nodes:
                 raise RemoteError(f"snapshot lists {path!r} before its parent or twice")
             parent.children[name] = None
-            tree._insert(path, node)
+            tree._insert(path, node, mirror=False)
         for _ in range(r.int()):
             session = r.long()
             tree.sessions[session] = r.int()
         r.expect_end("snapshot")
+        # Mirror once every node has its children, so each reported Stat is final.
+        for path, node in tree.nodes.items():
+            tree._mirror(path, node)
         return tree
 
     def digest(self) -> str:

@@ -21,6 +21,8 @@ prep_pending_max = 100_000
 auth_ids_max = 32
 # Read requests decoded in one batch by the native read path.
 read_batch_max = 4096
+# Framed bytes written to the txn log in one native log_append call.
+log_batch_bytes_max = 64 * 1024 * 1024
 # Session timeout bounds, in ticks (ZooKeeper clamps to [2, 20] x tickTime).
 session_timeout_ticks_min = 2
 session_timeout_ticks_max = 20

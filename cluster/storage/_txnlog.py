@@ -1,0 +1,383 @@
+"""The txn log on disk: segment files in one directory, appended through native log_append,
+made durable by one fdatasync per sync() (group commit), checked and repaired when opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Final, cast
+
+import native
+from cluster.storage._files import (
+    ZXID_LIMIT,
+    DamageReport,
+    StorageError,
+    fsync_dir,
+    logger,
+    make_dir,
+    named_files,
+    remove_files,
+    report_damage,
+    write_all,
+    zxid_name,
+)
+from cluster.storage._segment import (
+    HEADER_BYTES,
+    LogCodec,
+    Segment,
+    encode_header,
+    load_segment,
+    read_records,
+    scan_chunks,
+)
+from native._pylog import HEADER_BYTES as RECORD_HEADER_BYTES
+from native._pylog import log_batch_bytes_max
+from zkcore import limits
+from zkcore._errors import LocalError
+from zkcore._storage import LogEntry
+
+SEGMENT_PREFIX: Final = "log"
+SEGMENT_BYTES_DEFAULT: Final = 64 * 1024 * 1024
+PREALLOCATE_BYTES_DEFAULT: Final = 64 * 1024 * 1024
+# Framed bytes handed to one log_append call; a bigger append is written in several.
+APPEND_BATCH_BYTES: Final = min(8 * 1024 * 1024, log_batch_bytes_max)
+LOCK_NAME: Final = "lock"
+_UNSUPPORTED: Final = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+
+
+def segment_paths(directory: Path) -> list[tuple[int, Path]]:
+    """The segment files in directory as (first zxid, path), oldest first."""
+    return named_files(directory, SEGMENT_PREFIX)
+
+
+def segments_before(segments: Sequence[tuple[int, Path]], zxid: int) -> list[Path]:
+    """Segments holding only zxids below zxid: each one followed by a segment starting at or
+    below zxid. The last segment is never among them."""
+    return [
+        path for (_, path), (following, _) in zip(segments, segments[1:], strict=False) if following <= zxid
+    ]
+
+
+def _lock(directory: Path) -> int | None:
+    """Hold an exclusive lock on the log directory: a second TxnLog on it (say, another process
+    recovering) would cut the live last segment to its own, older view of the end."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(f"txn log {directory} is open elsewhere (locked)") from None
+    return fd
+
+
+class TxnLog:
+    """zkcore's Storage on disk. append() writes, sync() makes everything appended durable with
+    one fdatasync. A torn or corrupt tail of the last segment is cut at open and listed in
+    `reports`; damage in an earlier segment raises StorageError. After a failed write or fsync
+    the log refuses every call: restart and recover (a failed fsync may have lost pages).
+    One thread at a time, like the loop that owns it."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        segment_bytes: int = SEGMENT_BYTES_DEFAULT,
+        preallocate_bytes: int = PREALLOCATE_BYTES_DEFAULT,
+        codec: LogCodec | None = None,
+    ) -> None:
+        if not isinstance(segment_bytes, int) or segment_bytes <= HEADER_BYTES:
+            raise LocalError(f"segment_bytes must be an int above {HEADER_BYTES}: {segment_bytes!r}")
+        if not isinstance(preallocate_bytes, int) or preallocate_bytes <= 0:
+            raise LocalError(f"preallocate_bytes must be a positive int: {preallocate_bytes!r}")
+        self.directory = Path(directory)
+        make_dir(self.directory)
+        self._segment_bytes = segment_bytes
+        self._preallocate_bytes = preallocate_bytes
+        # native's functions are picked at import time, so mypy sees them as Any.
+        self._codec = codec if codec is not None else cast(LogCodec, native)
+        self._segments: list[Segment] = []
+        self._fd: int | None = None  # the last segment, open for appending
+        self._allocated = 0  # size of the last segment's file
+        self._unsynced = False
+        self._durable_zxid = 0
+        self._failure: str | None = None
+        self.sync_count = 0
+        self._lock_fd = _lock(self.directory)
+        reports: list[DamageReport] = []
+        try:
+            self._load(reports)
+        except BaseException:
+            self.close()
+            raise
+        self.reports: tuple[DamageReport, ...] = tuple(reports)
+
+    # --- opening ------------------------------------------------------------------------------
+
+    def _load(self, reports: list[DamageReport]) -> None:
+        found = segment_paths(self.directory)
+        after = 0
+        for number, (first_zxid, path) in enumerate(found):
+            last = number == len(found) - 1
+            segment, damage = load_segment(path, first_zxid, after, last, self._codec)
+            if damage is not None:
+                report_damage(reports, damage)
+            self._segments.append(segment)
+            after = segment.last_zxid
+        if self._segments and self._segments[-1].last_zxid == 0:
+            empty = self._segments.pop()
+            logger.info("removing log segment %s: it holds no record", empty.path)
+            remove_files([empty.path])
+        if self._segments:
+            self._open_last()
+        self._durable_zxid = self.last_zxid()
+
+    def _open_last(self) -> None:
+        """Open the last segment for appending, cutting the file right after its last record so
+        that no stale byte beyond it can ever be read back as a record."""
+        segment = self._segments[-1]
+        fd = os.open(segment.path, os.O_RDWR)
+        try:
+            os.ftruncate(fd, segment.data_end)
+            os.fsync(fd)
+            os.lseek(fd, segment.data_end, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._allocated = segment.data_end
+
+    # --- Storage ------------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        """Write entries (zxids above last_zxid(), increasing) to the log. Durable after sync()."""
+        self._check_usable()
+        last = self.last_zxid()
+        for zxid, payload in entries:
+            assert zxid > last, f"append out of order: {zxid:#x} after {last:#x}"
+            if not 0 < len(payload) <= limits.frame_bytes_max:
+                raise LocalError(f"a log payload must be 1 to {limits.frame_bytes_max} bytes: {len(payload)}")
+            last = zxid
+        assert last < ZXID_LIMIT, f"zxid must fit in 64 bits: {last:#x}"
+        start = 0
+        while start < len(entries):
+            stop, framed_bytes = start, 0
+            while stop < len(entries) and (stop == start or framed_bytes < APPEND_BATCH_BYTES):
+                framed_bytes += RECORD_HEADER_BYTES + len(entries[stop][1])
+                stop += 1
+            self._append_batch(entries[start:stop], framed_bytes)
+            start = stop
+
+    def _append_batch(self, batch: Sequence[LogEntry], framed_bytes: int) -> None:
+        zxids = [zxid for zxid, _ in batch]
+        payloads = [payload for _, payload in batch]
+        segment = self._segment_for(zxids[0])
+        assert self._fd is not None
+        try:
+            self._reserve(segment.data_end + framed_bytes)
+            written = self._codec.log_append(self._fd, zxids, payloads)
+        except OSError as e:
+            raise self._fail(f"append to {segment.path} failed: {e}") from e
+        assert written == framed_bytes, f"log_append wrote {written} bytes, expected {framed_bytes}"
+        offset = segment.data_end
+        for zxid, payload in batch:
+            segment.note(zxid, offset, len(payload))
+            offset += RECORD_HEADER_BYTES + len(payload)
+        self._unsynced = True
+
+    def sync(self) -> int:
+        """Make every appended entry durable with one fdatasync; return the highest durable zxid."""
+        self._check_usable()
+        if self._unsynced:
+            assert self._fd is not None
+            try:
+                os.fdatasync(self._fd)
+            except OSError as e:
+                raise self._fail(f"fdatasync of {self._segments[-1].path} failed: {e}") from e
+            self._unsynced = False
+            self.sync_count += 1
+        self._durable_zxid = self.last_zxid()
+        return self._durable_zxid
+
+    def entries(self, lo: int, hi: int) -> list[LogEntry]:
+        """Entries with lo < zxid <= hi, in zxid order."""
+        self._check_usable()
+        return list(self._read(lo + 1, hi))
+
+    def read_from(self, zxid: int) -> Iterator[LogEntry]:
+        """Every entry with a zxid at or above zxid, in order, read a bounded chunk at a time.
+        Do not append or truncate while iterating."""
+        self._check_usable()
+        return self._read(zxid, ZXID_LIMIT - 1)
+
+    def last_zxid(self) -> int:
+        """The highest appended zxid, or 0 for an empty log."""
+        return self._segments[-1].last_zxid if self._segments else 0
+
+    def first_zxid(self) -> int:
+        """The lowest zxid the log still holds (older segments may have been purged), or 0."""
+        return self._segments[0].first_zxid if self._segments else 0
+
+    @property
+    def durable_zxid(self) -> int:
+        """The highest zxid known to be on disk."""
+        return self._durable_zxid
+
+    def truncate(self, zxid: int) -> None:
+        """Drop every entry above zxid (a TRUNC from a new leader), durably."""
+        self._check_usable()
+        if zxid >= self.last_zxid():
+            return
+        keep = bisect_right([segment.first_zxid for segment in self._segments], zxid)
+        doomed = self._segments[keep:]
+        try:
+            if doomed and self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            remove_files([segment.path for segment in doomed])
+            del self._segments[keep:]
+            if self._segments:
+                self._cut_last(zxid)
+        except OSError as e:
+            raise self._fail(f"truncate to {zxid:#x} failed: {e}") from e
+        self._unsynced = False
+        self._durable_zxid = self.last_zxid()
+
+    def _cut_last(self, zxid: int) -> None:
+        """Cut the last segment just after the record for zxid, or the last one below it."""
+        segment = self._segments[-1]
+        if self._fd is None:
+            self._open_last()
+        assert self._fd is not None
+        offset, last = self._cut_point(segment, zxid)
+        assert 0 < last <= zxid, f"no record at or below {zxid:#x} in {segment.path}"
+        os.ftruncate(self._fd, offset)
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        os.fsync(self._fd)
+        segment.cut(offset, last)
+        self._allocated = offset
+
+    def _cut_point(self, segment: Segment, zxid: int) -> tuple[int, int]:
+        """The offset of the first record above zxid in segment, and the zxid of the one before."""
+        assert self._fd is not None
+        offset, last = segment.offset_near(zxid), 0
+        for chunk in scan_chunks(self._fd, offset, segment.data_end, self._codec):
+            for record_zxid, payload in chunk.records:
+                if record_zxid > zxid:
+                    return offset, last
+                last = record_zxid
+                offset += RECORD_HEADER_BYTES + len(payload)
+        return offset, last
+
+    def remove_segments_before(self, zxid: int) -> list[Path]:
+        """Remove the segments that hold only zxids below zxid (purge); the last one stays."""
+        self._check_usable()
+        doomed = segments_before([(s.first_zxid, s.path) for s in self._segments], zxid)
+        remove_files(doomed)
+        del self._segments[: len(doomed)]
+        return doomed
+
+    def close(self) -> None:
+        """Close the log without syncing; further calls raise StorageError."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+        if self._failure is None:
+            self._failure = "the log is closed"
+
+    def __enter__(self) -> TxnLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise StorageError(f"txn log {self.directory} is unusable: {self._failure}")
+
+    def _fail(self, reason: str) -> StorageError:
+        self._failure = reason
+        return StorageError(f"txn log {self.directory}: {reason}")
+
+    def _segment_for(self, first_zxid: int) -> Segment:
+        """The segment the next batch goes to: the last one, or a new one when it is full."""
+        if self._fd is not None and self._segments[-1].data_end < self._segment_bytes:
+            return self._segments[-1]
+        try:
+            if self._fd is not None:
+                self._seal()
+            return self._create(first_zxid)
+        except OSError as e:
+            raise self._fail(f"rolling over to a new segment at {first_zxid:#x} failed: {e}") from e
+
+    def _seal(self) -> None:
+        """Cut the full last segment to its exact size and make it durable, then close it."""
+        assert self._fd is not None
+        segment = self._segments[-1]
+        os.ftruncate(self._fd, segment.data_end)
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        self._unsynced = False
+        self._durable_zxid = segment.last_zxid
+
+    def _create(self, first_zxid: int) -> Segment:
+        path = self.directory / zxid_name(SEGMENT_PREFIX, first_zxid)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        self._fd, self._allocated = fd, 0
+        segment = Segment(path, first_zxid)
+        self._segments.append(segment)
+        write_all(fd, encode_header(first_zxid))
+        self._reserve(HEADER_BYTES)
+        os.fsync(fd)
+        fsync_dir(self.directory)
+        return segment
+
+    def _reserve(self, end: int) -> None:
+        """Make the last segment's file at least end bytes long, growing it in whole
+        preallocation steps so that appends rarely change its size."""
+        assert self._fd is not None
+        if end <= self._allocated:
+            return
+        step = self._preallocate_bytes
+        # Past the rollover threshold the segment is sealed after this batch: grow only to fit.
+        size = end if end > self._segment_bytes else -(-end // step) * step
+        try:
+            os.posix_fallocate(self._fd, self._allocated, size - self._allocated)
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED:
+                raise
+            os.ftruncate(self._fd, size)
+        self._allocated = size
+
+    def _read(self, lo: int, hi: int) -> Iterator[LogEntry]:
+        segments = list(self._segments)
+        start = max(0, bisect_right([segment.first_zxid for segment in segments], lo) - 1)
+        for segment in segments[start:]:
+            if segment.first_zxid > hi:
+                return
+            if segment.last_zxid < lo:
+                continue
+            if segment is self._segments[-1] and self._fd is not None:
+                yield from read_records(self._fd, segment, lo, hi, self._codec)
+                continue
+            try:
+                fd = os.open(segment.path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise StorageError(f"log segment {segment.path} is gone (purged?)") from None
+            try:
+                yield from read_records(fd, segment, lo, hi, self._codec)
+            finally:
+                os.close(fd)
