@@ -1,0 +1,121 @@
+"""The compiled path index: native/src/pathindex.c through cffi, with the interface and results of
+its twin native/_pyindex.py, whose argument checks and error messages it shares.
+
+Importing this module raises ImportError when the extension is missing or was built without
+pathindex.c; native/__init__.py then falls back to the twin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from native._pyindex import (
+    STAT_BYTES,
+    absent_error,
+    frame_length_error,
+    frames_max_error,
+    has_children_error,
+    parent_missing_error,
+    path_key,
+    put_check,
+    read_check,
+    remove_check,
+)
+from native._zkpy_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
+from zkcore import limits
+
+if not hasattr(lib, "zk_read_batch"):
+    raise ImportError("native._zkpy_native was built without src/pathindex.c; rebuild it")
+
+
+def _raise(rc: int, path: str) -> None:
+    if rc == lib.ZK_INDEX_NOMEM:
+        raise MemoryError(f"out of memory in the path index at {path!r}")
+    if rc == lib.ZK_INDEX_NOT_FOUND:
+        raise absent_error(path)
+    if rc == lib.ZK_INDEX_NO_PARENT:
+        raise parent_missing_error(path)
+    if rc == lib.ZK_INDEX_HAS_CHILDREN:
+        raise has_children_error(path)
+    # BAD_PATH and BAD_SIZE mean the Python-side checks let something through: our bug.
+    raise AssertionError(f"path index returned {rc} for {path!r}")
+
+
+class PathIndex:
+    """Znodes by path: data, Stat (dataLength and numChildren kept true) and a readable flag.
+
+    Children keep insertion order, except that a removal moves the last child into the hole.
+    One thread at a time: calls release the GIL and share buffers owned by the index.
+    """
+
+    __slots__ = ("_index", "_view", "_result")
+
+    def __init__(self) -> None:
+        index = lib.zk_index_new()
+        if index == ffi.NULL:
+            raise MemoryError("out of memory creating the path index")
+        self._index: Any = ffi.gc(index, lib.zk_index_free)
+        self._view: Any = ffi.new("zk_index_view *")
+        self._result: Any = ffi.new("zk_read_result *")
+
+    def __len__(self) -> int:
+        return int(lib.zk_index_len(self._index))
+
+    def __contains__(self, path: object) -> bool:
+        key = path_key(path)
+        return bool(lib.zk_index_contains(self._index, key, len(key)))
+
+    def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
+        key, data, stat = put_check(path, data, stat, readable)
+        rc = lib.zk_index_put(self._index, key, len(key), data, len(data), stat, len(stat), readable)
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+
+    def remove(self, path: str) -> None:
+        key = path_key(path)
+        remove_check(path)
+        rc = lib.zk_index_remove(self._index, key, len(key))
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+
+    def get(self, path: str) -> tuple[bytes, bytes] | None:
+        key = path_key(path)
+        view = self._view
+        if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
+            return None
+        data = ffi.unpack(view.bytes, view.bytes_len) if view.bytes_len else b""
+        return data, ffi.unpack(view.stat, STAT_BYTES)
+
+    def children(self, path: str) -> list[str] | None:
+        key = path_key(path)
+        view = self._view
+        rc = lib.zk_index_children(self._index, key, len(key), view)
+        if rc == lib.ZK_INDEX_NOT_FOUND:
+            return None
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+        if view.count == 0:
+            return []
+        # Names never contain '/', so the C side hands them over joined by it.
+        names: list[str] = ffi.unpack(view.bytes, view.bytes_len).decode("utf-8").split("/")
+        assert len(names) == view.count
+        return names
+
+    def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]:
+        """Answer the frames we can; status says per frame: answered, answered+watch, slow path."""
+        buf = read_check(requests, zxid)
+        pointer = buf if isinstance(buf, bytes) else ffi.from_buffer(buf)
+        result = self._result
+        rc = lib.zk_read_batch(
+            self._index, pointer, len(buf), zxid, limits.read_batch_max, limits.frame_bytes_max, result
+        )
+        if rc == lib.ZK_READ_FRAME_LENGTH:
+            raise frame_length_error(buf, result.error_frame, result.error_offset)
+        if rc == lib.ZK_READ_FRAMES_MAX:
+            raise frames_max_error(result.error_frame, result.error_offset)
+        if rc == lib.ZK_INDEX_NOMEM:
+            raise MemoryError(f"out of memory answering a read batch of {len(buf)} bytes")
+        assert rc == lib.ZK_INDEX_OK, f"zk_read_batch returned {rc}"
+        replies = ffi.buffer(result.replies, result.replies_len)[:] if result.replies_len else b""
+        status = ffi.buffer(result.status, result.status_len)[:] if result.status_len else b""
+        return replies, status

@@ -1,0 +1,268 @@
+"""The pure-Python twin of the path index: every znode's data, Stat and children by path, and the
+batched read path that answers exists/getData/getChildren/getChildren2 from it in one call.
+
+The argument checks and error messages at the bottom are shared with native/_cindex.py.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from zkcore import Code, OpCode, limits
+
+STAT_BYTES = 68
+# The Stat fields the index keeps true itself, whatever the caller put.
+_STAT_DATA_LENGTH_OFFSET = 52
+_STAT_NUM_CHILDREN_OFFSET = 56
+_STAT_PZXID_OFFSET = 60
+
+# Per-frame status bytes of read_batch.
+STATUS_ANSWERED = 0
+STATUS_WATCH = 1
+STATUS_SLOW = 2
+
+_OP_EXISTS = int(OpCode.EXISTS)
+_OP_GET_DATA = int(OpCode.GET_DATA)
+_OP_GET_CHILDREN = int(OpCode.GET_CHILDREN)
+_OP_GET_CHILDREN2 = int(OpCode.GET_CHILDREN2)
+_READ_OPS = frozenset({_OP_EXISTS, _OP_GET_DATA, _OP_GET_CHILDREN, _OP_GET_CHILDREN2})
+_ERR_NO_NODE = int(Code.NO_NODE)
+
+_INT = struct.Struct(">i")
+_COUNTS = struct.Struct(">ii")  # dataLength, numChildren
+_REQUEST = struct.Struct(">iii")  # RequestHeader (xid, type), then the path's length
+_REQUEST_BYTES_MIN = _REQUEST.size + 1  # ... and the watch flag
+_REPLY = struct.Struct(">iiqi")  # frame length, then ReplyHeader (xid, zxid, err)
+_REPLY_DATA = struct.Struct(">iiqii")  # ... then getData's buffer length
+_REPLY_HEADER_BYTES = 16
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+
+
+class _Node:
+    __slots__ = ("name", "data", "stat", "readable", "parent", "children", "pos")
+
+    def __init__(self, name: bytes, parent: _Node | None) -> None:
+        self.name = name
+        self.data = b""
+        self.stat = bytes(STAT_BYTES)
+        self.readable = True
+        self.parent = parent
+        self.children: list[_Node] = []
+        self.pos = 0  # where this node sits in parent.children
+
+    def assign(self, data: bytes, stat: bytes, readable: bool) -> None:
+        self.data = data
+        self.stat = (
+            stat[:_STAT_DATA_LENGTH_OFFSET]
+            + _COUNTS.pack(len(data), len(self.children))
+            + stat[_STAT_PZXID_OFFSET:]
+        )
+        self.readable = readable
+
+    def patch_children(self) -> None:
+        stat = self.stat
+        self.stat = (
+            stat[:_STAT_NUM_CHILDREN_OFFSET] + _INT.pack(len(self.children)) + stat[_STAT_PZXID_OFFSET:]
+        )
+
+
+class PathIndex:
+    """Znodes by path: data, Stat (dataLength and numChildren kept true) and a readable flag.
+
+    Children keep insertion order, except that a removal moves the last child into the hole.
+    """
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self) -> None:
+        self._nodes: dict[bytes, _Node] = {}
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, path: object) -> bool:
+        return path_key(path) in self._nodes
+
+    def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
+        key, data, stat = put_check(path, data, stat, readable)
+        node = self._nodes.get(key)
+        if node is None:
+            node = self._insert(path, key)
+        node.assign(data, stat, readable)
+
+    def _insert(self, path: str, key: bytes) -> _Node:
+        if key == b"/":
+            node = self._nodes[key] = _Node(b"", None)
+            return node
+        slash = key.rindex(b"/")
+        parent = self._nodes.get(key[:slash] or b"/")
+        if parent is None:
+            raise parent_missing_error(path)
+        node = self._nodes[key] = _Node(key[slash + 1 :], parent)
+        node.pos = len(parent.children)
+        parent.children.append(node)
+        parent.patch_children()
+        return node
+
+    def remove(self, path: str) -> None:
+        key = path_key(path)
+        remove_check(path)
+        node = self._nodes.get(key)
+        if node is None:
+            raise absent_error(path)
+        if node.children:
+            raise has_children_error(path)
+        parent = node.parent
+        assert parent is not None, "only the root has no parent"
+        last = parent.children.pop()
+        if last is not node:
+            parent.children[node.pos] = last
+            last.pos = node.pos
+        parent.patch_children()
+        del self._nodes[key]
+
+    def get(self, path: str) -> tuple[bytes, bytes] | None:
+        node = self._nodes.get(path_key(path))
+        return None if node is None else (node.data, node.stat)
+
+    def children(self, path: str) -> list[str] | None:
+        node = self._nodes.get(path_key(path))
+        return None if node is None else [child.name.decode("utf-8") for child in node.children]
+
+    def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]:
+        """Answer the frames we can; status says per frame: answered, answered+watch, slow path."""
+        buf = read_check(requests, zxid)
+        if not isinstance(buf, bytes):
+            buf = bytes(buf)  # dict keys must be bytes, and slices of a bytearray are not
+        frames_max = limits.read_batch_max
+        replies: list[bytes] = []
+        status = bytearray()
+        pos, end = 0, len(buf)
+        while pos < end:
+            if len(status) == frames_max:
+                raise frames_max_error(len(status), pos)
+            if end - pos < 4:
+                raise frame_length_error(buf, len(status), pos)
+            (length,) = _INT.unpack_from(buf, pos)
+            if length < 0 or length > end - pos - 4:
+                raise frame_length_error(buf, len(status), pos)
+            status.append(self._read_frame(buf, pos + 4, length, zxid, replies))
+            pos += 4 + length
+        return b"".join(replies), bytes(status)
+
+    def _read_frame(self, buf: bytes, pos: int, length: int, zxid: int, replies: list[bytes]) -> int:
+        if length < _REQUEST_BYTES_MIN:
+            return STATUS_SLOW
+        xid, opcode, path_len = _REQUEST.unpack_from(buf, pos)
+        # The path and the watch flag must fill the body exactly: no shortfall, no trailing bytes.
+        if opcode not in _READ_OPS or path_len != length - _REQUEST_BYTES_MIN:
+            return STATUS_SLOW
+        watch_at = pos + length - 1
+        watch = buf[watch_at]
+        if watch > 1:
+            return STATUS_SLOW
+        node = self._nodes.get(buf[pos + _REQUEST.size : watch_at])
+        if node is None:
+            replies.append(_REPLY.pack(_REPLY_HEADER_BYTES, xid, zxid, _ERR_NO_NODE))
+            return watch
+        if opcode != _OP_EXISTS and not node.readable:
+            return STATUS_SLOW  # the slow path checks ACLs
+        body_max = limits.frame_bytes_max - _REPLY_HEADER_BYTES
+        if opcode == _OP_GET_DATA:
+            data = node.data
+            if 4 + len(data) + STAT_BYTES > body_max:
+                return STATUS_SLOW
+            head = _REPLY_DATA.pack(_REPLY_HEADER_BYTES + 4 + len(data) + STAT_BYTES, xid, zxid, 0, len(data))
+            replies += (head, data, node.stat)
+            return watch
+        if opcode == _OP_EXISTS:
+            body = node.stat
+        else:
+            body = read_children_body(node.children)
+            if opcode == _OP_GET_CHILDREN2:
+                body += node.stat
+        if len(body) > body_max:
+            return STATUS_SLOW  # too big for one frame: the slow path decides
+        replies += (_REPLY.pack(_REPLY_HEADER_BYTES + len(body), xid, zxid, 0), body)
+        return watch
+
+
+def read_children_body(children: list[_Node]) -> bytes:
+    parts = [_INT.pack(len(children))]
+    for child in children:
+        parts += (_INT.pack(len(child.name)), child.name)
+    return b"".join(parts)
+
+
+# --- checks and errors shared with native/_cindex.py -------------------------------------------
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def path_key(path: object) -> bytes:
+    """The bytes a path is looked up by; a lone surrogate cannot match and is simply absent."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be str, got {type(path).__name__}")
+    return path.encode("utf-8", "surrogatepass")
+
+
+def put_check(path: str, data: bytes, stat: bytes, readable: bool) -> tuple[bytes, bytes, bytes]:
+    """put's arguments as (path key, data, stat) bytes, or TypeError/ValueError naming the rule."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be str, got {type(path).__name__}")
+    if not isinstance(data, _BYTES_LIKE) or not isinstance(stat, _BYTES_LIKE):
+        raise TypeError(f"data and stat must be bytes, got {type(data).__name__} and {type(stat).__name__}")
+    if not isinstance(readable, bool):
+        raise TypeError(f"readable must be bool, got {type(readable).__name__}")
+    data, stat = bytes(data), bytes(stat)
+    if len(stat) != STAT_BYTES:
+        raise ValueError(f"stat must be {STAT_BYTES} bytes, got {len(stat)}")
+    if path != "/" and (not path.startswith("/") or path.endswith("/")):
+        raise ValueError(f"path must be '/' or start with '/' and not end with '/': {path!r}")
+    key = path.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, a ValueError
+    if len(key) > limits.path_bytes_max:
+        raise ValueError(f"path is {len(key)} bytes, over path_bytes_max={limits.path_bytes_max}")
+    if len(data) > limits.data_bytes_max:
+        raise ValueError(f"data is {len(data)} bytes, over data_bytes_max={limits.data_bytes_max}")
+    return key, data, stat
+
+
+def remove_check(path: str) -> None:
+    if path == "/":
+        raise ValueError("the root '/' cannot be removed")
+
+
+def read_check(requests: bytes, zxid: int) -> bytes | bytearray:
+    """read_batch's requests as bytes or bytearray, or TypeError/ValueError naming the rule."""
+    if not isinstance(requests, _BYTES_LIKE):
+        raise TypeError(f"requests must be bytes, got {type(requests).__name__}")
+    if not isinstance(zxid, int):
+        raise TypeError(f"zxid must be int, got {type(zxid).__name__}")
+    if not _INT64_MIN <= zxid <= _INT64_MAX:
+        raise ValueError(f"zxid must fit in a signed 64-bit long: {zxid}")
+    return bytes(requests) if isinstance(requests, memoryview) else requests
+
+
+def parent_missing_error(path: str) -> KeyError:
+    return KeyError(f"parent of {path!r} is not in the index")
+
+
+def absent_error(path: str) -> KeyError:
+    return KeyError(f"{path!r} is not in the index")
+
+
+def has_children_error(path: str) -> ValueError:
+    return ValueError(f"{path!r} has children and cannot be removed")
+
+
+def frames_max_error(frame: int, offset: int) -> ValueError:
+    return ValueError(f"frame {frame} at offset {offset} is over read_batch_max={limits.read_batch_max}")
+
+
+def frame_length_error(buf: bytes | bytearray, frame: int, offset: int) -> ValueError:
+    left = len(buf) - offset - 4
+    if left < 0:
+        return ValueError(f"frame {frame} at offset {offset}: {left + 4} bytes left, need 4 for its length")
+    (length,) = _INT.unpack_from(buf, offset)
+    return ValueError(f"frame {frame} at offset {offset}: length {length} must be in [0, {left}]")

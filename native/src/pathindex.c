@@ -1,0 +1,501 @@
+/* The path index and the batched read path: layouts and contracts are in pathindex.h, the
+ * behaviour is defined by its pure-Python twin, native/_pyindex.py.
+ */
+#include "pathindex.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STAT_DATA_LENGTH_OFFSET 52
+#define STAT_NUM_CHILDREN_OFFSET 56
+#define SLOT_CAPACITY_MIN 16
+#define BUFFER_CAPACITY_MIN 4096
+#define LENGTH_BYTES 4
+#define REQUEST_BYTES_MIN 13 /* RequestHeader (xid, type), path length, watch flag */
+#define REPLY_HEADER_BYTES 16 /* ReplyHeader: xid, zxid, err */
+#define ERR_NO_NODE (-101)
+
+enum { OP_EXISTS = 3, OP_GET_DATA = 4, OP_GET_CHILDREN = 8, OP_GET_CHILDREN2 = 12 };
+enum { STATUS_ANSWERED = 0, STATUS_WATCH = 1, STATUS_SLOW = 2 };
+
+typedef struct zk_node zk_node;
+
+struct zk_node {
+    uint64_t hash;
+    zk_node *parent;
+    zk_node **children; /* insertion order, modified by swap-remove */
+    size_t child_count;
+    size_t child_cap;
+    size_t child_pos; /* where this node sits in parent->children */
+    char *data;
+    size_t data_len;
+    size_t path_len;
+    size_t name_offset; /* the last component starts here in path */
+    unsigned char stat[ZK_INDEX_STAT_BYTES]; /* dataLength and numChildren kept patched */
+    int readable;
+    char path[];
+};
+
+/* An open-addressing slot: linear probing, backward-shift deletion, so no tombstones. */
+typedef struct {
+    uint64_t hash;
+    zk_node *node;
+} zk_slot;
+
+struct zk_index {
+    zk_slot *slots;
+    size_t slot_cap; /* a power of two; count stays at or under 70% of it */
+    size_t count;
+    char *out; /* read_batch replies and children names */
+    size_t out_len;
+    size_t out_cap;
+    char *status;
+    size_t status_cap;
+};
+
+typedef struct {
+    const char *data;
+    size_t data_len;
+    const char *stat;
+    int readable;
+} node_value;
+
+typedef struct {
+    int32_t xid;
+    int32_t opcode;
+    const char *path;
+    size_t path_len;
+    int watch;
+} read_request;
+
+/* --- bytes -------------------------------------------------------------------------------- */
+
+static int32_t load_be32(const char *p) {
+    const unsigned char *u = (const unsigned char *)p;
+    uint32_t v = ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
+    return (int32_t)v;
+}
+
+static void store_be32(char *p, uint32_t v) {
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static void store_be64(char *p, uint64_t v) {
+    store_be32(p, (uint32_t)(v >> 32));
+    store_be32(p + 4, (uint32_t)v);
+}
+
+/* FNV-1a 64 over the path, then murmur3's finalizer so the low bits used for probing mix well. */
+static uint64_t path_hash(const char *path, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)path[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Grow *buf so it holds at least need bytes; its contents are kept. */
+static int buffer_reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return ZK_INDEX_OK;
+    size_t cap_new = *cap < BUFFER_CAPACITY_MIN ? BUFFER_CAPACITY_MIN : *cap;
+    while (cap_new < need) {
+        if (cap_new > SIZE_MAX / 2) return ZK_INDEX_NOMEM;
+        cap_new *= 2;
+    }
+    char *grown = realloc(*buf, cap_new);
+    if (!grown) return ZK_INDEX_NOMEM;
+    *buf = grown;
+    *cap = cap_new;
+    return ZK_INDEX_OK;
+}
+
+static int out_reserve(zk_index *idx, size_t extra) {
+    if (extra > SIZE_MAX - idx->out_len) return ZK_INDEX_NOMEM;
+    return buffer_reserve(&idx->out, &idx->out_cap, idx->out_len + extra);
+}
+
+/* --- hash table --------------------------------------------------------------------------- */
+
+static size_t table_find(const zk_index *idx, uint64_t hash, const char *path, size_t len) {
+    size_t mask = idx->slot_cap - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const zk_slot *slot = &idx->slots[i];
+        if (!slot->node) return SIZE_MAX;
+        if (slot->hash == hash && slot->node->path_len == len && memcmp(slot->node->path, path, len) == 0)
+            return i;
+    }
+}
+
+static zk_node *table_lookup(const zk_index *idx, const char *path, size_t len) {
+    size_t i = table_find(idx, path_hash(path, len), path, len);
+    return i == SIZE_MAX ? NULL : idx->slots[i].node;
+}
+
+static void table_place(zk_slot *slots, size_t cap, uint64_t hash, zk_node *node) {
+    size_t mask = cap - 1;
+    size_t i = hash & mask;
+    while (slots[i].node) i = (i + 1) & mask;
+    slots[i].hash = hash;
+    slots[i].node = node;
+}
+
+/* Make room for one more node, doubling the table past a load factor of 0.7. */
+static int table_reserve(zk_index *idx) {
+    if ((idx->count + 1) * 10 <= idx->slot_cap * 7) return ZK_INDEX_OK;
+    if (idx->slot_cap > SIZE_MAX / 2 / sizeof(zk_slot)) return ZK_INDEX_NOMEM;
+    size_t cap = idx->slot_cap * 2;
+    zk_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots) return ZK_INDEX_NOMEM;
+    for (size_t i = 0; i < idx->slot_cap; i++) {
+        if (idx->slots[i].node) table_place(slots, cap, idx->slots[i].hash, idx->slots[i].node);
+    }
+    free(idx->slots);
+    idx->slots = slots;
+    idx->slot_cap = cap;
+    return ZK_INDEX_OK;
+}
+
+/* Empty slot i, shifting later entries of its probe run back so no chain is broken. */
+static void table_delete_at(zk_index *idx, size_t i) {
+    size_t mask = idx->slot_cap - 1;
+    for (size_t j = (i + 1) & mask; idx->slots[j].node; j = (j + 1) & mask) {
+        size_t home = idx->slots[j].hash & mask;
+        /* The entry at j may fill the hole at i only if i lies on its probe path home..j. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            idx->slots[i] = idx->slots[j];
+            i = j;
+        }
+    }
+    idx->slots[i].hash = 0;
+    idx->slots[i].node = NULL;
+}
+
+/* --- nodes -------------------------------------------------------------------------------- */
+
+static int path_valid(const char *path, size_t len) {
+    if (len == 0 || path[0] != '/') return 0;
+    return len == 1 || path[len - 1] != '/';
+}
+
+/* The offset of the last '/' in a valid path other than "/". */
+static size_t path_last_slash(const char *path, size_t len) {
+    size_t i = len - 1;
+    while (path[i] != '/') i--;
+    return i;
+}
+
+static zk_node *node_new(const char *path, size_t len, uint64_t hash) {
+    if (len > SIZE_MAX - sizeof(zk_node)) return NULL;
+    zk_node *node = calloc(1, sizeof *node + len);
+    if (!node) return NULL;
+    memcpy(node->path, path, len);
+    node->path_len = len;
+    node->name_offset = len == 1 ? 1 : path_last_slash(path, len) + 1;
+    node->hash = hash;
+    return node;
+}
+
+static void node_free(zk_node *node) {
+    free(node->data);
+    free(node->children);
+    free(node);
+}
+
+static void node_patch_children(zk_node *node) {
+    store_be32((char *)node->stat + STAT_NUM_CHILDREN_OFFSET, (uint32_t)node->child_count);
+}
+
+/* Replace data, Stat and readable; on failure the node is unchanged. */
+static int node_assign(zk_node *node, const node_value *value) {
+    char *copy = NULL;
+    if (value->data_len > 0) {
+        copy = malloc(value->data_len);
+        if (!copy) return ZK_INDEX_NOMEM;
+        memcpy(copy, value->data, value->data_len);
+    }
+    free(node->data);
+    node->data = copy;
+    node->data_len = value->data_len;
+    node->readable = value->readable;
+    memcpy(node->stat, value->stat, ZK_INDEX_STAT_BYTES);
+    store_be32((char *)node->stat + STAT_DATA_LENGTH_OFFSET, (uint32_t)value->data_len);
+    node_patch_children(node);
+    return ZK_INDEX_OK;
+}
+
+static int node_children_reserve(zk_node *node) {
+    if (node->child_count < node->child_cap) return ZK_INDEX_OK;
+    if (node->child_count >= INT32_MAX) return ZK_INDEX_NOMEM; /* numChildren is an int32 */
+    size_t cap = node->child_cap ? node->child_cap * 2 : 4;
+    zk_node **grown = realloc(node->children, cap * sizeof *grown);
+    if (!grown) return ZK_INDEX_NOMEM;
+    node->children = grown;
+    node->child_cap = cap;
+    return ZK_INDEX_OK;
+}
+
+static void node_child_append(zk_node *parent, zk_node *child) {
+    child->parent = parent;
+    child->child_pos = parent->child_count;
+    parent->children[parent->child_count++] = child;
+    node_patch_children(parent);
+}
+
+static void node_child_detach(zk_node *parent, zk_node *child) {
+    zk_node *last = parent->children[--parent->child_count];
+    parent->children[child->child_pos] = last;
+    last->child_pos = child->child_pos;
+    node_patch_children(parent);
+}
+
+/* --- index -------------------------------------------------------------------------------- */
+
+zk_index *zk_index_new(void) {
+    zk_index *idx = calloc(1, sizeof *idx);
+    if (!idx) return NULL;
+    idx->slots = calloc(SLOT_CAPACITY_MIN, sizeof *idx->slots);
+    if (!idx->slots) {
+        free(idx);
+        return NULL;
+    }
+    idx->slot_cap = SLOT_CAPACITY_MIN;
+    return idx;
+}
+
+void zk_index_free(zk_index *idx) {
+    if (!idx) return;
+    for (size_t i = 0; i < idx->slot_cap; i++) {
+        if (idx->slots[i].node) node_free(idx->slots[i].node);
+    }
+    free(idx->slots);
+    free(idx->out);
+    free(idx->status);
+    free(idx);
+}
+
+size_t zk_index_len(const zk_index *idx) { return idx->count; }
+
+/* Add a node that is not in the table yet; every allocation happens before anything links. */
+static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t len, const node_value *value) {
+    zk_node *parent = NULL;
+    if (len > 1) {
+        size_t slash = path_last_slash(path, len);
+        parent = table_lookup(idx, path, slash == 0 ? 1 : slash);
+        if (!parent) return ZK_INDEX_NO_PARENT;
+        if (node_children_reserve(parent) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    }
+    if (table_reserve(idx) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    zk_node *node = node_new(path, len, hash);
+    if (!node) return ZK_INDEX_NOMEM;
+    if (node_assign(node, value) != ZK_INDEX_OK) {
+        node_free(node);
+        return ZK_INDEX_NOMEM;
+    }
+    table_place(idx->slots, idx->slot_cap, hash, node);
+    idx->count++;
+    if (parent) node_child_append(parent, node);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                 const char *stat, size_t stat_len, int readable) {
+    if (stat_len != ZK_INDEX_STAT_BYTES || data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
+    if (!path_valid(path, path_len)) return ZK_INDEX_BAD_PATH;
+    node_value value = {data, data_len, stat, readable != 0};
+    uint64_t hash = path_hash(path, path_len);
+    size_t i = table_find(idx, hash, path, path_len);
+    if (i != SIZE_MAX) return node_assign(idx->slots[i].node, &value);
+    return index_insert(idx, hash, path, path_len, &value);
+}
+
+int zk_index_remove(zk_index *idx, const char *path, size_t path_len) {
+    if (path_len == 1 && path[0] == '/') return ZK_INDEX_BAD_PATH;
+    size_t i = table_find(idx, path_hash(path, path_len), path, path_len);
+    if (i == SIZE_MAX) return ZK_INDEX_NOT_FOUND;
+    zk_node *node = idx->slots[i].node;
+    if (node->child_count > 0) return ZK_INDEX_HAS_CHILDREN;
+    if (node->parent) node_child_detach(node->parent, node);
+    table_delete_at(idx, i);
+    idx->count--;
+    node_free(node);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_contains(const zk_index *idx, const char *path, size_t path_len) {
+    return table_lookup(idx, path, path_len) != NULL;
+}
+
+int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view) {
+    const zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    view->bytes = node->data;
+    view->bytes_len = node->data_len;
+    view->stat = (const char *)node->stat;
+    view->count = node->child_count;
+    return ZK_INDEX_OK;
+}
+
+/* Child names joined by '/', which no name contains, in the index's scratch buffer. */
+int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view) {
+    const zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    size_t total = 0;
+    for (size_t i = 0; i < node->child_count; i++) {
+        const zk_node *child = node->children[i];
+        total += child->path_len - child->name_offset + 1;
+    }
+    idx->out_len = 0;
+    if (out_reserve(idx, total) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    char *p = idx->out;
+    for (size_t i = 0; i < node->child_count; i++) {
+        const zk_node *child = node->children[i];
+        size_t name_len = child->path_len - child->name_offset;
+        if (i > 0) *p++ = '/';
+        memcpy(p, child->path + child->name_offset, name_len);
+        p += name_len;
+    }
+    view->bytes = idx->out;
+    view->bytes_len = (size_t)(p - idx->out);
+    view->stat = NULL;
+    view->count = node->child_count;
+    return ZK_INDEX_OK;
+}
+
+/* --- read path ---------------------------------------------------------------------------- */
+
+/* Decode a request body; 0 sends it to the slow path (unknown opcode or malformed). */
+static int read_parse(const char *body, size_t len, read_request *req) {
+    if (len < REQUEST_BYTES_MIN) return 0;
+    req->xid = load_be32(body);
+    req->opcode = load_be32(body + 4);
+    if (req->opcode != OP_EXISTS && req->opcode != OP_GET_DATA && req->opcode != OP_GET_CHILDREN &&
+        req->opcode != OP_GET_CHILDREN2)
+        return 0;
+    int32_t path_len = load_be32(body + 8);
+    /* The path and the watch flag must fill what is left exactly: no shortfall, no trailing bytes. */
+    if (path_len < 0 || (size_t)path_len != len - REQUEST_BYTES_MIN) return 0;
+    unsigned char watch = (unsigned char)body[12 + (size_t)path_len];
+    if (watch > 1) return 0;
+    req->path = body + 12;
+    req->path_len = (size_t)path_len;
+    req->watch = watch;
+    return 1;
+}
+
+/* The vector<ustring> of child names, counting only until it passes limit. */
+static size_t read_children_bytes(const zk_node *node, size_t limit) {
+    size_t total = LENGTH_BYTES;
+    for (size_t i = 0; i < node->child_count && total <= limit; i++) {
+        const zk_node *child = node->children[i];
+        total += LENGTH_BYTES + child->path_len - child->name_offset;
+    }
+    return total;
+}
+
+static size_t read_body_bytes(const zk_node *node, int32_t opcode, size_t limit) {
+    if (!node) return 0;
+    switch (opcode) {
+    case OP_EXISTS:
+        return ZK_INDEX_STAT_BYTES;
+    case OP_GET_DATA:
+        return LENGTH_BYTES + node->data_len + ZK_INDEX_STAT_BYTES;
+    case OP_GET_CHILDREN:
+        return read_children_bytes(node, limit);
+    default:
+        return read_children_bytes(node, limit) + ZK_INDEX_STAT_BYTES;
+    }
+}
+
+static char *read_encode_children(char *p, const zk_node *node) {
+    store_be32(p, (uint32_t)node->child_count);
+    p += LENGTH_BYTES;
+    for (size_t i = 0; i < node->child_count; i++) {
+        const zk_node *child = node->children[i];
+        size_t name_len = child->path_len - child->name_offset;
+        store_be32(p, (uint32_t)name_len);
+        memcpy(p + LENGTH_BYTES, child->path + child->name_offset, name_len);
+        p += LENGTH_BYTES + name_len;
+    }
+    return p;
+}
+
+static void read_encode_body(char *p, const read_request *req, const zk_node *node) {
+    switch (req->opcode) {
+    case OP_EXISTS:
+        memcpy(p, node->stat, ZK_INDEX_STAT_BYTES);
+        return;
+    case OP_GET_DATA:
+        store_be32(p, (uint32_t)node->data_len);
+        if (node->data_len > 0) memcpy(p + LENGTH_BYTES, node->data, node->data_len);
+        memcpy(p + LENGTH_BYTES + node->data_len, node->stat, ZK_INDEX_STAT_BYTES);
+        return;
+    case OP_GET_CHILDREN:
+        read_encode_children(p, node);
+        return;
+    default:
+        memcpy(read_encode_children(p, node), node->stat, ZK_INDEX_STAT_BYTES);
+        return;
+    }
+}
+
+/* Answer one frame into idx->out, or leave it to the slow path; only NOMEM is an error. */
+static int read_frame(zk_index *idx, const char *body, size_t len, int64_t zxid, size_t reply_bytes_max,
+                      char *status) {
+    read_request req;
+    *status = STATUS_SLOW;
+    if (!read_parse(body, len, &req)) return ZK_INDEX_OK;
+    const zk_node *node = table_lookup(idx, req.path, req.path_len);
+    if (node && req.opcode != OP_EXISTS && !node->readable) return ZK_INDEX_OK; /* the slow path checks ACLs */
+    size_t limit = reply_bytes_max - REPLY_HEADER_BYTES;
+    size_t body_len = read_body_bytes(node, req.opcode, limit);
+    if (body_len > limit) return ZK_INDEX_OK; /* too big for one frame: the slow path decides */
+    if (out_reserve(idx, LENGTH_BYTES + REPLY_HEADER_BYTES + body_len) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    char *p = idx->out + idx->out_len;
+    store_be32(p, (uint32_t)(REPLY_HEADER_BYTES + body_len));
+    store_be32(p + 4, (uint32_t)req.xid);
+    store_be64(p + 8, (uint64_t)zxid);
+    store_be32(p + 16, node ? 0u : (uint32_t)ERR_NO_NODE);
+    if (node) read_encode_body(p + LENGTH_BYTES + REPLY_HEADER_BYTES, &req, node);
+    idx->out_len += LENGTH_BYTES + REPLY_HEADER_BYTES + body_len;
+    *status = req.watch ? STATUS_WATCH : STATUS_ANSWERED;
+    return ZK_INDEX_OK;
+}
+
+int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid, size_t frames_max,
+                  size_t reply_bytes_max, zk_read_result *result) {
+    /* Reply frame lengths are int32s and must hold at least a ReplyHeader. */
+    if (reply_bytes_max > INT32_MAX) reply_bytes_max = INT32_MAX;
+    if (reply_bytes_max < REPLY_HEADER_BYTES) return ZK_INDEX_BAD_SIZE;
+    memset(result, 0, sizeof *result);
+    idx->out_len = 0;
+    size_t pos = 0;
+    size_t frame = 0;
+    while (pos < requests_len) {
+        result->error_frame = frame;
+        result->error_offset = pos;
+        if (frame == frames_max) return ZK_READ_FRAMES_MAX;
+        if (requests_len - pos < LENGTH_BYTES) return ZK_READ_FRAME_LENGTH;
+        int32_t len = load_be32(requests + pos);
+        if (len < 0 || (size_t)len > requests_len - pos - LENGTH_BYTES) return ZK_READ_FRAME_LENGTH;
+        if (buffer_reserve(&idx->status, &idx->status_cap, frame + 1) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+        int rc = read_frame(idx, requests + pos + LENGTH_BYTES, (size_t)len, zxid, reply_bytes_max,
+                            &idx->status[frame]);
+        if (rc != ZK_INDEX_OK) return rc;
+        pos += LENGTH_BYTES + (size_t)len;
+        frame++;
+    }
+    result->replies = idx->out;
+    result->replies_len = idx->out_len;
+    result->status = idx->status;
+    result->status_len = frame;
+    return ZK_INDEX_OK;
+}

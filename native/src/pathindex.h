@@ -1,0 +1,59 @@
+/* The path index: every znode's path, data, Stat and child names in one hash table, and the
+ * batched read path that answers exists/getData/getChildren/getChildren2 from it in one call.
+ *
+ * C returns codes; native/_cindex.py raises. One thread at a time per index, like the loop
+ * that owns it: the read path reuses buffers owned by the index.
+ */
+#ifndef ZK_PATHINDEX_H
+#define ZK_PATHINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZK_INDEX_STAT_BYTES 68
+
+enum zk_index_code {
+    ZK_INDEX_OK = 0,
+    ZK_INDEX_NOMEM = -1,
+    ZK_INDEX_NOT_FOUND = -2,
+    ZK_INDEX_NO_PARENT = -3,
+    ZK_INDEX_HAS_CHILDREN = -4,
+    ZK_INDEX_BAD_PATH = -5,
+    ZK_INDEX_BAD_SIZE = -6,
+    ZK_READ_FRAME_LENGTH = -7,
+    ZK_READ_FRAMES_MAX = -8,
+};
+
+typedef struct zk_index zk_index;
+
+/* What get and children hand back; the pointers stay valid until the next call on the index. */
+typedef struct {
+    const char *bytes; /* get: the data; children: child names joined by '/' */
+    size_t bytes_len;
+    const char *stat; /* get: the 68-byte Stat with dataLength and numChildren patched */
+    size_t count;     /* children: how many names */
+} zk_index_view;
+
+/* What read_batch hands back; on an error code, error_frame/error_offset say where. */
+typedef struct {
+    const char *replies;
+    size_t replies_len;
+    const char *status;
+    size_t status_len;
+    size_t error_frame;
+    size_t error_offset;
+} zk_read_result;
+
+zk_index *zk_index_new(void);
+void zk_index_free(zk_index *idx);
+size_t zk_index_len(const zk_index *idx);
+int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                 const char *stat, size_t stat_len, int readable);
+int zk_index_remove(zk_index *idx, const char *path, size_t path_len);
+int zk_index_contains(const zk_index *idx, const char *path, size_t path_len);
+int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
+int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
+int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid,
+                  size_t frames_max, size_t reply_bytes_max, zk_read_result *result);
+
+#endif

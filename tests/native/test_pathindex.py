@@ -1,0 +1,552 @@
+"""The path index and batched read path: tables of cases run against both implementations, then
+differential tests that require the twin and the C module to agree byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import native
+from zkcore import limits
+from zkcore._records import (
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    ReplyHeader,
+    Stat,
+    StatResponse,
+)
+
+_COMPILED = native.compiled()
+_TWIN = native.python_twin().PathIndex
+_NATIVE = None if _COMPILED is None else _COMPILED.PathIndex
+needs_native = pytest.mark.skipif(_NATIVE is None, reason="native extension not built")
+
+IMPLEMENTATIONS = [
+    pytest.param(_TWIN, id="python"),
+    pytest.param(_NATIVE, id="native", marks=needs_native),
+]
+
+EXISTS, GET_DATA, GET_CHILDREN, GET_CHILDREN2 = 3, 4, 8, 12
+NO_NODE = -101
+ZXID = 0x1_0000_002A
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def stat_bytes(seed: int) -> bytes:
+    """A Stat whose every byte is distinct from its neighbours, so patching shows."""
+    return bytes((seed + i * 7) % 256 for i in range(68))
+
+
+def patched(stat: bytes, data_length: int, num_children: int) -> bytes:
+    record = dataclasses.replace(Stat.decode(stat), data_length=data_length, num_children=num_children)
+    return record.encode()
+
+
+def frame(body: bytes) -> bytes:
+    return struct.pack(">i", len(body)) + body
+
+
+def request(xid: int, opcode: int, path: bytes, watch: int = 0) -> bytes:
+    return struct.pack(">iii", xid, opcode, len(path)) + path + bytes([watch])
+
+
+def reply(xid: int, err: int, body: bytes = b"") -> bytes:
+    return frame(ReplyHeader(xid, ZXID, err).encode() + body)
+
+
+STAT_ROOT, STAT_A, STAT_B, STAT_C, STAT_E = (stat_bytes(s) for s in (1, 2, 3, 4, 5))
+
+
+def small_tree(cls: Callable[[], Any]) -> Any:
+    """/ -> a -> (b unreadable, c), and /é holding non-UTF-8 data."""
+    index = cls()
+    index.put("/", b"", STAT_ROOT, True)
+    index.put("/a", b"hello", STAT_A, True)
+    index.put("/a/b", b"secret", STAT_B, False)
+    index.put("/a/c", b"", STAT_C, True)
+    index.put("/é", b"\xff\x00", STAT_E, True)
+    return index
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    cls: Callable[[], Any] = request.param
+    return cls
+
+
+# --- put, remove, get, children ----------------------------------------------------------------
+
+PUT_REJECTS = [
+    ("parent missing", "/x/y", b"", STAT_A, True, KeyError),
+    ("stat short", "/a/d", b"", bytes(67), True, ValueError),
+    ("stat long", "/a/d", b"", bytes(69), True, ValueError),
+    ("relative path", "a", b"", STAT_A, True, ValueError),
+    ("empty path", "", b"", STAT_A, True, ValueError),
+    ("trailing slash", "/a/", b"", STAT_A, True, ValueError),
+    ("double slash", "/a//d", b"", STAT_A, True, KeyError),
+    ("lone surrogate", "/\ud800", b"", STAT_A, True, ValueError),
+    ("path over max", "/" + "p" * limits.path_bytes_max, b"", STAT_A, True, ValueError),
+    ("data over max", "/a/d", bytes(limits.data_bytes_max + 1), STAT_A, True, ValueError),
+    ("path not str", b"/a/d", b"", STAT_A, True, TypeError),
+    ("data not bytes", "/a/d", "text", STAT_A, True, TypeError),
+    ("readable not bool", "/a/d", b"", STAT_A, 1, TypeError),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "stat", "readable", "error"),
+    [c[1:] for c in PUT_REJECTS],
+    ids=[c[0] for c in PUT_REJECTS],
+)
+def test_put_rejects(
+    impl: Callable[[], Any], path: Any, data: Any, stat: Any, readable: Any, error: type
+) -> None:
+    index = small_tree(impl)
+    with pytest.raises(error):
+        index.put(path, data, stat, readable)
+    assert len(index) == 5
+    assert index.children("/a") == ["b", "c"]
+
+
+def test_put_needs_root_first(impl: Callable[[], Any]) -> None:
+    index = impl()
+    with pytest.raises(KeyError, match="parent of '/a'"):
+        index.put("/a", b"", STAT_A, True)
+    index.put("/", b"", STAT_ROOT, True)
+    index.put("/a", b"", STAT_A, True)
+    assert len(index) == 2
+
+
+def test_put_replaces_and_keeps_children(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    index.put("/a", b"bye", STAT_E, False)
+    assert index.get("/a") == (b"bye", patched(STAT_E, 3, 2))
+    assert index.children("/a") == ["b", "c"]
+    assert len(index) == 5
+    reqs = frame(request(1, GET_DATA, b"/a"))
+    assert index.read_batch(reqs, ZXID) == (b"", b"\x02")
+
+
+def test_get_patches_data_length_and_num_children(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    assert index.get("/") == (b"", patched(STAT_ROOT, 0, 2))
+    assert index.get("/a") == (b"hello", patched(STAT_A, 5, 2))
+    assert index.get("/a/b") == (b"secret", patched(STAT_B, 6, 0))
+    assert index.get("/é") == (b"\xff\x00", patched(STAT_E, 2, 0))
+    index.remove("/a/b")
+    assert index.get("/a") == (b"hello", patched(STAT_A, 5, 1))
+
+
+ABSENT_LOOKUPS = ["/nope", "/a/b/c", "", "a", "/a/", "/\ud800", "/A"]
+
+
+@pytest.mark.parametrize("path", ABSENT_LOOKUPS)
+def test_absent_lookups(impl: Callable[[], Any], path: str) -> None:
+    index = small_tree(impl)
+    assert index.get(path) is None
+    assert index.children(path) is None
+    assert path not in index
+
+
+@pytest.mark.parametrize("bad", [b"/a", None, 3])
+def test_lookups_check_types(impl: Callable[[], Any], bad: Any) -> None:
+    index = small_tree(impl)
+    for call in (index.get, index.children, index.remove, index.__contains__):
+        with pytest.raises(TypeError, match="path must be str"):
+            call(bad)
+
+
+REMOVE_CASES = [
+    ("leaf", "/a/c", None),
+    ("unreadable leaf", "/a/b", None),
+    ("has children", "/a", ValueError),
+    ("root", "/", ValueError),
+    ("absent", "/zz", KeyError),
+    ("absent under leaf", "/a/c/d", KeyError),
+]
+
+
+@pytest.mark.parametrize(("path", "error"), [c[1:] for c in REMOVE_CASES], ids=[c[0] for c in REMOVE_CASES])
+def test_remove(impl: Callable[[], Any], path: str, error: type | None) -> None:
+    index = small_tree(impl)
+    if error is not None:
+        with pytest.raises(error):
+            index.remove(path)
+        assert len(index) == 5
+        return
+    index.remove(path)
+    assert path not in index
+    assert index.get(path) is None
+    assert len(index) == 4
+    with pytest.raises(KeyError):
+        index.remove(path)
+
+
+SWAP_REMOVE_CASES = [
+    ("first", ["c0"], ["c4", "c1", "c2", "c3"]),
+    ("middle", ["c2"], ["c0", "c1", "c4", "c3"]),
+    ("last", ["c4"], ["c0", "c1", "c2", "c3"]),
+    ("two", ["c1", "c0"], ["c3", "c4", "c2"]),
+    ("all", ["c0", "c1", "c2", "c3", "c4"], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("removed", "order"), [c[1:] for c in SWAP_REMOVE_CASES], ids=[c[0] for c in SWAP_REMOVE_CASES]
+)
+def test_children_order_is_insertion_then_swap_remove(
+    impl: Callable[[], Any], removed: list[str], order: list[str]
+) -> None:
+    index = impl()
+    index.put("/", b"", STAT_ROOT, True)
+    for i in range(5):
+        index.put(f"/c{i}", b"", STAT_A, True)
+    for name in removed:
+        index.remove("/" + name)
+    assert index.children("/") == order
+    index.put("/new", b"", STAT_A, True)
+    assert index.children("/") == [*order, "new"]
+    assert index.get("/") == (b"", patched(STAT_ROOT, 0, len(order) + 1))
+
+
+# --- read_batch --------------------------------------------------------------------------------
+
+
+def _children(names: list[str], stat: bytes | None = None) -> bytes:
+    if stat is None:
+        return GetChildrenResponse(tuple(names)).encode()
+    return GetChildren2Response(tuple(names), Stat.decode(stat)).encode()
+
+
+A_STAT = patched(STAT_A, 5, 2)
+READ_CASES: list[tuple[str, bytes, bytes, int]] = [
+    # (id, request body, expected reply frame or b"", expected status)
+    (
+        "getData",
+        request(7, GET_DATA, b"/a"),
+        reply(7, 0, GetDataResponse(b"hello", Stat.decode(A_STAT)).encode()),
+        0,
+    ),
+    (
+        "getData watch",
+        request(7, GET_DATA, b"/a", 1),
+        reply(7, 0, GetDataResponse(b"hello", Stat.decode(A_STAT)).encode()),
+        1,
+    ),
+    (
+        "getData empty data",
+        request(-3, GET_DATA, b"/a/c"),
+        reply(-3, 0, struct.pack(">i", 0) + patched(STAT_C, 0, 0)),
+        0,
+    ),
+    (
+        "getData utf-8 path",
+        request(8, GET_DATA, "/é".encode()),
+        reply(8, 0, struct.pack(">i", 2) + b"\xff\x00" + patched(STAT_E, 2, 0)),
+        0,
+    ),
+    ("getData absent", request(9, GET_DATA, b"/zz"), reply(9, NO_NODE), 0),
+    ("getData absent watch", request(9, GET_DATA, b"/zz", 1), reply(9, NO_NODE), 1),
+    ("getData unreadable", request(9, GET_DATA, b"/a/b", 1), b"", 2),
+    ("getData non-utf-8 path", request(9, GET_DATA, b"/\xff\xfe"), reply(9, NO_NODE), 0),
+    ("getData empty path", request(9, GET_DATA, b""), reply(9, NO_NODE), 0),
+    ("exists", request(1, EXISTS, b"/a"), reply(1, 0, StatResponse(Stat.decode(A_STAT)).encode()), 0),
+    ("exists unreadable", request(1, EXISTS, b"/a/b", 1), reply(1, 0, patched(STAT_B, 6, 0)), 1),
+    ("exists absent", request(1, EXISTS, b"/a/zz"), reply(1, NO_NODE), 0),
+    ("exists absent watch", request(1, EXISTS, b"/a/zz", 1), reply(1, NO_NODE), 1),
+    ("getChildren", request(2, GET_CHILDREN, b"/a", 1), reply(2, 0, _children(["b", "c"])), 1),
+    ("getChildren root", request(2, GET_CHILDREN, b"/"), reply(2, 0, _children(["a", "é"])), 0),
+    ("getChildren leaf", request(2, GET_CHILDREN, b"/a/c"), reply(2, 0, _children([])), 0),
+    ("getChildren absent", request(2, GET_CHILDREN, b"/q"), reply(2, NO_NODE), 0),
+    ("getChildren unreadable", request(2, GET_CHILDREN, b"/a/b"), b"", 2),
+    ("getChildren2", request(3, GET_CHILDREN2, b"/a"), reply(3, 0, _children(["b", "c"], A_STAT)), 0),
+    ("getChildren2 absent watch", request(3, GET_CHILDREN2, b"/q", 1), reply(3, NO_NODE), 1),
+    ("getChildren2 unreadable", request(3, GET_CHILDREN2, b"/a/b"), b"", 2),
+    ("setData", request(4, 5, b"/a"), b"", 2),
+    ("create", request(4, 1, b"/a"), b"", 2),
+    ("negative opcode", request(4, -11, b"/a"), b"", 2),
+    ("empty body", b"", b"", 2),
+    ("header only", struct.pack(">ii", 1, GET_DATA), b"", 2),
+    ("no watch byte", request(1, GET_DATA, b"/a")[:-1], b"", 2),
+    ("trailing byte", request(1, GET_DATA, b"/a") + b"\x00", b"", 2),
+    ("path length -1", struct.pack(">iii", 1, GET_DATA, -1) + b"\x00", b"", 2),
+    ("path length negative", struct.pack(">iii", 1, GET_DATA, -9) + b"/a\x00", b"", 2),
+    ("path runs past body", struct.pack(">iii", 1, GET_DATA, 3) + b"/a\x00", b"", 2),
+    ("path length huge", struct.pack(">iii", 1, EXISTS, 0x7FFFFFFF) + b"/a\x00", b"", 2),
+    ("watch byte 2", request(1, EXISTS, b"/a", 2), b"", 2),
+    ("watch byte 255", request(1, GET_DATA, b"/zz", 255), b"", 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "status"), [c[1:] for c in READ_CASES], ids=[c[0] for c in READ_CASES]
+)
+def test_read_batch_one_frame(impl: Callable[[], Any], body: bytes, expected: bytes, status: int) -> None:
+    index = small_tree(impl)
+    assert index.read_batch(frame(body), ZXID) == (expected, bytes([status]))
+
+
+def test_read_batch_all_frames_in_order(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    requests = b"".join(frame(body) for _, body, _, _ in READ_CASES)
+    replies, status = index.read_batch(requests, ZXID)
+    assert replies == b"".join(expected for _, _, expected, _ in READ_CASES)
+    assert status == bytes(s for _, _, _, s in READ_CASES)
+
+
+@pytest.mark.parametrize("opcode", [EXISTS, GET_DATA, GET_CHILDREN, GET_CHILDREN2])
+def test_read_batch_every_prefix_and_suffix_goes_slow(impl: Callable[[], Any], opcode: int) -> None:
+    index = small_tree(impl)
+    body = request(5, opcode, "/é".encode(), 1)
+    for cut in range(len(body)):
+        assert index.read_batch(frame(body[:cut]), ZXID) == (b"", b"\x02"), cut
+    for tail in (b"\x00", b"\x01", b"/a\x00"):
+        assert index.read_batch(frame(body + tail), ZXID) == (b"", b"\x02"), tail
+    replies, status = index.read_batch(frame(body), ZXID)
+    assert status == b"\x01" and replies[4:8] == struct.pack(">i", 5)
+
+
+def test_read_batch_empty_and_bytes_like(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    assert index.read_batch(b"", ZXID) == (b"", b"")
+    requests = frame(request(1, GET_DATA, b"/a")) + frame(request(2, EXISTS, b"/x", 1))
+    expected = index.read_batch(requests, ZXID)
+    assert expected[1] == b"\x00\x01"
+    assert index.read_batch(bytearray(requests), ZXID) == expected
+    assert index.read_batch(memoryview(requests), ZXID) == expected
+
+
+@pytest.mark.parametrize("zxid", [0, -1, (1 << 63) - 1, -(1 << 63)])
+def test_read_batch_zxid_is_echoed(impl: Callable[[], Any], zxid: int) -> None:
+    index = small_tree(impl)
+    replies, _ = index.read_batch(frame(request(1, EXISTS, b"/zz")), zxid)
+    assert replies == frame(ReplyHeader(1, zxid, NO_NODE).encode())
+
+
+@pytest.mark.parametrize(
+    ("requests", "zxid", "error"),
+    [
+        ("text", 0, TypeError),
+        (b"", 1 << 63, ValueError),
+        (b"", -(1 << 63) - 1, ValueError),
+        (b"", "1", TypeError),
+    ],
+)
+def test_read_batch_checks_arguments(impl: Callable[[], Any], requests: Any, zxid: Any, error: type) -> None:
+    with pytest.raises(error):
+        small_tree(impl).read_batch(requests, zxid)
+
+
+GOOD = frame(request(1, GET_DATA, b"/a"))
+FRAME_ERRORS = [
+    ("negative length", struct.pack(">i", -1), r"frame 0 at offset 0: length -1 must be in \[0, 0\]"),
+    (
+        "length past end",
+        struct.pack(">i", 16) + request(1, GET_DATA, b"/a"),
+        r"length 16 must be in \[0, 15\]",
+    ),
+    ("stray byte", GOOD + b"\x00", r"frame 1 at offset 19: 1 bytes left, need 4"),
+    ("stray three bytes", GOOD + GOOD + b"\x00\x00\x00", r"frame 2 at offset 38: 3 bytes left, need 4"),
+    ("bad after good", GOOD + struct.pack(">i", -5) + b"xxxx", r"frame 1 at offset 19: length -5"),
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "message"), [c[1:] for c in FRAME_ERRORS], ids=[c[0] for c in FRAME_ERRORS]
+)
+def test_read_batch_rejects_bad_frame_lengths(impl: Callable[[], Any], requests: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        small_tree(impl).read_batch(requests, ZXID)
+
+
+def test_read_batch_frames_max(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    empty = frame(b"")
+    replies, status = index.read_batch(empty * limits.read_batch_max, ZXID)
+    assert replies == b"" and status == b"\x02" * limits.read_batch_max
+    with pytest.raises(ValueError, match=f"frame {limits.read_batch_max} at offset .* read_batch_max"):
+        index.read_batch(empty * (limits.read_batch_max + 1), ZXID)
+
+
+def test_read_batch_reply_over_frame_bytes_max_goes_slow(
+    impl: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = impl()
+    index.put("/", b"", STAT_ROOT, True)
+    for name in ("x" * 30, "y" * 30, "z" * 30):
+        index.put("/" + name, b"12345", STAT_A, True)
+    children_bytes = 4 + 3 * (4 + 30)
+    data_bytes = 4 + 5 + 68
+    batch = b"".join(frame(request(1, op, b"/")) for op in (GET_CHILDREN, GET_CHILDREN2, EXISTS))
+    batch += frame(request(2, GET_DATA, b"/" + b"x" * 30))
+    for body_max, status in [
+        (children_bytes + 68, b"\x00\x00\x00\x00"),
+        (children_bytes + 67, b"\x00\x02\x00\x00"),
+        (children_bytes, b"\x00\x02\x00\x00"),
+        (children_bytes - 1, b"\x02\x02\x00\x00"),
+        (data_bytes, b"\x02\x02\x00\x00"),
+        (data_bytes - 1, b"\x02\x02\x00\x02"),
+        (67, b"\x02\x02\x02\x02"),
+    ]:
+        monkeypatch.setattr(limits, "frame_bytes_max", 16 + body_max)
+        assert index.read_batch(batch, ZXID)[1] == status, body_max
+
+
+# --- differential: the twin and the C module agree --------------------------------------------
+
+NAMES = ["a", "é", "中 z"]
+PATHS = st.lists(st.sampled_from(NAMES), max_size=3).map(lambda parts: "/" + "/".join(parts))
+ODD_PATHS = st.sampled_from(["", "a", "/a/", "/a//b", "/\ud800", "/" + "q" * 5000])
+STATS = st.binary(min_size=68, max_size=68)
+READABLE = st.sampled_from([True, True, True, False])
+
+PUT = st.tuples(st.just("put"), PATHS, st.binary(max_size=40), STATS, READABLE)
+BAD_PUT = st.tuples(
+    st.just("put"), st.one_of(PATHS, ODD_PATHS), st.binary(max_size=4), st.binary(max_size=70), st.booleans()
+)
+REMOVE = st.tuples(st.just("remove"), st.one_of(PATHS, ODD_PATHS))
+# Resolved when run to the n-th present leaf, so that removals mostly succeed.
+REMOVE_LEAF = st.tuples(st.just("remove leaf"), st.integers(0, 100))
+INT32 = st.integers(-(1 << 31), (1 << 31) - 1)
+# None draws from the wider range; repeats weight the draw (one_of would not).
+OPCODES = st.sampled_from([EXISTS, GET_DATA, GET_CHILDREN, GET_CHILDREN2] * 3 + [None])
+PATH_BYTES = st.one_of(
+    PATHS.map(str.encode), st.binary(max_size=8), st.sampled_from([b"/\xff", b"/\xc3", b"/a\x00"])
+)
+WATCHES = st.sampled_from([0, 1] * 10 + [2, None])
+MUTATIONS = st.sampled_from(["none"] * 12 + ["cut", "tail", "path length", "random"])
+
+
+ALL_PATHS = ["/" + "/".join(p) for depth in range(1, 4) for p in itertools.product(NAMES, repeat=depth)]
+
+
+def ancestors(path: str) -> list[str]:
+    parts = path.split("/")[1:] if path != "/" else []
+    return ["/" + "/".join(parts[:depth]) for depth in range(len(parts) + 1)]
+
+
+@st.composite
+def trees(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """Puts that build a random tree, every parent before its children."""
+    kept = draw(st.lists(st.booleans(), min_size=len(ALL_PATHS), max_size=len(ALL_PATHS)))
+    paths = {a for path, keep in zip(ALL_PATHS, kept, strict=True) if keep for a in ancestors(path)} - {"/"}
+    ordered = sorted(draw(st.permutations(sorted(paths))), key=lambda p: p.count("/"))
+    return [("put", p, draw(st.binary(max_size=40)), draw(STATS), draw(READABLE)) for p in ordered]
+
+
+@st.composite
+def request_bodies(draw: st.DrawFn) -> bytes:
+    opcode, watch = draw(OPCODES), draw(WATCHES)
+    opcode = draw(INT32) if opcode is None else opcode
+    watch = draw(st.integers(0, 255)) if watch is None else watch
+    path = draw(PATHS).encode() if draw(st.integers(0, 3)) else draw(PATH_BYTES)
+    body = request(draw(INT32), opcode, path, watch)
+    mutation = draw(MUTATIONS)
+    if mutation == "cut":
+        return body[: draw(st.integers(0, len(body)))]
+    if mutation == "tail":
+        return body + draw(st.binary(min_size=1, max_size=4))
+    if mutation == "path length":
+        return body[:8] + struct.pack(">i", draw(st.one_of(st.just(-1), INT32))) + body[12:]
+    if mutation == "random":
+        return draw(st.binary(max_size=24))
+    return body
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[str, bytes, int]:
+    requests = b"".join(frame(body) for body in draw(st.lists(request_bodies(), max_size=16)))
+    if draw(st.integers(0, 9)) == 0:
+        requests += draw(st.sampled_from([b"\x00", struct.pack(">i", -2), struct.pack(">i", 9) + b"abc"]))
+    return "read", requests, draw(st.integers(-(1 << 63), (1 << 63) - 1))
+
+
+STEPS = st.tuples(
+    trees(), st.lists(st.one_of(PUT, BAD_PUT, REMOVE, REMOVE_LEAF, batches(), batches()), max_size=40)
+)
+
+
+def outcome(method: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return ("ok", method(*args))
+    except (KeyError, ValueError, TypeError) as e:
+        return (type(e).__name__, str(e))
+
+
+def assert_same_state(twin: Any, compiled: Any, paths: list[str]) -> None:
+    assert len(twin) == len(compiled)
+    for path in paths:
+        assert (path in twin) == (path in compiled), path
+        assert twin.get(path) == compiled.get(path), path
+        assert twin.children(path) == compiled.children(path), path
+
+
+@needs_native
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree_and_steps=STEPS)
+def test_differential_random_trees_and_batches(tree_and_steps: tuple[list[Any], list[Any]]) -> None:
+    assert _NATIVE is not None
+    twin, compiled = _TWIN(), _NATIVE()
+    twin.put("/", b"root", STAT_ROOT, True)
+    compiled.put("/", b"root", STAT_ROOT, True)
+    seen = ["/"]
+    for kind, *args in tree_and_steps[0] + tree_and_steps[1]:
+        if kind == "read":
+            assert outcome(twin.read_batch, *args) == outcome(compiled.read_batch, *args)
+            continue
+        if kind == "remove leaf":
+            leaves = [p for p in dict.fromkeys(seen) if twin.children(p) == [] and p != "/"]
+            if not leaves:
+                continue
+            kind, args = "remove", [leaves[args[0] % len(leaves)]]
+        seen.append(args[0])
+        assert outcome(getattr(twin, kind), *args) == outcome(getattr(compiled, kind), *args)
+    assert_same_state(twin, compiled, seen)
+
+
+def churn(index: Any, rng: random.Random, steps: int) -> list[str]:
+    """Grow and shrink a wide, deep tree so the C table resizes and shifts probe runs back."""
+    paths = ["/"]
+    index.put("/", b"", STAT_ROOT, True)
+    for step in range(steps):
+        if rng.random() < 0.35 and len(paths) > 1:
+            victim = paths[rng.randrange(1, len(paths))]
+            if index.children(victim):
+                continue
+            index.remove(victim)
+            paths.remove(victim)
+        else:
+            path = f"{rng.choice(paths).rstrip('/')}/n{step}"
+            index.put(path, rng.randbytes(rng.randrange(0, 50)), rng.randbytes(68), rng.random() < 0.8)
+            paths.append(path)
+    return paths
+
+
+@needs_native
+@pytest.mark.parametrize("seed", range(4))
+def test_differential_seeded_churn(seed: int) -> None:
+    assert _NATIVE is not None
+    twin, compiled = _TWIN(), _NATIVE()
+    paths = churn(twin, random.Random(seed), 6000)
+    assert churn(compiled, random.Random(seed), 6000) == paths
+    assert_same_state(twin, compiled, paths)
+    rng = random.Random(seed)
+    ops = [EXISTS, GET_DATA, GET_CHILDREN, GET_CHILDREN2]
+    for start in range(0, len(paths), limits.read_batch_max):
+        chunk = paths[start : start + limits.read_batch_max]
+        requests = b"".join(
+            frame(request(i, rng.choice(ops), p.encode(), i & 1)) for i, p in enumerate(chunk)
+        )
+        assert twin.read_batch(requests, seed) == compiled.read_batch(requests, seed)
