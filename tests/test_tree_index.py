@@ -46,7 +46,7 @@ def frame(xid: int, opcode: int, path: str, watch: bool = False) -> bytes:
 @given(ops=writes)
 def test_index_mirrors_tree(impl: Any, ops: list[tuple[int, tuple[int, Any]]]) -> None:
     tree = build(impl, ops)
-    assert_index_matches(tree, tree._index)
+    assert_index_matches(tree, tree.index)
     copy = DataTree.from_snapshot(b"".join(tree.snapshot_chunks()), index=impl.PathIndex())
     assert_index_matches(copy, copy._index)
 
@@ -64,7 +64,7 @@ def test_read_batch_answers_like_the_slow_path(impl: Any) -> None:
          frame(3, rec.OpCode.GET_CHILDREN2, "/a"), frame(4, rec.OpCode.GET_DATA, "/nope"),
          frame(5, rec.OpCode.GET_DATA, "/locked"), frame(6, rec.OpCode.EXISTS, "/locked")]
     )  # fmt: skip
-    replies, status = tree._index.read_batch(batch, 77)
+    replies, status = tree.index.read_batch(batch, 77)
     assert list(status) == [0, 1, 0, 0, 2, 0]
     r = Reader(replies)
     answers = []

@@ -70,6 +70,8 @@ class ReadIndex(Protocol):
 
     def remove(self, path: str) -> None: ...
 
+    def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]: ...
+
 
 def ephemeral_kind(owner: int) -> str:
     """'', 'session', 'container' or 'ttl' for a node's ephemeralOwner (ZooKeeper's EphemeralType)."""
@@ -176,6 +178,11 @@ class DataTree:
             self.ttls[path] = None
         if mirror:
             self._mirror(path, node)
+
+    @property
+    def index(self) -> ReadIndex | None:
+        """The native read index this tree keeps in step, if it has one."""
+        return self._index
 
     def __len__(self) -> int:
         return len(self.nodes)

@@ -21,6 +21,8 @@ prep_pending_max = 100_000
 auth_ids_max = 32
 # Read requests decoded in one batch by the native read path.
 read_batch_max = 4096
+# Requests one client connection may have outstanding on a server before it is disconnected.
+client_queue_max = 10_000
 # Framed bytes written to the txn log in one native log_append call.
 log_batch_bytes_max = 64 * 1024 * 1024
 # Session timeout bounds, in ticks (ZooKeeper clamps to [2, 20] x tickTime).
@@ -28,3 +30,18 @@ session_timeout_ticks_min = 2
 session_timeout_ticks_max = 20
 # Maximum TTL for TTL znodes, in milliseconds (ZooKeeper's EphemeralType TTL mask).
 ttl_ms_max = (1 << 40) - 1
+# Zab (zkcore/zab): servers in one ensemble, voters and observers together.
+zab_servers_max = 255
+# Uncommitted proposals a leader keeps in flight; propose() beyond this is refused.
+zab_proposals_outstanding_max = 1000
+# Messages waiting in one replica's outbox between ready() calls; beyond this a message is
+# dropped, which Zab survives (the peer sees a gap or a silence and resynchronises).
+zab_outbox_messages_max = 100_000
+# Txns a leader sends in a DIFF or TRUNC; a learner further behind gets a SNAP (ZooKeeper keeps
+# the last 500 committed proposals in memory for this).
+zab_diff_entries_max = 500
+# Entries in one decoded sync message (DIFF, TRUNC, SNAP): a diff plus what is in flight.
+zab_sync_entries_max = zab_diff_entries_max + 2 * zab_proposals_outstanding_max
+# The largest zxid counter a leader assigns; the proposal after it forces a new epoch
+# (ZooKeeper re-elects when the counter would reach 0xffffffff).
+zab_zxid_counter_max = 0xFFFFFFFE

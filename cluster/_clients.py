@@ -1,0 +1,307 @@
+"""The client side of a node: a ROUTER socket, one Connection per client, sessions, and each
+client's requests answered in the order they were sent (a read waits behind the same client's
+write until that write is applied here). Reads are answered locally through the native read path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq
+
+from cluster import admin
+from zkcore import Code, DataTree, RemoteError, auth_identity, limits
+from zkcore._datatree import ApplyResult
+from zkcore._errors import KeeperError
+from zkcore._records import (
+    XID_AUTH,
+    XID_PING,
+    ConnectRequest,
+    ConnectResponse,
+    CreateSessionTxn,
+    Id,
+    OpCode,
+    RequestHeader,
+    TxnHeader,
+)
+from zkcore._requests import (
+    ClientRequest,
+    ForwardedRequest,
+    decode_request,
+    encode_reply,
+    read_reply_body,
+    write_reply_body,
+)
+
+log = logging.getLogger("zkpy.clients")
+FRAME = struct.Struct(">i")
+NATIVE_READS = frozenset({OpCode.EXISTS, OpCode.GET_DATA, OpCode.GET_CHILDREN, OpCode.GET_CHILDREN2})
+PASSWORD_BYTES = 16
+
+
+def decode_connect(frame: bytes) -> ConnectRequest:
+    """A ConnectRequest; older clients leave out the trailing readOnly byte."""
+    try:
+        return ConnectRequest.decode(frame)
+    except RemoteError:
+        return ConnectRequest.decode(frame + b"\0")
+
+
+@dataclass(slots=True)
+class Pending:
+    req: ClientRequest
+    frame: bytes
+    received: float
+    submitted: bool = False
+    reply: bytes | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    identity: bytes
+    session_id: int = 0
+    timeout_ms: int = 0
+    auth_ids: tuple[Id, ...] = ()
+    connect: ConnectRequest | None = None  # a new session waiting for its createSession txn
+    queue: deque[Pending] = field(default_factory=deque)
+    last_seen: float = 0.0
+    requests: int = 0
+
+
+class ClientServer:
+    """Serves clients on one ROUTER socket. `submit(fwd)` hands a write to Zab (False: no
+    leader to take it now); `on_applied` is called for every txn this node applies."""
+
+    def __init__(
+        self,
+        sock: zmq.Socket[bytes],
+        tree: Callable[[], DataTree],
+        server_id: int,
+        tick_ms: int,
+        submit: Callable[[ForwardedRequest], bool],
+        admin_answer: Callable[[str], str],
+        serving: Callable[[], bool],
+        secret: bytes,
+    ) -> None:
+        self.sock = sock
+        self.tree = tree
+        self.submit = submit
+        self.admin_answer = admin_answer
+        self.serving = serving
+        self.secret = secret
+        self.tick_ms = tick_ms
+        self.connections: dict[bytes, Connection] = {}
+        self.by_session: dict[int, Connection] = {}
+        self._next_session = ((int(time.time() * 1000) << 24) & ((1 << 56) - 1)) | (server_id << 56)
+        self.packets_received = self.packets_sent = 0
+        self.latency_ms: deque[float] = deque(maxlen=10_000)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def password(self, session_id: int) -> bytes:
+        return hmac.new(self.secret, struct.pack(">q", session_id), hashlib.sha256).digest()[:PASSWORD_BYTES]
+
+    def negotiate(self, requested_ms: int) -> int:
+        lo, hi = (
+            limits.session_timeout_ticks_min * self.tick_ms,
+            limits.session_timeout_ticks_max * self.tick_ms,
+        )
+        return max(lo, min(hi, requested_ms))
+
+    def new_session_id(self) -> int:
+        self._next_session += 1
+        return self._next_session
+
+    def _send(self, identity: bytes, frame: bytes) -> None:
+        try:
+            self.sock.send_multipart([identity, frame], zmq.NOBLOCK)
+            self.packets_sent += 1
+        except zmq.Again:
+            log.warning("client %s is not reading; dropping a reply", identity.hex())
+
+    def _refuse(self, identity: bytes, why: str) -> None:
+        """An empty frame answers a connect: this server cannot serve you; try another."""
+        log.info("refusing client %s: %s", identity.hex(), why)
+        self._send(identity, b"")
+        self.connections.pop(identity, None)
+
+    def _connect(self, conn: Connection, frame: bytes) -> None:
+        try:
+            req = decode_connect(frame)
+        except RemoteError as e:
+            self._refuse(conn.identity, f"bad connect request: {e}")
+            return
+        tree = self.tree()
+        if not self.serving():
+            self._refuse(conn.identity, "not serving (no quorum or still syncing)")
+            return
+        if req.last_zxid_seen > tree.last_zxid:
+            self._refuse(
+                conn.identity, f"client has seen zxid {req.last_zxid_seen:#x}, we have {tree.last_zxid:#x}"
+            )
+            return
+        timeout = self.negotiate(req.timeout_ms)
+        if req.session_id == 0:
+            conn.session_id, conn.timeout_ms, conn.connect = self.new_session_id(), timeout, req
+            fwd = ForwardedRequest(
+                conn.session_id, 0, OpCode.CREATE_SESSION, (), CreateSessionTxn(timeout).encode()
+            )
+            if not self.submit(fwd):
+                self._refuse(conn.identity, "no leader to create a session")
+                return
+            self.by_session[conn.session_id] = conn
+            return
+        if (
+            not hmac.compare_digest(req.passwd, self.password(req.session_id))
+            or req.session_id not in tree.sessions
+        ):
+            # ZooKeeper's answer to an unknown or expired session: timeout 0.
+            self._send(conn.identity, ConnectResponse(0, 0, 0, bytes(PASSWORD_BYTES), False).encode())
+            self.connections.pop(conn.identity, None)
+            return
+        conn.session_id, conn.timeout_ms = req.session_id, timeout
+        old = self.by_session.get(req.session_id)
+        if old is not None and old is not conn:
+            self.connections.pop(old.identity, None)
+        self.by_session[req.session_id] = conn
+        self._send(
+            conn.identity,
+            ConnectResponse(0, timeout, req.session_id, self.password(req.session_id), False).encode(),
+        )
+
+    # --- requests -------------------------------------------------------------------------
+
+    def on_message(self, identity: bytes, frame: bytes) -> None:
+        self.packets_received += 1
+        conn = self.connections.get(identity)
+        if conn is None:
+            if len(frame) == 4 and frame.decode("ascii", "replace") in admin.COMMANDS:
+                self._send(identity, self.admin_answer(frame.decode("ascii")).encode())
+                return
+            conn = self.connections[identity] = Connection(identity)
+            conn.last_seen = time.monotonic()
+            self._connect(conn, frame)
+            return
+        conn.last_seen = time.monotonic()
+        if conn.connect is not None:
+            self._refuse(identity, "request before the session was established")
+            return
+        try:
+            req = decode_request(frame)
+        except RemoteError as e:
+            self._drop(conn, frame, e)
+            return
+        if len(conn.queue) >= limits.client_queue_max:
+            self._drop(conn, frame, RemoteError(f"more than {limits.client_queue_max} requests outstanding"))
+            return
+        conn.requests += 1
+        if req.xid == XID_PING:
+            self._send(identity, encode_reply(XID_PING, self.tree().last_zxid, Code.OK))
+            return
+        if req.opcode == OpCode.AUTH:
+            self._auth(conn, req)
+            return
+        conn.queue.append(Pending(req, frame, time.monotonic()))
+        self.flush(conn)
+
+    def _drop(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
+        """A client that sent garbage gets a Marshalling error and loses its connection."""
+        xid = RequestHeader.decode(frame[:8]).xid if len(frame) >= 8 else 0
+        log.warning(
+            "client %s (session %#x): %s; disconnecting it", conn.identity.hex(), conn.session_id, error
+        )
+        self._send(conn.identity, encode_reply(xid, self.tree().last_zxid, int(error.code)))
+        self.connections.pop(conn.identity, None)
+        if self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
+
+    def _auth(self, conn: Connection, req: ClientRequest) -> None:
+        try:
+            ident = auth_identity(req.body.scheme, req.body.auth)
+        except KeeperError:
+            self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.AUTH_FAILED))
+            return
+        if ident not in conn.auth_ids and len(conn.auth_ids) < limits.auth_ids_max:
+            conn.auth_ids += (ident,)
+        self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.OK))
+
+    def flush(self, conn: Connection) -> None:
+        """Submit writes in order; answer reads that nothing is ahead of; send finished replies."""
+        for pending in conn.queue:
+            if pending.req.is_write and not pending.submitted:
+                body = pending.frame[8:]
+                fwd = ForwardedRequest(
+                    conn.session_id, pending.req.xid, pending.req.opcode, conn.auth_ids, body
+                )
+                if not self.submit(fwd):
+                    pending.reply = encode_reply(pending.req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
+                pending.submitted = True
+        while conn.queue:
+            head = conn.queue[0]
+            if head.reply is None and not head.req.is_write:
+                self._answer_reads(conn)
+            if head.reply is None:
+                break
+            conn.queue.popleft()
+            self.latency_ms.append((time.monotonic() - head.received) * 1000)
+            self._send(conn.identity, head.reply)
+
+    def _answer_reads(self, conn: Connection) -> None:
+        """Answer the reads at the head of the queue, natively in one batch where possible."""
+        reads = []
+        for pending in conn.queue:
+            if pending.req.is_write:
+                break
+            reads.append(pending)
+        tree = self.tree()
+        native = [p for p in reads if p.req.opcode in NATIVE_READS]
+        if native and tree.index is not None:
+            batch = b"".join(FRAME.pack(len(p.frame)) + p.frame for p in native)
+            replies, status = tree.index.read_batch(batch, tree.last_zxid)
+            pos = 0
+            for p, st in zip(native, status, strict=True):
+                if st == 2:
+                    continue
+                (n,) = FRAME.unpack_from(replies, pos)
+                p.reply = replies[pos + 4 : pos + 4 + n]
+                pos += 4 + n
+        for p in reads:
+            if p.reply is None:
+                err, body = read_reply_body(tree, p.req, conn.auth_ids, conn.session_id)
+                p.reply = encode_reply(p.req.xid, tree.last_zxid, err, body)
+
+    # --- txns applied -----------------------------------------------------------------------
+
+    def on_applied(self, header: TxnHeader, result: ApplyResult) -> None:
+        """Reply to the local client whose write this txn was, if it is connected here."""
+        conn = self.by_session.get(header.client_id)
+        if conn is None:
+            return
+        if conn.connect is not None and header.type == OpCode.CREATE_SESSION:
+            conn.connect = None
+            session, timeout = conn.session_id, conn.timeout_ms
+            self._send(
+                conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
+            )
+            return
+        for pending in conn.queue:
+            if pending.submitted and pending.reply is None and pending.req.xid == header.cxid:
+                err, body = write_reply_body(pending.req.opcode, result)
+                pending.reply = encode_reply(pending.req.xid, header.zxid, err, body)
+                break
+        if header.type == OpCode.CLOSE_SESSION:
+            self.flush(conn)
+            self.by_session.pop(conn.session_id, None)
+            self.connections.pop(conn.identity, None)
+            return
+        self.flush(conn)
+
+    def outstanding(self) -> int:
+        return sum(len(c.queue) for c in self.connections.values())

@@ -1,0 +1,82 @@
+"""Peer traffic over ZeroMQ: each node binds one PULL socket at its peer endpoint and keeps a
+PUSH socket connected to every other node's. A message is one frame: an encoded Zab message.
+
+ZeroMQ keeps order on one connection but may drop what is queued across a reconnect or at the
+high-water mark; sends never block (a full or unconnected peer drops the message), and Zab
+notices the gap or the silence and resynchronises.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import zmq
+
+from cluster.config import EnsembleConfig
+
+log = logging.getLogger("zkpy.transport")
+PEER_HWM = 10_000
+RECV_BATCH_MAX = 1000
+
+
+def prepare_ipc(endpoint: str) -> None:
+    """Remove a stale ipc socket file left by a killed process, so bind succeeds."""
+    if endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://") :]
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class PeerTransport:
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], conf: EnsembleConfig, server_id: int) -> None:
+        self.server_id = server_id
+        self.inbox = ctx.socket(zmq.PULL)
+        self.inbox.setsockopt(zmq.RCVHWM, PEER_HWM)
+        self.inbox.setsockopt(zmq.LINGER, 0)
+        endpoint = conf.servers[server_id].peer
+        prepare_ipc(endpoint)
+        self.inbox.bind(endpoint)
+        self.outboxes: dict[int, zmq.Socket[bytes]] = {}
+        for sid, server in conf.servers.items():
+            if sid == server_id:
+                continue
+            sock = ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, PEER_HWM)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a peer that is not connected
+            sock.setsockopt(zmq.RECONNECT_IVL, 50)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            sock.connect(server.peer)
+            self.outboxes[sid] = sock
+        self.sent = self.dropped = self.received = 0
+
+    def send(self, target: int, frame: bytes) -> None:
+        sock = self.outboxes.get(target)
+        if sock is None:
+            self.dropped += 1
+            return
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+            self.sent += 1
+        except zmq.Again:
+            self.dropped += 1
+
+    def receive(self) -> list[bytes]:
+        """Every frame waiting now, up to RECV_BATCH_MAX."""
+        frames: list[bytes] = []
+        while len(frames) < RECV_BATCH_MAX:
+            try:
+                frames.append(self.inbox.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        self.received += len(frames)
+        return frames
+
+    def close(self) -> None:
+        self.inbox.close()
+        for sock in self.outboxes.values():
+            sock.close()

@@ -1,0 +1,335 @@
+"""The node process: ZeroMQ I/O, ticks and the disk around zkcore's Zab replica and tree.
+
+    python -m cluster.node --config ensemble.cfg --id 1
+
+One thread, one loop: receive what has arrived, step and tick the replica, act on its Ready
+(persist, send, apply, reply), group-commit the log with one fdatasync per loop turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections import deque
+
+import zmq
+
+import native
+from cluster import config as config_mod
+from cluster._admin_text import AdminText
+from cluster._clients import ClientServer
+from cluster._transport import PeerTransport, prepare_ipc
+from cluster.storage import (
+    ACCEPTED_EPOCH,
+    CURRENT_EPOCH,
+    DataDir,
+    TxnLog,
+    drop_snapshots_after,
+    purge,
+    read_epoch,
+    recover,
+    write_epoch,
+    write_snapshot,
+)
+from zkcore import DataTree, KeeperError, Prep, RemoteError, Request, Txn
+from zkcore._requests import ForwardedRequest, forwarded_body
+from zkcore.zab import (
+    Config,
+    Phase,
+    Ready,
+    Replica,
+    Role,
+    RoleChange,
+    Snapshot,
+    decode_message,
+    encode_message,
+    zxid_epoch,
+)
+
+log = logging.getLogger("zkpy.node")
+SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
+WAITING_WRITES_MAX = 10_000
+
+
+class Node:
+    def __init__(self, conf: config_mod.EnsembleConfig, server_id: int) -> None:
+        self.conf, self.server_id = conf, server_id
+        self.data_dir = DataDir.create(conf.node_dir(server_id))
+        self.log = TxnLog(self.data_dir.log_dir)
+        recovered = recover(self.data_dir.root, log=self.log)
+        for report in recovered.report:
+            log.warning("recovery: %s", report)
+        started = time.monotonic()
+        self.tree = self._load_tree(recovered.snapshot_payload)
+        log.info("loaded snapshot at %#x (%d znodes) in %.2fs; %d logged txns after it",
+                 recovered.snapshot_zxid, len(self.tree), time.monotonic() - started, len(recovered.txns))  # fmt: skip
+        self.snapshot_zxid = recovered.snapshot_zxid
+        self.txns_since_snapshot = 0
+        self.prep = Prep(self.tree, conf.data_bytes_max)
+        self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
+        self.lead_from = 0
+        self.prep_epoch = -1
+        self.waiting_writes: deque[bytes] = deque()
+        self.stashed = self.draining = False
+        self.unsynced = False
+        self.replica = Replica(
+            self.zab_config(),
+            server_id,
+            rng=random.Random(server_id * 7919 + int(time.time())),
+            storage=self.log,
+            snapshots=self,
+            accepted_epoch=read_epoch(self.data_dir.root, ACCEPTED_EPOCH) or 0,
+            current_epoch=read_epoch(self.data_dir.root, CURRENT_EPOCH) or 0,
+            zxid_snapshot=self.snapshot_zxid,
+            prepare=self.prepare,
+        )
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.peers = PeerTransport(self.ctx, conf, server_id)
+        client_sock = self.ctx.socket(zmq.ROUTER)
+        client_sock.setsockopt(zmq.LINGER, 0)
+        client_sock.setsockopt(zmq.SNDHWM, 100_000)
+        client_endpoint = conf.servers[server_id].client
+        prepare_ipc(client_endpoint)
+        client_sock.bind(client_endpoint)
+        secret = conf.extra.get("sessionSecret", "").encode() or SESSION_SECRET_DEFAULT
+        self.admin = AdminText(self)
+        self.clients = ClientServer(
+            client_sock, lambda: self.tree, server_id, conf.tick_ms, self.submit, self.admin.answer,
+            self.serving, secret,
+        )  # fmt: skip
+        self.running = True
+
+    # --- state ------------------------------------------------------------------------------
+
+    def zab_config(self) -> Config:
+        c = self.conf
+        return Config(tuple(c.voters), tuple(c.observers), init_limit_ticks=c.init_limit_ticks,
+                      sync_limit_ticks=c.sync_limit_ticks)  # fmt: skip
+
+    def _load_tree(self, payload: bytes | None) -> DataTree:
+        index = native.PathIndex()
+        return DataTree(index=index) if payload is None else DataTree.from_snapshot(payload, index=index)
+
+    def snapshot(self) -> Snapshot:
+        """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
+        return Snapshot(self.tree.last_zxid, b"".join(self.tree.snapshot_chunks()))
+
+    def serving(self) -> bool:
+        return self.role.phase == Phase.BROADCAST
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def submit(self, fwd: ForwardedRequest) -> bool:
+        """A client write arrived here: Zab forwards it to the leader, whose prepare() preps it.
+        True when it will take effect in order (now or once the leader has caught up)."""
+        if not self.serving():
+            return False
+        self.stashed = False
+        return self.replica.propose(fwd.encode()) or self.stashed
+
+    def prepare(self, zxid: int, payload: bytes) -> bytes | None:
+        """Zab's leader hook: the txn for a client write at `zxid`. A new leader first applies
+        every txn of earlier epochs; writes that arrive before that wait in order."""
+        if zxid_epoch(zxid) != self.prep_epoch:
+            self.prep_epoch = zxid_epoch(zxid)
+            self.lead_from = self.replica.status().zxid_last
+            self.prep = Prep(self.tree, self.conf.data_bytes_max)
+        if self.tree.last_zxid < self.lead_from or (self.waiting_writes and not self.draining):
+            if len(self.waiting_writes) < WAITING_WRITES_MAX:
+                self.waiting_writes.append(payload)
+                self.stashed = True
+            return None
+        try:
+            fwd = ForwardedRequest.decode(payload)
+            body = forwarded_body(fwd)
+        except RemoteError as e:
+            log.warning("dropping a malformed write: %s", e)
+            return None
+        request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
+        txn, error = self.prep.prep(request, zxid, int(time.time() * 1000))
+        if error is not None:
+            log.debug("session %#x xid %d: %s", fwd.session_id, fwd.xid, error)
+        return txn.encode()
+
+    def drain_waiting_writes(self) -> None:
+        self.draining = True
+        try:
+            while self.waiting_writes and self.tree.last_zxid >= self.lead_from:
+                if not self.replica.propose(self.waiting_writes[0]):
+                    break
+                self.waiting_writes.popleft()
+        finally:
+            self.draining = False
+
+    # --- Ready --------------------------------------------------------------------------------
+
+    def handle_ready(self) -> None:
+        while self.replica.has_ready():
+            ready = self.replica.ready()
+            self._persist(ready)
+            for message in ready.messages:
+                self.peers.send(message.target, encode_message(message))
+            for zxid, payload in ready.committed:
+                self.apply(zxid, payload)
+            for change in ready.roles:
+                self.on_role(change)
+            self.replica.advance(ready)
+            if not self.replica.has_ready() and self.unsynced:
+                self.replica.persisted(self.log.sync())
+                self.unsynced = False
+        if self.waiting_writes and self.role.role == Role.LEADING:
+            self.drain_waiting_writes()
+            if self.replica.has_ready():
+                self.handle_ready()
+        self.handle_ready_snapshot()
+
+    def _persist(self, ready: Ready) -> None:
+        if ready.snapshot is not None:
+            self.install_snapshot(ready.snapshot)
+        elif ready.truncate_zxid is not None:
+            self.log.truncate(ready.truncate_zxid)
+            drop_snapshots_after(self.data_dir.snap_dir, ready.truncate_zxid)
+            self.unsynced = True
+        if ready.accepted_epoch is not None:
+            write_epoch(self.data_dir.root, ACCEPTED_EPOCH, ready.accepted_epoch)
+        if ready.current_epoch is not None:
+            write_epoch(self.data_dir.root, CURRENT_EPOCH, ready.current_epoch)
+        if ready.entries:
+            self.log.append(list(ready.entries))
+            self.unsynced = True
+        if ready.snapshot is not None:
+            self.replica.persisted(self.log.sync())
+            self.unsynced = False
+
+    def install_snapshot(self, snap: Snapshot) -> None:
+        write_snapshot(self.data_dir.snap_dir, snap.zxid, [snap.payload])
+        self.log.truncate(min(self.log.last_zxid(), snap.zxid))
+        self.tree = self._load_tree(snap.payload)
+        self.prep = Prep(self.tree, self.conf.data_bytes_max)
+        self.snapshot_zxid, self.txns_since_snapshot = snap.zxid, 0
+        log.info("installed a snapshot at %#x from the leader (%d znodes)", snap.zxid, len(self.tree))
+
+    def apply(self, zxid: int, payload: bytes) -> None:
+        txn = Txn.decode(payload)
+        assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
+        result = self.tree.apply(txn)
+        self.prep.applied(zxid)
+        self.txns_since_snapshot += 1
+        self.clients.on_applied(txn.header, result)
+
+    def handle_ready_snapshot(self) -> None:
+        """Snapshot every snapCount txns (fork: the child writes while we keep serving)."""
+        if self.txns_since_snapshot < self.conf.snap_count:
+            return
+        self.txns_since_snapshot = 0
+        zxid = self.tree.last_zxid
+        self.log.sync()
+        pid = os.fork()
+        if pid == 0:  # the child sees a copy-on-write image of the tree at zxid
+            try:
+                write_snapshot(self.data_dir.snap_dir, zxid, self.tree.snapshot_chunks())
+                purge(self.data_dir.root, keep=3)
+            finally:
+                os._exit(0)
+        self.snapshot_zxid = zxid
+        log.info("snapshot at %#x started in pid %d", zxid, pid)
+
+    def on_role(self, change: RoleChange) -> None:
+        log.info("role %s phase %s leader %d epoch %d: %s",
+                 change.role.name, change.phase.name, change.leader, change.epoch, change.reason)  # fmt: skip
+        if change.role != Role.LEADING:
+            self.waiting_writes.clear()  # their clients will time out and retry elsewhere
+            self.prep_epoch = -1
+        self.role = change
+
+    # --- loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.peers.inbox, zmq.POLLIN)
+        poller.register(self.clients.sock, zmq.POLLIN)
+        tick_s = self.conf.tick_ms / 1000
+        next_tick = time.monotonic() + tick_s
+        while self.running:
+            timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+            events = dict(poller.poll(timeout_ms))
+            if self.peers.inbox in events:
+                for frame in self.peers.receive():
+                    self.on_peer_frame(frame)
+            if self.clients.sock in events:
+                self.on_client_frames()
+            now = time.monotonic()
+            if now >= next_tick:
+                self.replica.tick()
+                next_tick = max(next_tick + tick_s, now)
+            self.handle_ready()
+            self._reap_children()
+        self.close()
+
+    def on_peer_frame(self, frame: bytes) -> None:
+        try:
+            message = decode_message(frame)
+        except RemoteError as e:
+            log.warning("dropping an undecodable peer message: %s", e)
+            return
+        if message.target != self.server_id:
+            return
+        self.replica.step(message)
+
+    def on_client_frames(self) -> None:
+        sock = self.clients.sock
+        for _ in range(1000):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(parts) != 2:
+                continue  # a ROUTER message is [identity, frame]; anything else is not ours
+            try:
+                self.clients.on_message(parts[0], parts[1])
+            except KeeperError as e:
+                log.warning("client %s: %s", parts[0].hex(), e)
+
+    def _reap_children(self) -> None:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+    def close(self) -> None:
+        if self.unsynced:
+            self.log.sync()
+        self.log.close()
+        self.peers.close()
+        self.clients.sock.close()
+        self.ctx.term()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cluster.node", description="Run one zkpy server.")
+    p.add_argument("--config", required=True, help="the ensemble config file")
+    p.add_argument("--id", type=int, required=True, help="this server's id in the config")
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s node{args.id} %(levelname)s %(name)s %(message)s"
+    )
+    conf = config_mod.load(args.config)
+    if args.id not in conf.servers:
+        print(f"server id {args.id} is not in {args.config} (ids: {sorted(conf.servers)})", file=sys.stderr)
+        return 2
+    node = Node(conf, args.id)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(node, "running", False))
+    signal.signal(signal.SIGINT, lambda *_: setattr(node, "running", False))
+    log.info("serving clients at %s (native core: %s)", conf.servers[args.id].client, native.IMPLEMENTATION)
+    node.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

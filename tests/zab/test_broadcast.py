@@ -1,0 +1,294 @@
+"""Broadcast scenarios: quorum commits, pipelining, forwarding, observers, gaps, timeouts, rollover."""
+
+from __future__ import annotations
+
+from random import Random
+
+import pytest
+
+from tests.sim.ensemble import Ensemble
+from zkcore import LocalError, MemoryLog
+from zkcore.zab import (
+    Ack,
+    Commit,
+    Config,
+    Inform,
+    Phase,
+    Ping,
+    Proposal,
+    Replica,
+    Request,
+    Role,
+    Snapshot,
+    make_zxid,
+)
+
+
+def followers(ensemble: Ensemble, leader: int) -> list[int]:
+    return [sid for sid in ensemble.up() if sid != leader and ensemble.config.is_voter(sid)]
+
+
+def test_commit_waits_for_a_durable_quorum_including_the_leader() -> None:
+    ensemble = Ensemble(3, auto_sync=False)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.propose(leader, b"a")
+    ensemble.deliver(kind=Proposal)
+    assert not [m for m in ensemble.pending() if isinstance(m, Ack)]  # nobody synced yet
+    ensemble.sync(f1)
+    ensemble.deliver(kind=Ack)
+    assert ensemble.status(leader).zxid_committed == 0  # f1 alone: the leader is not durable
+    ensemble.sync(leader)
+    assert ensemble.status(leader).zxid_committed > 0
+    assert ensemble.applied(leader) == [b"a"]
+    ensemble.run()
+    assert ensemble.applied(f1) == [b"a"]
+    assert ensemble.applied(f2) == []  # committed, but not durable on f2: not applied there
+    ensemble.sync(f2)
+    assert ensemble.applied(f2) == [b"a"]
+
+
+def test_proposals_are_pipelined_in_zxid_order() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    for payload in (b"a", b"b", b"c"):
+        assert ensemble.propose(leader, payload)
+    f1 = followers(ensemble, leader)[0]
+    queued = [m for m in ensemble.pending(leader, f1) if isinstance(m, Proposal)]
+    assert [m.payload for m in queued] == [b"a", b"b", b"c"]
+    epoch = ensemble.status(leader).epoch
+    assert [m.zxid for m in queued] == [make_zxid(epoch, c) for c in (1, 2, 3)]
+    ensemble.run()
+    assert all(ensemble.applied(sid) == [b"a", b"b", b"c"] for sid in ensemble.up())
+
+
+def test_followers_and_observers_forward_writes() -> None:
+    ensemble = Ensemble(3, observers=1)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    assert ensemble.propose(f1, b"from follower")
+    assert ensemble.propose(4, b"from observer")
+    assert [type(m) for m in ensemble.pending(f1, leader)] == [Request]
+    ensemble.run()
+    assert all(ensemble.applied(sid) == [b"from follower", b"from observer"] for sid in ensemble.up())
+
+
+def test_no_write_without_an_established_leader() -> None:
+    ensemble = Ensemble(3)
+    assert not any(ensemble.propose(sid, b"x") for sid in ensemble.up())
+
+
+def test_observers_get_inform_and_never_count() -> None:
+    ensemble = Ensemble(3, observers=2)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.crash(f1)
+    ensemble.crash(f2)
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    # Two observers acking nothing cannot make a quorum with the leader.
+    assert ensemble.status(leader).zxid_committed == 0
+    assert not [m for m in ensemble.sent if isinstance(m, Proposal) and m.target in (4, 5)]
+    ensemble.restart(f1)
+    new = ensemble.settle(servers=[leader, f1, 4, 5])
+    assert ensemble.applied(4) == ensemble.applied(5) == [b"a"]  # committed by the new epoch
+    ensemble.propose(new, b"b")
+    ensemble.run()
+    assert ensemble.applied(4) == ensemble.applied(5) == [b"a", b"b"]
+    informs = [m for m in ensemble.sent if isinstance(m, Inform)]
+    assert sorted((m.target, m.payload) for m in informs) == [(4, b"b"), (5, b"b")]
+    # Observers ack NEWLEADER (so the leader knows they synced), never a proposal.
+    zxid_b = informs[0].zxid
+    assert not [m for m in ensemble.sent if isinstance(m, Ack) and m.source in (4, 5) and m.zxid >= zxid_b]
+
+
+def test_gap_in_proposals_makes_the_follower_resync() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    ensemble.propose(leader, b"a")
+    ensemble.drop(leader, f1, Proposal)  # f1 never sees a
+    ensemble.propose(leader, b"b")
+    ensemble.run()
+    assert any("out of sequence" in reason for reason in ensemble.reasons(f1))
+    ensemble.settle()
+    assert ensemble.applied(f1) == [b"a", b"b"]
+
+
+def test_commit_beyond_the_log_makes_the_follower_resync() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.propose(leader, b"a")
+    ensemble.drop(leader, f1, Proposal)
+    ensemble.run()
+    assert any("commit" in reason and "beyond our log" in reason for reason in ensemble.reasons(f1))
+    ensemble.settle()
+    assert ensemble.applied(f1) == [b"a"]
+
+
+def test_ping_reveals_a_lost_tail() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    ensemble.cut_one_way(leader, f1)  # f1 misses the proposal and its commit
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    ensemble.recover()
+    ensemble.tick(leader)
+    ensemble.run()
+    assert any(reason.startswith("ping") for reason in ensemble.reasons(f1))
+    ensemble.settle()
+    assert ensemble.applied(f1) == [b"a"]
+
+
+def test_duplicates_and_strays_change_nothing() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.propose(leader, b"a")
+    proposals = [m for m in ensemble.pending(leader, f1) if isinstance(m, Proposal)]
+    ensemble.run()
+    epoch = ensemble.status(leader).epoch
+    ensemble.step(proposals[0])  # a duplicate of a logged proposal
+    ensemble.step(Commit(leader, f1, epoch, proposals[0].zxid))  # a duplicate commit
+    ensemble.step(Proposal(f2, f1, make_zxid(epoch, 9), b"stray"))  # not from our leader
+    ensemble.step(Ping(leader, f1, epoch + 5, 0))  # another epoch
+    ensemble.run()
+    assert ensemble.status(f1).phase == Phase.BROADCAST
+    assert ensemble.applied(f1) == [b"a"]
+    assert ensemble.leader() == leader
+
+
+def test_leader_steps_down_when_it_loses_its_quorum() -> None:
+    ensemble = Ensemble(3, sync_limit_ticks=3)
+    leader = ensemble.settle()
+    ensemble.isolate(leader)
+    ensemble.tick(leader, n=5)
+    status = ensemble.status(leader)
+    assert status.role == Role.LOOKING
+    assert "lost quorum" in ensemble.reasons(leader)[-1]
+
+
+def test_follower_gives_up_on_a_silent_leader() -> None:
+    ensemble = Ensemble(3, sync_limit_ticks=3)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.crash(leader)
+    ensemble.tick(f1, f2, n=5)
+    assert "silent" in ensemble.reasons(f1)[-2] or "silent" in ensemble.reasons(f1)[-1]
+    new = ensemble.settle()
+    assert new in (f1, f2)
+    assert ensemble.status(new).epoch == 2
+
+
+def test_partitioned_minority_leader_is_replaced_and_rejoins() -> None:
+    ensemble = Ensemble(5)
+    old = ensemble.settle()
+    ensemble.propose(old, b"a")
+    ensemble.run()
+    ensemble.isolate(old)
+    majority = [sid for sid in ensemble.up() if sid != old]
+    assert ensemble.propose(old, b"lost")  # accepted, but it can never commit
+    ensemble.tick(*majority, n=8)  # the majority gives up on its silent leader
+    new = ensemble.settle(servers=majority)
+    assert new != old
+    assert ensemble.propose(new, b"b")
+    ensemble.run()
+    ensemble.tick(old, n=10)
+    assert ensemble.status(old).role != Role.LEADING
+    ensemble.recover()
+    ensemble.settle()
+    assert all(ensemble.applied(sid) == [b"a", b"b"] for sid in ensemble.up())
+    assert "TRUNC" in ensemble.reasons(old)  # its uncommitted b"lost" is gone
+
+
+def test_zxid_counter_rollover_forces_a_new_epoch() -> None:
+    ensemble = Ensemble(3, zxid_counter_max=3)
+    leader = ensemble.settle()
+    epoch = ensemble.status(leader).epoch
+    for payload in (b"a", b"b", b"c"):
+        assert ensemble.propose(leader, payload)
+    assert not ensemble.propose(leader, b"d")
+    assert "rolled over" in ensemble.reasons(leader)[-1]
+    new = ensemble.settle()
+    assert ensemble.status(new).epoch == epoch + 1
+    assert ensemble.propose(new, b"d")
+    ensemble.run()
+    assert all(ensemble.applied(sid) == [b"a", b"b", b"c", b"d"] for sid in ensemble.up())
+
+
+def test_voter_with_a_newer_accepted_epoch_makes_the_leader_step_down() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    ensemble.load(f1, [], 9, 0)  # it accepted epoch 9 from a leader that never established
+    new = ensemble.settle()
+    assert ensemble.status(new).epoch == 10
+
+
+def test_one_voter_ensemble() -> None:
+    ensemble = Ensemble(1)
+    assert ensemble.settle() == 1
+    assert ensemble.propose(1, b"solo")
+    assert ensemble.applied(1) == [b"solo"]
+
+
+def test_persisted_reports_are_clipped_to_what_was_written() -> None:
+    replica = Replica(Config((1,)), 1, rng=Random(1), storage=MemoryLog(), snapshots=_Empty())
+    for _ in range(3):
+        replica.tick()
+    replica.advance(replica.ready())
+    assert replica.status().phase == Phase.BROADCAST
+    assert replica.propose(b"a")
+    replica.persisted(make_zxid(9, 9))  # the shell has not even written it yet
+    assert replica.status().zxid_persisted == 0
+    ready = replica.ready()
+    assert ready.entries and not ready.committed
+    replica.advance(ready)
+    replica.persisted(ready.entries[-1][0])
+    assert replica.ready().committed == ready.entries
+
+
+class _Empty:
+    def snapshot(self) -> Snapshot:
+        return Snapshot(0, b"")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.propose("text"), "payload must be bytes"),
+        (lambda r: r.step(Ping(2, 3, 1, 0)), "stepped into server 1"),
+        (lambda r: r.step(b"bytes"), "step takes a Zab message"),
+        (lambda r: r.persisted(-1), "zxid must be"),
+        (lambda r: r.compact(5), "zxid must be"),
+        (lambda r: r.advance(None), "advance takes the Ready"),
+    ],
+)
+def test_entry_points_check_their_input(call: object, message: str) -> None:
+    replica = Replica(Config((1, 2, 3)), 1, rng=Random(1), storage=MemoryLog(), snapshots=_Empty())
+    with pytest.raises(LocalError, match=message):
+        call(replica)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"server_id": 9}, "not in the ensemble"),
+        ({"rng": 5}, "rng must be a random.Random"),
+        ({"accepted_epoch": 1, "current_epoch": 2}, "current_epoch must be"),
+        ({"zxid_applied": 7}, "zxid_applied must be"),
+    ],
+)
+def test_construction_checks(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {
+        "server_id": 1,
+        "rng": Random(1),
+        "storage": MemoryLog(),
+        "snapshots": _Empty(),
+    }
+    args.update(kwargs)
+    server_id = args.pop("server_id")
+    with pytest.raises(LocalError, match=message):
+        Replica(Config((1, 2, 3)), server_id, **args)  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""Codec tests for Zab's messages: round trips, truncation, trailing bytes, garbage, validation."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zkcore import LocalError, RemoteError
+from zkcore.zab import (
+    MESSAGE_TYPES,
+    Ack,
+    AckEpoch,
+    Commit,
+    Diff,
+    Entry,
+    FollowerInfo,
+    Inform,
+    LeaderInfo,
+    Message,
+    NewLeader,
+    Notification,
+    ObserverInfo,
+    Ping,
+    Proposal,
+    Request,
+    Snap,
+    Trunc,
+    UpToDate,
+    decode_message,
+    encode_message,
+    make_zxid,
+)
+
+Z1, Z2, Z3 = make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)
+ENTRIES = (Entry(Z2, b"txn-2"), Entry(Z3, b"txn-3"))
+
+SAMPLES: list[Message] = [
+    Notification(1, 2, 0, 3, Z2, 7, 1),
+    Notification(4, 1, 3, -1, 0, 1, 0),
+    FollowerInfo(2, 3, 1, Z2),
+    ObserverInfo(4, 3, 0, 0),
+    LeaderInfo(3, 2, 2),
+    AckEpoch(2, 3, 2, 1, Z2),
+    AckEpoch(2, 3, 2, -1, 0),
+    Diff(3, 2, 2, Z1, Z2, ENTRIES),
+    Diff(3, 2, 2, Z3, Z3, ()),
+    Trunc(3, 2, 2, Z1, Z1, ENTRIES),
+    Snap(3, 2, 2, Z1, b"\x00snapshot\xff", Z3, ENTRIES),
+    NewLeader(3, 2, 2, Z3),
+    UpToDate(3, 2, 2, Z3),
+    Proposal(3, 2, make_zxid(2, 2), b"payload"),
+    Proposal(3, 2, make_zxid(2, 3), b""),
+    Ack(2, 3, 2, Z3),
+    Commit(3, 2, 2, Z3),
+    Inform(3, 4, Z3, b"payload"),
+    Ping(3, 2, 2, Z3),
+    Request(2, 3, 2, b"write"),
+]
+
+
+def test_every_kind_has_a_sample() -> None:
+    assert {type(m) for m in SAMPLES} == set(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_round_trip(message: Message) -> None:
+    data = encode_message(message)
+    assert decode_message(data) == message
+    assert decode_message(bytearray(data)) == message
+    assert decode_message(memoryview(data)) == message
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_every_truncation_raises_remote_error(message: Message) -> None:
+    data = encode_message(message)
+    for end in range(len(data)):
+        with pytest.raises(RemoteError):
+            decode_message(data[:end])
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
+def test_trailing_bytes_raise_remote_error(message: Message) -> None:
+    with pytest.raises(RemoteError, match="trailing"):
+        decode_message(encode_message(message) + b"\x00")
+
+
+def test_unknown_kind() -> None:
+    with pytest.raises(RemoteError, match="unknown Zab message kind 99"):
+        decode_message(b"\x00\x00\x00\x63" + bytes(16))
+
+
+def test_out_of_range_values_raise_remote_error() -> None:
+    data = bytearray(encode_message(Ping(3, 2, 2, Z3)))
+    data[4:8] = b"\x00\x00\x00\x00"  # source 0
+    with pytest.raises(RemoteError, match="source must be in"):
+        decode_message(bytes(data))
+
+
+def test_garbage_raises_only_remote_error() -> None:
+    """Seeded mutations of valid encodings, and random bytes: decode or RemoteError, nothing else."""
+    rng = random.Random(20240601)
+    encodings = [encode_message(m) for m in SAMPLES]
+    for _ in range(20_000):
+        data = bytearray(rng.choice(encodings))
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(data))
+            data[i] = rng.randrange(256)
+        if rng.random() < 0.2:
+            data = bytearray(rng.randbytes(rng.randint(0, 64)))
+        try:
+            message = decode_message(bytes(data))
+        except RemoteError:
+            continue
+        assert encode_message(message) == bytes(data)
+
+
+INVALID = [
+    ("source 0", lambda: Ping(0, 2, 1, 0), "source must be in"),
+    ("epoch 0", lambda: LeaderInfo(1, 2, 0), "epoch must be in"),
+    ("bool for int", lambda: Ack(1, 2, True, 0), "epoch must be an int"),
+    ("negative zxid", lambda: Commit(1, 2, 1, -5), "zxid must be in"),
+    ("current epoch -2", lambda: AckEpoch(1, 2, 1, -2, 0), "current_epoch must be in"),
+    ("state 4", lambda: Notification(1, 2, 4, 1, 0, 1, 0), "state must be in"),
+    ("payload str", lambda: Proposal(1, 2, Z1, "x"), "payload must be bytes"),  # type: ignore[arg-type]
+    ("entries list", lambda: Diff(1, 2, 1, 0, 0, list(ENTRIES)), "entries must be a tuple"),  # type: ignore[arg-type]
+    ("entries unordered", lambda: Diff(1, 2, 1, 0, 0, ENTRIES[::-1]), "entry zxids must increase"),
+    ("entries at start", lambda: Diff(1, 2, 1, Z2, 0, ENTRIES), "entry zxids must increase"),
+    ("committed past end", lambda: Diff(1, 2, 1, Z1, make_zxid(3, 1), ENTRIES), "zxid_committed must be in"),
+    ("snap committed below", lambda: Snap(1, 2, 1, Z2, b"", Z1, ()), "a snapshot is committed history"),
+    ("entry zxid 0", lambda: Entry(0, b""), "zxid must be in"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "message"), INVALID, ids=[row[0] for row in INVALID])
+def test_construction_checks_values(name: str, build: object, message: str) -> None:
+    with pytest.raises(LocalError, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_encode_rejects_non_messages() -> None:
+    with pytest.raises(LocalError, match="not a Zab message"):
+        encode_message(Entry(Z1, b""))  # type: ignore[arg-type]

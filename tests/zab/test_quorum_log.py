@@ -1,0 +1,106 @@
+"""Tables for the pure parts: quorum arithmetic, Config checks, the in-memory log, sync choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from zkcore import LocalError
+from zkcore.zab import Config, ReplicaLog, SyncKind, choose_sync, is_quorum, make_zxid, quorum_zxid
+
+
+def z(epoch: int, counter: int) -> int:
+    return make_zxid(epoch, counter)
+
+
+@pytest.mark.parametrize(
+    ("voters", "ids", "expected"),
+    [
+        ((1,), [1], True),
+        ((1, 2, 3), [1], False),
+        ((1, 2, 3), [1, 3], True),
+        ((1, 2, 3), [1, 1, 1], False),
+        ((1, 2, 3), [1, 4, 5], False),  # 4 and 5 are observers
+        ((1, 2, 3, 4), [1, 2], False),
+        ((1, 2, 3, 4), [1, 2, 4], True),
+        ((1, 2, 3, 4, 5, 6, 7), [2, 4, 6, 7], True),
+        ((1, 2, 3, 4, 5, 6, 7), [2, 4, 6], False),
+    ],
+)
+def test_is_quorum(voters: tuple[int, ...], ids: list[int], expected: bool) -> None:
+    config = Config(voters, (4, 5) if len(voters) == 3 else ())
+    assert is_quorum(config, ids) is expected
+
+
+@pytest.mark.parametrize(
+    ("voters", "acked", "expected"),
+    [
+        ((1,), {1: 9}, 9),
+        ((1, 2, 3), {1: 9}, 0),
+        ((1, 2, 3), {1: 9, 2: 4}, 4),
+        ((1, 2, 3), {1: 9, 2: 4, 3: 7}, 7),
+        ((1, 2, 3, 4, 5), {1: 5, 2: 5, 3: 1, 4: 9, 5: 2}, 5),
+        ((1, 2, 3, 4, 5), {1: 5, 3: 1, 4: 9, 6: 100}, 1),  # 6 is not a voter
+    ],
+)
+def test_quorum_zxid(voters: tuple[int, ...], acked: dict[int, int], expected: int) -> None:
+    assert quorum_zxid(Config(voters), acked) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"voters": ()}, "at least one voter"),
+        ({"voters": [1, 2]}, "must be a tuple"),
+        ({"voters": (0, 1)}, "server ids must be ints"),
+        ({"voters": (1, 2), "observers": (2,)}, "unique"),
+        ({"voters": (1,), "init_limit_ticks": 0}, "init_limit_ticks"),
+        ({"voters": (1,), "diff_entries_max": 10**6}, "diff_entries_max"),
+        ({"voters": (1,), "zxid_counter_max": 0}, "zxid_counter_max"),
+        ({"voters": tuple(range(1, 300))}, "zab_servers_max"),
+    ],
+)
+def test_config_checks(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalError, match=message):
+        Config(**kwargs)  # type: ignore[arg-type]
+
+
+def test_replica_log_operations() -> None:
+    log = ReplicaLog(0, [(z(1, 1), b"a"), (z(1, 2), b"b"), (z(2, 1), b"c")])
+    assert log.last() == z(2, 1) and len(log) == 3
+    assert log.contains(0) and log.contains(z(1, 2)) and not log.contains(z(1, 3))
+    assert log.floor(z(1, 9)) == z(1, 2)
+    assert log.floor(z(0, 5)) == 0
+    assert log.count_after(z(1, 1)) == 2
+    assert log.entries_after(z(1, 1), z(1, 2)) == [(z(1, 2), b"b")]
+    log.truncate(z(1, 2))
+    assert log.last() == z(1, 2)
+    log.compact(z(1, 1))
+    assert log.base == z(1, 1) and log.floor(0) is None and log.entries_after(0) == [(z(1, 2), b"b")]
+    log.reset(z(3, 3))
+    assert log.last() == z(3, 3) and len(log) == 0
+    with pytest.raises(AssertionError, match="append out of order"):
+        log.append(z(3, 3), b"x")
+
+
+LEADER = [(z(1, 1), b""), (z(1, 2), b""), (z(1, 3), b""), (z(3, 1), b""), (z(3, 2), b"")]
+
+
+@pytest.mark.parametrize(
+    ("base", "learner", "entries_max", "expected"),
+    [
+        (0, z(3, 2), 500, (SyncKind.DIFF, z(3, 2))),  # in step: empty diff
+        (0, z(1, 2), 500, (SyncKind.DIFF, z(1, 2))),  # behind, on our history
+        (0, 0, 500, (SyncKind.DIFF, 0)),  # empty learner, our log starts at the beginning
+        (0, z(1, 2), 2, (SyncKind.SNAP, 0)),  # too far behind for a diff
+        (0, z(1, 5), 500, (SyncKind.TRUNC, z(1, 3))),  # uncommitted epoch-1 tail
+        (0, z(3, 4), 500, (SyncKind.TRUNC, z(3, 2))),  # ahead of us within our epoch
+        (0, z(2, 7), 500, (SyncKind.SNAP, 0)),  # an epoch we never saw: no safe truncation point
+        (0, z(4, 1), 500, (SyncKind.SNAP, 0)),
+        (z(1, 2), z(1, 1), 500, (SyncKind.SNAP, 0)),  # below our compacted base
+        (z(1, 2), 0, 500, (SyncKind.SNAP, 0)),
+        (z(1, 2), z(1, 2), 500, (SyncKind.DIFF, z(1, 2))),  # exactly at the base
+    ],
+)
+def test_choose_sync(base: int, learner: int, entries_max: int, expected: tuple[SyncKind, int]) -> None:
+    log = ReplicaLog(base, LEADER)
+    assert choose_sync(log, learner, entries_max) == expected

@@ -1,0 +1,216 @@
+"""Discovery and synchronisation scenarios: DIFF, TRUNC, SNAP, durability before acks, epochs."""
+
+from __future__ import annotations
+
+from random import Random
+
+from tests.sim.ensemble import Ensemble
+from zkcore import MemoryLog
+from zkcore.zab import (
+    Ack,
+    AckEpoch,
+    Config,
+    Diff,
+    FollowerInfo,
+    LeaderInfo,
+    NewLeader,
+    Notification,
+    Phase,
+    Proposal,
+    Replica,
+    Role,
+    Snapshot,
+)
+
+
+def others(ensemble: Ensemble, leader: int) -> list[int]:
+    return [sid for sid in ensemble.up() if sid != leader]
+
+
+def test_diff_brings_back_a_follower_that_missed_writes() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    for payload in (b"a", b"b"):
+        ensemble.propose(leader, payload)
+    ensemble.run()
+    ensemble.restart(follower)
+    ensemble.settle()
+    assert "DIFF" in ensemble.reasons(follower)
+    assert ensemble.applied(follower) == [b"a", b"b"]
+
+
+def test_empty_diff_when_in_step() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    ensemble.restart(follower)
+    ensemble.settle()
+    diffs = [m for m in ensemble.sent if isinstance(m, Diff) and m.target == follower]
+    assert diffs[-1].entries == ()
+    assert ensemble.applied(follower) == [b"a"]
+
+
+def test_trunc_drops_an_uncommitted_tail() -> None:
+    ensemble = Ensemble(3)
+    old = ensemble.settle()
+    assert old == 3
+    ensemble.propose(old, b"a")
+    ensemble.run()
+    ensemble.propose(old, b"lost")  # logged by the leader alone
+    ensemble.drop(source=old)
+    ensemble.crash(old)
+    new = ensemble.settle()
+    ensemble.propose(new, b"b")
+    ensemble.run()
+    ensemble.restart(old)
+    ensemble.settle()
+    assert "TRUNC" in ensemble.reasons(old)
+    assert ensemble.applied(old) == [b"a", b"b"]
+    assert [p for _, p in ensemble.nodes[old].storage.entries(0, 1 << 62)] == [b"a", b"b"]
+
+
+def test_snap_when_too_far_behind() -> None:
+    ensemble = Ensemble(3, diff_entries_max=2)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    writes = [b"w%d" % i for i in range(5)]
+    for payload in writes:
+        ensemble.propose(leader, payload)
+    ensemble.run()
+    ensemble.restart(follower)
+    ensemble.settle()
+    assert "SNAP" in ensemble.reasons(follower)
+    assert ensemble.applied(follower) == writes
+    assert ensemble.nodes[follower].snapshot_zxid > 0
+
+
+def test_snap_below_a_compacted_log() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    for payload in (b"a", b"b", b"c"):
+        ensemble.propose(leader, payload)
+    ensemble.run()
+    ensemble.nodes[leader].take_snapshot()  # the leader forgets its log up to c
+    ensemble.restart(follower)
+    ensemble.settle()
+    assert "SNAP" in ensemble.reasons(follower)
+    assert ensemble.applied(follower) == [b"a", b"b", b"c"]
+
+
+def test_follower_acks_newleader_only_once_durable() -> None:
+    ensemble = Ensemble(3, auto_sync=False)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    for sid in ensemble.up():
+        ensemble.sync(sid)
+    ensemble.run()
+    ensemble.restart(follower)
+    mark = len(ensemble.sent)
+    for _ in range(6):
+        ensemble.run()
+        ensemble.tick()
+    # The DIFF is logged but not durable: no ack, so not up to date.
+    status = ensemble.status(follower)
+    assert status.phase == Phase.SYNCHRONISATION
+    assert status.zxid_last > status.zxid_persisted
+    assert not [m for m in ensemble.sent[mark:] if isinstance(m, Ack) and m.source == follower]
+    ensemble.sync(follower)
+    assert [m for m in ensemble.pending(follower, leader) if isinstance(m, Ack)]
+    ensemble.run()
+    assert ensemble.status(follower).phase == Phase.BROADCAST
+    assert ensemble.applied(follower) == [b"a"]
+
+
+def test_leader_serves_no_writes_before_a_quorum_acked_newleader() -> None:
+    ensemble = Ensemble(3)
+    ensemble.tick(n=3)
+    for _ in range(10):
+        ensemble.deliver(kind=None)
+        leaders = [sid for sid in ensemble.up() if ensemble.status(sid).role == Role.LEADING]
+        if leaders and ensemble.status(leaders[0]).phase != Phase.BROADCAST:
+            assert not ensemble.propose(leaders[0], b"too early")
+        ensemble.tick()
+    leader = ensemble.settle()
+    assert ensemble.propose(leader, b"now")
+
+
+def test_new_epoch_exceeds_every_accepted_epoch_of_the_quorum() -> None:
+    ensemble = Ensemble(3)
+    ensemble.load(1, [], 7, 0)  # accepted 7 in some failed epoch
+    ensemble.drop()
+    leader = ensemble.settle()
+    assert ensemble.status(leader).epoch == 8
+    assert all(ensemble.status(sid).current_epoch == 8 for sid in ensemble.up())
+
+
+def test_epochs_are_in_the_ready_that_sends_the_ack() -> None:
+    """acceptedEpoch goes out with ACKEPOCH and currentEpoch with the NEWLEADER ack, so the shell
+    makes each durable before the message leaves (Ready's order)."""
+    follower = Replica(Config((1, 2, 3)), 1, rng=Random(0), storage=MemoryLog(), snapshots=_NoSnapshots())
+    follower.ready()
+    follower.step(Notification(3, 1, Role.LEADING, 3, 0, 1, 0))
+    follower.step(Notification(2, 1, Role.FOLLOWING, 3, 0, 1, 0))
+    ready = follower.ready()
+    assert [type(m) for m in ready.messages] == [FollowerInfo]
+    follower.step(LeaderInfo(3, 1, 4))
+    ready = follower.ready()
+    assert ready.accepted_epoch == 4 and ready.current_epoch == 0
+    assert [type(m) for m in ready.messages] == [AckEpoch]
+    follower.step(Diff(3, 1, 4, 0, 0, ()))
+    assert follower.ready().current_epoch is None
+    follower.step(NewLeader(3, 1, 4, 0))
+    ready = follower.ready()
+    assert ready.current_epoch == 4
+    assert [type(m) for m in ready.messages] == [Ack]
+
+
+class _NoSnapshots:
+    def snapshot(self) -> Snapshot:
+        raise AssertionError("no snapshot expected")
+
+
+def test_proposal_during_sync_is_logged_after_the_diff() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    ensemble.restart(follower)
+    while not [m for m in ensemble.pending(leader, follower) if isinstance(m, NewLeader)]:
+        ensemble.deliver()
+        ensemble.tick()
+    ensemble.propose(leader, b"b")  # queued behind NEWLEADER on the same link
+    kinds = [type(m) for m in ensemble.pending(leader, follower)]
+    assert kinds.index(NewLeader) < kinds.index(Proposal)
+    ensemble.settle()
+    assert ensemble.applied(follower) == [b"a", b"b"]
+
+
+def test_lost_sync_message_makes_the_learner_register_again() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower = others(ensemble, leader)[0]
+    ensemble.crash(follower)
+    ensemble.propose(leader, b"a")
+    ensemble.run()
+    ensemble.restart(follower)
+    for _ in range(20):
+        if ensemble.drop(leader, follower, Diff):  # the DIFF is lost, its NEWLEADER arrives
+            break
+        ensemble.deliver()
+        ensemble.tick()
+    ensemble.settle()
+    assert "NEWLEADER without a sync: the sync was lost" in ensemble.reasons(follower)
+    assert ensemble.applied(follower) == [b"a"]

@@ -1,0 +1,219 @@
+"""A client's requests and the server's replies, as bytes: decode a request frame, answer a read
+from the tree (the slow path, with ACL checks), and turn an applied txn into the write's reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from zkcore import limits
+from zkcore._datatree import ApplyResult, DataTree
+from zkcore._errors import Code, KeeperError, RemoteError
+from zkcore._jute import Buffer, Int, Long, Reader, Vector, Writer, record
+from zkcore._records import (
+    MULTI_READ_OPS,
+    REQUEST_TYPES,
+    Create2Response,
+    CreateResponse,
+    CreateSessionTxn,
+    GetACLResponse,
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    Id,
+    IntResponse,
+    JuteRecord,
+    OpCode,
+    OpResult,
+    PathRequest,
+    PathsResponse,
+    ReplyHeader,
+    RequestHeader,
+    StatResponse,
+    encode_multi_response,
+    error_result,
+    read_multi_request,
+)
+
+# Writes go through prep and Zab; everything else is answered by the server the client is on.
+WRITE_OPS = frozenset(
+    {
+        OpCode.CREATE,
+        OpCode.CREATE2,
+        OpCode.CREATE_TTL,
+        OpCode.CREATE_CONTAINER,
+        OpCode.DELETE,
+        OpCode.DELETE_CONTAINER,
+        OpCode.SET_DATA,
+        OpCode.SET_ACL,
+        OpCode.CHECK,
+        OpCode.MULTI,
+        OpCode.CREATE_SESSION,
+        OpCode.CLOSE_SESSION,
+    }
+)
+READ_OPS = frozenset(
+    {
+        OpCode.EXISTS,
+        OpCode.GET_DATA,
+        OpCode.GET_CHILDREN,
+        OpCode.GET_CHILDREN2,
+        OpCode.GET_ACL,
+        OpCode.GET_ALL_CHILDREN_NUMBER,
+        OpCode.GET_EPHEMERALS,
+        OpCode.MULTI_READ,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """One decoded request frame: its header and its body record (a list of ops for multi)."""
+
+    xid: int
+    opcode: int
+    body: Any
+
+    @property
+    def is_write(self) -> bool:
+        return self.opcode in WRITE_OPS
+
+
+def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
+    """Decode RequestHeader + body; raises RemoteError for anything malformed or unknown."""
+    if len(frame) > limits.frame_bytes_max:
+        raise RemoteError(f"request of {len(frame)} bytes exceeds frame_bytes_max {limits.frame_bytes_max}")
+    r = Reader(frame)
+    header = RequestHeader.read(r)
+    opcode = header.type
+    body: Any
+    if opcode in (OpCode.MULTI, OpCode.MULTI_READ):
+        body = read_multi_request(r)
+        allowed = MULTI_READ_OPS if opcode == OpCode.MULTI_READ else None
+        if allowed is not None and any(op not in allowed for op, _ in body):
+            raise RemoteError("multiRead may only hold getData and getChildren ops")
+    elif opcode in (OpCode.CLOSE_SESSION, OpCode.PING):
+        body = None
+    else:
+        kind = REQUEST_TYPES.get(opcode)
+        if kind is None:
+            raise RemoteError(f"unknown opcode {opcode}")
+        body = kind.read(r)
+    r.expect_end(f"request opcode {opcode}")
+    return ClientRequest(header.xid, opcode, body)
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ForwardedRequest(JuteRecord):
+    """A write on its way to the leader: who sent it, with which identities, and its body bytes
+    (the request frame after its RequestHeader). Zab's REQUEST message carries it."""
+
+    session_id: Long
+    xid: Int
+    opcode: Int
+    auth_ids: Vector[Id]
+    body: Buffer
+
+
+def forwarded_body(fwd: ForwardedRequest) -> Any:
+    """The decoded body of a forwarded write, as prep takes it; raises RemoteError."""
+    r = Reader(fwd.body)
+    body: Any
+    if fwd.opcode == OpCode.MULTI:
+        body = read_multi_request(r)
+    elif fwd.opcode == OpCode.CLOSE_SESSION:
+        body = None
+    elif fwd.opcode == OpCode.CREATE_SESSION:
+        body = CreateSessionTxn.read(r)
+    elif fwd.opcode in WRITE_OPS:
+        body = REQUEST_TYPES[fwd.opcode].read(r)
+    else:
+        raise RemoteError(f"opcode {fwd.opcode} is not a write")
+    r.expect_end(f"forwarded opcode {fwd.opcode}")
+    return body
+
+
+def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None = None) -> bytes:
+    w = Writer()
+    ReplyHeader(xid, zxid, err).write(w)
+    if err == Code.OK and body is not None:
+        if isinstance(body, bytes):
+            w.buf += body
+        else:
+            body.write(w)
+    return w.bytes()
+
+
+def write_reply_body(opcode: int, result: ApplyResult) -> tuple[int, JuteRecord | bytes | None]:
+    """The error code and body a write's client gets once its txn is applied."""
+    if opcode == OpCode.MULTI:
+        assert result.multi is not None or result.err != Code.OK
+        if result.multi is None:
+            return result.err, None
+        return Code.OK, encode_multi_response(result.multi)
+    if result.err != Code.OK:
+        return result.err, None
+    if opcode == OpCode.CREATE:
+        return Code.OK, CreateResponse(result.path)
+    if opcode in (OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_CONTAINER):
+        assert result.stat is not None
+        return Code.OK, Create2Response(result.path, result.stat)
+    if opcode in (OpCode.SET_DATA, OpCode.SET_ACL):
+        assert result.stat is not None
+        return Code.OK, StatResponse(result.stat)
+    return Code.OK, None
+
+
+def read_reply_body(
+    tree: DataTree, req: ClientRequest, auth_ids: tuple[Id, ...], session_id: int
+) -> tuple[int, JuteRecord | bytes | None]:
+    """Answer a read from the tree (the slow path): error code and reply body."""
+    try:
+        return Code.OK, _read(tree, req.opcode, req.body, auth_ids, session_id)
+    except KeeperError as e:
+        return int(e.code), None
+
+
+def _read(
+    tree: DataTree, opcode: int, body: Any, auth_ids: tuple[Id, ...], session_id: int
+) -> JuteRecord | bytes:
+    if opcode == OpCode.EXISTS:
+        stat = tree.exists(body.path)
+        if stat is None:
+            raise _no_node(body.path)
+        return StatResponse(stat)
+    if opcode == OpCode.GET_DATA:
+        return GetDataResponse(*tree.get_data(body.path, auth_ids))
+    if opcode in (OpCode.GET_CHILDREN, OpCode.GET_CHILDREN2):
+        children, stat = tree.get_children(body.path, auth_ids)
+        if opcode == OpCode.GET_CHILDREN:
+            return GetChildrenResponse(tuple(children))
+        return GetChildren2Response(tuple(children), stat)
+    if opcode == OpCode.GET_ACL:
+        return GetACLResponse(*tree.get_acl(body.path))
+    if opcode == OpCode.GET_ALL_CHILDREN_NUMBER:
+        return IntResponse(tree.all_children_number(body.path, auth_ids))
+    if opcode == OpCode.GET_EPHEMERALS:
+        assert isinstance(body, PathRequest)
+        return PathsResponse(tuple(tree.get_ephemerals(session_id, body.path or "/")))
+    if opcode == OpCode.MULTI_READ:
+        return encode_multi_response([_multi_read_one(tree, op, sub, auth_ids) for op, sub in body])
+    raise RemoteError(f"opcode {opcode} is not a read")
+
+
+def _multi_read_one(tree: DataTree, opcode: int, body: Any, auth_ids: tuple[Id, ...]) -> OpResult:
+    try:
+        if opcode == OpCode.GET_DATA:
+            return OpResult(opcode, 0, GetDataResponse(*tree.get_data(body.path, auth_ids)))
+        children, _ = tree.get_children(body.path, auth_ids)
+        return OpResult(opcode, 0, GetChildrenResponse(tuple(children)))
+    except KeeperError as e:
+        return error_result(e.code)
+
+
+def _no_node(path: str) -> KeeperError:
+    from zkcore._errors import NoNodeError
+
+    return NoNodeError(f"no node at {path!r}", path)

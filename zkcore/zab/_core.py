@@ -1,0 +1,216 @@
+"""The state every role shares (log, epochs, commit and durability points) and the pending outputs.
+
+Roles change durable state only through Core, which records each change as a Ready output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from zkcore import limits
+from zkcore._storage import LogEntry
+from zkcore.zab._log import ReplicaLog
+from zkcore.zab._messages import Message, Role
+from zkcore.zab._quorum import Config
+from zkcore.zab._ready import Phase, Ready, RoleChange, Snapshot, SnapshotSource
+from zkcore.zab._zxid import zxid_text
+
+
+class Rng(Protocol):
+    """The randomness a replica may use: pass a seeded random.Random (zkcore imports no random)."""
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int: ...
+
+
+# The leader's hook from a client write to the txn it logs: (zxid, request) -> txn bytes, or None
+# when the shell cannot prepare it now (it keeps the request and proposes it again later).
+Prepare = Callable[[int, bytes], bytes | None]
+
+
+class Core:
+    """Shared state of one replica and the outputs that Ready will carry.
+
+    zxid_persisted: every logged entry at or below it is durable (reported by the shell).
+    zxid_committed: every entry at or below it is committed (known from a quorum or the leader).
+    zxid_applied: entries at or below it have been handed out to apply; never above the other two.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_id: int,
+        rng: Rng,
+        log: ReplicaLog,
+        snapshots: SnapshotSource,
+        accepted_epoch: int,
+        current_epoch: int,
+        zxid_applied: int,
+        prepare: Prepare | None = None,
+    ) -> None:
+        self.config = config
+        self.prepare = prepare
+        self.server_id = server_id
+        self.rng = rng
+        self.log = log
+        self.snapshots = snapshots
+        self.accepted_epoch = accepted_epoch
+        self.current_epoch = current_epoch
+        self.zxid_persisted = log.last()
+        self.zxid_committed = zxid_applied
+        self.zxid_applied = zxid_applied
+        self.ticks = 0
+        self.abandon_reason: str | None = None
+        self.messages_dropped = 0
+        # The highest zxid the shell's storage may hold: persisted() reports are clipped to it.
+        self._zxid_written = log.last()
+        self._zxid_handed = log.last()
+        self._fence_pending: int | None = None
+        self._fence_handed: int | None = None
+        # Pending outputs.
+        self._snapshot: Snapshot | None = None
+        self._truncate_zxid: int | None = None
+        self._epochs_dirty = False
+        self._entries: list[LogEntry] = []
+        self._messages: list[Message] = []
+        self._committed: list[LogEntry] = []
+        self._roles: list[RoleChange] = []
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        if len(self._messages) >= limits.zab_outbox_messages_max:
+            self.messages_dropped += 1
+            return
+        self._messages.append(message)
+
+    def emit_role(self, role: Role, phase: Phase, leader: int, epoch: int, reason: str) -> None:
+        self._roles.append(RoleChange(role, phase, leader, epoch, reason))
+
+    def abandon(self, reason: str) -> None:
+        """Ask the replica to drop its role and go LOOKING once this input is done."""
+        if self.abandon_reason is None:
+            self.abandon_reason = reason
+
+    def set_accepted_epoch(self, epoch: int) -> None:
+        self.accepted_epoch = epoch
+        self._epochs_dirty = True
+
+    def set_current_epoch(self, epoch: int) -> None:
+        assert epoch <= self.accepted_epoch, (
+            f"current epoch {epoch} above accepted epoch {self.accepted_epoch}"
+        )
+        self.current_epoch = epoch
+        self._epochs_dirty = True
+
+    # --- log --------------------------------------------------------------------------------
+
+    def append(self, zxid: int, payload: bytes) -> None:
+        self.log.append(zxid, payload)
+        self._entries.append((zxid, payload))
+
+    def truncate(self, zxid: int) -> None:
+        assert zxid >= self.zxid_committed, (
+            f"truncate to {zxid_text(zxid)} would drop committed {zxid_text(self.zxid_committed)}"
+        )
+        self.log.truncate(zxid)
+        while self._entries and self._entries[-1][0] > zxid:
+            self._entries.pop()
+        if not self._entries or self._truncate_zxid is not None:
+            self._truncate_zxid = zxid if self._truncate_zxid is None else min(self._truncate_zxid, zxid)
+        self._lower_durable(zxid)
+
+    def install_snapshot(self, snapshot: Snapshot, entries: Sequence[LogEntry]) -> None:
+        """The history is now `snapshot` then `entries`; anything pending before it is void.
+
+        The shell replaces its durable state with both at once (see Ready): dropping the old log
+        before the new entries were durable would let a crash lose txns this server had acked.
+        """
+        self.log.reset(snapshot.zxid)
+        self._snapshot = snapshot
+        self._truncate_zxid = None
+        self._entries.clear()
+        self._committed.clear()
+        self.zxid_committed = snapshot.zxid
+        self.zxid_applied = snapshot.zxid
+        self._lower_durable(snapshot.zxid)
+        for zxid, payload in entries:
+            self.append(zxid, payload)
+        self.zxid_persisted = self.log.last()
+
+    def _lower_durable(self, zxid: int) -> None:
+        self.zxid_persisted = min(self.zxid_persisted, zxid)
+        self._zxid_written = min(self._zxid_written, zxid)
+        self._zxid_handed = min(self._zxid_handed, zxid)
+        self._fence_pending = zxid if self._fence_pending is None else min(self._fence_pending, zxid)
+
+    def compact(self, zxid: int) -> None:
+        assert zxid <= self.zxid_applied, f"compact to {zxid_text(zxid)} above applied"
+        self.log.compact(zxid)
+
+    # --- commit and durability --------------------------------------------------------------
+
+    def commit(self, zxid: int) -> None:
+        """Everything through `zxid` is committed; hand out what is also durable."""
+        zxid = min(zxid, self.log.last())
+        if zxid > self.zxid_committed:
+            self.zxid_committed = zxid
+            self._release()
+
+    def on_persisted(self, zxid: int) -> None:
+        zxid = min(zxid, self._zxid_written)
+        for fence in (self._fence_pending, self._fence_handed):
+            if fence is not None:
+                zxid = min(zxid, fence)
+        if zxid > self.zxid_persisted:
+            self.zxid_persisted = zxid
+            self._release()
+
+    def _release(self) -> None:
+        through = min(self.zxid_committed, self.zxid_persisted)
+        if through > self.zxid_applied:
+            entries = self.log.entries_after(self.zxid_applied, through)
+            assert entries and entries[-1][0] == through, f"commit {zxid_text(through)} not in the log"
+            self._committed.extend(entries)
+            self.zxid_applied = through
+
+    # --- Ready ------------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        return bool(
+            self._messages
+            or self._entries
+            or self._committed
+            or self._roles
+            or self._epochs_dirty
+            or self._snapshot is not None
+            or self._truncate_zxid is not None
+        )
+
+    def take_ready(self) -> Ready:
+        ready = Ready(
+            snapshot=self._snapshot,
+            truncate_zxid=self._truncate_zxid,
+            accepted_epoch=self.accepted_epoch if self._epochs_dirty else None,
+            current_epoch=self.current_epoch if self._epochs_dirty else None,
+            entries=tuple(self._entries),
+            messages=tuple(self._messages),
+            committed=tuple(self._committed),
+            roles=tuple(self._roles),
+        )
+        self._snapshot = None
+        self._truncate_zxid = None
+        self._epochs_dirty = False
+        self._entries.clear()
+        self._messages.clear()
+        self._committed.clear()
+        self._roles.clear()
+        self._zxid_handed = self.log.last()
+        self._fence_handed = self._fence_pending
+        self._fence_pending = None
+        return ready
+
+    def advance(self) -> None:
+        """The shell has acted on the last Ready: storage now holds what it carried."""
+        self._zxid_written = self._zxid_handed
+        self._fence_handed = None

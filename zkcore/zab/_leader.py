@@ -1,0 +1,366 @@
+"""The leader's side of Zab: discovery (a new epoch), synchronisation (DIFF/TRUNC/SNAP), broadcast.
+
+One LearnerHandler per learner plays ZooKeeper's LearnerHandler thread as plain state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zkcore import limits
+from zkcore._errors import LocalError
+from zkcore.zab._core import Core
+from zkcore.zab._election import Election
+from zkcore.zab._log import ReplicaLog
+from zkcore.zab._messages import (
+    Ack,
+    AckEpoch,
+    Commit,
+    Diff,
+    Entry,
+    FollowerInfo,
+    Inform,
+    LeaderInfo,
+    Message,
+    NewLeader,
+    ObserverInfo,
+    Ping,
+    Proposal,
+    Request,
+    Role,
+    Snap,
+    Trunc,
+    UpToDate,
+)
+from zkcore.zab._quorum import is_quorum, quorum_zxid
+from zkcore.zab._ready import Phase
+from zkcore.zab._zxid import EPOCH_MAX, make_zxid, zxid_counter, zxid_epoch, zxid_text
+
+
+class LearnerPhase(enum.IntEnum):
+    REGISTERED = 1  # FOLLOWERINFO or OBSERVERINFO arrived; the epoch is not chosen yet
+    EPOCH_SENT = 2  # LEADERINFO sent
+    EPOCH_ACKED = 3  # ACKEPOCH arrived; waiting for a quorum of epoch acks
+    SYNC_SENT = 4  # DIFF/TRUNC/SNAP and NEWLEADER sent; new proposals are forwarded
+    SYNCED = 5  # NEWLEADER acked; waiting for the leader to be established
+    BROADCAST = 6  # UPTODATE sent
+
+
+@dataclass(slots=True)
+class LearnerHandler:
+    server_id: int
+    voter: bool
+    phase: LearnerPhase
+    accepted_epoch: int
+    heard_tick: int
+    zxid_last: int = 0
+    zxid_newleader: int = 0
+
+
+class SyncKind(enum.Enum):
+    DIFF = "DIFF"
+    TRUNC = "TRUNC"
+    SNAP = "SNAP"
+
+
+def choose_sync(log: ReplicaLog, zxid_learner: int, entries_max: int) -> tuple[SyncKind, int]:
+    """How to bring a learner whose log ends at `zxid_learner` to `log`: (kind, zxid).
+
+    DIFF from zxid_learner when it is a point of our history (log matching: the same zxid means
+    the same history up to it); TRUNC to the highest point of ours below it when that point is
+    in the same epoch as zxid_learner (epochs are contiguous runs, so the learner has it too);
+    otherwise, or when more than entries_max txns would go, SNAP.
+    """
+    if zxid_learner == log.last():
+        return SyncKind.DIFF, zxid_learner
+    if log.contains(zxid_learner):
+        if log.count_after(zxid_learner) <= entries_max:
+            return SyncKind.DIFF, zxid_learner
+        return SyncKind.SNAP, 0
+    point = log.floor(zxid_learner)
+    if point is not None and point > 0 and zxid_epoch(point) == zxid_epoch(zxid_learner):
+        if log.count_after(point) <= entries_max:
+            return SyncKind.TRUNC, point
+    return SyncKind.SNAP, 0
+
+
+class Leader:
+    """Leading one epoch: first discovery and sync, then broadcast once a quorum acked NEWLEADER."""
+
+    def __init__(self, core: Core, election: Election) -> None:
+        self.core = core
+        self.election = election
+        self.epoch = 0
+        self.epoch_quorum = False
+        self.established = False
+        self.learners: dict[int, LearnerHandler] = {}
+        self.summary = (core.current_epoch, core.log.last())
+        self.zxid_initial = core.log.last()
+        self.started_tick = core.ticks
+        self._epoch_acks: dict[int, bool] = {core.server_id: True}
+        self._acked: dict[int, int] = {}
+        self._handlers: dict[type[Message], Callable[[Any], None]] = {
+            FollowerInfo: self._on_info,
+            ObserverInfo: self._on_info,
+            AckEpoch: self._on_ack_epoch,
+            Ack: self._on_ack,
+            Ping: self._on_ping,
+            Request: self._on_request,
+        }
+
+    def start(self) -> None:
+        core = self.core
+        core.emit_role(Role.LEADING, Phase.DISCOVERY, core.server_id, 0, "elected")
+        self._try_choose_epoch()
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def on_message(self, message: Message) -> None:
+        handler = self._handlers.get(type(message))
+        if handler is not None:
+            handler(message)
+
+    def on_tick(self) -> None:
+        core, config = self.core, self.core.config
+        ticks = core.ticks
+        for sid, h in list(self.learners.items()):
+            limit = config.sync_limit_ticks if h.phase == LearnerPhase.BROADCAST else config.init_limit_ticks
+            if ticks - h.heard_tick > limit:
+                del self.learners[sid]
+            elif h.phase >= LearnerPhase.EPOCH_SENT:
+                core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed))
+        if not self.established:
+            if ticks - self.started_tick > config.init_limit_ticks:
+                core.abandon("no quorum acked NEWLEADER within init_limit_ticks")
+            return
+        alive = [core.server_id] + [
+            sid
+            for sid, h in self.learners.items()
+            if h.voter and h.phase >= LearnerPhase.SYNCED and ticks - h.heard_tick <= config.sync_limit_ticks
+        ]
+        if not is_quorum(config, alive):
+            core.abandon("lost quorum: too few followers heard within sync_limit_ticks")
+
+    def on_persisted(self) -> None:
+        if self.established:
+            self._advance_commit()
+        elif not self.epoch_quorum:
+            self._try_epoch_quorum()
+        else:
+            self._try_establish()
+
+    def propose(self, payload: bytes) -> bool:
+        """Stamp the next zxid on a client write and send it to every synced follower."""
+        core, config = self.core, self.core.config
+        if not self.established:
+            return False
+        log = core.log
+        if log.count_after(core.zxid_committed) >= config.proposals_outstanding_max:
+            return False
+        last = log.last()
+        counter = zxid_counter(last) + 1 if zxid_epoch(last) == self.epoch else 1
+        if counter > config.zxid_counter_max:
+            core.abandon(f"zxid counter rolled over after {zxid_text(last)}: a new epoch must start")
+            return False
+        zxid = make_zxid(self.epoch, counter)
+        if core.prepare is not None:
+            prepared = core.prepare(zxid, payload)
+            if prepared is None:
+                return False
+            payload = prepared
+        core.append(zxid, payload)
+        for sid, h in self.learners.items():
+            if h.voter and h.phase >= LearnerPhase.SYNC_SENT:
+                core.send(Proposal(core.server_id, sid, zxid, payload))
+        return True
+
+    # --- discovery --------------------------------------------------------------------------
+
+    def _on_info(self, message: FollowerInfo | ObserverInfo) -> None:
+        core = self.core
+        sid = message.source
+        voter = isinstance(message, FollowerInfo)
+        if voter != core.config.is_voter(sid):
+            return
+        if voter and self.epoch and message.accepted_epoch > self.epoch:
+            # It can never join this epoch; a new election picks an epoch above its.
+            core.abandon(f"server {sid} accepted epoch {message.accepted_epoch}, above ours {self.epoch}")
+            return
+        h = LearnerHandler(sid, voter, LearnerPhase.REGISTERED, message.accepted_epoch, core.ticks)
+        self.learners[sid] = h
+        if self.epoch:
+            self._send_epoch(h)
+        else:
+            self._try_choose_epoch()
+
+    def _try_choose_epoch(self) -> None:
+        """Once a quorum registered: an epoch above every accepted epoch we have heard of."""
+        core = self.core
+        registered = [core.server_id] + [sid for sid, h in self.learners.items() if h.voter]
+        if self.epoch or not is_quorum(core.config, registered):
+            return
+        epoch = max([core.accepted_epoch] + [h.accepted_epoch for h in self.learners.values()]) + 1
+        if epoch > EPOCH_MAX:
+            core.abandon(f"epoch {epoch} over EPOCH_MAX")
+            return
+        self.epoch = epoch
+        core.set_accepted_epoch(epoch)
+        for h in self.learners.values():
+            self._send_epoch(h)
+        self._try_epoch_quorum()
+
+    def _send_epoch(self, h: LearnerHandler) -> None:
+        self.core.send(LeaderInfo(self.core.server_id, h.server_id, self.epoch))
+        h.phase = LearnerPhase.EPOCH_SENT
+
+    def learner_more_recent(self, current_epoch: int, zxid: int) -> bool:
+        """Whether a learner's history is newer than ours: then we must not lead it (ZooKeeper's
+        'Follower is ahead of the leader'); a second guard behind the election's vote order."""
+        return (current_epoch, zxid) > self.summary
+
+    def _on_ack_epoch(self, message: AckEpoch) -> None:
+        h = self.learners.get(message.source)
+        if h is None or h.phase != LearnerPhase.EPOCH_SENT or message.epoch != self.epoch:
+            return
+        h.heard_tick = self.core.ticks
+        h.zxid_last = message.zxid
+        fresh = message.current_epoch >= 0
+        if fresh and not self.established and self.learner_more_recent(message.current_epoch, message.zxid):
+            del self.learners[message.source]
+            return
+        h.phase = LearnerPhase.EPOCH_ACKED
+        if fresh and h.voter:
+            self._epoch_acks[message.source] = True
+        if self.epoch_quorum:
+            self._sync(h)
+        else:
+            self._try_epoch_quorum()
+
+    def _try_epoch_quorum(self) -> None:
+        core = self.core
+        if self.epoch_quorum or not is_quorum(core.config, self._epoch_acks):
+            return
+        if core.zxid_persisted < self.zxid_initial:
+            return  # our current epoch must never vouch for a log tail that a crash can lose
+        self.epoch_quorum = True
+        core.set_current_epoch(self.epoch)
+        core.emit_role(
+            Role.LEADING, Phase.SYNCHRONISATION, core.server_id, self.epoch, "a quorum acked the epoch"
+        )
+        for h in list(self.learners.values()):
+            if h.phase == LearnerPhase.EPOCH_ACKED:
+                self._sync(h)
+        self._try_establish()
+
+    # --- synchronisation --------------------------------------------------------------------
+
+    def _sync(self, h: LearnerHandler) -> None:
+        core = self.core
+        log = core.log
+        me, sid = core.server_id, h.server_id
+        kind, zxid = choose_sync(log, h.zxid_last, core.config.diff_entries_max)
+        message: Message
+        if kind == SyncKind.SNAP:
+            snapshot = core.snapshots.snapshot()
+            if not log.contains(snapshot.zxid) or snapshot.zxid > core.zxid_committed:
+                raise LocalError(
+                    f"snapshot zxid {zxid_text(snapshot.zxid)} must be a committed point of the log "
+                    f"(base {zxid_text(log.base)}, committed {zxid_text(core.zxid_committed)})"
+                )
+            entries = _entries(log, snapshot.zxid)
+            if len(entries) > limits.zab_sync_entries_max:
+                return  # the shell has applied too little for a snapshot now; the learner retries
+            message = Snap(me, sid, self.epoch, snapshot.zxid, snapshot.payload, core.zxid_committed, entries)
+        elif kind == SyncKind.TRUNC:
+            message = Trunc(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
+        else:
+            message = Diff(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
+        core.send(message)
+        core.send(NewLeader(me, sid, self.epoch, log.last()))
+        h.phase = LearnerPhase.SYNC_SENT
+        h.zxid_newleader = log.last()
+
+    def _on_ack(self, message: Ack) -> None:
+        h = self.learners.get(message.source)
+        if h is None or message.epoch != self.epoch:
+            return
+        h.heard_tick = self.core.ticks
+        # Any ACK in our epoch is true: the learner logged our history through that zxid.
+        if h.voter and message.zxid > self._acked.get(message.source, 0):
+            self._acked[message.source] = min(message.zxid, self.core.log.last())
+        if h.phase == LearnerPhase.SYNC_SENT and message.zxid >= h.zxid_newleader:
+            h.phase = LearnerPhase.SYNCED
+            if self.established:
+                self._send_uptodate(h)
+            else:
+                self._try_establish()
+        if self.established:
+            self._advance_commit()
+
+    def _try_establish(self) -> None:
+        core = self.core
+        if self.established or not self.epoch_quorum:
+            return
+        synced = [core.server_id] + [
+            sid for sid, h in self.learners.items() if h.voter and h.phase >= LearnerPhase.SYNCED
+        ]
+        if not is_quorum(core.config, synced):
+            return
+        self.established = True
+        core.emit_role(Role.LEADING, Phase.BROADCAST, core.server_id, self.epoch, "a quorum acked NEWLEADER")
+        self.election.update_epoch(self.epoch)
+        core.commit(self.zxid_initial)
+        for h in self.learners.values():
+            if h.phase == LearnerPhase.SYNCED:
+                self._send_uptodate(h)
+
+    def _send_uptodate(self, h: LearnerHandler) -> None:
+        core = self.core
+        core.send(UpToDate(core.server_id, h.server_id, self.epoch, core.zxid_committed))
+        h.phase = LearnerPhase.BROADCAST
+
+    # --- broadcast --------------------------------------------------------------------------
+
+    def commit_point(self) -> int:
+        """The highest zxid durably logged by a quorum, the leader counted once it is durable."""
+        reached = dict(self._acked)
+        reached[self.core.server_id] = self.core.zxid_persisted
+        return quorum_zxid(self.core.config, reached)
+
+    def _advance_commit(self) -> None:
+        core = self.core
+        zxid = min(self.commit_point(), core.log.last())
+        before = core.zxid_committed
+        if zxid <= before:
+            return
+        core.commit(zxid)
+        informs: list[tuple[int, bytes]] | None = None
+        for sid, h in self.learners.items():
+            if h.phase < LearnerPhase.SYNC_SENT:
+                continue
+            if h.voter:
+                core.send(Commit(core.server_id, sid, self.epoch, zxid))
+                continue
+            if informs is None:
+                informs = core.log.entries_after(before, zxid)
+            for entry_zxid, payload in informs:
+                core.send(Inform(core.server_id, sid, entry_zxid, payload))
+
+    def _on_ping(self, message: Ping) -> None:
+        h = self.learners.get(message.source)
+        if h is not None and message.epoch == self.epoch:
+            h.heard_tick = self.core.ticks
+
+    def synced_learners(self) -> int:
+        return sum(1 for h in self.learners.values() if h.phase >= LearnerPhase.BROADCAST)
+
+    def _on_request(self, message: Request) -> None:
+        if message.epoch == self.epoch:
+            self.propose(message.payload)
+
+
+def _entries(log: ReplicaLog, after: int) -> tuple[Entry, ...]:
+    return tuple(Entry(zxid, payload) for zxid, payload in log.entries_after(after))

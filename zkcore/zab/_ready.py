@@ -1,0 +1,94 @@
+"""What a replica hands its shell (Ready) and what it needs from it (a SnapshotSource).
+
+Ready says, in the order the shell must act: snapshot, truncate, epochs, entries, send, apply.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from zkcore._storage import LogEntry
+from zkcore.zab._messages import Message, Role
+
+
+class Phase(enum.IntEnum):
+    """Where a server is in Zab: electing, discovering the epoch, syncing history, broadcasting."""
+
+    ELECTION = 0
+    DISCOVERY = 1
+    SYNCHRONISATION = 2
+    BROADCAST = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Committed state through `zxid`, as opaque bytes (the shell's serialised tree)."""
+
+    zxid: int
+    payload: bytes
+
+
+class SnapshotSource(Protocol):
+    def snapshot(self) -> Snapshot:
+        """The shell's state now: everything applied so far, through the zxid it reports."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChange:
+    """The server changed role or phase; `leader` is -1 while LOOKING; `reason` says why."""
+
+    role: Role
+    phase: Phase
+    leader: int
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Outputs since the last ready(). The shell acts in field order, then calls advance(ready):
+
+    1. snapshot: replace the whole durable state (tree and log) with the snapshot followed by
+       `entries`, atomically and durably (write both, fsync, then drop the old log). The old
+       log may hold txns this server acked; it must survive until the new history is durable.
+    2. truncate_zxid: drop every logged entry above it, durably.
+    3. accepted_epoch, current_epoch: write durably (fsync) before sending anything.
+    4. entries: append to the log (after a snapshot, as part of installing it). Otherwise they
+       need not be durable yet: sync when convenient and report it with persisted(zxid); Zab
+       sends no ack for an entry before that.
+    5. messages: send, each to message.target.
+    6. committed: apply to the tree in this order (all are durable already).
+    7. roles: role and phase changes, for serving and monitoring (serve reads only in BROADCAST).
+    """
+
+    snapshot: Snapshot | None
+    truncate_zxid: int | None
+    accepted_epoch: int | None
+    current_epoch: int | None
+    entries: tuple[LogEntry, ...]
+    messages: tuple[Message, ...]
+    committed: tuple[LogEntry, ...]
+    roles: tuple[RoleChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A read-only picture of a replica, for shells, tests and admin commands."""
+
+    server_id: int
+    role: Role
+    phase: Phase
+    leader: int
+    epoch: int
+    accepted_epoch: int
+    current_epoch: int
+    round: int
+    zxid_last: int
+    zxid_persisted: int
+    zxid_committed: int
+    zxid_applied: int
+    messages_dropped: int
+    learners: int = 0  # leader only: learners connected, and those in broadcast
+    learners_synced: int = 0

@@ -1,0 +1,252 @@
+"""Replica: one server's Zab as a sans-I/O state machine (raft's RawNode pattern).
+
+Inputs are step, tick, propose, persisted and compact; outputs wait in ready() until advance().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from zkcore._errors import LocalError
+from zkcore._storage import Storage
+from zkcore.zab._core import Core, Prepare, Rng
+from zkcore.zab._election import Election, Vote
+from zkcore.zab._leader import Leader
+from zkcore.zab._learner import Learner
+from zkcore.zab._log import ReplicaLog
+from zkcore.zab._messages import Message, Notification, Role
+from zkcore.zab._quorum import Config
+from zkcore.zab._ready import Phase, Ready, SnapshotSource, Status
+from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise LocalError(f"{name} must be an int in [{lo}, {hi}]: {value!r}")
+    return value
+
+
+class Replica:
+    """One server of a Zab ensemble, rebuilt from its durable state after every restart.
+
+    `storage` is read once, here: the log above `zxid_snapshot`. `zxid_applied` is what the
+    shell's tree already reflects (its snapshot, at least); it must hold committed txns only, so
+    a shell replays its log on restart no further than a zxid it knows committed, and Zab hands
+    out the rest as they commit. `snapshots` serves SNAP syncs when this server leads.
+    Subclasses may swap the role classes below (tests inject faults that way).
+    """
+
+    election_class: ClassVar[type[Election]] = Election
+    leader_class: ClassVar[type[Leader]] = Leader
+    learner_class: ClassVar[type[Learner]] = Learner
+
+    def __init__(
+        self,
+        config: Config,
+        server_id: int,
+        *,
+        rng: Rng,
+        storage: Storage,
+        snapshots: SnapshotSource,
+        accepted_epoch: int = 0,
+        current_epoch: int = 0,
+        zxid_snapshot: int = 0,
+        zxid_applied: int | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
+        if not isinstance(config, Config):
+            raise LocalError(f"config must be a zab Config: {type(config).__name__}")
+        if not config.is_server(server_id):
+            raise LocalError(
+                f"server_id {server_id!r} is not in the ensemble {config.voters + config.observers}"
+            )
+        if not callable(getattr(rng, "randrange", None)):
+            raise LocalError(f"rng must be a random.Random: {type(rng).__name__}")
+        _check_int("accepted_epoch", accepted_epoch, 0, EPOCH_MAX)
+        _check_int("current_epoch", current_epoch, 0, accepted_epoch)
+        _check_int("zxid_snapshot", zxid_snapshot, 0, ZXID_MAX)
+        log = ReplicaLog(zxid_snapshot, storage.entries(zxid_snapshot, storage.last_zxid()))
+        applied = zxid_snapshot if zxid_applied is None else zxid_applied
+        _check_int("zxid_applied", applied, zxid_snapshot, log.last())
+        if not log.contains(applied):
+            raise LocalError(f"zxid_applied {zxid_text(applied)} is not a zxid of the log")
+        self.server_id = server_id
+        self._core = Core(
+            config, server_id, rng, log, snapshots, accepted_epoch, current_epoch, applied, prepare
+        )
+        self._election = self.election_class(self._core)
+        self._role = Role.LOOKING
+        self._leader: Leader | None = None
+        self._learner: Learner | None = None
+        self._step: Callable[[Message], None] = self._step_looking
+        self._tick: Callable[[], None] = self._tick_looking
+        self._become_looking("started")
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def step(self, message: Message) -> None:
+        """A message from a peer, addressed to us."""
+        if not isinstance(message, Message):
+            raise LocalError(f"step takes a Zab message: {type(message).__name__}")
+        if message.target != self.server_id:
+            raise LocalError(f"message for server {message.target} stepped into server {self.server_id}")
+        if not self._core.config.is_server(message.source):
+            return
+        if isinstance(message, Notification):
+            self._on_notification(message)
+        else:
+            self._step(message)
+        self._settle()
+
+    def tick(self) -> None:
+        """One tick of time: timeouts, heartbeats and resends all count in these."""
+        self._core.ticks += 1
+        self._tick()
+        self._settle()
+
+    def propose(self, payload: bytes) -> bool:
+        """A client write (an encoded txn). The leader stamps it; a learner forwards it.
+
+        False when it cannot go anywhere now (no established leader, too many in flight).
+        """
+        if type(payload) is not bytes:
+            raise LocalError(f"payload must be bytes: {type(payload).__name__}")
+        if self._leader is not None:
+            accepted = self._leader.propose(payload)
+        elif self._learner is not None:
+            accepted = self._learner.propose(payload)
+        else:
+            accepted = False
+        self._settle()
+        return accepted
+
+    def persisted(self, zxid: int) -> None:
+        """The shell's storage is durable through `zxid` (the result of Storage.sync())."""
+        _check_int("zxid", zxid, 0, ZXID_MAX)
+        self._core.on_persisted(zxid)
+        if self._leader is not None:
+            self._leader.on_persisted()
+        elif self._learner is not None:
+            self._learner.on_persisted()
+        self._settle()
+
+    def compact(self, zxid: int) -> None:
+        """The shell holds a durable snapshot through `zxid`: forget log entries up to it."""
+        core = self._core
+        _check_int("zxid", zxid, core.log.base, core.zxid_applied)
+        if not core.log.contains(zxid):
+            raise LocalError(f"compact zxid {zxid_text(zxid)} is not a zxid of the log")
+        core.compact(zxid)
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        return self._core.has_ready()
+
+    def ready(self) -> Ready:
+        return self._core.take_ready()
+
+    def advance(self, ready: Ready) -> None:
+        """The shell has acted on `ready` (see Ready for the order)."""
+        if not isinstance(ready, Ready):
+            raise LocalError(f"advance takes the Ready from ready(): {type(ready).__name__}")
+        self._core.advance()
+
+    def status(self) -> Status:
+        core = self._core
+        leader, epoch, phase = -1, 0, Phase.ELECTION
+        if self._leader is not None:
+            leader, epoch = self.server_id, self._leader.epoch
+            phase = (
+                Phase.BROADCAST
+                if self._leader.established
+                else Phase.SYNCHRONISATION
+                if self._leader.epoch_quorum
+                else Phase.DISCOVERY
+            )
+        elif self._learner is not None:
+            leader, epoch = self._learner.leader, self._learner.epoch
+            phase = self._learner.phase_name()
+        return Status(
+            server_id=self.server_id,
+            role=self._role,
+            phase=phase,
+            leader=leader,
+            epoch=epoch,
+            accepted_epoch=core.accepted_epoch,
+            current_epoch=core.current_epoch,
+            round=self._election.round,
+            zxid_last=core.log.last(),
+            zxid_persisted=core.zxid_persisted,
+            zxid_committed=core.zxid_committed,
+            zxid_applied=core.zxid_applied,
+            messages_dropped=core.messages_dropped,
+            learners=len(self._leader.learners) if self._leader is not None else 0,
+            learners_synced=self._leader.synced_learners() if self._leader is not None else 0,
+        )
+
+    # --- roles ------------------------------------------------------------------------------
+
+    def _on_notification(self, n: Notification) -> None:
+        if self._role == Role.LOOKING:
+            decided = self._election.on_notification(n)
+            if decided is not None:
+                self._decide(decided)
+        elif n.state == Role.LOOKING:
+            # A settled server answers a LOOKING one with the leader it follows.
+            self._election.reply(n.source, self._role)
+            learner = self._learner
+            if learner is not None and n.source == learner.leader and n.round > self._election.round:
+                # Our leader started a new election (a later round than the one that chose it):
+                # no need to wait for sync_limit_ticks of silence.
+                self._core.abandon(f"leader {n.source} is LOOKING in round {n.round}")
+
+    def _step_looking(self, message: Message) -> None:
+        return
+
+    def _tick_looking(self) -> None:
+        decided = self._election.on_tick()
+        if decided is not None:
+            self._decide(decided)
+
+    def _decide(self, vote: Vote) -> None:
+        if vote.leader == self.server_id:
+            self._become_leading()
+        else:
+            self._become_learner(vote.leader)
+
+    def _become_looking(self, reason: str) -> None:
+        core = self._core
+        core.abandon_reason = None
+        self._role = Role.LOOKING
+        self._leader = None
+        self._learner = None
+        self._step = self._step_looking
+        self._tick = self._tick_looking
+        core.emit_role(Role.LOOKING, Phase.ELECTION, -1, core.current_epoch, reason)
+        decided = self._election.start()
+        if decided is not None:
+            self._decide(decided)
+
+    def _become_leading(self) -> None:
+        leader = self.leader_class(self._core, self._election)
+        self._role = Role.LEADING
+        self._leader = leader
+        self._step = leader.on_message
+        self._tick = leader.on_tick
+        leader.start()
+
+    def _become_learner(self, leader_id: int) -> None:
+        learner = self.learner_class(self._core, self._election, leader_id)
+        self._role = learner.role
+        self._learner = learner
+        self._step = learner.on_message
+        self._tick = learner.on_tick
+        learner.start()
+
+    def _settle(self) -> None:
+        """After each input: a role that gave up hands over to a new election."""
+        reason = self._core.abandon_reason
+        if reason is not None:
+            self._become_looking(reason)
