@@ -84,7 +84,7 @@ class ClientServer:
         sock: zmq.Socket[bytes],
         tree: Callable[[], DataTree],
         server_id: int,
-        tick_ms: int,
+        session_timeout_ms: tuple[int, int],
         submit: Callable[[ForwardedRequest], bool],
         admin_answer: Callable[[str], str],
         serving: Callable[[], bool],
@@ -96,7 +96,7 @@ class ClientServer:
         self.admin_answer = admin_answer
         self.serving = serving
         self.secret = secret
-        self.tick_ms = tick_ms
+        self.session_timeout_ms = session_timeout_ms
         self.connections: dict[bytes, Connection] = {}
         self.by_session: dict[int, Connection] = {}
         self._next_session = ((int(time.time() * 1000) << 24) & ((1 << 56) - 1)) | (server_id << 56)
@@ -109,10 +109,7 @@ class ClientServer:
         return hmac.new(self.secret, struct.pack(">q", session_id), hashlib.sha256).digest()[:PASSWORD_BYTES]
 
     def negotiate(self, requested_ms: int) -> int:
-        lo, hi = (
-            limits.session_timeout_ticks_min * self.tick_ms,
-            limits.session_timeout_ticks_max * self.tick_ms,
-        )
+        lo, hi = self.session_timeout_ms
         return max(lo, min(hi, requested_ms))
 
     def new_session_id(self) -> int:

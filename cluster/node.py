@@ -99,7 +99,7 @@ class Node:
         secret = conf.extra.get("sessionSecret", "").encode() or SESSION_SECRET_DEFAULT
         self.admin = AdminText(self)
         self.clients = ClientServer(
-            client_sock, lambda: self.tree, server_id, conf.tick_ms, self.submit, self.admin.answer,
+            client_sock, lambda: self.tree, server_id, (conf.session_timeout_min_ms, conf.session_timeout_max_ms), self.submit, self.admin.answer,
             self.serving, secret,
         )  # fmt: skip
         self.running = True

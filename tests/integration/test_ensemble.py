@@ -17,7 +17,7 @@ def write_until_ok(e: Ensemble, path: str, data: bytes, timeout_s: float = 30) -
 
     def attempt() -> float | None:
         try:
-            s = e.session(wait_ms=1000)
+            s = e.session(wait_ms=250)
         except AssertionError:
             return None
         try:
