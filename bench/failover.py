@@ -42,11 +42,16 @@ def main() -> None:
             times = []
             for i in range(args.rounds):
                 leader = wait_for(e.leader, 30, "a leader")
-                wait_for(lambda: all(e.mntr(s).get("zk_serving") == "1" for s in e.conf.voters), 30, "all serving")
+                wait_for(
+                    lambda: all(e.mntr(s).get("zk_serving") == "1" for s in e.conf.voters), 30, "all serving"
+                )
                 killed = time.monotonic()
                 e.kill(leader)  # type: ignore[arg-type]
                 times.append(write_until_ok(e, f"/round{i}", b"x") - killed)
-                print(f"round {i}: leader {leader} killed, first write after {times[-1] * 1000:.0f} ms", flush=True)
+                print(
+                    f"round {i}: leader {leader} killed, first write after {times[-1] * 1000:.0f} ms",
+                    flush=True,
+                )
             print(f"kill -9 leader -> first write, {args.nodes} nodes, tick {e.conf.tick_ms} ms, "
                   f"syncLimit {e.conf.sync_limit_ticks}: median {statistics.median(times) * 1000:.0f} ms, "
                   f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over {len(times)} rounds")  # fmt: skip

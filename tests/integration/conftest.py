@@ -78,6 +78,12 @@ class Ensemble:
         os.kill(pid, sig)
         return pid
 
+    def kill_supervisor(self) -> None:
+        pid = read_pid(self.data_dir / SUPERVISOR_PID)
+        assert pid is not None, "no supervisor running"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(pid), 10, f"supervisor {pid} gone")
+
     def stop(self) -> None:
         sup = read_pid(self.data_dir / SUPERVISOR_PID)
         if sup is not None:

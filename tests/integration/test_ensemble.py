@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import signal
 import time
+
+import psutil
+import pytest
 from collections.abc import Callable
 
 from tests.integration.conftest import Ensemble, wait_for
@@ -84,9 +87,10 @@ def test_all_nodes_killed_then_restarted_lose_nothing(ensemble_factory: Callable
         assert err == 0
         acked.append(path)
     s.close()
-    e.launch("stop")
-    for sid in e.conf.servers:  # belt and braces: nothing of the old incarnation survives
-        assert wait_for(lambda sid=sid: e.pid(sid) is None, 10, f"node {sid} gone")
+    e.kill_supervisor()  # so nothing restarts them, then kill -9 every node at once
+    pids = [e.kill(sid) for sid in sorted(e.conf.servers)]
+    for pid in pids:
+        wait_for(lambda pid=pid: not psutil.pid_exists(pid), 10, f"pid {pid} gone")
     e.launch("--nodes", "3", "--detach", timeout=60)
     s = e.session()
     err, children = s.children("/")
@@ -110,17 +114,21 @@ def test_sigstop_leader_steps_down_and_rejoins(ensemble_factory: Callable[..., E
     assert sorted(children) == ["counter", "during", "zookeeper"]
 
 
-def test_lagging_node_catches_up(ensemble_factory: Callable[..., Ensemble]) -> None:
+@pytest.mark.parametrize("writes, sync", [(300, "DIFF"), (800, "SNAP")])
+def test_lagging_node_catches_up(ensemble_factory: Callable[..., Ensemble], writes: int, sync: str) -> None:
     e = ensemble_factory(nodes=3)
     leader = wait_for(e.leader, 10, "a leader")
     lagger = [sid for sid in e.conf.voters if sid != leader][0]
     e.launch("stop-node", "--id", str(lagger))
+    assert "down (maintenance)" in e.launch("status")
     s = e.session(leader)  # type: ignore[arg-type]
-    for i in range(300):
+    for i in range(writes):
         assert s.create(f"/w{i}", b"x" * 10)[0] == 0
     e.launch("start-node", "--id", str(lagger))
     reader = wait_for(lambda: _try_session(e, lagger, s.last_zxid), 30, "the lagging node to serve")
-    assert reader.get("/w299") == (0, b"x" * 10)  # type: ignore[union-attr]
+    assert reader.get(f"/w{writes - 1}") == (0, b"x" * 10)  # type: ignore[union-attr]
+    log_text = (e.conf.node_dir(lagger) / "node.log").read_text()
+    assert f"phase SYNCHRONISATION leader {leader} epoch 1: {sync}" in log_text
 
 
 def _try_session(e: Ensemble, sid: int, last_zxid: int) -> WireSession | None:
