@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 
 import psutil
 import pytest
-from collections.abc import Callable
 
 from tests.integration.conftest import Ensemble, wait_for
 from tests.integration.wire import NoAnswer, WireSession
