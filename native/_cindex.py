@@ -66,7 +66,23 @@ class PathIndex:
         return bool(lib.zk_index_contains(self._index, key, len(key)))
 
     def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
-        key, data, stat = put_check(path, data, stat, readable)
+        # The tree mirrors every change through here: take well-formed arguments straight
+        # through, and leave anything unusual to put_check and its exact errors.
+        if (
+            type(path) is str
+            and type(data) is bytes
+            and type(stat) is bytes
+            and type(readable) is bool
+            and len(stat) == STAT_BYTES
+            and len(data) <= limits.data_bytes_max
+            and path[:1] == "/"
+            and (path == "/" or path[-1] != "/")
+            and path.isascii()
+            and len(path) <= limits.path_bytes_max
+        ):
+            key = path.encode("ascii")
+        else:
+            key, data, stat = put_check(path, data, stat, readable)
         rc = lib.zk_index_put(self._index, key, len(key), data, len(data), stat, len(stat), readable)
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)

@@ -60,7 +60,10 @@ SYSTEM_NODES = (
 SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
-_SNAPSHOT_MAGIC = b"ZKTREE01"
+_INT = struct.Struct(">i")
+# A snapshot's per-node record after path and data: ACL number, then the persisted stat.
+_SNAPSHOT_NODE = struct.Struct(">iqqqqiiiqq")
+_SNAPSHOT_MAGIC = b"ZKTREE02"
 
 
 class ReadIndex(Protocol):
@@ -396,20 +399,27 @@ class DataTree:
     # --- snapshots ------------------------------------------------------------------------
 
     def snapshot_chunks(self, chunk_nodes: int = 4096) -> Iterator[bytes]:
-        """The tree and sessions as bytes; parents always come before their children."""
+        """The tree and sessions as bytes: a table of the distinct ACLs, then every node
+        (path, data, ACL number, persisted stat), parents always before their children."""
         w = Writer()
         w.buf += _SNAPSHOT_MAGIC
         w.long(self.last_zxid)
-        w.int(len(self.nodes))
-        for i, (path, node) in enumerate(self.nodes.items()):
-            w.ustring(path)
-            w.buffer(node.data)
-            w.int(len(node.acl))
-            for entry in node.acl:
+        acl_numbers: dict[tuple[ACL, ...], int] = {}
+        for node in self.nodes.values():
+            acl_numbers.setdefault(node.acl, len(acl_numbers))
+        w.int(len(acl_numbers))
+        for acl in acl_numbers:
+            w.int(len(acl))
+            for entry in acl:
                 entry.write(w)
-            w.buf += _STAT.pack(
-                node.czxid, node.mzxid, node.ctime, node.mtime, node.version, node.cversion,
-                node.aversion, node.ephemeral_owner, 0, 0, node.pzxid,
+        w.int(len(self.nodes))
+        pack = _SNAPSHOT_NODE.pack
+        for i, (path, node) in enumerate(self.nodes.items()):
+            raw = path.encode("utf-8", "surrogatepass")
+            w.buf += _INT.pack(len(raw)) + raw + _INT.pack(len(node.data)) + node.data
+            w.buf += pack(
+                acl_numbers[node.acl], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+                node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
             )  # fmt: skip
             if i % chunk_nodes == chunk_nodes - 1:
                 yield bytes(w.buf)
@@ -429,28 +439,14 @@ class DataTree:
         r.pos = 8
         tree = cls(index, populate=False)
         tree.last_zxid = r.long()
-        count = r.int()
-        for _ in range(count):
-            path, data = r.ustring(), r.buffer()
-            acl = tuple(ACL.read(r) for _ in range(r.vector_length()))
-            start = r._need(_STAT.size, "stat")
-            czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, _, _, pzxid = _STAT.unpack_from(
-                r.buf, start
-            )
-            node = Node(
-                data, tree._intern(acl), czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid
-            )
-            if path == "/":
-                if tree.nodes:
-                    raise RemoteError("snapshot lists the root twice")
-                tree._insert("/", node, mirror=False)
-                continue
-            parent_path, name = split_path(path)
-            parent = tree.nodes.get(parent_path)
-            if parent is None or path in tree.nodes:
-                raise RemoteError(f"snapshot lists {path!r} before its parent or twice")
-            parent.children[name] = None
-            tree._insert(path, node, mirror=False)
+        acls = [
+            tree._intern(tuple(ACL.read(r) for _ in range(r.vector_length())))
+            for _ in range(r.vector_length())
+        ]
+        try:
+            tree._load_nodes(r, acls)
+        except (struct.error, IndexError, UnicodeDecodeError) as e:
+            raise RemoteError(f"snapshot node records are damaged: {e}") from e
         for _ in range(r.int()):
             session = r.long()
             tree.sessions[session] = r.int()
@@ -459,6 +455,43 @@ class DataTree:
         for path, node in tree.nodes.items():
             tree._mirror(path, node)
         return tree
+
+    def _load_nodes(self, r: Reader, acls: list[tuple[ACL, ...]]) -> None:
+        """The node records of a snapshot, decoded inline: this loop is most of a restart."""
+        buf, pos, end = r.buf, r.pos, r.end
+        count = _INT.unpack_from(buf, pos)[0]
+        pos += 4
+        unpack_int, unpack_node, node_size = _INT.unpack_from, _SNAPSHOT_NODE.unpack_from, _SNAPSHOT_NODE.size
+        nodes, insert = self.nodes, self._insert
+        for _ in range(count):
+            n = unpack_int(buf, pos)[0]
+            if not 0 <= n <= end - pos - 4:
+                raise RemoteError(f"snapshot path length {n} at offset {pos} runs past the end")
+            path = str(buf[pos + 4 : pos + 4 + n], "utf-8", "surrogatepass")
+            pos += 4 + n
+            n = unpack_int(buf, pos)[0]
+            if not 0 <= n <= end - pos - 4:
+                raise RemoteError(f"snapshot data length {n} at offset {pos} runs past the end")
+            data = bytes(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+            acl_no, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = unpack_node(
+                buf, pos
+            )
+            pos += node_size
+            node = Node(
+                data, acls[acl_no], czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid
+            )
+            if path == "/":
+                if nodes:
+                    raise RemoteError("snapshot lists the root twice")
+            else:
+                cut = path.rfind("/")
+                parent = nodes.get(path[:cut] or "/")
+                if parent is None or path in nodes:
+                    raise RemoteError(f"snapshot lists {path!r} before its parent or twice")
+                parent.children[path[cut + 1 :]] = None
+            insert(path, node, False)
+        r.pos = pos
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""

@@ -26,6 +26,7 @@ from zkcore.zab import (
 )
 
 TICK_UNITS = 10  # simulated time units per tick; message delays are in units
+EVENTS_MAX = 1_000_000  # a run this busy is a message storm, which is a bug in itself
 _DELIVER, _TICK, _SYNC, _WORLD = 0, 1, 2, 3
 
 
@@ -195,6 +196,8 @@ class Simulation:
                 return
             if self.tick > end_tick:
                 raise Violation(f"liveness: no convergence {self.options.liveness_ticks} ticks after healing")
+            if self.events > EVENTS_MAX:
+                raise Violation(f"runaway: over {EVENTS_MAX} events by tick {self.tick} (a message storm)")
 
     def _push(self, time: int, kind: int, data: Any) -> None:
         self._seq += 1

@@ -41,6 +41,18 @@ def test_ci_seed_budget() -> None:
     assert elapsed < CI_SECONDS_MAX, f"{CI_SEEDS} seeds took {elapsed:.0f}s, over {CI_SECONDS_MAX:.0f}s"
 
 
+# Seeds that once caught a bug in zkcore/zab (see each fix's scenario test in tests/zab).
+REGRESSION_SEEDS = [
+    (114276, 3),  # an observer and a voter answering each other's notifications forever
+]
+
+
+@pytest.mark.parametrize(("seed", "voters"), REGRESSION_SEEDS)
+def test_regression_seeds(seed: int, voters: int) -> None:
+    result = run_seed(seed, voters)
+    assert result.violation is None, result.violation
+
+
 def test_same_seed_same_trace() -> None:
     first, second = run_seed(41, 5), run_seed(41, 5)
     assert first.trace == second.trace and first.trace_hash == second.trace_hash

@@ -140,3 +140,35 @@ def test_a_settled_server_answers_with_its_state() -> None:
     (answer,) = ensemble.pending(follower, leader)
     assert isinstance(answer, Notification)
     assert (answer.state, answer.leader) == (Role.FOLLOWING, leader)
+
+
+def test_a_server_that_joined_a_settled_leader_answers_with_that_leader() -> None:
+    """Regression (simulator): joining through out-of-election answers left our own vote in
+    place, so we then told LOOKING servers we followed ourselves and they could not converge."""
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    joiner = 1 if leader != 1 else 2
+    ensemble.crash(joiner)
+    ensemble.restart(joiner)
+    ensemble.settle()
+    asker = 6 - leader - joiner
+    ensemble.step(Notification(asker, joiner, Role.LOOKING, asker, 0, 99, 0))
+    (answer,) = ensemble.pending(joiner, asker)
+    assert isinstance(answer, Notification) and answer.leader == leader
+
+
+def test_observers_never_answer_back() -> None:
+    """Regression (simulator, a message storm): a voter answers every observer message, so an
+    observer must not answer a voter's notification, settled or LOOKING with a newer round."""
+    ensemble = Ensemble(3, observers=1)
+    ensemble.settle()
+    ensemble.step(Notification(1, 4, Role.LOOKING, 1, 0, 0, 0))  # to a settled observer
+    assert ensemble.pending(4, 1) == []
+    ensemble.crash(4)
+    ensemble.restart(4)
+    ensemble.drop()
+    for _ in range(3):
+        ensemble.tick(4)
+    ensemble.drop(source=4)
+    ensemble.step(Notification(2, 4, Role.LOOKING, 2, 0, 0, 0))  # an older round than the observer's
+    assert ensemble.pending(4, 2) == []

@@ -11,6 +11,7 @@ from zkcore.zab import (
     AckEpoch,
     Config,
     Diff,
+    Entry,
     FollowerInfo,
     LeaderInfo,
     NewLeader,
@@ -19,7 +20,9 @@ from zkcore.zab import (
     Proposal,
     Replica,
     Role,
+    Snap,
     Snapshot,
+    make_zxid,
 )
 
 
@@ -173,6 +176,50 @@ def test_epochs_are_in_the_ready_that_sends_the_ack() -> None:
     ready = follower.ready()
     assert ready.current_epoch == 4
     assert [type(m) for m in ready.messages] == [Ack]
+
+
+def test_current_epoch_waits_for_the_synced_log_to_be_durable() -> None:
+    """Regression (simulator): currentEpoch written before the DIFF was durable let a crashed
+    follower come back with the new epoch and a short log, win the election and lose a write."""
+    follower = _following_replica()
+    follower.step(LeaderInfo(3, 1, 4))
+    follower.advance(follower.ready())
+    zxid = make_zxid(3, 1)
+    follower.step(Diff(3, 1, 4, 0, 0, (Entry(zxid, b"a"),)))
+    follower.step(NewLeader(3, 1, 4, zxid))
+    ready = follower.ready()
+    assert ready.entries == ((zxid, b"a"),)
+    assert ready.current_epoch is None and not [m for m in ready.messages if isinstance(m, Ack)]
+    follower.advance(ready)
+    follower.persisted(zxid)
+    ready = follower.ready()
+    assert ready.current_epoch == 4
+    assert [m for m in ready.messages if isinstance(m, Ack)] == [Ack(1, 3, 4, zxid)]
+
+
+def test_snap_is_durable_as_a_whole() -> None:
+    """Regression (simulator): a SNAP dropped the old log at once but left the entries after the
+    snapshot to a later sync; a crash in between lost acked txns. Now the snapshot and its
+    entries are installed as one durable unit, so the NEWLEADER ack needs no further sync."""
+    follower = _following_replica()
+    follower.step(LeaderInfo(3, 1, 4))
+    follower.advance(follower.ready())
+    first, second = make_zxid(3, 1), make_zxid(3, 2)
+    follower.step(Snap(3, 1, 4, first, b"state", first, (Entry(second, b"b"),)))
+    follower.step(NewLeader(3, 1, 4, second))
+    ready = follower.ready()
+    assert ready.snapshot == Snapshot(first, b"state") and ready.entries == ((second, b"b"),)
+    assert ready.current_epoch == 4
+    assert [m for m in ready.messages if isinstance(m, Ack)] == [Ack(1, 3, 4, second)]
+    assert follower.status().zxid_persisted == second
+
+
+def _following_replica() -> Replica:
+    follower = Replica(Config((1, 2, 3)), 1, rng=Random(0), storage=MemoryLog(), snapshots=_NoSnapshots())
+    follower.step(Notification(3, 1, Role.LEADING, 3, 0, 1, 0))
+    follower.step(Notification(2, 1, Role.FOLLOWING, 3, 0, 1, 0))
+    follower.advance(follower.ready())
+    return follower
 
 
 class _NoSnapshots:

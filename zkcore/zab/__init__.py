@@ -3,6 +3,7 @@
 Feed a Replica messages, ticks, writes and "persisted through zxid"; act on its Ready outputs.
 """
 
+from zkcore.zab._core import Rng
 from zkcore.zab._election import Vote
 from zkcore.zab._leader import SyncKind, choose_sync
 from zkcore.zab._log import ReplicaLog
@@ -60,6 +61,7 @@ __all__ = [
     "Ready",
     "Replica",
     "ReplicaLog",
+    "Rng",
     "Request",
     "Role",
     "RoleChange",

@@ -126,8 +126,11 @@ class Election:
                 self._votes[self.core.server_id] = Ballot(vote, Role.LOOKING, self.round)
             self._broadcast()
         elif n.round < self.round:
-            # Its clock lags: answer so that it catches up with our round.
-            self.reply(n.source, Role.LOOKING)
+            # Its clock lags: answer so that it catches up with our round. Only a voter answers:
+            # a voter ignores an observer's round, and answers every observer message, so an
+            # observer answering back would ping-pong forever.
+            if self.core.config.is_voter(self.core.server_id):
+                self.reply(n.source, Role.LOOKING)
             return None
         elif self.better(ballot.vote, self.vote):
             self.vote = ballot.vote

@@ -193,8 +193,9 @@ class Replica:
             decided = self._election.on_notification(n)
             if decided is not None:
                 self._decide(decided)
-        elif n.state == Role.LOOKING:
-            # A settled server answers a LOOKING one with the leader it follows.
+        elif n.state == Role.LOOKING and self._core.config.is_voter(self.server_id):
+            # A settled voter answers a LOOKING server with the leader it follows. Observers
+            # stay silent: voters answer every observer message, so answers would ping-pong.
             self._election.reply(n.source, self._role)
             learner = self._learner
             if learner is not None and n.source == learner.leader and n.round > self._election.round:
