@@ -27,6 +27,14 @@ def measure(label: str, ops: int, fn) -> None:  # type: ignore[no-untyped-def]
           f"  ({ops / (sum(samples) / 1000):,.0f} ops/s)", flush=True)  # fmt: skip
 
 
+def run_server(s: WireSession, name: str, ops: int) -> None:
+    s.create(f"/{name}", b"")
+    measure(f"create via {name}", ops, lambda i: s.create(f"/{name}/n{i}", b"x" * 100))
+    measure(f"setData via {name}", ops, lambda i: s.set(f"/{name}/n{i}", b"y" * 100))
+    measure(f"getData on {name}", ops, lambda i: s.get(f"/{name}/n{i}"))
+    s.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, default=3)
@@ -39,12 +47,7 @@ def main() -> None:
             follower = next(s for s in e.conf.voters if s != leader)
             print(f"{args.nodes} nodes, 100-byte znodes, one request in flight:")
             for name, sid in (("leader", leader), ("follower", follower)):
-                s = WireSession(e.conf.servers[sid].client)  # type: ignore[index]
-                s.create(f"/{name}", b"")
-                measure(f"create via {name}", args.ops, lambda i: s.create(f"/{name}/n{i}", b"x" * 100))
-                measure(f"setData via {name}", args.ops, lambda i: s.set(f"/{name}/n{i}", b"y" * 100))
-                measure(f"getData on {name}", args.ops, lambda i: s.get(f"/{name}/n{i}"))
-                s.close()
+                run_server(WireSession(e.conf.servers[sid].client), name, args.ops)  # type: ignore[index]
         finally:
             e.stop()
 
