@@ -46,7 +46,7 @@ def timed(label: str, fn, *args):  # type: ignore[no-untyped-def]
 
 
 def replay(payloads: list[tuple[int, bytes]]) -> DataTree:
-    tree = DataTree(index=native.PathIndex())
+    tree = DataTree()
     for _, payload in payloads:
         tree.apply(Txn.decode(payload))
     return tree
@@ -69,14 +69,14 @@ def main() -> None:
         print("from the log alone:")
         recovered = timed("read and check the log (recover)", recover, data_dir.root)
         tree = timed("apply every txn to a new tree", replay, recovered.txns)
+        timed("build the native read index", tree.attach_index, native.PathIndex())
         print(f"  -> {len(tree)} znodes")
         print("from a snapshot:")
         timed("write the snapshot", write_snapshot, data_dir.snap_dir, tree.last_zxid, tree.snapshot_chunks())
         del tree, recovered
         recovered = timed("read and check the snapshot (recover)", recover, data_dir.root)
-        tree = timed(
-            "load the tree from it", DataTree.from_snapshot, recovered.snapshot_payload, native.PathIndex()
-        )
+        tree = timed("load the tree from it", DataTree.from_snapshot, recovered.snapshot_payload)
+        timed("build the native read index", tree.attach_index, native.PathIndex())
         print(f"  -> {len(tree)} znodes, {len(recovered.txns)} txns after the snapshot")
 
 

@@ -112,8 +112,9 @@ class Node:
                       sync_limit_ticks=c.sync_limit_ticks)  # fmt: skip
 
     def _load_tree(self, payload: bytes | None) -> DataTree:
-        index = native.PathIndex()
-        return DataTree(index=index) if payload is None else DataTree.from_snapshot(payload, index=index)
+        """The tree from a snapshot, without its read index: replay is faster without one, and
+        on_role attaches it before this server answers its first read."""
+        return DataTree() if payload is None else DataTree.from_snapshot(payload)
 
     def snapshot(self) -> Snapshot:
         """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
@@ -245,6 +246,10 @@ class Node:
         if change.role != Role.LEADING:
             self.waiting_writes.clear()  # their clients will time out and retry elsewhere
             self.prep_epoch = -1
+        if change.phase == Phase.BROADCAST and self.tree.index is None:
+            started = time.monotonic()
+            self.tree.attach_index(native.PathIndex())
+            log.info("built the read index of %d znodes in %.2fs", len(self.tree), time.monotonic() - started)
         self.role = change
 
     # --- loop ---------------------------------------------------------------------------------

@@ -187,6 +187,14 @@ class DataTree:
         """The native read index this tree keeps in step, if it has one."""
         return self._index
 
+    def attach_index(self, index: ReadIndex) -> None:
+        """Start keeping an empty index in step, filling it with every node now. A restarting
+        server replays its log without an index and attaches one before it serves reads."""
+        assert self._index is None, "this tree already has an index"
+        self._index = index
+        for path, node in self.nodes.items():
+            self._mirror(path, node)
+
     def __len__(self) -> int:
         return len(self.nodes)
 

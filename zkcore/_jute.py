@@ -163,6 +163,10 @@ class Record(Protocol):
 R = TypeVar("R")
 
 
+# Readers that replace the generic one for a vector of some record type (see _records: ACLs).
+VECTOR_READERS: dict[Any, Callable[[Reader], Any]] = {}
+
+
 def _field_codec(meta: Any) -> tuple[Callable[[Writer, Any], None], Callable[[Reader], Any]]:
     if isinstance(meta, _Prim):
         return getattr(Writer, meta.name), getattr(Reader, meta.name)
@@ -181,21 +185,62 @@ def _field_codec(meta: Any) -> tuple[Callable[[Writer, Any], None], Callable[[Re
         def read_vec(r: Reader) -> tuple[Any, ...]:
             return tuple(get(r) for _ in range(r.vector_length()))
 
-        return write_vec, read_vec
+        return write_vec, VECTOR_READERS.get(item, read_vec)
     # A nested record.
     return (lambda w, v: v.write(w)), meta.read
+
+
+_FIXED = {"int": "i", "long": "q", "bool": "B"}
+
+
+def _compile_reader(name: str, metas: list[Any]) -> Callable[[Any, Reader], Any]:
+    """A read function for one record, generated so each run of fixed-width fields is a single
+    struct unpack: decoding is on every request's and every replayed txn's path."""
+    env: dict[str, Any] = {"RemoteError": RemoteError}
+    lines = ["def read(klass, r):"]
+    group: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        fmt = ">" + "".join(_FIXED[kind] for _, kind in group)
+        unpack = f"_u{len(env)}"
+        env[unpack] = struct.Struct(fmt).unpack_from
+        lines.append(f"    pos = r._need({struct.calcsize(fmt)}, {name!r})")
+        lines.append(f"    {', '.join(v for v, _ in group)}, = {unpack}(r.buf, pos)")
+        for v, kind in group:
+            if kind == "bool":
+                lines.append(f"    if {v} > 1:")
+                lines.append(f"        raise RemoteError(f'bool must be 0 or 1, got {{{v}}} in {name}')")
+                lines.append(f"    {v} = {v} == 1")
+        group.clear()
+
+    for i, meta in enumerate(metas):
+        if isinstance(meta, _Prim) and meta.name in _FIXED:
+            group.append((f"f{i}", meta.name))
+            continue
+        flush()
+        env[f"get{i}"] = _field_codec(meta)[1]
+        lines.append(f"    f{i} = get{i}(r)")
+    flush()
+    lines.append(f"    return klass({', '.join(f'f{i}' for i in range(len(metas)))})")
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from field types only
+    reader: Callable[[Any, Reader], Any] = env["read"]
+    return reader
 
 
 def record(cls: type[R]) -> type[R]:
     """Give a frozen dataclass jute `write/encode/read/decode` from its annotated fields."""
     hints = typing.get_type_hints(cls, include_extras=True)
     codecs = []
+    metas = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         hint = hints[f.name]
         meta = hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint
+        metas.append(meta)
         codecs.append((f.name, *_field_codec(meta)))
     writers = [(name, put) for name, put, _ in codecs]
-    readers = [get for _, _, get in codecs]
+    read = _compile_reader(cls.__name__, metas)
 
     def write(self: Any, w: Writer) -> None:
         for name, put in writers:
@@ -205,9 +250,6 @@ def record(cls: type[R]) -> type[R]:
         w = Writer()
         write(self, w)
         return w.bytes()
-
-    def read(klass: Any, r: Reader) -> Any:
-        return klass(*[get(r) for get in readers])
 
     def decode(klass: Any, data: bytes | bytearray | memoryview) -> Any:
         r = Reader(data)

@@ -11,7 +11,19 @@ from dataclasses import dataclass
 
 from zkcore import limits
 from zkcore._errors import Code, RemoteError
-from zkcore._jute import Bool, Buffer, Int, JuteRecord, Long, Reader, UString, Vector, Writer, record
+from zkcore._jute import (
+    VECTOR_READERS,
+    Bool,
+    Buffer,
+    Int,
+    JuteRecord,
+    Long,
+    Reader,
+    UString,
+    Vector,
+    Writer,
+    record,
+)
 
 __all__ = ["JuteRecord"]  # the rest is public by name; JuteRecord is re-exported on purpose
 
@@ -118,6 +130,33 @@ class Id(JuteRecord):
 class ACL(JuteRecord):
     perms: Int
     id: Id
+
+
+_ACL_VECTORS: dict[bytes, tuple[ACL, ...]] = {}
+_ACL_VECTORS_MAX = 4096
+
+
+def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
+    """A vector of ACLs, shared by encoding: nearly every node carries one of a few ACL lists,
+    so finding the span and looking it up beats decoding it again."""
+    start = r.pos
+    count = r.vector_length()
+    for _ in range(count):
+        r._need(4, "ACL perms")
+        r._need(max(0, r.int()), "ACL scheme")
+        r._need(max(0, r.int()), "ACL id")
+    raw = bytes(r.buf[start : r.pos])
+    cached = _ACL_VECTORS.get(raw)
+    if cached is not None:
+        return cached
+    r.pos = start + 4
+    acl = tuple(ACL.read(r) for _ in range(count))
+    if len(_ACL_VECTORS) < _ACL_VECTORS_MAX:
+        _ACL_VECTORS[raw] = acl
+    return acl
+
+
+VECTOR_READERS[ACL] = _read_acl_vector
 
 
 @record
