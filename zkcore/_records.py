@@ -7,6 +7,7 @@ sequence of MultiHeader-tagged records rather than a plain record, are coded by 
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from zkcore import limits
@@ -132,6 +133,7 @@ class ACL(JuteRecord):
     id: Id
 
 
+_BE_INT = struct.Struct(">i")
 _ACL_VECTORS: dict[bytes, tuple[ACL, ...]] = {}
 _ACL_VECTORS_MAX = 4096
 
@@ -139,20 +141,24 @@ _ACL_VECTORS_MAX = 4096
 def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
     """A vector of ACLs, shared by encoding: nearly every node carries one of a few ACL lists,
     so finding the span and looking it up beats decoding it again."""
-    start = r.pos
-    count = r.vector_length()
-    for _ in range(count):
-        r._need(4, "ACL perms")
-        r._need(max(0, r.int()), "ACL scheme")
-        r._need(max(0, r.int()), "ACL id")
-    raw = bytes(r.buf[start : r.pos])
-    cached = _ACL_VECTORS.get(raw)
-    if cached is not None:
-        return cached
-    r.pos = start + 4
-    acl = tuple(ACL.read(r) for _ in range(count))
+    buf, start, end = r.buf, r.pos, r.end
+    pos = start + 4
+    if pos <= end:
+        count = _BE_INT.unpack_from(buf, start)[0]
+        for _ in range(count if 0 < count <= limits.acl_entries_max else 0):
+            pos += 4  # perms
+            for _field in (0, 1):  # scheme, id
+                if pos + 4 > end:
+                    break
+                pos += 4 + max(0, _BE_INT.unpack_from(buf, pos)[0])
+        if 0 < count <= limits.acl_entries_max and pos <= end:
+            cached = _ACL_VECTORS.get(bytes(buf[start:pos]))
+            if cached is not None:
+                r.pos = pos
+                return cached
+    acl = tuple(ACL.read(r) for _ in range(r.vector_length()))
     if len(_ACL_VECTORS) < _ACL_VECTORS_MAX:
-        _ACL_VECTORS[raw] = acl
+        _ACL_VECTORS[bytes(buf[start : r.pos])] = acl
     return acl
 
 
