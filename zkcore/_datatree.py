@@ -130,9 +130,15 @@ class ApplyResult:
     type: int
     err: int = 0
     path: str = ""
-    stat: Stat | None = None
+    node: Node | None = None  # the node a create, setData or setACL left; see `stat`
     multi: list[OpResult] | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def stat(self) -> Stat | None:
+        """The node's Stat. Read it before applying the next txn: most applies (a replay at
+        startup) never ask, so it is built on demand."""
+        return None if self.node is None else self.node.stat()
 
 
 class DataTree:
@@ -299,7 +305,7 @@ class DataTree:
         self._insert(path, node)
         self._mirror(parent_path, parent)
         result.path = path
-        result.stat = node.stat()
+        result.node = node
         result.events += [(NODE_CREATED, path), (NODE_CHILDREN_CHANGED, parent_path)]
 
     def delete_node(self, path: str, zxid: int, result: ApplyResult) -> None:
@@ -347,7 +353,7 @@ class DataTree:
         node.version = txn.version
         self._mirror(txn.path, node)
         result.path = txn.path
-        result.stat = node.stat()
+        result.node = node
         result.events.append((NODE_DATA_CHANGED, txn.path))
 
     def _apply_set_acl(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
@@ -359,7 +365,7 @@ class DataTree:
         node.aversion = txn.version
         self._mirror(txn.path, node)
         result.path = txn.path
-        result.stat = node.stat()
+        result.node = node
 
     def _apply_check(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
         result.path = txn.path
