@@ -36,7 +36,7 @@ from cluster.storage import (
     write_epoch,
     write_snapshot,
 )
-from zkcore import DataTree, KeeperError, Prep, RemoteError, Request, Txn
+from zkcore import DataTree, KeeperError, Prep, RemoteError, Request, Txn, limits
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore.zab import (
     Config,
@@ -93,6 +93,8 @@ class Node:
         client_sock = self.ctx.socket(zmq.ROUTER)
         client_sock.setsockopt(zmq.LINGER, 0)
         client_sock.setsockopt(zmq.SNDHWM, 100_000)
+        # A frame over the limit disconnects its sender before we ever buffer it.
+        client_sock.setsockopt(zmq.MAXMSGSIZE, limits.frame_bytes_max)
         client_endpoint = conf.servers[server_id].client
         prepare_ipc(client_endpoint)
         client_sock.bind(client_endpoint)

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import psutil
 import pytest
+import zmq
 
 from tests.integration.conftest import Ensemble, wait_for
 from tests.integration.wire import NoAnswer, WireSession
-from zkcore import Code
+from zkcore import Code, limits
 
 
 def write_until_ok(e: Ensemble, path: str, data: bytes, timeout_s: float = 30) -> float:
@@ -136,3 +137,25 @@ def _try_session(e: Ensemble, sid: int, last_zxid: int) -> WireSession | None:
         return WireSession(e.conf.servers[sid].client, last_zxid=last_zxid, wait_ms=500)
     except Exception:  # noqa: BLE001 - refused or silent: not caught up yet
         return None
+
+
+def test_garbage_from_one_client_hurts_nobody_else(ensemble_factory: Callable[..., Ensemble]) -> None:
+    e = ensemble_factory(nodes=3)
+    good = e.session(1)
+    assert good.create("/ok", b"1")[0] == 0
+    ctx = zmq.Context.instance()
+    for frame in [b"", b"\x00", b"junk-junk-junk", b"\xff" * 200, b"x" * (limits.frame_bytes_max + 10)]:
+        bad = ctx.socket(zmq.DEALER)
+        bad.setsockopt(zmq.LINGER, 0)
+        bad.connect(e.conf.servers[1].client)
+        bad.send(frame)
+        bad.poll(300)
+        bad.close()
+    # A connected session that sends a malformed request gets Marshalling and is cut off.
+    rude = e.session(1)
+    rude.sock.send(b"\x00\x00\x00\x07\x00\x00\x00\x04" + b"\xff\xff")  # getData with a torn body
+    assert rude.sock.poll(2000)
+    assert rude.sock.recv()[12:16] == (-5).to_bytes(4, "big", signed=True)
+    assert good.get("/ok") == (0, b"1") and good.set("/ok", b"2") == 0
+    assert e.mntr(1)["zk_server_state"] in ("leader", "follower")
+    assert e.pid(1) == e.started_pids[1], "node 1 must not have crashed and been restarted"
