@@ -89,6 +89,7 @@ class ClientServer:
         admin_answer: Callable[[str], str],
         serving: Callable[[], bool],
         secret: bytes,
+        touch: Callable[[int], None],
     ) -> None:
         self.sock = sock
         self.tree = tree
@@ -96,6 +97,7 @@ class ClientServer:
         self.admin_answer = admin_answer
         self.serving = serving
         self.secret = secret
+        self.touch = touch
         self.session_timeout_ms = session_timeout_ms
         self.connections: dict[bytes, Connection] = {}
         self.by_session: dict[int, Connection] = {}
@@ -164,6 +166,7 @@ class ClientServer:
             self.connections.pop(conn.identity, None)
             return
         conn.session_id, conn.timeout_ms = req.session_id, timeout
+        self.touch(req.session_id)
         old = self.by_session.get(req.session_id)
         if old is not None and old is not conn:
             self.connections.pop(old.identity, None)
@@ -187,6 +190,8 @@ class ClientServer:
             self._connect(conn, frame)
             return
         conn.last_seen = time.monotonic()
+        if conn.session_id:
+            self.touch(conn.session_id)
         if conn.connect is not None:
             self._refuse(identity, "request before the session was established")
             return

@@ -37,7 +37,10 @@ from cluster.storage import (
     write_snapshot,
 )
 from zkcore import DataTree, KeeperError, Prep, RemoteError, Request, Txn, limits
+from zkcore._jute import Reader, Writer
+from zkcore._records import CreateSessionTxn, OpCode
 from zkcore._requests import ForwardedRequest, forwarded_body
+from zkcore._sessions import SessionTracker
 from zkcore.zab import (
     Config,
     Phase,
@@ -76,6 +79,8 @@ class Node:
         self.prep_epoch = -1
         self.waiting_writes: deque[bytes] = deque()
         self.stashed = self.draining = False
+        self.sessions = SessionTracker(conf.tick_ms)  # the leader's: who expires when
+        self.touched: dict[int, None] = {}  # a learner's: sessions heard from since its last report
         self.unsynced = False
         self.replica = Replica(
             self.zab_config(),
@@ -101,9 +106,16 @@ class Node:
         secret = conf.extra.get("sessionSecret", "").encode() or SESSION_SECRET_DEFAULT
         self.admin = AdminText(self)
         self.clients = ClientServer(
-            client_sock, lambda: self.tree, server_id, (conf.session_timeout_min_ms, conf.session_timeout_max_ms), self.submit, self.admin.answer,
-            self.serving, secret,
-        )  # fmt: skip
+            client_sock,
+            lambda: self.tree,
+            server_id,
+            (conf.session_timeout_min_ms, conf.session_timeout_max_ms),
+            self.submit,
+            self.admin.answer,
+            self.serving,
+            secret,
+            self.touch,
+        )
         self.running = True
 
     # --- state ------------------------------------------------------------------------------
@@ -137,7 +149,16 @@ class Node:
 
     def prepare(self, zxid: int, payload: bytes) -> bytes | None:
         """Zab's leader hook: the txn for a client write at `zxid`. A new leader first applies
-        every txn of earlier epochs; writes that arrive before that wait in order."""
+        every txn of earlier epochs; writes that arrive before that wait in order. A learner's
+        report of the sessions it heard from arrives this way too, and makes no txn."""
+        try:
+            fwd = ForwardedRequest.decode(payload)
+        except RemoteError as e:
+            log.warning("dropping a malformed forwarded request: %s", e)
+            return None
+        if fwd.opcode == OpCode.PING:
+            self.on_session_report(fwd.body)
+            return None
         if zxid_epoch(zxid) != self.prep_epoch:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self.replica.status().zxid_last
@@ -148,16 +169,52 @@ class Node:
                 self.stashed = True
             return None
         try:
-            fwd = ForwardedRequest.decode(payload)
             body = forwarded_body(fwd)
         except RemoteError as e:
-            log.warning("dropping a malformed write: %s", e)
+            log.warning("dropping a malformed write from session %#x: %s", fwd.session_id, e)
             return None
         request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
         txn, error = self.prep.prep(request, zxid, int(time.time() * 1000))
         if error is not None:
             log.debug("session %#x xid %d: %s", fwd.session_id, fwd.xid, error)
         return txn.encode()
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def touch(self, session_id: int) -> None:
+        """A client of this server was heard from: the leader notes it, a learner reports it."""
+        if self.role.role == Role.LEADING:
+            self.sessions.touch(session_id)
+        elif len(self.touched) < limits.sessions_max:
+            self.touched[session_id] = None
+
+    def report_sessions(self) -> None:
+        """A learner tells its leader, once a tick, which sessions it heard from."""
+        if not self.touched or not self.serving():
+            return
+        w = Writer()
+        w.int(len(self.touched))
+        for session_id in self.touched:
+            w.long(session_id)
+        self.touched.clear()
+        self.replica.propose(ForwardedRequest(0, 0, OpCode.PING, (), w.bytes()).encode())
+
+    def on_session_report(self, body: bytes) -> None:
+        try:
+            r = Reader(body)
+            sessions = [r.long() for _ in range(r.vector_length())]
+            r.expect_end("session report")
+        except RemoteError as e:
+            log.warning("dropping a malformed session report: %s", e)
+            return
+        for session_id in sessions:
+            self.sessions.touch(session_id)
+
+    def expire_sessions(self) -> None:
+        """The leader's tick: close every session that has been silent past its timeout."""
+        for session_id in self.sessions.tick():
+            log.info("session %#x expired", session_id)
+            self.submit(ForwardedRequest(session_id, 0, OpCode.CLOSE_SESSION, (), b""))
 
     def drain_waiting_writes(self) -> None:
         self.draining = True
@@ -222,6 +279,10 @@ class Node:
         assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
         result = self.tree.apply(txn)
         self.prep.applied(zxid)
+        if txn.header.type == OpCode.CREATE_SESSION and isinstance(txn.body, CreateSessionTxn):
+            self.sessions.add(txn.header.client_id, txn.body.timeout_ms)
+        elif txn.header.type == OpCode.CLOSE_SESSION:
+            self.sessions.remove(txn.header.client_id)
         self.txns_since_snapshot += 1
         self.clients.on_applied(txn.header, result)
 
@@ -248,6 +309,11 @@ class Node:
         if change.role != Role.LEADING:
             self.waiting_writes.clear()  # their clients will time out and retry elsewhere
             self.prep_epoch = -1
+        if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
+            # A new leader gives every session a full timeout from now, as ZooKeeper does.
+            self.sessions = SessionTracker(self.conf.tick_ms)
+            for session_id, timeout_ms in self.tree.sessions.items():
+                self.sessions.add(session_id, timeout_ms)
         if change.phase == Phase.BROADCAST and self.tree.index is None:
             started = time.monotonic()
             self.tree.attach_index(native.PathIndex())
@@ -273,6 +339,10 @@ class Node:
             now = time.monotonic()
             if now >= next_tick:
                 self.replica.tick()
+                if self.role.role == Role.LEADING and self.serving():
+                    self.expire_sessions()
+                else:
+                    self.report_sessions()
                 next_tick = max(next_tick + tick_s, now)
             self.handle_ready()
             self._reap_children()

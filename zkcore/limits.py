@@ -23,6 +23,8 @@ auth_ids_max = 32
 read_batch_max = 4096
 # Requests one client connection may have outstanding on a server before it is disconnected.
 client_queue_max = 10_000
+# Sessions one ensemble tracks at once.
+sessions_max = 1_000_000
 # Framed bytes written to the txn log in one native log_append call.
 log_batch_bytes_max = 64 * 1024 * 1024
 # Session timeout bounds, in ticks (ZooKeeper clamps to [2, 20] x tickTime).

@@ -159,3 +159,26 @@ def test_garbage_from_one_client_hurts_nobody_else(ensemble_factory: Callable[..
     assert good.get("/ok") == (0, b"1") and good.set("/ok", b"2") == 0
     assert e.mntr(1)["zk_server_state"] in ("leader", "follower")
     assert e.pid(1) == e.started_pids[1], "node 1 must not have crashed and been restarted"
+
+
+def test_silent_session_expires_and_its_ephemerals_go(ensemble_factory: Callable[..., Ensemble]) -> None:
+    e = ensemble_factory(nodes=3)
+    leader = wait_for(e.leader, 10, "a leader")
+    follower = next(s for s in e.conf.voters if s != leader)
+    watcher = e.session(leader)  # type: ignore[arg-type]
+    doomed = e.session(follower, timeout_ms=4000)  # a client on a follower that then goes silent
+    assert doomed.create("/lock", b"", flags=1)[0] == 0  # ephemeral
+    alive = e.session(follower, timeout_ms=4000)
+    assert alive.create("/member", b"", flags=1)[0] == 0
+    started = time.monotonic()
+
+    def lock_gone() -> bool:  # `alive` keeps talking through the follower all along
+        assert alive.get("/member")[0] == 0
+        return watcher.get("/lock")[0] == Code.NO_NODE
+
+    wait_for(lock_gone, 7, "the silent session to expire")
+    gone_after = time.monotonic() - started
+    assert watcher.get("/lock")[0] == Code.NO_NODE, "the silent session's ephemeral must be deleted"
+    assert 3.5 < gone_after < 7, f"expired after {gone_after:.1f}s with a 4 s timeout"
+    assert watcher.get("/member")[0] == 0, "a session that keeps talking must not expire"
+    assert int(e.mntr(leader)["zk_sessions"]) == 2  # type: ignore[arg-type]
