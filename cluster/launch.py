@@ -221,6 +221,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     if not args.detach:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                             filename=str(data_dir / "supervisor.log"))  # fmt: skip
+        conf = config.load(config_path(data_dir))
+        print(f"connect: {conf.connect_string()}\nsupervisor log: {data_dir}/supervisor.log; Ctrl-C stops the ensemble",
+              flush=True)  # fmt: skip
         Supervisor(data_dir).run(show_table=sys.stdout.isatty())
         return 0
     out = open(data_dir / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
