@@ -158,6 +158,7 @@ class Simulation:
         self._writes = 0
         self.pending: dict[bytes, ClientWrite] = {}
         self.liveness = False
+        self.end_tick = 0  # set by _run, extended by _heal
         self.core: tuple[int, ...] = ()
 
     # --- the event loop ---------------------------------------------------------------------
@@ -181,7 +182,7 @@ class Simulation:
             period = TICK_UNITS + (self.rng.choice([-2, -1, 0, 1, 2]) if self.options.drift else 0)
             self._push(self.rng.randrange(TICK_UNITS), _TICK, (sid, period))
         self._push(TICK_UNITS // 2, _WORLD, None)
-        end_tick = self.options.safety_ticks + self.options.liveness_ticks
+        self.end_tick = self.options.safety_ticks + self.options.liveness_ticks
         while self._queue:
             time, _, kind, data = heapq.heappop(self._queue)
             self.now = time
@@ -194,8 +195,9 @@ class Simulation:
                 self._sync(*data)
             elif self._world():
                 return
-            if self.tick > end_tick:
-                raise Violation(f"liveness: no convergence {self.options.liveness_ticks} ticks after healing")
+            if self.tick > self.end_tick:
+                budget = self.end_tick - self.options.safety_ticks
+                raise Violation(f"liveness: no convergence {budget} ticks after healing")
             if self.events > EVENTS_MAX:
                 raise Violation(f"runaway: over {EVENTS_MAX} events by tick {self.tick} (a message storm)")
 
@@ -375,7 +377,11 @@ class Simulation:
                 self._restart(node)
             elif sid not in core and node.replica is not None:
                 node.crash()
-        self.trace.append((self.now, "heal-core", core))
+        # A small zxid_counter_max forces a new epoch every that many writes: allow an election
+        # (a few init limits) per that many writes still pending, on top of the base budget.
+        epochs = len(self.pending) // self.config.zxid_counter_max
+        self.end_tick += epochs * 3 * self.config.init_limit_ticks
+        self.trace.append((self.now, "heal-core", core, len(self.pending), self.end_tick))
 
     def _converged(self) -> bool:
         if self.pending:
