@@ -36,7 +36,7 @@ from cluster.storage import (
     write_epoch,
     write_snapshot,
 )
-from zkcore import DataTree, KeeperError, Prep, RemoteError, Request, Txn, limits
+from zkcore import DataTree, KeeperError, LocalError, Prep, RemoteError, Request, Txn, limits
 from zkcore._jute import Reader, Writer
 from zkcore._records import CreateSessionTxn, OpCode
 from zkcore._requests import ForwardedRequest, forwarded_body
@@ -72,6 +72,7 @@ class Node:
         log.info("loaded snapshot at %#x (%d znodes) in %.2fs; %d logged txns after it",
                  recovered.snapshot_zxid, len(self.tree), time.monotonic() - started, len(recovered.txns))  # fmt: skip
         self.snapshot_zxid = recovered.snapshot_zxid
+        self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
         self.txns_since_snapshot = 0
         self.prep = Prep(self.tree, conf.data_bytes_max)
         self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
@@ -287,21 +288,46 @@ class Node:
         self.clients.on_applied(txn.header, result)
 
     def handle_ready_snapshot(self) -> None:
-        """Snapshot every snapCount txns (fork: the child writes while we keep serving)."""
-        if self.txns_since_snapshot < self.conf.snap_count:
+        """Snapshot every snapCount txns: a forked child writes the copy-on-write image of the
+        tree while this process keeps serving; _reap_children finishes the job."""
+        if self.txns_since_snapshot < self.conf.snap_count or self.snapshot_child is not None:
             return
         self.txns_since_snapshot = 0
         zxid = self.tree.last_zxid
         self.log.sync()
         pid = os.fork()
-        if pid == 0:  # the child sees a copy-on-write image of the tree at zxid
+        if pid == 0:
+            code = 1
             try:
                 write_snapshot(self.data_dir.snap_dir, zxid, self.tree.snapshot_chunks())
-                purge(self.data_dir.root, keep=3)
+                code = 0
             finally:
-                os._exit(0)
-        self.snapshot_zxid = zxid
-        log.info("snapshot at %#x started in pid %d", zxid, pid)
+                os._exit(code)
+        self.snapshot_child = (pid, zxid, time.monotonic())
+
+    def snapshot_done(self, status: int) -> None:
+        """The snapshot child exited: on success purge old files and let Zab forget the log
+        before the previous snapshot (what is after it still serves DIFFs)."""
+        assert self.snapshot_child is not None
+        pid, zxid, started = self.snapshot_child
+        self.snapshot_child = None
+        if status != 0:
+            log.error(
+                "snapshot at %#x failed in pid %d (status %d); the log still has every txn", zxid, pid, status
+            )
+            return
+        previous, self.snapshot_zxid = self.snapshot_zxid, zxid
+        removed = purge(self.data_dir.root, keep=3, log=self.log)
+        log.info(
+            "snapshot at %#x written in %.2fs; purged %d old files",
+            zxid,
+            time.monotonic() - started,
+            len(removed),
+        )
+        try:
+            self.replica.compact(previous)
+        except LocalError:
+            pass  # the previous snapshot is older than what Zab still holds
 
     def on_role(self, change: RoleChange) -> None:
         log.info("role %s phase %s leader %d epoch %d: %s",
@@ -373,11 +399,14 @@ class Node:
                 log.warning("client %s: %s", parts[0].hex(), e)
 
     def _reap_children(self) -> None:
+        if self.snapshot_child is None:
+            return
         try:
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
+            pid, status = os.waitpid(self.snapshot_child[0], os.WNOHANG)
         except ChildProcessError:
-            pass
+            pid, status = self.snapshot_child[0], 1
+        if pid:
+            self.snapshot_done(os.waitstatus_to_exitcode(status) if status else 0)
 
     def close(self) -> None:
         if self.unsynced:

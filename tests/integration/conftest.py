@@ -33,8 +33,15 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> ob
 
 
 class Ensemble:
-    def __init__(self, data_dir: Path, nodes: int, observers: int = 0, transport: str = "ipc") -> None:
+    def __init__(
+        self, data_dir: Path, nodes: int, observers: int = 0, transport: str = "ipc", **options: int
+    ) -> None:
         self.data_dir = data_dir
+        if options:  # a config written ahead of the launcher, which then resumes it
+            data_dir.mkdir(parents=True)
+            config.local_ensemble(data_dir, nodes, observers, transport, **options).write(
+                config_path(data_dir)
+            )
         self.launch("--nodes", str(nodes), "--observers", str(observers), "--transport", transport,
                     "--base-port", str(20000 + os.getpid() % 5000 * 2), "--detach", timeout=60)  # fmt: skip
         self.conf = config.load(config_path(data_dir))
@@ -106,8 +113,8 @@ class Ensemble:
 def ensemble_factory(tmp_path: Path) -> Iterator[Callable[..., Ensemble]]:
     made: list[Ensemble] = []
 
-    def make(nodes: int = 3, observers: int = 0, transport: str = "ipc") -> Ensemble:
-        e = Ensemble(tmp_path / f"e{len(made)}", nodes, observers, transport)
+    def make(nodes: int = 3, observers: int = 0, transport: str = "ipc", **options: int) -> Ensemble:
+        e = Ensemble(tmp_path / f"e{len(made)}", nodes, observers, transport, **options)
         made.append(e)
         return e
 

@@ -182,3 +182,32 @@ def test_silent_session_expires_and_its_ephemerals_go(ensemble_factory: Callable
     assert 3.5 < gone_after < 7, f"expired after {gone_after:.1f}s with a 4 s timeout"
     assert watcher.get("/member")[0] == 0, "a session that keeps talking must not expire"
     assert int(e.mntr(leader)["zk_sessions"]) == 2  # type: ignore[arg-type]
+
+
+def test_snapshots_are_taken_purged_and_used_on_restart(ensemble_factory: Callable[..., Ensemble]) -> None:
+    e = ensemble_factory(nodes=3, snap_count=40)
+    s = e.session()
+    for i in range(200):
+        assert s.create(f"/s{i}", str(i).encode())[0] == 0
+    snap_dir = e.conf.node_dir(1) / "snap"
+    wait_for(lambda: len(list(snap_dir.glob("snapshot.*"))) >= 3, 10, "snapshots on node 1")
+    assert len(list(snap_dir.glob("snapshot.*"))) <= 4, (
+        "old snapshots are purged (3 kept, one may be in flight)"
+    )
+    s.close()
+    e.kill_supervisor()
+    for sid in sorted(e.conf.servers):
+        e.kill(sid)
+    for sid in sorted(e.conf.servers):
+        wait_for(
+            lambda sid=sid: e.pid(sid) is None or not psutil.pid_exists(e.pid(sid)), 10, f"node {sid} gone"
+        )
+    e.launch("--nodes", "3", "--detach", timeout=60)
+    log_text = (e.conf.node_dir(1) / "node.log").read_text()
+    assert "loaded snapshot at 0x0 " not in log_text.split("serving clients")[-2], (
+        "restart must load a snapshot"
+    )
+    reader = e.session()
+    err, children = reader.children("/")
+    assert err == 0 and len(children) == 201
+    assert reader.get("/s199") == (0, b"199")
