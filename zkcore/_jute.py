@@ -64,6 +64,14 @@ class Reader:
         pos = self._need(n, "buffer")
         return bytes(self.buf[pos : pos + n])
 
+    def snapshot_buffer(self) -> builtins.bytes:
+        """A buffer that may hold a whole tree (a SNAP): bounded by snapshot_bytes_max instead."""
+        n = self.int()
+        if not 0 <= n <= limits.snapshot_bytes_max:
+            raise RemoteError(f"snapshot length must be in [0, {limits.snapshot_bytes_max}], got {n}")
+        pos = self._need(n, "snapshot")
+        return builtins.bytes(self.buf[pos : pos + n])
+
     def ustring(self) -> str:
         raw = self.buffer()
         try:
@@ -114,6 +122,8 @@ class Writer:
     def ustring(self, v: str) -> None:
         self.buffer(v.encode("utf-8"))
 
+    snapshot_buffer = buffer
+
     def bytes(self) -> builtins.bytes:
         return bytes(self.buf)
 
@@ -137,6 +147,7 @@ Int = Annotated[int, _Prim("int")]
 Long = Annotated[int, _Prim("long")]
 Bool = Annotated[bool, _Prim("bool")]
 Buffer = Annotated[bytes, _Prim("buffer")]
+SnapshotBuffer = Annotated[bytes, _Prim("snapshot_buffer")]
 UString = Annotated[str, _Prim("ustring")]
 
 T = TypeVar("T")

@@ -27,6 +27,8 @@ client_queue_max = 10_000
 sessions_max = 1_000_000
 # Framed bytes written to the txn log in one native log_append call.
 log_batch_bytes_max = 64 * 1024 * 1024
+# A SNAP carries a whole tree in one jute buffer, whose length is an int32.
+snapshot_bytes_max = 2**31 - 1
 # Session timeout bounds, in ticks (ZooKeeper clamps to [2, 20] x tickTime).
 session_timeout_ticks_min = 2
 session_timeout_ticks_max = 20

@@ -115,8 +115,11 @@ def test_sigstop_leader_steps_down_and_rejoins(ensemble_factory: Callable[..., E
     assert sorted(children) == ["counter", "during", "zookeeper"]
 
 
-@pytest.mark.parametrize("writes, sync", [(300, "DIFF"), (800, "SNAP")])
-def test_lagging_node_catches_up(ensemble_factory: Callable[..., Ensemble], writes: int, sync: str) -> None:
+# The SNAP case moves a tree of 1.6 MB, more than one client frame may hold.
+@pytest.mark.parametrize("writes, size, sync", [(300, 10, "DIFF"), (800, 2000, "SNAP")])
+def test_lagging_node_catches_up(
+    ensemble_factory: Callable[..., Ensemble], writes: int, size: int, sync: str
+) -> None:
     e = ensemble_factory(nodes=3)
     leader = wait_for(e.leader, 10, "a leader")
     lagger = [sid for sid in e.conf.voters if sid != leader][0]
@@ -124,10 +127,10 @@ def test_lagging_node_catches_up(ensemble_factory: Callable[..., Ensemble], writ
     assert "down (maintenance)" in e.launch("status")
     s = e.session(leader)  # type: ignore[arg-type]
     for i in range(writes):
-        assert s.create(f"/w{i}", b"x" * 10)[0] == 0
+        assert s.create(f"/w{i}", b"x" * size)[0] == 0
     e.launch("start-node", "--id", str(lagger))
     reader = wait_for(lambda: _try_session(e, lagger, s.last_zxid), 30, "the lagging node to serve")
-    assert reader.get(f"/w{writes - 1}") == (0, b"x" * 10)  # type: ignore[union-attr]
+    assert reader.get(f"/w{writes - 1}") == (0, b"x" * size)  # type: ignore[union-attr]
     log_text = (e.conf.node_dir(lagger) / "node.log").read_text()
     assert f"phase SYNCHRONISATION leader {leader} epoch 1: {sync}" in log_text
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from zkcore import limits
 from zkcore._errors import LocalError, RemoteError
-from zkcore._jute import Buffer, Int, JuteRecord, Long, Reader, Vector, Writer, record
+from zkcore._jute import Buffer, Int, JuteRecord, Long, Reader, SnapshotBuffer, Vector, Writer, record
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
 
 SERVER_ID_MAX = (1 << 31) - 1
@@ -56,11 +56,11 @@ def _check(name: str, value: object, lo: int, hi: int) -> None:
         raise LocalError(f"{name} must be in [{lo}, {hi}]: {value}")
 
 
-def _check_bytes(name: str, value: object) -> None:
+def _check_bytes(name: str, value: object, limit: int = limits.frame_bytes_max) -> None:
     if type(value) is not bytes:
         raise LocalError(f"{name} must be bytes: {type(value).__name__}")
-    if len(value) > limits.frame_bytes_max:
-        raise LocalError(f"{name} is {len(value)} bytes, over frame_bytes_max {limits.frame_bytes_max}")
+    if len(value) > limit:
+        raise LocalError(f"{name} is {len(value)} bytes, over the limit of {limit}")
 
 
 def _check_route(message: Message) -> None:
@@ -234,7 +234,7 @@ class Snap(Message):
     KIND = Kind.SNAP
     epoch: Long
     zxid: Long
-    snapshot: Buffer
+    snapshot: SnapshotBuffer
     zxid_committed: Long
     entries: Vector[Entry]
 
@@ -242,7 +242,7 @@ class Snap(Message):
         _check_route(self)
         _check("epoch", self.epoch, 1, EPOCH_MAX)
         _check("zxid", self.zxid, 0, ZXID_MAX)
-        _check_bytes("snapshot", self.snapshot)
+        _check_bytes("snapshot", self.snapshot, limits.snapshot_bytes_max)
         _check_entries(self.entries, self.zxid)
         _check_committed(self.zxid_committed, self.zxid, self.entries)
         if self.zxid_committed < self.zxid:
