@@ -2,7 +2,7 @@
 to inputs (requests, txns, messages, ticks) and returns outputs.
 """
 
-from zkcore import limits
+from zkcore import limits, zab
 from zkcore._acl import allows, auth_identity, check_acl, digest_id, fixup_acl, world_readable
 from zkcore._datatree import (
     NODE_CHILDREN_CHANGED,
@@ -70,4 +70,5 @@ __all__ = [
     "split_path",
     "validate_path",
     "world_readable",
+    "zab",
 ]
