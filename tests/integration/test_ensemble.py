@@ -199,12 +199,8 @@ def test_snapshots_are_taken_purged_and_used_on_restart(ensemble_factory: Callab
     )
     s.close()
     e.kill_supervisor()
-    for sid in sorted(e.conf.servers):
-        e.kill(sid)
-    for sid in sorted(e.conf.servers):
-        wait_for(
-            lambda sid=sid: e.pid(sid) is None or not psutil.pid_exists(e.pid(sid)), 10, f"node {sid} gone"
-        )
+    for pid in [e.kill(sid) for sid in sorted(e.conf.servers)]:
+        wait_for(lambda pid=pid: not psutil.pid_exists(pid), 10, f"pid {pid} gone")
     e.launch("--nodes", "3", "--detach", timeout=60)
     log_text = (e.conf.node_dir(1) / "node.log").read_text()
     assert "loaded snapshot at 0x0 " not in log_text.split("serving clients")[-2], (
