@@ -192,9 +192,6 @@ class ClientServer:
         conn.last_seen = time.monotonic()
         if conn.session_id:
             self.touch(conn.session_id)
-        if conn.connect is not None:
-            self._refuse(identity, "request before the session was established")
-            return
         try:
             req = decode_request(frame)
         except RemoteError as e:
@@ -211,7 +208,8 @@ class ClientServer:
             self._auth(conn, req)
             return
         conn.queue.append(Pending(req, frame, time.monotonic()))
-        self.flush(conn)
+        if conn.connect is None:  # requests sent before the session exists wait for it
+            self.flush(conn)
 
     def _drop(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
         """A client that sent garbage gets a Marshalling error and loses its connection."""
@@ -292,6 +290,7 @@ class ClientServer:
             self._send(
                 conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
+            self.flush(conn)
             return
         for pending in conn.queue:
             if pending.submitted and pending.reply is None and pending.req.xid == header.cxid:

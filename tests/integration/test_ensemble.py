@@ -14,6 +14,8 @@ import zmq
 from tests.integration.conftest import Ensemble, wait_for
 from tests.integration.wire import NoAnswer, WireSession
 from zkcore import Code, limits
+from zkcore import _records as rec
+from zkcore._jute import Reader
 
 
 def write_until_ok(e: Ensemble, path: str, data: bytes, timeout_s: float = 30) -> float:
@@ -210,3 +212,30 @@ def test_snapshots_are_taken_purged_and_used_on_restart(ensemble_factory: Callab
     err, children = reader.children("/")
     assert err == 0 and len(children) == 201
     assert reader.get("/s199") == (0, b"199")
+
+
+def test_requests_pipelined_behind_the_connect_wait_for_the_session(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    e = ensemble_factory(nodes=3)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(e.conf.servers[2].client)
+    sock.send(rec.ConnectRequest(0, 0, 10000, 0, bytes(16), False).encode())
+    sock.send(
+        rec.RequestHeader(1, rec.OpCode.CREATE).encode()
+        + rec.CreateRequest("/early", b"e", rec.OPEN_ACL_UNSAFE, 1).encode()
+    )
+    sock.send(
+        rec.RequestHeader(2, rec.OpCode.GET_DATA).encode() + rec.PathWatchRequest("/early", False).encode()
+    )
+    frames = []
+    while len(frames) < 3 and sock.poll(5000):
+        frames.append(sock.recv())
+    sock.close()
+    assert len(frames) == 3
+    assert rec.ConnectResponse.decode(frames[0]).session_id != 0
+    create, read = Reader(frames[1]), Reader(frames[2])
+    assert rec.ReplyHeader.read(create).err == 0 and rec.CreateResponse.read(create).path == "/early"
+    header = rec.ReplyHeader.read(read)
+    assert (header.xid, header.err) == (2, 0) and rec.GetDataResponse.read(read).data == b"e"
