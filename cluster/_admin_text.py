@@ -99,7 +99,7 @@ class AdminText:
     def _dirs(self) -> str:
         d = self.node.data_dir
         size = lambda p: sum(f.stat().st_size for f in p.glob("*") if f.is_file())  # noqa: E731
-        return f"datadir_size: {size(d.log_dir)}\nlogdir_size: {size(d.snap_dir)}\n"
+        return f"datadir_size: {size(d.snap_dir)}\nlogdir_size: {size(d.log_dir)}\n"
 
     def _mntr(self) -> str:
         node, tree = self.node, self.node.tree

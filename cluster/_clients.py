@@ -71,7 +71,6 @@ class Connection:
     auth_ids: tuple[Id, ...] = ()
     connect: ConnectRequest | None = None  # a new session waiting for its createSession txn
     queue: deque[Pending] = field(default_factory=deque)
-    last_seen: float = 0.0
     requests: int = 0
 
 
@@ -186,10 +185,8 @@ class ClientServer:
                 self._send(identity, self.admin_answer(frame.decode("ascii")).encode())
                 return
             conn = self.connections[identity] = Connection(identity)
-            conn.last_seen = time.monotonic()
             self._connect(conn, frame)
             return
-        conn.last_seen = time.monotonic()
         if conn.session_id:
             self.touch(conn.session_id)
         try:
@@ -207,8 +204,11 @@ class ClientServer:
         if req.opcode == OpCode.AUTH:
             self._auth(conn, req)
             return
-        conn.queue.append(Pending(req, frame, time.monotonic()))
+        pending = Pending(req, frame, time.monotonic())
+        conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
+            if req.is_write:
+                self._submit(conn, pending)
             self.flush(conn)
 
     def _drop(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
@@ -232,17 +232,17 @@ class ClientServer:
             conn.auth_ids += (ident,)
         self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.OK))
 
+    def _submit(self, conn: Connection, pending: Pending) -> None:
+        """Hand a write to Zab as it arrives (or once its session exists): writes go out in order."""
+        fwd = ForwardedRequest(
+            conn.session_id, pending.req.xid, pending.req.opcode, conn.auth_ids, pending.frame[8:]
+        )
+        if not self.submit(fwd):
+            pending.reply = encode_reply(pending.req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
+        pending.submitted = True
+
     def flush(self, conn: Connection) -> None:
-        """Submit writes in order; answer reads that nothing is ahead of; send finished replies."""
-        for pending in conn.queue:
-            if pending.req.is_write and not pending.submitted:
-                body = pending.frame[8:]
-                fwd = ForwardedRequest(
-                    conn.session_id, pending.req.xid, pending.req.opcode, conn.auth_ids, body
-                )
-                if not self.submit(fwd):
-                    pending.reply = encode_reply(pending.req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
-                pending.submitted = True
+        """Answer reads that nothing is ahead of and send finished replies, in request order."""
         while conn.queue:
             head = conn.queue[0]
             if head.reply is None and not head.req.is_write:
@@ -290,6 +290,9 @@ class ClientServer:
             self._send(
                 conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
+            for pending in conn.queue:
+                if pending.req.is_write:
+                    self._submit(conn, pending)
             self.flush(conn)
             return
         for pending in conn.queue:

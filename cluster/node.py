@@ -217,19 +217,30 @@ class Node:
             log.info("session %#x expired", session_id)
             self.submit(ForwardedRequest(session_id, 0, OpCode.CLOSE_SESSION, (), b""))
 
-    def drain_waiting_writes(self) -> None:
+    def drain_waiting_writes(self) -> bool:
+        """Propose the writes that waited for this leader to catch up; True if any went out."""
+        proposed = False
         self.draining = True
         try:
             while self.waiting_writes and self.tree.last_zxid >= self.lead_from:
                 if not self.replica.propose(self.waiting_writes[0]):
                     break
                 self.waiting_writes.popleft()
+                proposed = True
         finally:
             self.draining = False
+        return proposed
 
     # --- Ready --------------------------------------------------------------------------------
 
     def handle_ready(self) -> None:
+        """Act on every Ready; a new leader then proposes the writes that waited for it."""
+        self._act_on_ready()
+        while self.waiting_writes and self.role.role == Role.LEADING and self.drain_waiting_writes():
+            self._act_on_ready()
+        self.maybe_snapshot()
+
+    def _act_on_ready(self) -> None:
         while self.replica.has_ready():
             ready = self.replica.ready()
             self._persist(ready)
@@ -243,11 +254,6 @@ class Node:
             if not self.replica.has_ready() and self.unsynced:
                 self.replica.persisted(self.log.sync())
                 self.unsynced = False
-        if self.waiting_writes and self.role.role == Role.LEADING:
-            self.drain_waiting_writes()
-            if self.replica.has_ready():
-                self.handle_ready()
-        self.handle_ready_snapshot()
 
     def _persist(self, ready: Ready) -> None:
         if ready.snapshot is not None:
@@ -287,14 +293,13 @@ class Node:
         self.txns_since_snapshot += 1
         self.clients.on_applied(txn.header, result)
 
-    def handle_ready_snapshot(self) -> None:
+    def maybe_snapshot(self) -> None:
         """Snapshot every snapCount txns: a forked child writes the copy-on-write image of the
         tree while this process keeps serving; _reap_children finishes the job."""
         if self.txns_since_snapshot < self.conf.snap_count or self.snapshot_child is not None:
             return
         self.txns_since_snapshot = 0
-        zxid = self.tree.last_zxid
-        self.log.sync()
+        zxid = self.tree.last_zxid  # applied txns are committed, so already durable in the log
         pid = os.fork()
         if pid == 0:
             code = 1

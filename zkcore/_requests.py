@@ -9,7 +9,7 @@ from typing import Any
 
 from zkcore import limits
 from zkcore._datatree import ApplyResult, DataTree
-from zkcore._errors import Code, KeeperError, RemoteError
+from zkcore._errors import Code, KeeperError, NoNodeError, RemoteError
 from zkcore._jute import Buffer, Int, Long, Reader, Vector, Writer, record
 from zkcore._records import (
     MULTI_READ_OPS,
@@ -51,18 +51,6 @@ WRITE_OPS = frozenset(
         OpCode.MULTI,
         OpCode.CREATE_SESSION,
         OpCode.CLOSE_SESSION,
-    }
-)
-READ_OPS = frozenset(
-    {
-        OpCode.EXISTS,
-        OpCode.GET_DATA,
-        OpCode.GET_CHILDREN,
-        OpCode.GET_CHILDREN2,
-        OpCode.GET_ACL,
-        OpCode.GET_ALL_CHILDREN_NUMBER,
-        OpCode.GET_EPHEMERALS,
-        OpCode.MULTI_READ,
     }
 )
 
@@ -214,6 +202,4 @@ def _multi_read_one(tree: DataTree, opcode: int, body: Any, auth_ids: tuple[Id, 
 
 
 def _no_node(path: str) -> KeeperError:
-    from zkcore._errors import NoNodeError
-
     return NoNodeError(f"no node at {path!r}", path)

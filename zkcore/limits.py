@@ -29,9 +29,6 @@ sessions_max = 1_000_000
 log_batch_bytes_max = 64 * 1024 * 1024
 # A SNAP carries a whole tree in one jute buffer, whose length is an int32.
 snapshot_bytes_max = 2**31 - 1
-# Session timeout bounds, in ticks (ZooKeeper clamps to [2, 20] x tickTime).
-session_timeout_ticks_min = 2
-session_timeout_ticks_max = 20
 # Maximum TTL for TTL znodes, in milliseconds (ZooKeeper's EphemeralType TTL mask).
 ttl_ms_max = (1 << 40) - 1
 # Zab (zkcore/zab): servers in one ensemble, voters and observers together.
