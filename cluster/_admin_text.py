@@ -82,7 +82,9 @@ class AdminText:
         return "\n".join(lines) + "\n"
 
     def _wchs(self) -> str:
-        return "0 connections watching 0 paths\nTotal watches:0\n"
+        watches = self.node.clients.watches
+        paths = watches.paths()
+        return f"{watches.watchers()} connections watching {len(paths)} paths\nTotal watches:{len(watches)}\n"
 
     def _conf(self) -> str:
         return self.node.conf.render() + f"serverId={self.node.server_id}\n"
@@ -123,7 +125,7 @@ class AdminText:
             "zk_num_alive_connections": len(node.clients.connections),
             "zk_outstanding_requests": node.clients.outstanding(),
             "zk_znode_count": len(tree),
-            "zk_watch_count": 0,
+            "zk_watch_count": len(node.clients.watches),
             "zk_ephemerals_count": sum(len(p) for p in tree.ephemerals.values()),
             "zk_sessions": len(tree.sessions),
             "zk_peer_messages_sent": node.peers.sent,

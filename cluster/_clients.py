@@ -1,17 +1,20 @@
-"""The client side of a node: a ROUTER socket, one Connection per client, sessions, and each
-client's requests answered in the order they were sent (a read waits behind the same client's
-write until that write is applied here). Reads are answered locally through the native read path.
+"""The client side of a node: a ROUTER socket, one Connection per client, sessions, watches, and
+each client's requests answered in the order they were sent (a read waits behind the same
+client's write or sync until that is done here). Reads are answered locally through the native
+read path. A watch notification goes out as its txn is applied, so before any reply that
+reflects the change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import zmq
@@ -20,16 +23,22 @@ from cluster import admin
 from zkcore import Code, DataTree, RemoteError, auth_identity, limits
 from zkcore._datatree import ApplyResult
 from zkcore._errors import KeeperError
+from zkcore._paths import path_problem
 from zkcore._records import (
     XID_AUTH,
+    XID_NOTIFICATION,
     XID_PING,
     ConnectRequest,
     ConnectResponse,
     CreateSessionTxn,
     Id,
+    IntResponse,
     OpCode,
+    PathRequest,
     RequestHeader,
+    SetWatches2,
     TxnHeader,
+    WatcherEvent,
 )
 from zkcore._requests import (
     ClientRequest,
@@ -39,11 +48,19 @@ from zkcore._requests import (
     read_reply_body,
     write_reply_body,
 )
+from zkcore._watches import ADD_WATCH_MODES, Fired, Kind, WatcherType, WatchTable
 
 log = logging.getLogger("zkpy.clients")
 FRAME = struct.Struct(">i")
+ERR = struct.Struct(">i")
+ERR_OFFSET = 12  # of ReplyHeader's err: after xid (int) and zxid (long)
 NATIVE_READS = frozenset({OpCode.EXISTS, OpCode.GET_DATA, OpCode.GET_CHILDREN, OpCode.GET_CHILDREN2})
+WATCH_OPS = frozenset(
+    {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
+)
+WATCHER_TYPES = frozenset(int(t) for t in WatcherType)
 PASSWORD_BYTES = 16
+STATE_SYNC_CONNECTED = 3  # Watcher.Event.KeeperState of every notification
 
 
 def decode_connect(frame: bytes) -> ConnectRequest:
@@ -54,6 +71,11 @@ def decode_connect(frame: bytes) -> ConnectRequest:
         return ConnectRequest.decode(frame + b"\0")
 
 
+def is_barrier(req: ClientRequest) -> bool:
+    """Writes and syncs finish elsewhere (Zab); the same client's later reads wait for them."""
+    return req.is_write or req.opcode == OpCode.SYNC
+
+
 @dataclass(slots=True)
 class Pending:
     req: ClientRequest
@@ -61,6 +83,7 @@ class Pending:
     received: float
     submitted: bool = False
     reply: bytes | None = None
+    sync_zxid: int = -1  # a sync: apply through this zxid, once the leader has said, then answer
 
 
 @dataclass(slots=True, eq=False)
@@ -75,8 +98,9 @@ class Connection:
 
 
 class ClientServer:
-    """Serves clients on one ROUTER socket. `submit(fwd)` hands a write to Zab (False: no
-    leader to take it now); `on_applied` is called for every txn this node applies."""
+    """Serves clients on one ROUTER socket. `submit(fwd)` hands a write to Zab and `sync(token)`
+    a sync (False: no leader to take it now); `on_applied` is called for every txn this node
+    applies and `on_synced` for every sync Zab has answered."""
 
     def __init__(
         self,
@@ -85,6 +109,7 @@ class ClientServer:
         server_id: int,
         session_timeout_ms: tuple[int, int],
         submit: Callable[[ForwardedRequest], bool],
+        sync: Callable[[int], bool],
         admin_answer: Callable[[str], str],
         serving: Callable[[], bool],
         secret: bytes,
@@ -93,6 +118,7 @@ class ClientServer:
         self.sock = sock
         self.tree = tree
         self.submit = submit
+        self.sync = sync
         self.admin_answer = admin_answer
         self.serving = serving
         self.secret = secret
@@ -100,6 +126,9 @@ class ClientServer:
         self.session_timeout_ms = session_timeout_ms
         self.connections: dict[bytes, Connection] = {}
         self.by_session: dict[int, Connection] = {}
+        self.watches = WatchTable()
+        self.syncs: dict[int, tuple[Connection, Pending]] = {}  # by token, until answered
+        self._sync_tokens = itertools.count(1)
         self._next_session = ((int(time.time() * 1000) << 24) & ((1 << 56) - 1)) | (server_id << 56)
         self.packets_received = self.packets_sent = 0
         self.latency_ms: deque[float] = deque(maxlen=10_000)
@@ -124,26 +153,43 @@ class ClientServer:
         except zmq.Again:
             log.warning("client %s is not reading; dropping a reply", identity.hex())
 
-    def _refuse(self, identity: bytes, why: str) -> None:
-        """An empty frame answers a connect: this server cannot serve you; try another."""
-        log.info("refusing client %s: %s", identity.hex(), why)
-        self._send(identity, b"")
-        self.connections.pop(identity, None)
+    def _forget(self, conn: Connection) -> None:
+        """The connection is over: its watches and pending syncs go with it (not its session)."""
+        if self.connections.get(conn.identity) is conn:
+            del self.connections[conn.identity]
+        if self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
+        self.watches.drop(conn)
+        for token in [t for t, (owner, _) in self.syncs.items() if owner is conn]:
+            del self.syncs[token]
+
+    def _refuse(self, conn: Connection, why: str) -> None:
+        """An empty frame: this server cannot serve you (now); try another."""
+        log.info("refusing client %s: %s", conn.identity.hex(), why)
+        self._send(conn.identity, b"")
+        self._forget(conn)
+
+    def disconnect_all(self, why: str) -> None:
+        """This server stopped serving (it lost its leader): every client is told with an empty
+        frame, as ZooKeeper closes its connections, and reconnects elsewhere with its session."""
+        if self.connections:
+            log.info("disconnecting %d clients: %s", len(self.connections), why)
+        for conn in list(self.connections.values()):
+            self._send(conn.identity, b"")
+            self._forget(conn)
 
     def _connect(self, conn: Connection, frame: bytes) -> None:
         try:
             req = decode_connect(frame)
         except RemoteError as e:
-            self._refuse(conn.identity, f"bad connect request: {e}")
+            self._refuse(conn, f"bad connect request: {e}")
             return
         tree = self.tree()
         if not self.serving():
-            self._refuse(conn.identity, "not serving (no quorum or still syncing)")
+            self._refuse(conn, "not serving (no quorum or still syncing)")
             return
         if req.last_zxid_seen > tree.last_zxid:
-            self._refuse(
-                conn.identity, f"client has seen zxid {req.last_zxid_seen:#x}, we have {tree.last_zxid:#x}"
-            )
+            self._refuse(conn, f"client has seen zxid {req.last_zxid_seen:#x}, we have {tree.last_zxid:#x}")
             return
         timeout = self.negotiate(req.timeout_ms)
         if req.session_id == 0:
@@ -152,7 +198,7 @@ class ClientServer:
                 conn.session_id, 0, OpCode.CREATE_SESSION, (), CreateSessionTxn(timeout).encode()
             )
             if not self.submit(fwd):
-                self._refuse(conn.identity, "no leader to create a session")
+                self._refuse(conn, "no leader to create a session")
                 return
             self.by_session[conn.session_id] = conn
             return
@@ -168,7 +214,7 @@ class ClientServer:
         self.touch(req.session_id)
         old = self.by_session.get(req.session_id)
         if old is not None and old is not conn:
-            self.connections.pop(old.identity, None)
+            self._forget(old)
         self.by_session[req.session_id] = conn
         self._send(
             conn.identity,
@@ -207,7 +253,7 @@ class ClientServer:
         pending = Pending(req, frame, time.monotonic())
         conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
-            if req.is_write:
+            if is_barrier(req):
                 self._submit(conn, pending)
             self.flush(conn)
 
@@ -218,9 +264,7 @@ class ClientServer:
             "client %s (session %#x): %s; disconnecting it", conn.identity.hex(), conn.session_id, error
         )
         self._send(conn.identity, encode_reply(xid, self.tree().last_zxid, int(error.code)))
-        self.connections.pop(conn.identity, None)
-        if self.by_session.get(conn.session_id) is conn:
-            del self.by_session[conn.session_id]
+        self._forget(conn)
 
     def _auth(self, conn: Connection, req: ClientRequest) -> None:
         try:
@@ -233,19 +277,25 @@ class ClientServer:
         self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.OK))
 
     def _submit(self, conn: Connection, pending: Pending) -> None:
-        """Hand a write to Zab as it arrives (or once its session exists): writes go out in order."""
-        fwd = ForwardedRequest(
-            conn.session_id, pending.req.xid, pending.req.opcode, conn.auth_ids, pending.frame[8:]
-        )
-        if not self.submit(fwd):
-            pending.reply = encode_reply(pending.req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
+        """Hand a write or sync to Zab as it arrives (or once its session exists), in order."""
+        req = pending.req
+        if req.opcode == OpCode.SYNC:
+            token = next(self._sync_tokens)
+            accepted = self.sync(token)
+            if accepted:
+                self.syncs[token] = (conn, pending)
+        else:
+            fwd = ForwardedRequest(conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:])
+            accepted = self.submit(fwd)
+        if not accepted:
+            pending.reply = encode_reply(req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
         pending.submitted = True
 
     def flush(self, conn: Connection) -> None:
         """Answer reads that nothing is ahead of and send finished replies, in request order."""
         while conn.queue:
             head = conn.queue[0]
-            if head.reply is None and not head.req.is_write:
+            if head.reply is None and not is_barrier(head.req):
                 self._answer_reads(conn)
             if head.reply is None:
                 break
@@ -254,10 +304,11 @@ class ClientServer:
             self._send(conn.identity, head.reply)
 
     def _answer_reads(self, conn: Connection) -> None:
-        """Answer the reads at the head of the queue, natively in one batch where possible."""
+        """Answer the reads at the head of the queue, natively in one batch where possible, and
+        set the watches they asked for."""
         reads = []
         for pending in conn.queue:
-            if pending.req.is_write:
+            if is_barrier(pending.req):
                 break
             reads.append(pending)
         tree = self.tree()
@@ -274,13 +325,75 @@ class ClientServer:
                 pos += 4 + n
         for p in reads:
             if p.reply is None:
-                err, body = read_reply_body(tree, p.req, conn.auth_ids, conn.session_id)
+                if p.req.opcode in WATCH_OPS:
+                    err, body = self._watch_request(conn, p.req)
+                else:
+                    err, body = read_reply_body(tree, p.req, conn.auth_ids, conn.session_id)
                 p.reply = encode_reply(p.req.xid, tree.last_zxid, err, body)
+            if p.req.opcode in NATIVE_READS and p.req.body.watch:
+                self._set_watch(conn, p.req, ERR.unpack_from(p.reply, ERR_OFFSET)[0])
 
-    # --- txns applied -----------------------------------------------------------------------
+    # --- watches ----------------------------------------------------------------------------
+
+    def _set_watch(self, conn: Connection, req: ClientRequest, err: int) -> None:
+        """ZooKeeper's rules: exists watches a missing node too (for its creation); getData and
+        getChildren watch only a node they could read."""
+        if req.opcode == OpCode.EXISTS and err in (Code.OK, Code.NO_NODE):
+            self.watches.add(conn, Kind.DATA, req.body.path)
+        elif err == Code.OK:
+            kind = Kind.DATA if req.opcode == OpCode.GET_DATA else Kind.CHILD
+            self.watches.add(conn, kind, req.body.path)
+
+    def _watch_request(self, conn: Connection, req: ClientRequest) -> tuple[int, IntResponse | None]:
+        """addWatch, removeWatches, checkWatches and setWatches: the error code and reply body."""
+        body = req.body
+        if req.opcode in (OpCode.SET_WATCHES, OpCode.SET_WATCHES2):
+            persistent = body.persistent_watches if isinstance(body, SetWatches2) else ()
+            recursive = body.persistent_recursive_watches if isinstance(body, SetWatches2) else ()
+            paths = [*body.data_watches, *body.exist_watches, *body.child_watches, *persistent, *recursive]
+            if any(path_problem(p) for p in paths):
+                return Code.BAD_ARGUMENTS, None
+            tree = self.tree()
+            fired = self.watches.resume(
+                conn, tree, body.relative_zxid, body.data_watches, body.exist_watches, body.child_watches,
+                persistent, recursive,
+            )  # fmt: skip
+            self._notify(fired, tree.last_zxid)
+            return Code.OK, None
+        if path_problem(body.path):
+            return Code.BAD_ARGUMENTS, None
+        if req.opcode == OpCode.ADD_WATCH:
+            kind = ADD_WATCH_MODES.get(body.mode)
+            if kind is None:
+                return Code.BAD_ARGUMENTS, None
+            self.watches.add(conn, kind, body.path)
+            return Code.OK, IntResponse(0)  # ZooKeeper answers addWatch with ErrorResponse(0)
+        if body.type not in WATCHER_TYPES:
+            return Code.BAD_ARGUMENTS, None
+        if req.opcode == OpCode.CHECK_WATCHES:
+            found = self.watches.has(conn, body.type, body.path)
+        else:
+            found = self.watches.remove(conn, body.type, body.path)
+        return (Code.OK if found else Code.NO_WATCHER), None
+
+    def _notify(self, fired: Iterable[Fired], zxid: int) -> None:
+        """Send each notification to its connection, if that is still here."""
+        for f in fired:
+            conn = f.watcher
+            assert isinstance(conn, Connection)
+            if self.connections.get(conn.identity) is conn:
+                event = WatcherEvent(f.event, STATE_SYNC_CONNECTED, f.path)
+                self._send(conn.identity, encode_reply(XID_NOTIFICATION, zxid, Code.OK, event))
+
+    # --- txns applied, syncs answered -------------------------------------------------------
 
     def on_applied(self, header: TxnHeader, result: ApplyResult) -> None:
-        """Reply to the local client whose write this txn was, if it is connected here."""
+        """Notify the watchers of what the txn changed, then reply to the local client whose
+        write it was, if that client is connected here."""
+        if result.events:
+            self._notify(self.watches.trigger(result.events), header.zxid)
+        if self.syncs:
+            self._answer_syncs()
         conn = self.by_session.get(header.client_id)
         if conn is None:
             return
@@ -291,7 +404,7 @@ class ClientServer:
                 conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
             for pending in conn.queue:
-                if pending.req.is_write:
+                if is_barrier(pending.req):
                     self._submit(conn, pending)
             self.flush(conn)
             return
@@ -302,10 +415,26 @@ class ClientServer:
                 break
         if header.type == OpCode.CLOSE_SESSION:
             self.flush(conn)
-            self.by_session.pop(conn.session_id, None)
-            self.connections.pop(conn.identity, None)
+            self._forget(conn)
             return
         self.flush(conn)
+
+    def on_synced(self, token: int, zxid: int) -> None:
+        """Zab's answer to a sync: reply once this server has applied through `zxid`."""
+        entry = self.syncs.get(token)
+        if entry is not None:
+            entry[1].sync_zxid = zxid
+            self._answer_syncs()
+
+    def _answer_syncs(self) -> None:
+        tree = self.tree()
+        for token, (conn, pending) in list(self.syncs.items()):
+            if 0 <= pending.sync_zxid <= tree.last_zxid:
+                del self.syncs[token]
+                # SyncResponse has PathRequest's layout: the path, echoed.
+                body = PathRequest(pending.req.body.path)
+                pending.reply = encode_reply(pending.req.xid, tree.last_zxid, Code.OK, body)
+                self.flush(conn)
 
     def outstanding(self) -> int:
         return sum(len(c.queue) for c in self.connections.values())

@@ -112,6 +112,7 @@ class Node:
             server_id,
             (conf.session_timeout_min_ms, conf.session_timeout_max_ms),
             self.submit,
+            self.client_sync,
             self.admin.answer,
             self.serving,
             secret,
@@ -147,6 +148,10 @@ class Node:
             return False
         self.stashed = False
         return self.replica.propose(fwd.encode()) or self.stashed
+
+    def client_sync(self, token: int) -> bool:
+        """A client's sync: Zab asks the leader for its commit point (see Ready.synced)."""
+        return self.serving() and self.replica.sync(token)
 
     def prepare(self, zxid: int, payload: bytes) -> bytes | None:
         """Zab's leader hook: the txn for a client write at `zxid`. A new leader first applies
@@ -248,6 +253,8 @@ class Node:
                 self.peers.send(message.target, encode_message(message))
             for zxid, payload in ready.committed:
                 self.apply(zxid, payload)
+            for token, zxid in ready.synced:
+                self.clients.on_synced(token, zxid)
             for change in ready.roles:
                 self.on_role(change)
             self.replica.advance(ready)
@@ -345,6 +352,8 @@ class Node:
             self.sessions = SessionTracker(self.conf.tick_ms)
             for session_id, timeout_ms in self.tree.sessions.items():
                 self.sessions.add(session_id, timeout_ms)
+        if self.role.phase == Phase.BROADCAST and change.phase != Phase.BROADCAST:
+            self.clients.disconnect_all(f"no longer serving: {change.reason}")
         if change.phase == Phase.BROADCAST and self.tree.index is None:
             started = time.monotonic()
             self.tree.attach_index(native.PathIndex())

@@ -337,6 +337,17 @@ class WatchTypeRequest(JuteRecord):
 
 @record
 @dataclass(frozen=True, slots=True)
+class SetWatches(JuteRecord):
+    """setWatches (101): the one-shot watches a reconnecting client still holds."""
+
+    relative_zxid: Long
+    data_watches: Vector[UString]
+    exist_watches: Vector[UString]
+    child_watches: Vector[UString]
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class SetWatches2(JuteRecord):
     relative_zxid: Long
     data_watches: Vector[UString]
@@ -610,6 +621,7 @@ REQUEST_TYPES: dict[int, type[JuteRecord]] = {
     OpCode.ADD_WATCH: AddWatchRequest,
     OpCode.CHECK_WATCHES: WatchTypeRequest,
     OpCode.REMOVE_WATCHES: WatchTypeRequest,
+    OpCode.SET_WATCHES: SetWatches,
     OpCode.SET_WATCHES2: SetWatches2,
     OpCode.AUTH: AuthPacket,
 }

@@ -29,6 +29,7 @@ class WireSession:
         self.sock.connect(endpoint)
         self.wait_ms = wait_ms
         self.xids = itertools.count(1)
+        self.events: list[tuple[int, rec.WatcherEvent]] = []
         self.last_zxid = last_zxid
         self.sock.send(rec.ConnectRequest(0, last_zxid, timeout_ms, session_id, passwd, False).encode())
         frame = self._recv()
@@ -43,8 +44,9 @@ class WireSession:
             raise NoAnswer(self.endpoint)
         return self.sock.recv()
 
-    def call(self, opcode: int, body: Any) -> tuple[rec.ReplyHeader, Reader]:
-        xid = next(self.xids)
+    def call(self, opcode: int, body: Any, xid: int | None = None) -> tuple[rec.ReplyHeader, Reader]:
+        """Send one request and wait for its reply; notifications on the way land in `events`."""
+        xid = next(self.xids) if xid is None else xid
         payload = (
             rec.encode_multi_request(body) if opcode == rec.OpCode.MULTI else (body.encode() if body else b"")
         )
@@ -52,9 +54,20 @@ class WireSession:
         while True:
             r = Reader(self._recv())
             header = rec.ReplyHeader.read(r)
-            if header.xid == xid:
+            if header.xid == rec.XID_NOTIFICATION:
+                self.events.append((header.zxid, rec.WatcherEvent.read(r)))
+            elif header.xid == xid:
                 self.last_zxid = max(self.last_zxid, header.zxid)
                 return header, r
+
+    def wait_event(self) -> tuple[int, rec.WatcherEvent]:
+        """The next notification: (the zxid of the change, the event)."""
+        while not self.events:
+            r = Reader(self._recv())
+            header = rec.ReplyHeader.read(r)
+            assert header.xid == rec.XID_NOTIFICATION, f"expected a notification, got {header}"
+            self.events.append((header.zxid, rec.WatcherEvent.read(r)))
+        return self.events.pop(0)
 
     def create(self, path: str, data: bytes = b"", flags: int = 0) -> tuple[int, str]:
         h, r = self.call(rec.OpCode.CREATE, rec.CreateRequest(path, data, rec.OPEN_ACL_UNSAFE, flags))

@@ -42,6 +42,7 @@ class Ensemble:
         self.established: list[tuple[int, int]] = []  # (epoch, leader) in order
         self.roles: list[tuple[int, RoleChange]] = []  # every role change, in order
         self.sent: list[Message] = []  # every message sent, in order, delivered or not
+        self.synced: list[tuple[int, int, int]] = []  # (server, token, zxid) from Ready.synced
         for sid, node in self.nodes.items():
             node.start()
             self._handle(sid)
@@ -139,6 +140,12 @@ class Ensemble:
 
     def propose(self, server_id: int, payload: bytes) -> bool:
         accepted = self.replica(server_id).propose(payload)
+        self._handle(server_id)
+        return accepted
+
+    def client_sync(self, server_id: int, token: int) -> bool:
+        """A client's sync on this server; the answer lands in `synced`."""
+        accepted = self.replica(server_id).sync(token)
         self._handle(server_id)
         return accepted
 
@@ -240,6 +247,7 @@ class Ensemble:
                 if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
                     self.checker.established(change.epoch, server_id, node.history())
                     self.established.append((change.epoch, server_id))
+            self.synced.extend((server_id, token, zxid) for token, zxid in ready.synced)
             self.sent.extend(ready.messages)
             for message in ready.messages:
                 link = (message.source, message.target)

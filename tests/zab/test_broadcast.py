@@ -20,6 +20,7 @@ from zkcore.zab import (
     Request,
     Role,
     Snapshot,
+    Sync,
     make_zxid,
 )
 
@@ -292,3 +293,30 @@ def test_construction_checks(kwargs: dict[str, object], message: str) -> None:
     server_id = args.pop("server_id")
     with pytest.raises(LocalError, match=message):
         Replica(Config((1, 2, 3)), server_id, **args)  # type: ignore[arg-type]
+
+
+def test_sync_answers_with_the_leaders_commit_point_after_its_commits() -> None:
+    ensemble = Ensemble(3, observers=1)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    for payload in (b"a", b"b"):
+        assert ensemble.propose(leader, payload)
+    ensemble.run()
+    committed = ensemble.status(leader).zxid_committed
+    assert ensemble.client_sync(leader, 1)
+    assert (leader, 1, committed) in ensemble.synced  # the leader has applied it all
+    assert ensemble.client_sync(f1, 2)
+    assert ensemble.client_sync(4, 3)
+    assert [type(m) for m in ensemble.pending(f1, leader)] == [Sync]
+    ensemble.run()
+    assert (f1, 2, committed) in ensemble.synced
+    assert (4, 3, committed) in ensemble.synced
+    assert ensemble.status(f1).zxid_applied >= committed
+
+
+def test_sync_needs_an_established_leader() -> None:
+    ensemble = Ensemble(3)
+    assert not any(ensemble.client_sync(sid, 1) for sid in ensemble.up())
+    leader = ensemble.settle()
+    with pytest.raises(LocalError, match="token"):
+        ensemble.replica(leader).sync(-1)

@@ -25,6 +25,7 @@ from zkcore.zab import (
     Proposal,
     Request,
     Snap,
+    Sync,
     Trunc,
     UpToDate,
     decode_message,
@@ -56,6 +57,8 @@ SAMPLES: list[Message] = [
     Inform(3, 4, Z3, b"payload"),
     Ping(3, 2, 2, Z3),
     Request(2, 3, 2, b"write"),
+    Sync(2, 3, 2, 7, 0),
+    Sync(3, 2, 2, 7, Z3),
 ]
 
 

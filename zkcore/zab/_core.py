@@ -75,6 +75,7 @@ class Core:
         self._messages: list[Message] = []
         self._committed: list[LogEntry] = []
         self._roles: list[RoleChange] = []
+        self._synced: list[tuple[int, int]] = []
 
     # --- outputs ----------------------------------------------------------------------------
 
@@ -86,6 +87,9 @@ class Core:
 
     def emit_role(self, role: Role, phase: Phase, leader: int, epoch: int, reason: str) -> None:
         self._roles.append(RoleChange(role, phase, leader, epoch, reason))
+
+    def synced(self, token: int, zxid: int) -> None:
+        self._synced.append((token, zxid))
 
     def abandon(self, reason: str) -> None:
         """Ask the replica to drop its role and go LOOKING once this input is done."""
@@ -182,6 +186,7 @@ class Core:
             or self._entries
             or self._committed
             or self._roles
+            or self._synced
             or self._epochs_dirty
             or self._snapshot is not None
             or self._truncate_zxid is not None
@@ -197,6 +202,7 @@ class Core:
             messages=tuple(self._messages),
             committed=tuple(self._committed),
             roles=tuple(self._roles),
+            synced=tuple(self._synced),
         )
         self._snapshot = None
         self._truncate_zxid = None
@@ -205,6 +211,7 @@ class Core:
         self._messages.clear()
         self._committed.clear()
         self._roles.clear()
+        self._synced.clear()
         self._zxid_handed = self.log.last()
         self._fence_handed = self._fence_pending
         self._fence_pending = None

@@ -32,6 +32,7 @@ from zkcore.zab._messages import (
     Request,
     Role,
     Snap,
+    Sync,
     Trunc,
     UpToDate,
 )
@@ -109,6 +110,7 @@ class Leader:
             Ack: self._on_ack,
             Ping: self._on_ping,
             Request: self._on_request,
+            Sync: self._on_sync,
         }
 
     def start(self) -> None:
@@ -360,6 +362,21 @@ class Leader:
     def _on_request(self, message: Request) -> None:
         if message.epoch == self.epoch:
             self.propose(message.payload)
+
+    def sync(self, token: int) -> bool:
+        """A client of ours synced: everything committed so far is applied here already."""
+        if not self.established:
+            return False
+        self.core.synced(token, self.core.zxid_committed)
+        return True
+
+    def _on_sync(self, message: Sync) -> None:
+        """A learner's client synced: it must apply through our commit point before answering.
+        Commits to it went out before this answer, on the same channel."""
+        core = self.core
+        h = self.learners.get(message.source)
+        if message.epoch == self.epoch and h is not None and h.phase >= LearnerPhase.SYNC_SENT:
+            core.send(Sync(core.server_id, message.source, self.epoch, message.token, core.zxid_committed))
 
 
 def _entries(log: ReplicaLog, after: int) -> tuple[Entry, ...]:

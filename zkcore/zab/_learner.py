@@ -27,6 +27,7 @@ from zkcore.zab._messages import (
     Request,
     Role,
     Snap,
+    Sync,
     Trunc,
     UpToDate,
 )
@@ -80,6 +81,7 @@ class Learner:
             Commit: self._on_commit,
             Inform: self._on_inform,
             Ping: self._on_ping,
+            Sync: self._on_sync_reply,
         }
 
     def start(self) -> None:
@@ -121,6 +123,17 @@ class Learner:
             return False
         self.core.send(Request(self.core.server_id, self.leader, self.epoch, payload))
         return True
+
+    def sync(self, token: int) -> bool:
+        """Ask the leader for its commit point on behalf of a client's sync."""
+        if self.phase != LearnerPhase.BROADCAST:
+            return False
+        self.core.send(Sync(self.core.server_id, self.leader, self.epoch, token, 0))
+        return True
+
+    def _on_sync_reply(self, message: Sync) -> None:
+        if message.epoch == self.epoch and self.phase == LearnerPhase.BROADCAST:
+            self.core.synced(message.token, message.zxid)
 
     # --- discovery --------------------------------------------------------------------------
 

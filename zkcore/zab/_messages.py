@@ -27,6 +27,7 @@ class Kind(enum.IntEnum):
     ACK = 3
     COMMIT = 4
     PING = 5
+    SYNC = 7
     INFORM = 8
     NEWLEADER = 10
     FOLLOWERINFO = 11
@@ -377,6 +378,24 @@ class Request(Message):
         _check_bytes("payload", self.payload)
 
 
+@record
+@dataclass(frozen=True, slots=True)
+class Sync(Message):
+    """A client's sync, by `token`: a learner asks with zxid 0; the leader answers with its
+    commit point, which the learner applies before it answers the client."""
+
+    KIND = Kind.SYNC
+    epoch: Long
+    token: Long
+    zxid: Long
+
+    def __post_init__(self) -> None:
+        _check_route(self)
+        _check("epoch", self.epoch, 1, EPOCH_MAX)
+        _check("token", self.token, 0, ZXID_MAX)
+        _check("zxid", self.zxid, 0, ZXID_MAX)
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Notification,
     FollowerInfo,
@@ -394,6 +413,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Inform,
     Ping,
     Request,
+    Sync,
 )
 _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
 

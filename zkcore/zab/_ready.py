@@ -61,6 +61,8 @@ class Ready:
     5. messages: send, each to message.target.
     6. committed: apply to the tree in this order (all are durable already).
     7. roles: role and phase changes, for serving and monitoring (serve reads only in BROADCAST).
+    8. synced: (token, zxid) for each client sync asked for with sync(token): answer that
+       client once the tree has applied through zxid.
     """
 
     snapshot: Snapshot | None
@@ -71,6 +73,7 @@ class Ready:
     messages: tuple[Message, ...]
     committed: tuple[LogEntry, ...]
     roles: tuple[RoleChange, ...]
+    synced: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,20 @@ class Replica:
         self._settle()
         return accepted
 
+    def sync(self, token: int) -> bool:
+        """A client's sync (ZooKeeper's `sync`), named by the shell's `token`: a later Ready's
+        `synced` says through which zxid this server must apply before answering it. False
+        when there is no established leader to ask."""
+        _check_int("token", token, 0, ZXID_MAX)
+        if self._leader is not None:
+            accepted = self._leader.sync(token)
+        elif self._learner is not None:
+            accepted = self._learner.sync(token)
+        else:
+            accepted = False
+        self._settle()
+        return accepted
+
     def persisted(self, zxid: int) -> None:
         """The shell's storage is durable through `zxid` (the result of Storage.sync())."""
         _check_int("zxid", zxid, 0, ZXID_MAX)
