@@ -58,6 +58,7 @@ NATIVE_READS = frozenset({OpCode.EXISTS, OpCode.GET_DATA, OpCode.GET_CHILDREN, O
 WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
+SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
 WATCHER_TYPES = frozenset(int(t) for t in WatcherType)
 PASSWORD_BYTES = 16
 STATE_SYNC_CONNECTED = 3  # Watcher.Event.KeeperState of every notification
@@ -249,6 +250,10 @@ class ClientServer:
             return
         if req.opcode == OpCode.AUTH:
             self._auth(conn, req)
+            return
+        if req.opcode in SERVER_ONLY_OPS:
+            # deleteContainer skips ACL checks: only the leader's container reaper may use it.
+            self._send(identity, encode_reply(req.xid, self.tree().last_zxid, Code.UNIMPLEMENTED))
             return
         pending = Pending(req, frame, time.monotonic())
         conn.queue.append(pending)

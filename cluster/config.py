@@ -32,6 +32,7 @@ _INT_KEYS = {
     "maxClientRequests": "client_requests_max",
     "minSessionTimeout": "session_timeout_min_ms",
     "maxSessionTimeout": "session_timeout_max_ms",
+    "containerCheckIntervalMs": "container_check_ms",
 }
 
 
@@ -70,6 +71,9 @@ class EnsembleConfig:
     client_requests_max: int = 1000
     session_timeout_min_ms: int = 4000
     session_timeout_max_ms: int = 40000
+    # How often the leader deletes empty containers and expired TTL nodes (ZooKeeper's
+    # znode.container.checkIntervalMs).
+    container_check_ms: int = 60000
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -38,7 +38,7 @@ from cluster.storage import (
 )
 from zkcore import DataTree, KeeperError, LocalError, Prep, RemoteError, Request, Txn, limits
 from zkcore._jute import Reader, Writer
-from zkcore._records import CreateSessionTxn, OpCode
+from zkcore._records import CreateSessionTxn, OpCode, PathRequest
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore._sessions import SessionTracker
 from zkcore.zab import (
@@ -83,6 +83,7 @@ class Node:
         self.sessions = SessionTracker(conf.tick_ms)  # the leader's: who expires when
         self.touched: dict[int, None] = {}  # a learner's: sessions heard from since its last report
         self.unsynced = False
+        self.containers_checked_ms = 0
         self.replica = Replica(
             self.zab_config(),
             server_id,
@@ -221,6 +222,17 @@ class Node:
         for session_id in self.sessions.tick():
             log.info("session %#x expired", session_id)
             self.submit(ForwardedRequest(session_id, 0, OpCode.CLOSE_SESSION, (), b""))
+
+    def reap_containers(self) -> None:
+        """The leader's ContainerManager: delete empty containers that once had children and
+        TTL nodes idle past their TTL, through Zab like any write (prep checks again)."""
+        now_ms = int(time.time() * 1000)
+        if now_ms - self.containers_checked_ms < self.conf.container_check_ms:
+            return
+        self.containers_checked_ms = now_ms
+        for path in self.tree.expired_candidates(now_ms):
+            log.info("deleting %s: an empty container or an expired TTL node", path)
+            self.submit(ForwardedRequest(0, 0, OpCode.DELETE_CONTAINER, (), PathRequest(path).encode()))
 
     def drain_waiting_writes(self) -> bool:
         """Propose the writes that waited for this leader to catch up; True if any went out."""
@@ -381,6 +393,7 @@ class Node:
                 self.replica.tick()
                 if self.role.role == Role.LEADING and self.serving():
                     self.expire_sessions()
+                    self.reap_containers()
                 else:
                     self.report_sessions()
                 next_tick = max(next_tick + tick_s, now)

@@ -297,8 +297,8 @@ class Prep:
         node = self._existing(path)
         if node.child_count > 0:
             raise NotEmptyError(f"container {path!r} has {node.child_count} children", path)
-        if ephemeral_kind(node.ephemeral_owner) == "session":
-            raise BadVersionError(f"{path!r} is a session's ephemeral, not a container or TTL node", path)
+        if ephemeral_kind(node.ephemeral_owner) not in ("container", "ttl"):
+            raise BadArgumentsError(f"{path!r} is not a container or TTL node", path)
         self._remove(self._existing(parent_path), path, ctx)
         return DeleteTxn(path)
 

@@ -173,9 +173,12 @@ def test_containers_and_ttl_nodes_become_candidates(leader: Leader) -> None:
     assert "/box" not in leader.tree and not leader.tree.containers and not leader.tree.ttls
 
 
-def test_delete_container_refuses_session_ephemerals(leader: Leader) -> None:
+def test_delete_container_deletes_only_containers_and_ttl_nodes(leader: Leader) -> None:
     leader.write(S1, *create("/eph", flags=1))
-    assert leader.write(0, rec.OpCode.DELETE_CONTAINER, rec.PathRequest("/eph")).err == Code.BAD_VERSION
+    leader.write(S1, *create("/plain"))
+    for path in ("/eph", "/plain"):
+        assert leader.write(0, rec.OpCode.DELETE_CONTAINER, rec.PathRequest(path)).err == Code.BAD_ARGUMENTS
+        assert path in leader.tree
 
 
 def test_replayed_txns_do_not_change_state_twice(leader: Leader) -> None:
