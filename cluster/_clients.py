@@ -115,6 +115,7 @@ class ClientServer:
         serving: Callable[[], bool],
         secret: bytes,
         touch: Callable[[int], None],
+        stale_reads: bool = False,
     ) -> None:
         self.sock = sock
         self.tree = tree
@@ -124,6 +125,7 @@ class ClientServer:
         self.serving = serving
         self.secret = secret
         self.touch = touch
+        self.stale_reads = stale_reads  # a debug switch (cluster.faults): break read guarantees
         self.session_timeout_ms = session_timeout_ms
         self.connections: dict[bytes, Connection] = {}
         self.by_session: dict[int, Connection] = {}
@@ -173,6 +175,8 @@ class ClientServer:
     def disconnect_all(self, why: str) -> None:
         """This server stopped serving (it lost its leader): every client is told with an empty
         frame, as ZooKeeper closes its connections, and reconnects elsewhere with its session."""
+        if self.stale_reads:
+            return
         if self.connections:
             log.info("disconnecting %d clients: %s", len(self.connections), why)
         for conn in list(self.connections.values()):
@@ -186,10 +190,10 @@ class ClientServer:
             self._refuse(conn, f"bad connect request: {e}")
             return
         tree = self.tree()
-        if not self.serving():
+        if not self.serving() and not self.stale_reads:
             self._refuse(conn, "not serving (no quorum or still syncing)")
             return
-        if req.last_zxid_seen > tree.last_zxid:
+        if req.last_zxid_seen > tree.last_zxid and not self.stale_reads:
             self._refuse(conn, f"client has seen zxid {req.last_zxid_seen:#x}, we have {tree.last_zxid:#x}")
             return
         timeout = self.negotiate(req.timeout_ms)

@@ -5,6 +5,7 @@ with backoff when it dies, shown in a live status table.
                              [--base-port P] [--detach]
     python -m cluster.launch status|stop --data-dir D
     python -m cluster.launch stop-node|start-node --data-dir D --id N
+    python -m cluster.launch partition --data-dir D --groups 1,2/3,4,5    (and: heal)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import psutil
 from tabulate import tabulate
 
-from cluster import admin, config
+from cluster import admin, config, faults
 
 log = logging.getLogger("zkpy.launch")
 CONFIG_NAME = "ensemble.cfg"
@@ -281,6 +282,21 @@ def cmd_start_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partition(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).resolve()
+    conf = config.load(config_path(data_dir))
+    groups = faults.parse_groups(args.groups, conf.servers)
+    faults.partition(data_dir, groups)
+    print("partitioned: " + " | ".join(",".join(map(str, sorted(g))) for g in groups))
+    return 0
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    faults.heal(Path(args.data_dir).resolve())
+    print("healed: every node talks to every other")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     print(status_table(Path(args.data_dir).resolve()))
     return 0
@@ -289,7 +305,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cluster.launch", description=__doc__.split("\n\n")[0])
     p.add_argument("command", nargs="?", default="start",
-                   choices=["start", "status", "stop", "stop-node", "start-node", "supervise"])  # fmt: skip
+                   choices=["start", "status", "stop", "stop-node", "start-node", "supervise", "partition",
+                            "heal"])  # fmt: skip
     p.add_argument("--nodes", type=int, default=5, help="voting servers (default 5)")
     p.add_argument("--observers", type=int, default=0, help="observers (default 0)")
     p.add_argument("--data-dir", default="zkpy-data", help="ensemble folder (default ./zkpy-data)")
@@ -297,17 +314,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--base-port", type=int, default=2181, help="first client port for --transport tcp")
     p.add_argument("--detach", action="store_true", help="return once a leader serves; print `connect: ...`")
     p.add_argument("--id", type=int, help="server id for stop-node / start-node")
+    p.add_argument("--groups", help="partition: who can still talk, e.g. 1,2/3,4,5 (see cluster.faults)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a state (default 60)")
     args = p.parse_args(argv)
     if args.command in ("stop-node", "start-node") and args.id is None:
         p.error(f"{args.command} needs --id N")
+    if args.command == "partition" and not args.groups:
+        p.error("partition needs --groups, e.g. --groups 1,2/3,4,5")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     handlers = {"start": cmd_start, "status": cmd_status, "stop": cmd_stop, "stop-node": cmd_stop_node,
-                "start-node": cmd_start_node, "supervise": cmd_supervise}  # fmt: skip
+                "start-node": cmd_start_node, "supervise": cmd_supervise, "partition": cmd_partition,
+                "heal": cmd_heal}  # fmt: skip
     return handlers[args.command](args)
 
 

@@ -24,6 +24,7 @@ from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._clients import ClientServer
 from cluster._transport import PeerTransport, prepare_ipc
+from cluster.faults import BlockedPeers, blocked_path, debug_switches
 from cluster.storage import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
@@ -84,6 +85,14 @@ class Node:
         self.touched: dict[int, None] = {}  # a learner's: sessions heard from since its last report
         self.unsynced = False
         self.containers_checked_ms = 0
+        self.debug = debug_switches(conf.extra.get("debug", ""))
+        if self.debug:
+            log.warning(
+                "DEBUG SWITCHES ON, guarantees deliberately broken: %s", ", ".join(sorted(self.debug))
+            )
+        self.applied_early: set[int] = set()  # early_ack: zxids the leader applied before commit
+        self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
+        self.cut: frozenset[int] = frozenset()
         self.replica = Replica(
             self.zab_config(),
             server_id,
@@ -118,6 +127,7 @@ class Node:
             self.serving,
             secret,
             self.touch,
+            stale_reads="stale_reads" in self.debug,
         )
         self.running = True
 
@@ -262,8 +272,16 @@ class Node:
             ready = self.replica.ready()
             self._persist(ready)
             for message in ready.messages:
-                self.peers.send(message.target, encode_message(message))
+                if message.target not in self.cut:
+                    self.peers.send(message.target, encode_message(message))
+            if "early_ack" in self.debug and self.role.role == Role.LEADING:
+                for zxid, payload in ready.entries:
+                    self.apply(zxid, payload)
+                    self.applied_early.add(zxid)
             for zxid, payload in ready.committed:
+                if zxid in self.applied_early:
+                    self.applied_early.discard(zxid)
+                    continue
                 self.apply(zxid, payload)
             for token, zxid in ready.synced:
                 self.clients.on_synced(token, zxid)
@@ -390,6 +408,7 @@ class Node:
                 self.on_client_frames()
             now = time.monotonic()
             if now >= next_tick:
+                self.cut = self.blocked.poll()
                 self.replica.tick()
                 if self.role.role == Role.LEADING and self.serving():
                     self.expire_sessions()
@@ -407,7 +426,7 @@ class Node:
         except RemoteError as e:
             log.warning("dropping an undecodable peer message: %s", e)
             return
-        if message.target != self.server_id:
+        if message.target != self.server_id or message.source in self.cut:
             return
         self.replica.step(message)
 

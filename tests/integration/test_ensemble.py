@@ -239,3 +239,28 @@ def test_requests_pipelined_behind_the_connect_wait_for_the_session(
     assert rec.ReplyHeader.read(create).err == 0 and rec.CreateResponse.read(create).path == "/early"
     header = rec.ReplyHeader.read(read)
     assert (header.xid, header.err) == (2, 0) and rec.GetDataResponse.read(read).data == b"e"
+
+
+def test_partitioned_leader_steps_down_and_heals(ensemble_factory: Callable[..., Ensemble]) -> None:
+    ensemble = ensemble_factory(3)
+    old = wait_for(ensemble.leader, 30, "a leader")
+    s = ensemble.session(old)
+    assert s.create("/before")[0] == 0
+    s.close()
+    rest = [sid for sid in ensemble.conf.voters if sid != old]
+    ensemble.launch("partition", "--groups", f"{old}/{','.join(map(str, rest))}")
+    new = wait_for(lambda: next((sid for sid in rest if ensemble.mntr(sid).get("zk_server_state") == "leader"), None),
+                   30, "a leader among the majority")  # fmt: skip
+    wait_for(
+        lambda: ensemble.mntr(old).get("zk_server_state") != "leader", 30, "the cut-off leader to step down"
+    )
+    w = ensemble.session(new)
+    assert w.create("/during")[0] == 0
+    w.close()
+    ensemble.launch("heal")
+    wait_for(lambda: ensemble.mntr(old).get("zk_server_state") == "follower", 30, "the old leader to follow")
+    r = ensemble.session(old)
+    wait_for(lambda: r.get("/during")[0] == 0, 10, "the write made during the partition on the old leader")
+    assert r.get("/before")[0] == 0
+    r.close()
+    assert ensemble.pid(old) == ensemble.started_pids[old]  # no restart was needed
