@@ -1,0 +1,147 @@
+"""A handle on a launcher-started ensemble, for tests, benchmarks and the verifier: start it in a
+folder, look at its nodes, do faults to them (kill -9, SIGSTOP/SIGCONT, partitions), and stop
+everything it started by pid at the end, whatever happened in between."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from cluster import admin, config, faults
+from cluster.launch import SUPERVISOR_PID, config_path, node_pid_path, read_pid
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVING_STATES = ("leader", "follower", "observer")
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
+    """Poll until predicate() is truthy and return it; AssertionError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Harness:
+    """`options` (EnsembleConfig fields, and `extra` for free-form keys such as `debug`) write
+    the config ahead of the launcher, which then resumes it."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        nodes: int,
+        observers: int = 0,
+        transport: str = "ipc",
+        base_port: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        base_port = 20000 + os.getpid() % 5000 * 2 if base_port is None else base_port
+        if options:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            conf = config.local_ensemble(self.data_dir, nodes, observers, transport, base_port, **options)
+            conf.write(config_path(self.data_dir))
+        self.launch("--nodes", str(nodes), "--observers", str(observers), "--transport", transport,
+                    "--base-port", str(base_port), "--detach", timeout=90)  # fmt: skip
+        self.conf = config.load(config_path(self.data_dir))
+        self.started_pids = {sid: self.pid(sid) for sid in self.conf.servers}
+        self.paused: set[int] = set()
+
+    def launch(self, *args: str, timeout: float = 30) -> str:
+        cmd = [sys.executable, "-m", "cluster.launch", *args, "--data-dir", str(self.data_dir)]
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        assert out.returncode == 0, f"cluster.launch {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    # --- looking ----------------------------------------------------------------------------
+
+    @property
+    def servers(self) -> list[int]:
+        return sorted(self.conf.servers)
+
+    def endpoint(self, sid: int) -> str:
+        return self.conf.servers[sid].client
+
+    def connect_string(self) -> str:
+        return self.conf.connect_string()
+
+    def pid(self, sid: int) -> int | None:
+        return read_pid(node_pid_path(self.conf, sid))
+
+    def mntr(self, sid: int) -> dict[str, str]:
+        return admin.parse_mntr(admin.query(self.endpoint(sid), "mntr", 500) or "")
+
+    def state(self, sid: int) -> str:
+        return self.mntr(sid).get("zk_server_state", "down")
+
+    def leader(self) -> int | None:
+        for sid in self.conf.voters:
+            if sid not in self.paused and self.state(sid) == "leader":
+                return sid
+        return None
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        """Every node up and serving (leader, follower or observer)."""
+        wait_for(lambda: all(self.state(sid) in SERVING_STATES for sid in self.servers), timeout_s,
+                 "every node to serve")  # fmt: skip
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def kill(self, sid: int, sig: int = signal.SIGKILL) -> int:
+        """Signal a node (kill -9 by default; the supervisor restarts it). Its pid."""
+        pid = self.pid(sid)
+        assert pid is not None, f"node {sid} is not running"
+        os.kill(pid, sig)
+        if sig == signal.SIGSTOP:
+            self.paused.add(sid)
+        elif sig == signal.SIGCONT:
+            self.paused.discard(sid)
+        return pid
+
+    def partition(self, groups: list[set[int]]) -> None:
+        faults.partition(self.data_dir, groups)
+
+    def heal(self) -> None:
+        """End partitions and pauses."""
+        faults.heal(self.data_dir)
+        for sid in list(self.paused):
+            try:
+                self.kill(sid, signal.SIGCONT)
+            except (AssertionError, ProcessLookupError):
+                self.paused.discard(sid)
+
+    def kill_supervisor(self) -> None:
+        pid = read_pid(self.data_dir / SUPERVISOR_PID)
+        assert pid is not None, "no supervisor running"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(pid), 10, f"supervisor {pid} gone")
+
+    def stop(self) -> None:
+        faults.heal(self.data_dir)
+        sup = read_pid(self.data_dir / SUPERVISOR_PID)
+        if sup is not None:
+            subprocess.run([sys.executable, "-m", "cluster.launch", "stop", "--data-dir", str(self.data_dir)],
+                           cwd=ROOT, capture_output=True, timeout=60)  # fmt: skip
+        # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid.
+        for sid in self.conf.servers:
+            pid = self.pid(sid)
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if sup is not None and psutil.pid_exists(sup):
+            os.kill(sup, signal.SIGKILL)
