@@ -46,7 +46,7 @@ setup(
     package_data={"native": ["src/*.c", "src/*.h", "src/*.cdef"]},
     install_requires=["cffi>=1.15", "pyzmq>=25", "psutil>=5.9", "tabulate>=0.9"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "mypy>=1.8", "ruff>=0.4"],
+        "test": ["pytest>=7", "hypothesis>=6", "pytest-benchmark>=4", "mypy>=1.8", "ruff>=0.4", "types-psutil", "types-tabulate"],
     },
     setup_requires=["cffi>=1.15"],
     ext_modules=native_extensions(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import native
@@ -100,7 +101,10 @@ class AdminText:
 
     def _dirs(self) -> str:
         d = self.node.data_dir
-        size = lambda p: sum(f.stat().st_size for f in p.glob("*") if f.is_file())  # noqa: E731
+
+        def size(folder: Path) -> int:
+            return sum(f.stat().st_size for f in folder.glob("*") if f.is_file())
+
         return f"datadir_size: {size(d.snap_dir)}\nlogdir_size: {size(d.log_dir)}\n"
 
     def _mntr(self) -> str:

@@ -33,6 +33,7 @@ from zkcore._records import (
     CreateSessionTxn,
     Id,
     IntResponse,
+    JuteRecord,
     OpCode,
     PathRequest,
     RequestHeader,
@@ -334,6 +335,7 @@ class ClientServer:
                 pos += 4 + n
         for p in reads:
             if p.reply is None:
+                body: JuteRecord | bytes | None
                 if p.req.opcode in WATCH_OPS:
                     err, body = self._watch_request(conn, p.req)
                 else:
@@ -382,7 +384,7 @@ class ClientServer:
         if req.opcode == OpCode.CHECK_WATCHES:
             found = self.watches.has(conn, body.type, body.path)
         else:
-            found = self.watches.remove(conn, body.type, body.path)
+            found = bool(self.watches.remove(conn, body.type, body.path))
         return (Code.OK if found else Code.NO_WATCHER), None
 
     def _notify(self, fired: Iterable[Fired], zxid: int) -> None:

@@ -14,7 +14,7 @@ COMMANDS = ("ruok", "srvr", "stat", "mntr", "cons", "wchs", "conf", "envi", "isr
 
 
 def query(
-    endpoint: str, command: str, timeout_ms: int = 1000, context: zmq.Context | None = None
+    endpoint: str, command: str, timeout_ms: int = 1000, context: zmq.Context[zmq.Socket[bytes]] | None = None
 ) -> str | None:
     """Send one four-letter word; the node's text answer, or None if it did not answer in time."""
     if command not in COMMANDS:
@@ -27,7 +27,8 @@ def query(
         sock.send(command.encode("ascii"))
         if not sock.poll(timeout_ms, zmq.POLLIN):
             return None
-        return sock.recv().decode("utf-8", "replace")
+        answer: bytes = sock.recv()
+        return answer.decode("utf-8", "replace")
     finally:
         sock.close()
 

@@ -173,9 +173,8 @@ def node_rows(data_dir: Path) -> list[list[object]]:
 def status_table(data_dir: Path) -> str:
     headers = ["id", "role", "pid", "epoch", "last zxid", "clients", "cpu", "memory"]
     conf = config.load(config_path(data_dir))
-    return f"ensemble {data_dir}\nconnect: {conf.connect_string()}\n\n" + tabulate(
-        node_rows(data_dir), headers
-    )
+    table: str = tabulate(node_rows(data_dir), headers)
+    return f"ensemble {data_dir}\nconnect: {conf.connect_string()}\n\n" + table
 
 
 def leader_serving(data_dir: Path) -> bool:
