@@ -151,11 +151,20 @@ class ClientServer:
         return self._next_session
 
     def _send(self, identity: bytes, frame: bytes) -> None:
+        """Send one frame. The socket is ROUTER_MANDATORY: a client whose queue is full (it does
+        not read) or that is gone raises instead of losing the frame silently, and is cut off;
+        it must reconnect, and learns what its requests did from the state it reads."""
         try:
             self.sock.send_multipart([identity, frame], zmq.NOBLOCK)
             self.packets_sent += 1
+            return
         except zmq.Again:
-            log.warning("client %s is not reading; dropping a reply", identity.hex())
+            log.warning("client %s is not reading its replies; cutting it off", identity.hex())
+        except zmq.ZMQError as e:
+            log.info("client %s is gone (%s)", identity.hex(), e)
+        conn = self.connections.get(identity)
+        if conn is not None:
+            self._forget(conn)
 
     def _forget(self, conn: Connection) -> None:
         """The connection is over: its watches and pending syncs go with it (not its session)."""
@@ -256,14 +265,14 @@ class ClientServer:
         if req.opcode == OpCode.AUTH:
             self._auth(conn, req)
             return
+        pending = Pending(req, frame, time.monotonic())
         if req.opcode in SERVER_ONLY_OPS:
             # deleteContainer skips ACL checks: only the leader's container reaper may use it.
-            self._send(identity, encode_reply(req.xid, self.tree().last_zxid, Code.UNIMPLEMENTED))
-            return
-        pending = Pending(req, frame, time.monotonic())
+            pending.reply = encode_reply(req.xid, self.tree().last_zxid, Code.UNIMPLEMENTED)
+            pending.submitted = True
         conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
-            if is_barrier(req):
+            if is_barrier(req) and not pending.submitted:
                 self._submit(conn, pending)
             self.flush(conn)
 
@@ -312,6 +321,8 @@ class ClientServer:
             conn.queue.popleft()
             self.latency_ms.append((time.monotonic() - head.received) * 1000)
             self._send(conn.identity, head.reply)
+            if self.connections.get(conn.identity) is not conn:
+                return  # cut off while sending
 
     def _answer_reads(self, conn: Connection) -> None:
         """Answer the reads at the head of the queue, natively in one batch where possible, and
@@ -323,11 +334,13 @@ class ClientServer:
             reads.append(pending)
         tree = self.tree()
         native = [p for p in reads if p.req.opcode in NATIVE_READS]
-        if native and tree.index is not None:
-            batch = b"".join(FRAME.pack(len(p.frame)) + p.frame for p in native)
+        for first in range(0, len(native) if tree.index is not None else 0, limits.read_batch_max):
+            chunk = native[first : first + limits.read_batch_max]
+            batch = b"".join(FRAME.pack(len(p.frame)) + p.frame for p in chunk)
+            assert tree.index is not None
             replies, status = tree.index.read_batch(batch, tree.last_zxid)
             pos = 0
-            for p, st in zip(native, status, strict=True):
+            for p, st in zip(chunk, status, strict=True):
                 if st == 2:
                     continue
                 (n,) = FRAME.unpack_from(replies, pos)
@@ -415,7 +428,7 @@ class ClientServer:
                 conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
             for pending in conn.queue:
-                if is_barrier(pending.req):
+                if is_barrier(pending.req) and not pending.submitted:
                     self._submit(conn, pending)
             self.flush(conn)
             return

@@ -60,6 +60,10 @@ SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
 WAITING_WRITES_MAX = 10_000
 
 
+CLIENT_TURN_S = 0.02  # client work per loop turn, between looks at peers and the clock
+CLIENT_TURN_FRAMES_MAX = 1000
+
+
 class Node:
     def __init__(self, conf: config_mod.EnsembleConfig, server_id: int) -> None:
         self.conf, self.server_id = conf, server_id
@@ -109,6 +113,7 @@ class Node:
         client_sock = self.ctx.socket(zmq.ROUTER)
         client_sock.setsockopt(zmq.LINGER, 0)
         client_sock.setsockopt(zmq.SNDHWM, 100_000)
+        client_sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply that cannot be queued raises
         # A frame over the limit disconnects its sender before we ever buffer it.
         client_sock.setsockopt(zmq.MAXMSGSIZE, limits.frame_bytes_max)
         client_endpoint = conf.servers[server_id].client
@@ -431,8 +436,13 @@ class Node:
         self.replica.step(message)
 
     def on_client_frames(self) -> None:
+        """Client frames waiting now, for at most CLIENT_TURN_S: peers and ticks come first, so
+        costly requests cannot starve Zab into an election."""
         sock = self.clients.sock
-        for _ in range(1000):
+        deadline = time.monotonic() + CLIENT_TURN_S
+        for _ in range(CLIENT_TURN_FRAMES_MAX):
+            if time.monotonic() > deadline:
+                return
             try:
                 parts = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -76,11 +76,7 @@ def fixup_acl(path: str, auth_ids: Sequence[Id], acl: Sequence[ACL]) -> tuple[AC
         if problem is not None:
             raise InvalidACLError(f"bad ACL id {entry.id.scheme}:{entry.id.id} on {path!r}: {problem}", path)
         out.append(entry)
-    unique: list[ACL] = []
-    for entry in out:
-        if entry not in unique:
-            unique.append(entry)
-    return tuple(unique)
+    return tuple(dict.fromkeys(out))  # without duplicates, in order
 
 
 def _matches(ident: Id, acl_id: Id) -> bool:

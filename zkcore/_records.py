@@ -136,6 +136,7 @@ class ACL(JuteRecord):
 _BE_INT = struct.Struct(">i")
 _ACL_VECTORS: dict[bytes, tuple[ACL, ...]] = {}
 _ACL_VECTORS_MAX = 4096
+_ACL_VECTOR_CACHED_BYTES_MAX = 512  # only small lists are worth keeping (and cheap to keep)
 
 
 def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
@@ -156,8 +157,11 @@ def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
             if cached is not None:
                 r.pos = pos
                 return cached
-    acl = tuple(ACL.read(r) for _ in range(r.vector_length()))
-    if len(_ACL_VECTORS) < _ACL_VECTORS_MAX:
+    count = r.vector_length()
+    if count > limits.acl_entries_max:
+        raise RemoteError(f"an ACL of {count} entries is over acl_entries_max={limits.acl_entries_max}")
+    acl = tuple(ACL.read(r) for _ in range(count))
+    if len(_ACL_VECTORS) < _ACL_VECTORS_MAX and r.pos - start <= _ACL_VECTOR_CACHED_BYTES_MAX:
         _ACL_VECTORS[bytes(buf[start : r.pos])] = acl
     return acl
 

@@ -55,6 +55,13 @@ WRITE_OPS = frozenset(
 )
 
 
+class UnknownOpcodeError(RemoteError):
+    """A request of a type this server does not implement: ZooKeeper answers Unimplemented and
+    closes the connection."""
+
+    code = Code.UNIMPLEMENTED
+
+
 @dataclass(frozen=True, slots=True)
 class ClientRequest:
     """One decoded request frame: its header and its body record (a list of ops for multi)."""
@@ -86,7 +93,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
     else:
         kind = REQUEST_TYPES.get(opcode)
         if kind is None:
-            raise RemoteError(f"unknown opcode {opcode}")
+            raise UnknownOpcodeError(f"unknown opcode {opcode}")
         body = kind.read(r)
     r.expect_end(f"request opcode {opcode}")
     return ClientRequest(header.xid, opcode, body)

@@ -33,8 +33,11 @@ snapshot_bytes_max = 2**31 - 1
 ttl_ms_max = (1 << 40) - 1
 # Zab (zkcore/zab): servers in one ensemble, voters and observers together.
 zab_servers_max = 255
-# Uncommitted proposals a leader keeps in flight; propose() beyond this is refused.
+# Uncommitted proposals a leader keeps in flight; writes beyond this wait in its backlog.
 zab_proposals_outstanding_max = 1000
+# Writes waiting for room in the pipeline, and their bytes; propose() beyond this is refused.
+zab_backlog_max = 10_000
+zab_backlog_bytes_max = 64 * 1024 * 1024
 # Messages waiting in one replica's outbox between ready() calls; beyond this a message is
 # dropped, which Zab survives (the peer sees a gap or a silence and resynchronises).
 zab_outbox_messages_max = 100_000

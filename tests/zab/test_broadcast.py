@@ -320,3 +320,18 @@ def test_sync_needs_an_established_leader() -> None:
     leader = ensemble.settle()
     with pytest.raises(LocalError, match="token"):
         ensemble.replica(leader).sync(-1)
+
+
+def test_writes_beyond_the_pipeline_wait_in_order_and_all_commit() -> None:
+    ensemble = Ensemble(3, proposals_outstanding_max=2)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    payloads = [b"w%d" % i for i in range(7)]
+    for i, payload in enumerate(payloads):
+        assert ensemble.propose(f1 if i % 2 else leader, payload)  # forwarded ones too
+    ensemble.run()
+    applied = ensemble.applied(leader)
+    assert sorted(applied) == payloads and all(ensemble.applied(sid) == applied for sid in ensemble.up())
+    for sent_by in (payloads[0::2], payloads[1::2]):  # each server's writes keep their order
+        assert [p for p in applied if p in sent_by] == sent_by
+    assert not ensemble.replica(leader)._leader.backlog  # type: ignore[union-attr]

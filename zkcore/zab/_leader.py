@@ -6,6 +6,7 @@ One LearnerHandler per learner plays ZooKeeper's LearnerHandler thread as plain 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,8 @@ class Leader:
         self.started_tick = core.ticks
         self._epoch_acks: dict[int, bool] = {core.server_id: True}
         self._acked: dict[int, int] = {}
+        self.backlog: deque[bytes] = deque()  # writes waiting for room in the pipeline, in order
+        self.backlog_bytes = 0
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             FollowerInfo: self._on_info,
             ObserverInfo: self._on_info,
@@ -155,13 +158,35 @@ class Leader:
             self._try_establish()
 
     def propose(self, payload: bytes) -> bool:
-        """Stamp the next zxid on a client write and send it to every synced follower."""
-        core, config = self.core, self.core.config
+        """Take a client write: proposed now, or queued in arrival order while the pipeline is
+        full (proposed as commits make room). False: no established leader, or the backlog is
+        full too."""
         if not self.established:
             return False
+        if self.backlog or not self._room():
+            if len(self.backlog) >= limits.zab_backlog_max or (
+                self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
+            ):
+                return False
+            self.backlog.append(payload)
+            self.backlog_bytes += len(payload)
+            return True
+        return self._propose_now(payload)
+
+    def _room(self) -> bool:
+        core = self.core
+        return core.log.count_after(core.zxid_committed) < core.config.proposals_outstanding_max
+
+    def _drain_backlog(self) -> None:
+        while self.backlog and self._room() and self.core.abandon_reason is None:
+            payload = self.backlog.popleft()
+            self.backlog_bytes -= len(payload)
+            self._propose_now(payload)
+
+    def _propose_now(self, payload: bytes) -> bool:
+        """Stamp the next zxid on a client write and send it to every synced follower."""
+        core, config = self.core, self.core.config
         log = core.log
-        if log.count_after(core.zxid_committed) >= config.proposals_outstanding_max:
-            return False
         last = log.last()
         counter = zxid_counter(last) + 1 if zxid_epoch(last) == self.epoch else 1
         if counter > config.zxid_counter_max:
@@ -350,6 +375,7 @@ class Leader:
                 informs = core.log.entries_after(before, zxid)
             for entry_zxid, payload in informs:
                 core.send(Inform(core.server_id, sid, entry_zxid, payload))
+        self._drain_backlog()
 
     def _on_ping(self, message: Ping) -> None:
         h = self.learners.get(message.source)

@@ -15,7 +15,7 @@ from zkcore.zab._election import Election, Vote
 from zkcore.zab._leader import Leader
 from zkcore.zab._learner import Learner
 from zkcore.zab._log import ReplicaLog
-from zkcore.zab._messages import Message, Notification, Role
+from zkcore.zab._messages import FollowerInfo, Message, Notification, ObserverInfo, Role
 from zkcore.zab._quorum import Config
 from zkcore.zab._ready import Phase, Ready, SnapshotSource, Status
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
@@ -95,6 +95,13 @@ class Replica:
             return
         if isinstance(message, Notification):
             self._on_notification(message)
+        elif isinstance(message, (FollowerInfo, ObserverInfo)) and self._role in (
+            Role.FOLLOWING,
+            Role.OBSERVING,
+        ):
+            # Someone chose us as leader, but we follow another: say so, rather than let it
+            # wait init_limit_ticks for a LEADERINFO that will never come.
+            self._election.reply(message.source, self._role)
         else:
             self._step(message)
         self._settle()
@@ -203,10 +210,18 @@ class Replica:
     # --- roles ------------------------------------------------------------------------------
 
     def _on_notification(self, n: Notification) -> None:
+        learner = self._learner
         if self._role == Role.LOOKING:
             decided = self._election.on_notification(n)
             if decided is not None:
                 self._decide(decided)
+        elif (
+            learner is not None
+            and n.source == learner.leader
+            and n.state in (Role.FOLLOWING, Role.OBSERVING)
+            and n.leader != learner.leader
+        ):
+            self._core.abandon(f"server {n.source}, whom we chose to lead, follows {n.leader}")
         elif n.state == Role.LOOKING and self._core.config.is_voter(self.server_id):
             # A settled voter answers a LOOKING server with the leader it follows. Observers
             # stay silent: voters answer every observer message, so answers would ping-pong.
