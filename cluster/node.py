@@ -9,6 +9,7 @@ One thread, one loop: receive what has arrived, step and tick the replica, act o
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import random
@@ -34,13 +35,15 @@ from cluster.storage import (
     purge,
     read_epoch,
     recover,
+    replay_entries,
     write_epoch,
     write_snapshot,
 )
-from zkcore import DataTree, KeeperError, LocalError, Prep, RemoteError, Request, Txn, limits
+from zkcore import DataTree, KeeperError, LocalError, LogEntry, Prep, RemoteError, Request, Txn, limits
 from zkcore._jute import Reader, Writer
 from zkcore._records import CreateSessionTxn, OpCode, PathRequest
 from zkcore._requests import ForwardedRequest, forwarded_body
+from zkcore._restore import collector_paused
 from zkcore._sessions import SessionTracker
 from zkcore.zab import (
     Config,
@@ -60,6 +63,7 @@ SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
 WAITING_WRITES_MAX = 10_000
 
 
+BULK_REPLAY_TXNS_MIN = 1000  # committed txns handed over at once that are worth a bulk replay
 CLIENT_TURN_S = 0.02  # client work per loop turn, between looks at peers and the clock
 CLIENT_TURN_FRAMES_MAX = 1000
 
@@ -144,9 +148,15 @@ class Node:
                       sync_limit_ticks=c.sync_limit_ticks)  # fmt: skip
 
     def _load_tree(self, payload: bytes | None) -> DataTree:
-        """The tree from a snapshot, without its read index: replay is faster without one, and
-        on_role attaches it before this server answers its first read."""
-        return DataTree() if payload is None else DataTree.from_snapshot(payload)
+        """The tree from a snapshot (its records scanned natively), without its read index:
+        replay is faster without one, and on_role attaches it before this server answers its
+        first read."""
+        if payload is None:
+            return DataTree()
+        with collector_paused():
+            tree = DataTree.from_snapshot(payload, scan=native.scan_snapshot_nodes)
+        gc.freeze()  # a million long-lived nodes: later collections need not walk them
+        return tree
 
     def snapshot(self) -> Snapshot:
         """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
@@ -283,11 +293,14 @@ class Node:
                 for zxid, payload in ready.entries:
                     self.apply(zxid, payload)
                     self.applied_early.add(zxid)
-            for zxid, payload in ready.committed:
-                if zxid in self.applied_early:
-                    self.applied_early.discard(zxid)
-                    continue
-                self.apply(zxid, payload)
+            if len(ready.committed) >= BULK_REPLAY_TXNS_MIN and self.bulk_replay_ok():
+                self.replay(ready.committed)
+            else:
+                for zxid, payload in ready.committed:
+                    if zxid in self.applied_early:
+                        self.applied_early.discard(zxid)
+                        continue
+                    self.apply(zxid, payload)
             for token, zxid in ready.synced:
                 self.clients.on_synced(token, zxid)
             for change in ready.roles:
@@ -334,6 +347,25 @@ class Node:
             self.sessions.remove(txn.header.client_id)
         self.txns_since_snapshot += 1
         self.clients.on_applied(txn.header, result)
+
+    def bulk_replay_ok(self) -> bool:
+        """Catching up in bulk skips per-txn replies and watch events: only while no client is
+        connected here (a server serves none before it is in broadcast)."""
+        return not self.clients.connections and not self.debug
+
+    def replay(self, entries: tuple[LogEntry, ...]) -> None:
+        """Committed txns applied in native batches (DataTree.replay), as a restarting or far
+        behind server catches up: the same tree apply() would leave, without results."""
+        started = time.monotonic()
+        with collector_paused():
+            replay_entries(self.tree, entries)
+        gc.freeze()
+        self.prep.applied(entries[-1][0])
+        self.txns_since_snapshot += len(entries)
+        self.sessions = SessionTracker(self.conf.tick_ms)
+        for session_id, timeout_ms in self.tree.sessions.items():
+            self.sessions.add(session_id, timeout_ms)
+        log.info("replayed %d committed txns in bulk in %.2fs", len(entries), time.monotonic() - started)
 
     def maybe_snapshot(self) -> None:
         """Snapshot every snapCount txns: a forked child writes the copy-on-write image of the

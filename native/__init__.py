@@ -1,8 +1,9 @@
 """The native core: C through cffi for the per-request and per-txn hot paths, and a pure-Python
 twin of every function with the same interface and results. `ZKPY_NATIVE=0` forces the twin.
 
-Exports: crc32c, log_encode, log_append, log_scan (txn log records) and PathIndex (the path
-index and batched read path). IMPLEMENTATION is "native" or "python".
+Exports: crc32c, log_encode, log_append, log_scan (txn log records), PathIndex (the path index
+and batched read path), and decode_txns, scan_snapshot_nodes (a restart's decoders: logged txns
+and snapshot node records into columns). IMPLEMENTATION is "native" or "python".
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-EXPORTS = ("crc32c", "log_encode", "log_append", "log_scan", "ScanResult", "PathIndex")
+EXPORTS = (
+    "crc32c",
+    "log_encode",
+    "log_append",
+    "log_scan",
+    "ScanResult",
+    "PathIndex",
+    "decode_txns",
+    "scan_snapshot_nodes",
+)
 
 
 def _namespace(name: str, *modules: Any) -> SimpleNamespace:
@@ -26,18 +36,18 @@ def _namespace(name: str, *modules: Any) -> SimpleNamespace:
 
 
 def python_twin() -> SimpleNamespace:
-    from native import _pyindex, _pylog
+    from native import _pyindex, _pylog, _pyrestore
 
-    return _namespace("python", _pylog, _pyindex)
+    return _namespace("python", _pylog, _pyindex, _pyrestore)
 
 
 def compiled() -> SimpleNamespace | None:
     """The cffi implementation, or None when the extension was not built."""
     try:
-        from native import _cindex, _clog
+        from native import _cindex, _clog, _crestore
     except ImportError:
         return None
-    return _namespace("native", _clog, _cindex)
+    return _namespace("native", _clog, _cindex, _crestore)
 
 
 def _select() -> SimpleNamespace:
@@ -56,5 +66,7 @@ log_append = _impl.log_append
 log_scan = _impl.log_scan
 ScanResult = _impl.ScanResult
 PathIndex = _impl.PathIndex
+decode_txns = _impl.decode_txns
+scan_snapshot_nodes = _impl.scan_snapshot_nodes
 
 __all__ = ["IMPLEMENTATION", "compiled", "python_twin", *EXPORTS]

@@ -7,6 +7,8 @@ pathindex.c; native/__init__.py then falls back to the twin.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from native._pyindex import (
@@ -17,6 +19,8 @@ from native._pyindex import (
     has_children_error,
     parent_missing_error,
     path_key,
+    put_batch_check,
+    put_batch_stat,
     put_check,
     read_check,
     remove_check,
@@ -24,8 +28,11 @@ from native._pyindex import (
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
 from zkcore import limits
 
-if not hasattr(lib, "zk_read_batch"):
-    raise ImportError("native._zkpy_native was built without src/pathindex.c; rebuild it")
+# Nodes one zk_index_put_batch call takes: bounds the joined copies put_batch makes.
+_PUT_BATCH_NODES = 65536
+
+if not hasattr(lib, "zk_index_put_batch"):
+    raise ImportError("native._zkpy_native was built without (this) src/pathindex.c; rebuild it")
 
 
 def _raise(rc: int, path: str) -> None:
@@ -86,6 +93,57 @@ class PathIndex:
         rc = lib.zk_index_put(self._index, key, len(key), data, len(data), stat, len(stat), readable)
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
+
+    def put_batch(
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
+    ) -> None:
+        """put() for each node in order: stats holds STAT_FIELDS columns, readable one flag byte
+        per node. A failing put raises as put() would, with the ones before it done."""
+        n = put_batch_check(paths, datas, stats, readable)
+        for start in range(0, n, _PUT_BATCH_NODES):
+            self._put_chunk(paths, datas, stats, readable, start, min(n, start + _PUT_BATCH_NODES))
+
+    def _put_chunk(
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+        lo: int, hi: int,
+    ) -> None:  # fmt: skip
+        chunk_paths = paths[lo:hi]
+        try:
+            path_bytes = "".join(chunk_paths).encode("utf-8")
+            data_bytes = b"".join(datas[lo:hi])
+            fields = array("q")
+            for column in stats:
+                fields.extend(array("q", column[lo:hi]))
+        except (TypeError, UnicodeEncodeError, OverflowError):
+            return self._put_each(paths, datas, stats, readable, lo, hi)  # put names the culprit
+        # All-ASCII paths encode to one byte a character; otherwise measure each.
+        path_lens = array("I", map(len, chunk_paths))
+        if sum(path_lens) != len(path_bytes):
+            path_lens = array("I", (len(path.encode("utf-8")) for path in chunk_paths))
+        data_lens = array("I", map(len, datas[lo:hi]))
+        if sum(data_lens) != len(data_bytes):  # a memoryview of wider items: len() counts items
+            return self._put_each(paths, datas, stats, readable, lo, hi)
+        done = ffi.new("size_t *")
+        rc = lib.zk_index_put_batch(
+            self._index, path_bytes, ffi.from_buffer("uint32_t[]", path_lens), data_bytes,
+            ffi.from_buffer("uint32_t[]", data_lens), ffi.from_buffer("int64_t[]", fields), readable[lo:hi],
+            hi - lo, limits.path_bytes_max, limits.data_bytes_max, done,
+        )  # fmt: skip
+        if rc == lib.ZK_INDEX_OK:
+            return None
+        i = lo + done[0]
+        if rc in (lib.ZK_INDEX_BAD_PATH, lib.ZK_INDEX_BAD_SIZE):  # raise what the twin's put would
+            put_batch_stat(stats, i)
+            put_check(paths[i], datas[i], bytes(STAT_BYTES), readable[i] != 0)
+        _raise(rc, paths[i])
+        return None
+
+    def _put_each(
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+        lo: int, hi: int,
+    ) -> None:  # fmt: skip
+        for i in range(lo, hi):
+            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0)
 
     def remove(self, path: str) -> None:
         key = path_key(path)

@@ -7,10 +7,18 @@ The argument checks and error messages at the bottom are shared with native/_cin
 from __future__ import annotations
 
 import struct
+from array import array
+from collections.abc import Sequence
 
 from zkcore import Code, OpCode, limits
 
 STAT_BYTES = 68
+# put_batch's Stat columns: czxid, mzxid, ctime, mtime, version, cversion, aversion,
+# ephemeralOwner, pzxid (the Stat less dataLength and numChildren, which the index keeps).
+STAT_FIELDS = 9
+_STAT_INT_FIELDS = (4, 5, 6)  # version, cversion, aversion are jute ints
+_STAT_PUT = struct.Struct(">qqqqiiiqiiq")
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 # The Stat fields the index keeps true itself, whatever the caller put.
 _STAT_DATA_LENGTH_OFFSET = 52
 _STAT_NUM_CHILDREN_OFFSET = 56
@@ -90,6 +98,14 @@ class PathIndex:
         if node is None:
             node = self._insert(path, key)
         node.assign(data, stat, readable)
+
+    def put_batch(
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
+    ) -> None:
+        """put() for each node in order: stats holds STAT_FIELDS columns, readable one flag byte
+        per node. A failing put raises as put() would, with the ones before it done."""
+        for i in range(put_batch_check(paths, datas, stats, readable)):
+            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0)
 
     def _insert(self, path: str, key: bytes) -> _Node:
         if key == b"/":
@@ -226,6 +242,41 @@ def put_check(path: str, data: bytes, stat: bytes, readable: bool) -> tuple[byte
     if len(data) > limits.data_bytes_max:
         raise ValueError(f"data is {len(data)} bytes, over data_bytes_max={limits.data_bytes_max}")
     return key, data, stat
+
+
+def put_batch_check(
+    paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
+) -> int:
+    """The number of nodes in put_batch's arguments, or TypeError/ValueError naming the rule
+    their shape breaks. Each node's Stat is checked with its put (put_batch_stat), and its path
+    and data by put's own checks."""
+    if not isinstance(paths, list | tuple) or not isinstance(datas, list | tuple):
+        raise TypeError(
+            f"paths and datas must be lists, got {type(paths).__name__} and {type(datas).__name__}"
+        )
+    if not isinstance(readable, bytes):
+        raise TypeError(f"readable must be bytes (one flag per node), got {type(readable).__name__}")
+    n = len(paths)
+    if len(datas) != n or len(readable) != n:
+        raise ValueError(f"paths, datas and readable must pair up: {n}, {len(datas)} and {len(readable)}")
+    if not isinstance(stats, list | tuple) or len(stats) != STAT_FIELDS:
+        raise ValueError(f"stats must be {STAT_FIELDS} columns")
+    for k, column in enumerate(stats):
+        if not isinstance(column, list | tuple | array) or len(column) != n:
+            raise ValueError(f"stat column {k} must be a list of {n} values")
+    return n
+
+
+def put_batch_stat(stats: Sequence[Sequence[int]], i: int) -> bytes:
+    """The Stat put_batch puts for node i, or ValueError when its fields are not jute longs and
+    ints (version, cversion and aversion are ints)."""
+    row = [column[i] for column in stats]
+    try:
+        if not all(_INT32_MIN <= row[k] <= _INT32_MAX for k in _STAT_INT_FIELDS):
+            raise struct.error("int field out of range")
+        return _STAT_PUT.pack(*row[:8], 0, 0, row[8])
+    except (struct.error, TypeError):
+        raise ValueError(f"the Stat fields of node {i} must be jute longs and ints: {row!r}"[:300]) from None
 
 
 def remove_check(path: str) -> None:

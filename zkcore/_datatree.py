@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, ne
 from typing import Any, Protocol
 
 from zkcore import _acl
@@ -45,6 +48,17 @@ from zkcore._records import (
     decode_sub_txn,
     ttl_to_ephemeral_owner,
 )
+from zkcore._restore import (
+    REPLAY_CREATE,
+    REPLAY_CREATE_SESSION,
+    REPLAY_DELETE,
+    REPLAY_SET_DATA,
+    SNAPSHOT_NODE,
+    SnapshotNodes,
+    TxnColumns,
+    collector_paused,
+    scan_snapshot_nodes,
+)
 
 # Watch event types (ZooKeeper's Watcher.Event.EventType).
 NODE_CREATED = 1
@@ -61,15 +75,19 @@ SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
 _INT = struct.Struct(">i")
-# A snapshot's per-node record after path and data: ACL number, then the persisted stat.
-_SNAPSHOT_NODE = struct.Struct(">iqqqqiiiqq")
 _SNAPSHOT_MAGIC = b"ZKTREE02"
+# Reads a snapshot's node records: scan_snapshot_nodes, or native's C version of it.
+SnapshotScan = Callable[[bytes, int, int, int], SnapshotNodes]
 
 
 class ReadIndex(Protocol):
     """What the tree mirrors every change into: native.PathIndex or its Python twin."""
 
     def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None: ...
+
+    def put_batch(
+        self, paths: list[str], datas: list[bytes], stats: Sequence[Sequence[int]], readable: bytes
+    ) -> None: ...
 
     def remove(self, path: str) -> None: ...
 
@@ -169,24 +187,32 @@ class DataTree:
     def _intern(self, acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
         return self._acls.setdefault(acl, acl)
 
+    def _world_readable(self, acl: tuple[ACL, ...]) -> bool:
+        readable = self._readable.get(acl)
+        if readable is None:
+            readable = self._readable[acl] = _acl.world_readable(acl)
+        return readable
+
     def _mirror(self, path: str, node: Node) -> None:
         if self._index is not None:
-            readable = self._readable.get(node.acl)
-            if readable is None:
-                readable = self._readable[node.acl] = _acl.world_readable(node.acl)
-            self._index.put(path, node.data, node.stat_bytes(), readable)
+            self._index.put(path, node.data, node.stat_bytes(), self._world_readable(node.acl))
 
     def _insert(self, path: str, node: Node, mirror: bool = True) -> None:
         self.nodes[path] = node
-        kind = ephemeral_kind(node.ephemeral_owner)
+        if node.ephemeral_owner:
+            self._own(path, node.ephemeral_owner)
+        if mirror:
+            self._mirror(path, node)
+
+    def _own(self, path: str, owner: int) -> None:
+        """Note that the node at path has this ephemeralOwner: a session, container or TTL."""
+        kind = ephemeral_kind(owner)
         if kind == "session":
-            self.ephemerals.setdefault(node.ephemeral_owner, {})[path] = None
+            self.ephemerals.setdefault(owner, {})[path] = None
         elif kind == "container":
             self.containers[path] = None
         elif kind == "ttl":
             self.ttls[path] = None
-        if mirror:
-            self._mirror(path, node)
 
     @property
     def index(self) -> ReadIndex | None:
@@ -198,8 +224,14 @@ class DataTree:
         server replays its log without an index and attaches one before it serves reads."""
         assert self._index is None, "this tree already has an index"
         self._index = index
-        for path, node in self.nodes.items():
-            self._mirror(path, node)
+        nodes = list(self.nodes.values())
+        acls = list(map(attrgetter("acl"), nodes))
+        # Nodes share the few interned ACL lists: find each one's flag by identity.
+        readable = {id(acl): self._world_readable(acl) for acl in self._acls.values()}
+        if not readable.keys() >= set(map(id, acls)):
+            readable.update((id(acl), self._world_readable(acl)) for acl in acls)
+        flags = bytes(map(readable.__getitem__, map(id, acls)))
+        index.put_batch(list(self.nodes), list(map(attrgetter("data"), nodes)), _stat_columns(nodes), flags)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -410,6 +442,62 @@ class DataTree:
             result.events += sub.events
             result.multi.append(_multi_result(kind, sub))
 
+    # --- replay ---------------------------------------------------------------------------
+
+    def replay(self, txns: TxnColumns) -> None:
+        """Apply decoded txns in zxid order, leaving exactly the tree that apply() would, but
+        without results or watch events: how a restarting server catches up on its log.
+        Creates, deletes, setData and createSession run inline; other txns go through apply()."""
+        nodes, last, index = self.nodes, self.last_zxid, self._index
+        scratch = ApplyResult(0, OpCode.DELETE)
+        given: tuple[ACL, ...] | None = None  # the last create's ACL as decoded, and interned
+        acl: tuple[ACL, ...] = OPEN_ACL_UNSAFE
+        node: Node | None
+        rows = zip(
+            txns.kinds, txns.zxids, txns.times, txns.client_ids, txns.owners, txns.numbers, txns.paths,
+            txns.datas, txns.acls, strict=True,
+        )  # fmt: skip
+        try:
+            for kind, zxid, now, client_id, owner, number, path, data, txn_acl in rows:
+                if kind == REPLAY_CREATE:
+                    cut = path.rfind("/")  # decode_txns passes only paths with a parent
+                    parent_path = path[:cut] or "/"
+                    parent = nodes.get(parent_path)
+                    if parent is not None and path not in nodes:
+                        if txn_acl is not given:
+                            given, acl = txn_acl, self._intern(txn_acl)
+                        node = Node(data, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
+                        parent.children[path[cut + 1 :]] = None
+                        if number > parent.cversion:
+                            parent.cversion = number
+                            parent.pzxid = zxid
+                        if owner or index is not None:
+                            self._insert(path, node)
+                            self._mirror(parent_path, parent)
+                        else:
+                            nodes[path] = node
+                elif kind == REPLAY_SET_DATA:
+                    node = nodes.get(path)
+                    if node is not None:
+                        node.data, node.mtime, node.mzxid, node.version = data, now, zxid, number
+                        if index is not None:
+                            self._mirror(path, node)
+                elif kind == REPLAY_DELETE:
+                    node = nodes.get(path)
+                    if node is not None and not node.children:
+                        self.delete_node(path, zxid, scratch)
+                        scratch.events.clear()
+                elif kind == REPLAY_CREATE_SESSION:
+                    self.sessions[client_id] = number
+                else:
+                    self.last_zxid = last
+                    self.apply(Txn.decode(data))
+                    last = self.last_zxid
+                if zxid > last:
+                    last = zxid
+        finally:
+            self.last_zxid = last
+
     # --- snapshots ------------------------------------------------------------------------
 
     def snapshot_chunks(self, chunk_nodes: int = 4096) -> Iterator[bytes]:
@@ -427,7 +515,7 @@ class DataTree:
             for entry in acl:
                 entry.write(w)
         w.int(len(self.nodes))
-        pack = _SNAPSHOT_NODE.pack
+        pack = SNAPSHOT_NODE.pack
         for i, (path, node) in enumerate(self.nodes.items()):
             raw = path.encode("utf-8", "surrogatepass")
             w.buf += _INT.pack(len(raw)) + raw + _INT.pack(len(node.data)) + node.data
@@ -445,67 +533,82 @@ class DataTree:
         yield bytes(w.buf)
 
     @classmethod
-    def from_snapshot(cls, payload: bytes, index: ReadIndex | None = None) -> DataTree:
-        """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes."""
+    def from_snapshot(
+        cls, payload: bytes, index: ReadIndex | None = None, *, scan: SnapshotScan = scan_snapshot_nodes
+    ) -> DataTree:
+        """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes. `scan`
+        reads the node records: pass native.scan_snapshot_nodes to have C do it."""
+        payload = payload if isinstance(payload, bytes) else bytes(payload)
         r = Reader(payload)
         if bytes(r.buf[:8]) != _SNAPSHOT_MAGIC:
             raise RemoteError("snapshot payload does not start with the tree magic")
         r.pos = 8
-        tree = cls(index, populate=False)
+        tree = cls(None, populate=False)
         tree.last_zxid = r.long()
         acls = [
             tree._intern(tuple(ACL.read(r) for _ in range(r.vector_length())))
             for _ in range(r.vector_length())
         ]
-        try:
-            tree._load_nodes(r, acls)
-        except (struct.error, IndexError, UnicodeDecodeError) as e:
-            raise RemoteError(f"snapshot node records are damaged: {e}") from e
+        count = r.int()
+        with collector_paused():
+            nodes = scan(payload, r.pos, count, len(acls))
+            tree._load_nodes(nodes, acls)
+        r.pos = nodes.end
         for _ in range(r.int()):
             session = r.long()
             tree.sessions[session] = r.int()
         r.expect_end("snapshot")
-        # Mirror once every node has its children, so each reported Stat is final.
-        for path, node in tree.nodes.items():
-            tree._mirror(path, node)
+        if index is not None:
+            tree._attach_loaded(index, nodes, acls)
         return tree
 
-    def _load_nodes(self, r: Reader, acls: list[tuple[ACL, ...]]) -> None:
-        """The node records of a snapshot, decoded inline: this loop is most of a restart."""
-        buf, pos, end = r.buf, r.pos, r.end
-        count = _INT.unpack_from(buf, pos)[0]
-        pos += 4
-        unpack_int, unpack_node, node_size = _INT.unpack_from, _SNAPSHOT_NODE.unpack_from, _SNAPSHOT_NODE.size
-        nodes, insert = self.nodes, self._insert
-        for _ in range(count):
-            n = unpack_int(buf, pos)[0]
-            if not 0 <= n <= end - pos - 4:
-                raise RemoteError(f"snapshot path length {n} at offset {pos} runs past the end")
-            path = str(buf[pos + 4 : pos + 4 + n], "utf-8", "surrogatepass")
-            pos += 4 + n
-            n = unpack_int(buf, pos)[0]
-            if not 0 <= n <= end - pos - 4:
-                raise RemoteError(f"snapshot data length {n} at offset {pos} runs past the end")
-            data = bytes(buf[pos + 4 : pos + 4 + n])
-            pos += 4 + n
-            acl_no, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid = unpack_node(
-                buf, pos
+    def _load_nodes(self, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
+        """Build a snapshot's nodes in bulk, from records the scan has checked (each parent
+        before its children, no path twice): this is most of a restart from a snapshot."""
+        # A node's zxids and times mostly repeat (czxid = mzxid = pzxid for a leaf never written
+        # since): share those ints, as a node built by apply() does, rather than make new ones.
+        czxids, ctimes = columns.czxids.tolist(), columns.ctimes.tolist()
+        built = list(
+            map(
+                Node, columns.datas, map(acls.__getitem__, columns.acl_numbers), czxids,
+                _reusing(czxids, columns.mzxids, columns.czxids), ctimes,
+                _reusing(ctimes, columns.mtimes, columns.ctimes), columns.versions, columns.cversions,
+                columns.aversions, columns.owners, _reusing(czxids, columns.pzxids, columns.czxids),
             )
-            pos += node_size
-            node = Node(
-                data, acls[acl_no], czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid
-            )
-            if path == "/":
-                if nodes:
-                    raise RemoteError("snapshot lists the root twice")
-            else:
-                cut = path.rfind("/")
-                parent = nodes.get(path[:cut] or "/")
-                if parent is None or path in nodes:
-                    raise RemoteError(f"snapshot lists {path!r} before its parent or twice")
-                parent.children[path[cut + 1 :]] = None
-            insert(path, node, False)
-        r.pos = pos
+        )  # fmt: skip
+        self.nodes = dict(zip(columns.paths, built, strict=True))
+        names, start = columns.child_names, 0
+        counts = columns.child_counts
+        for i, count in zip(compress(range(len(built)), counts), filter(None, counts), strict=True):
+            built[i].children = dict.fromkeys(names[start : start + count])
+            start += count
+        for i in compress(range(len(built)), columns.owners):
+            self._own(columns.paths[i], columns.owners[i])
+
+    def _attach_loaded(self, index: ReadIndex, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
+        """attach_index for a tree just loaded from columns, straight from them: the Stat as
+        Node.stat_fields reports it, where only the few parents and ephemerals differ from
+        what was persisted. Once every node has its children, so each Stat is final."""
+        assert self._index is None, "this tree already has an index"
+        n, counts = len(columns), columns.child_counts
+        cversions, owners = columns.cversions, columns.owners
+        changed = list(compress(range(n), map(ne, cversions, counts)))  # creates != children
+        if changed:
+            cversions = array("q", cversions)
+            for i in changed:
+                cversions[i] = cversions[i] * 2 - counts[i]
+        hidden = [i for i in compress(range(n), owners) if ephemeral_kind(owners[i]) != "session"]
+        if hidden:
+            owners = array("q", owners)
+            for i in hidden:
+                owners[i] = 0
+        table = bytes(map(self._world_readable, acls))
+        stats = [columns.czxids, columns.mzxids, columns.ctimes, columns.mtimes, columns.versions, cversions]
+        stats += [columns.aversions, owners, columns.pzxids]
+        index.put_batch(
+            columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers))
+        )
+        self._index = index
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""
@@ -519,6 +622,30 @@ class DataTree:
         for session in sorted(self.sessions):
             h.update(session.to_bytes(8, "big", signed=True) + self.sessions[session].to_bytes(4, "big"))
         return h.hexdigest()
+
+
+def _reusing(shared: list[int], values: array[int], shared_values: array[int]) -> list[int]:
+    """values as a list of ints that are the ones in `shared` (whose values are shared_values)
+    wherever the two agree."""
+    if values == shared_values:
+        return shared
+    out = list(shared)
+    for i in compress(range(len(values)), map(ne, values, shared_values)):
+        out[i] = values[i]
+    return out
+
+
+def _stat_columns(nodes: list[Node]) -> list[list[int]]:
+    """The Stat fields of nodes as columns, as Node.stat_fields gives them, less dataLength and
+    numChildren (which the index keeps itself)."""
+    cversions = [node.cversion * 2 - len(node.children) for node in nodes]
+    owners = [
+        owner if owner and ephemeral_kind(owner) == "session" else 0
+        for owner in map(attrgetter("ephemeral_owner"), nodes)
+    ]
+    columns = [list(map(attrgetter(name), nodes)) for name in ("czxid", "mzxid", "ctime", "mtime")]
+    columns += [list(map(attrgetter("version"), nodes)), cversions, list(map(attrgetter("aversion"), nodes))]
+    return [*columns, owners, list(map(attrgetter("pzxid"), nodes))]
 
 
 def _multi_result(kind: int, sub: ApplyResult) -> OpResult:

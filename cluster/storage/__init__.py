@@ -11,6 +11,8 @@ from cluster.storage._recovery import (
     purge,
     read_epoch,
     recover,
+    replay_entries,
+    restore_tree,
     write_epoch,
 )
 from cluster.storage._segment import LogCodec
@@ -38,6 +40,8 @@ __all__ = [
     "purge",
     "read_epoch",
     "recover",
+    "replay_entries",
+    "restore_tree",
     "valid_snapshots",
     "write_epoch",
     "write_snapshot",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import struct
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import add, itemgetter, lt
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -62,6 +64,25 @@ class Segment:
         self.last_zxid = zxid
         self.data_end = offset + RECORD_HEADER_BYTES + length
 
+    def note_many(self, zxids: list[int], lengths: list[int], offset: int) -> None:
+        """note() for records back to back from offset, whose zxids the caller found increasing."""
+        assert zxids[0] > self.last_zxid, f"segment zxids must grow: {zxids[0]:#x} after {self.last_zxid:#x}"
+        assert all(map(lt, zxids, zxids[1:])), "segment zxids must grow"
+        assert offset == self.data_end, f"records must be contiguous: {offset} != {self.data_end}"
+        ends = list(accumulate(map(add, lengths, repeat(RECORD_HEADER_BYTES)), initial=offset))
+        # The sparse index: the first record, then each one INDEX_STEP_BYTES past the last entry.
+        at = (
+            0
+            if not self.index_offsets
+            else bisect_left(ends, self.index_offsets[-1] + INDEX_STEP_BYTES, 0, len(zxids))
+        )
+        while at < len(zxids):
+            self.index_zxids.append(zxids[at])
+            self.index_offsets.append(ends[at])
+            at = bisect_left(ends, ends[at] + INDEX_STEP_BYTES, at + 1, len(zxids))
+        self.last_zxid = zxids[-1]
+        self.data_end = ends[-1]
+
     def offset_near(self, zxid: int) -> int:
         """An offset to scan from that is at or before the first record with a zxid >= zxid."""
         at = bisect_right(self.index_zxids, zxid) - 1
@@ -109,15 +130,21 @@ def scan_chunks(fd: int, start: int, stop: int, codec: LogCodec) -> Iterator[Chu
         at += result.end
 
 
-def read_records(fd: int, segment: Segment, lo: int, hi: int, codec: LogCodec) -> Iterator[tuple[int, bytes]]:
-    """The records in a segment with lo <= zxid <= hi, in order, up to where it ends now."""
+def read_batches(
+    fd: int, segment: Segment, lo: int, hi: int, codec: LogCodec
+) -> Iterator[list[tuple[int, bytes]]]:
+    """The records in a segment with lo <= zxid <= hi, in order, up to where it ends now, a
+    scan chunk's worth at a time."""
     stop = segment.data_end
     for chunk in scan_chunks(fd, segment.offset_near(lo), stop, codec):
-        for zxid, payload in chunk.records:
-            if zxid > hi:
-                return
-            if zxid >= lo:
-                yield zxid, payload
+        records = chunk.records
+        past = bool(records) and records[-1][0] > hi
+        if records and (records[0][0] < lo or past):
+            records = [record for record in records if lo <= record[0] <= hi]
+        if records:
+            yield records
+        if past:
+            return
         if chunk.status not in ("more", "end") or (chunk.status == "end" and chunk.end != stop):
             raise StorageError(
                 f"log segment {segment.path} changed under the log: {chunk.status} at offset {chunk.end}, "
@@ -147,8 +174,12 @@ def _scan_segment(fd: int, segment: Segment, after_zxid: int, codec: LogCodec) -
     size = os.fstat(fd).st_size
     previous = after_zxid
     for chunk in scan_chunks(fd, HEADER_BYTES, size, codec):
-        offset = chunk.offset
-        for zxid, payload in chunk.records:
+        offset, records = chunk.offset, chunk.records
+        zxids = list(map(itemgetter(0), records))
+        if zxids and _in_order(segment, previous, zxids):  # the usual case: note them all at once
+            segment.note_many(zxids, list(map(len, map(itemgetter(1), records))), offset)
+            previous, offset, records = zxids[-1], segment.data_end, []
+        for zxid, payload in records:  # one at a time, to find and name the bad one
             if segment.last_zxid == 0 and zxid != segment.first_zxid:
                 return offset, f"first record zxid {zxid:#x} differs from the segment name"
             if zxid <= previous:
@@ -162,6 +193,14 @@ def _scan_segment(fd: int, segment: Segment, after_zxid: int, codec: LogCodec) -
         if chunk.status == "corrupt":
             return chunk.end, "corrupt record (bad crc or length)"
     return None
+
+
+def _in_order(segment: Segment, previous: int, zxids: list[int]) -> bool:
+    """Whether zxids, the next records of segment, may all be noted: the first one is the one
+    the segment is named after (for an empty segment), and they all follow previous in order."""
+    if segment.last_zxid == 0 and zxids[0] != segment.first_zxid:
+        return False
+    return previous < zxids[0] and all(map(lt, zxids, zxids[1:]))
 
 
 def load_segment(

@@ -9,6 +9,7 @@ import fcntl
 import os
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Final, cast
@@ -33,7 +34,7 @@ from cluster.storage._segment import (
     Segment,
     encode_header,
     load_segment,
-    read_records,
+    read_batches,
     scan_chunks,
 )
 from native._pylog import HEADER_BYTES as RECORD_HEADER_BYTES
@@ -207,13 +208,13 @@ class TxnLog:
     def entries(self, lo: int, hi: int) -> list[LogEntry]:
         """Entries with lo < zxid <= hi, in zxid order."""
         self._check_usable()
-        return list(self._read(lo + 1, hi))
+        return list(chain.from_iterable(self._read(lo + 1, hi)))
 
     def read_from(self, zxid: int) -> Iterator[LogEntry]:
         """Every entry with a zxid at or above zxid, in order, read a bounded chunk at a time.
         Do not append or truncate while iterating."""
         self._check_usable()
-        return self._read(zxid, ZXID_LIMIT - 1)
+        return chain.from_iterable(self._read(zxid, ZXID_LIMIT - 1))
 
     def last_zxid(self) -> int:
         """The highest appended zxid, or 0 for an empty log."""
@@ -362,7 +363,7 @@ class TxnLog:
             os.ftruncate(self._fd, size)
         self._allocated = size
 
-    def _read(self, lo: int, hi: int) -> Iterator[LogEntry]:
+    def _read(self, lo: int, hi: int) -> Iterator[list[LogEntry]]:
         segments = list(self._segments)
         start = max(0, bisect_right([segment.first_zxid for segment in segments], lo) - 1)
         for segment in segments[start:]:
@@ -371,13 +372,13 @@ class TxnLog:
             if segment.last_zxid < lo:
                 continue
             if segment is self._segments[-1] and self._fd is not None:
-                yield from read_records(self._fd, segment, lo, hi, self._codec)
+                yield from read_batches(self._fd, segment, lo, hi, self._codec)
                 continue
             try:
                 fd = os.open(segment.path, os.O_RDONLY)
             except FileNotFoundError:
                 raise StorageError(f"log segment {segment.path} is gone (purged?)") from None
             try:
-                yield from read_records(fd, segment, lo, hi, self._codec)
+                yield from read_batches(fd, segment, lo, hi, self._codec)
             finally:
                 os.close(fd)

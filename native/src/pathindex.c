@@ -11,6 +11,7 @@
 #define SLOT_CAPACITY_MIN 16
 #define BUFFER_CAPACITY_MIN 4096
 #define LENGTH_BYTES 4
+#define PREFETCH_DISTANCE 8 /* put_batch looks up this many paths ahead */
 #define REQUEST_BYTES_MIN 13 /* RequestHeader (xid, type), path length, watch flag */
 #define REPLY_HEADER_BYTES 16 /* ReplyHeader: xid, zxid, err */
 #define ERR_NO_NODE (-101)
@@ -27,13 +28,14 @@ struct zk_node {
     size_t child_count;
     size_t child_cap;
     size_t child_pos; /* where this node sits in parent->children */
-    char *data;
+    char *data;       /* in the node's own allocation after path when it fits inline_cap */
     size_t data_len;
+    size_t inline_cap;
     size_t path_len;
     size_t name_offset; /* the last component starts here in path */
     unsigned char stat[ZK_INDEX_STAT_BYTES]; /* dataLength and numChildren kept patched */
     int readable;
-    char path[];
+    char path[]; /* path_len bytes, then inline_cap bytes of room for data */
 };
 
 /* An open-addressing slot: linear probing, backward-shift deletion, so no tombstones. */
@@ -148,11 +150,16 @@ static void table_place(zk_slot *slots, size_t cap, uint64_t hash, zk_node *node
     slots[i].node = node;
 }
 
-/* Make room for one more node, doubling the table past a load factor of 0.7. */
-static int table_reserve(zk_index *idx) {
-    if ((idx->count + 1) * 10 <= idx->slot_cap * 7) return ZK_INDEX_OK;
-    if (idx->slot_cap > SIZE_MAX / 2 / sizeof(zk_slot)) return ZK_INDEX_NOMEM;
-    size_t cap = idx->slot_cap * 2;
+/* Make room for `extra` more nodes, doubling the table past a load factor of 0.7. */
+static int table_reserve(zk_index *idx, size_t extra) {
+    if (extra > SIZE_MAX / 10 - idx->count) return ZK_INDEX_NOMEM;
+    size_t need = (idx->count + extra) * 10;
+    if (need <= idx->slot_cap * 7) return ZK_INDEX_OK;
+    size_t cap = idx->slot_cap;
+    while (need > cap * 7) {
+        if (cap > SIZE_MAX / 20 / sizeof(zk_slot)) return ZK_INDEX_NOMEM;
+        cap *= 2;
+    }
     zk_slot *slots = calloc(cap, sizeof *slots);
     if (!slots) return ZK_INDEX_NOMEM;
     for (size_t i = 0; i < idx->slot_cap; i++) {
@@ -193,19 +200,24 @@ static size_t path_last_slash(const char *path, size_t len) {
     return i;
 }
 
-static zk_node *node_new(const char *path, size_t len, uint64_t hash) {
-    if (len > SIZE_MAX - sizeof(zk_node)) return NULL;
-    zk_node *node = calloc(1, sizeof *node + len);
+/* A node with room for inline_cap bytes of data in the same allocation as its path. */
+static zk_node *node_new(const char *path, size_t len, uint64_t hash, size_t inline_cap) {
+    if (len > SIZE_MAX - sizeof(zk_node) - inline_cap) return NULL;
+    zk_node *node = malloc(sizeof *node + len + inline_cap);
     if (!node) return NULL;
+    memset(node, 0, sizeof *node);
     memcpy(node->path, path, len);
     node->path_len = len;
     node->name_offset = len == 1 ? 1 : path_last_slash(path, len) + 1;
     node->hash = hash;
+    node->inline_cap = inline_cap;
     return node;
 }
 
+static char *node_inline_data(zk_node *node) { return node->path + node->path_len; }
+
 static void node_free(zk_node *node) {
-    free(node->data);
+    if (node->data != node_inline_data(node)) free(node->data);
     free(node->children);
     free(node);
 }
@@ -216,13 +228,14 @@ static void node_patch_children(zk_node *node) {
 
 /* Replace data, Stat and readable; on failure the node is unchanged. */
 static int node_assign(zk_node *node, const node_value *value) {
-    char *copy = NULL;
-    if (value->data_len > 0) {
+    char *inline_data = node_inline_data(node);
+    char *copy = inline_data;
+    if (value->data_len > node->inline_cap) {
         copy = malloc(value->data_len);
         if (!copy) return ZK_INDEX_NOMEM;
-        memcpy(copy, value->data, value->data_len);
     }
-    free(node->data);
+    if (value->data_len > 0) memcpy(copy, value->data, value->data_len);
+    if (node->data != inline_data) free(node->data);
     node->data = copy;
     node->data_len = value->data_len;
     node->readable = value->readable;
@@ -293,8 +306,8 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
         if (!parent) return ZK_INDEX_NO_PARENT;
         if (node_children_reserve(parent) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
     }
-    if (table_reserve(idx) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
-    zk_node *node = node_new(path, len, hash);
+    if (table_reserve(idx, 1) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    zk_node *node = node_new(path, len, hash, value->data_len);
     if (!node) return ZK_INDEX_NOMEM;
     if (node_assign(node, value) != ZK_INDEX_OK) {
         node_free(node);
@@ -306,15 +319,75 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
     return ZK_INDEX_OK;
 }
 
+static int index_put(zk_index *idx, uint64_t hash, const char *path, size_t path_len, const node_value *value) {
+    size_t i = table_find(idx, hash, path, path_len);
+    if (i != SIZE_MAX) return node_assign(idx->slots[i].node, value);
+    return index_insert(idx, hash, path, path_len, value);
+}
+
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
                  const char *stat, size_t stat_len, int readable) {
     if (stat_len != ZK_INDEX_STAT_BYTES || data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
     if (!path_valid(path, path_len)) return ZK_INDEX_BAD_PATH;
     node_value value = {data, data_len, stat, readable != 0};
-    uint64_t hash = path_hash(path, path_len);
-    size_t i = table_find(idx, hash, path, path_len);
-    if (i != SIZE_MAX) return node_assign(idx->slots[i].node, &value);
-    return index_insert(idx, hash, path, path_len, &value);
+    return index_put(idx, path_hash(path, path_len), path, path_len, &value);
+}
+
+/* Node i's Stat from put_batch's columns; 0 when an int field does not fit 32 bits. The
+ * dataLength and numChildren are left for node_assign. */
+static int stat_pack(char *stat, const int64_t *fields, size_t n, size_t i) {
+    static const size_t offsets[ZK_INDEX_STAT_FIELDS] = {0, 8, 16, 24, 32, 36, 40, 44, 60};
+    static const size_t widths[ZK_INDEX_STAT_FIELDS] = {8, 8, 8, 8, 4, 4, 4, 8, 8};
+    memset(stat, 0, ZK_INDEX_STAT_BYTES);
+    for (size_t k = 0; k < ZK_INDEX_STAT_FIELDS; k++) {
+        int64_t v = fields[k * n + i];
+        if (widths[k] == 4 && (v < INT32_MIN || v > INT32_MAX)) return 0;
+        if (widths[k] == 8)
+            store_be64(stat + offsets[k], (uint64_t)v);
+        else
+            store_be32(stat + offsets[k], (uint32_t)v);
+    }
+    return 1;
+}
+
+/* Hash path j of a batch and start loading its slot, so the lookup PREFETCH_DISTANCE puts
+ * later finds it in cache. */
+static uint64_t batch_hash_ahead(const zk_index *idx, const char *path, size_t len) {
+    uint64_t hash = path_hash(path, len);
+    __builtin_prefetch(&idx->slots[hash & (idx->slot_cap - 1)]);
+    return hash;
+}
+
+int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_lens, const char *datas,
+                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable, size_t n,
+                       size_t path_bytes_max, size_t data_bytes_max, size_t *done) {
+    *done = 0;
+    if (table_reserve(idx, n) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    uint64_t hashes[PREFETCH_DISTANCE];
+    const char *ahead = paths;
+    for (size_t j = 0; j < n && j < PREFETCH_DISTANCE; j++) {
+        hashes[j] = batch_hash_ahead(idx, ahead, path_lens[j]);
+        ahead += path_lens[j];
+    }
+    char stat[ZK_INDEX_STAT_BYTES];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t hash = hashes[i % PREFETCH_DISTANCE];
+        size_t j = i + PREFETCH_DISTANCE;
+        if (j < n) {
+            hashes[j % PREFETCH_DISTANCE] = batch_hash_ahead(idx, ahead, path_lens[j]);
+            ahead += path_lens[j];
+        }
+        if (!stat_pack(stat, stat_fields, n, i)) return ZK_INDEX_BAD_SIZE;
+        if (path_lens[i] > path_bytes_max || !path_valid(paths, path_lens[i])) return ZK_INDEX_BAD_PATH;
+        if (data_lens[i] > data_bytes_max || data_lens[i] > INT32_MAX) return ZK_INDEX_BAD_SIZE;
+        node_value value = {datas, data_lens[i], stat, readable[i] != 0};
+        int rc = index_put(idx, hash, paths, path_lens[i], &value);
+        if (rc != ZK_INDEX_OK) return rc;
+        paths += path_lens[i];
+        datas += data_lens[i];
+        *done = i + 1;
+    }
+    return ZK_INDEX_OK;
 }
 
 int zk_index_remove(zk_index *idx, const char *path, size_t path_len) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define ZK_INDEX_STAT_BYTES 68
+#define ZK_INDEX_STAT_FIELDS 9
 
 enum zk_index_code {
     ZK_INDEX_OK = 0,
@@ -49,6 +50,14 @@ void zk_index_free(zk_index *idx);
 size_t zk_index_len(const zk_index *idx);
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
                  const char *stat, size_t stat_len, int readable);
+/* n puts in order, as zk_index_put would do them: paths and datas joined back to back with their
+ * lengths, stat_fields ZK_INDEX_STAT_FIELDS columns of n (Stat without dataLength and numChildren),
+ * readable one flag each. Reserves table room for n new nodes first. Stops at the first failure:
+ * an int Stat field outside int32 or data over data_bytes_max is BAD_SIZE, a path over
+ * path_bytes_max BAD_PATH; *done says how many went in. */
+int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_lens, const char *datas,
+                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable, size_t n,
+                       size_t path_bytes_max, size_t data_bytes_max, size_t *done);
 int zk_index_remove(zk_index *idx, const char *path, size_t path_len);
 int zk_index_contains(const zk_index *idx, const char *path, size_t path_len);
 int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view);

@@ -85,8 +85,8 @@ def test_all_nodes_killed_then_restarted_lose_nothing(ensemble_factory: Callable
     e = ensemble_factory(nodes=3)
     s = e.session()
     acked = []
-    for i in range(50):
-        err, path = s.create(f"/n{i:03d}", str(i).encode())
+    for i in range(1200):  # over BULK_REPLAY_TXNS_MIN: the restart replays the log in bulk
+        err, path = s.create(f"/n{i:04d}", str(i).encode())
         assert err == 0
         acked.append(path)
     s.close()
@@ -95,9 +95,14 @@ def test_all_nodes_killed_then_restarted_lose_nothing(ensemble_factory: Callable
     for pid in pids:
         wait_for(lambda pid=pid: not psutil.pid_exists(pid), 10, f"pid {pid} gone")
     e.launch("--nodes", "3", "--detach", timeout=60)
-    s = e.session()
-    err, children = s.children("/")
-    assert err == 0 and sorted(set(children) - {"zookeeper"}) == [p[1:] for p in acked]
+    for sid in e.servers:
+        s = e.session(sid)
+        err, children = s.children("/")
+        assert err == 0 and sorted(set(children) - {"zookeeper"}) == [p[1:] for p in acked]
+        assert s.get(acked[-1]) == (0, b"1199")
+        s.close()
+    logs = "".join((e.conf.node_dir(sid) / "node.log").read_text() for sid in e.servers)
+    assert "committed txns in bulk" in logs
 
 
 def test_sigstop_leader_steps_down_and_rejoins(ensemble_factory: Callable[..., Ensemble]) -> None:
