@@ -31,6 +31,7 @@ import zmq
 from tabulate import tabulate
 
 from cluster.harness import Harness, wait_for
+from tests.zkcore.golden.record_zookeeper import recv_frame, send_frame
 from zkcore import _records as rec
 
 ZNODES = 1000
@@ -99,10 +100,8 @@ def tcp_generator(endpoints: list[str], outstanding: int, seconds: float, start_
         host, port = endpoint.rsplit(":", 1)
         s = socket.create_connection((host, int(port)), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = connect_frame()
-        s.sendall(LENGTH.pack(len(body)) + body)
-        (n,) = LENGTH.unpack(_recv_exact(s, 4))
-        _recv_exact(s, n)
+        send_frame(s, connect_frame())
+        recv_frame(s)
         s.setblocking(False)
         socks.append(s)
     frames = [LENGTH.pack(len(f)) + f for f in read_frames(outstanding)]
@@ -142,16 +141,6 @@ def tcp_generator(endpoints: list[str], outstanding: int, seconds: float, start_
     out.put(done)
     for s in socks:
         s.close()
-
-
-def _recv_exact(s: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        data += chunk
-    return data
 
 
 def drive(kind: str, endpoints: list[str], pids: list[int], args: argparse.Namespace) -> dict[str, float]:
@@ -242,17 +231,16 @@ def _zk_serving(endpoint: str) -> bool:
 def _zk_load(endpoint: str) -> None:
     host, port = endpoint.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        body = connect_frame()
-        s.sendall(LENGTH.pack(len(body)) + body)
-        _recv_exact(s, LENGTH.unpack(_recv_exact(s, 4))[0])
+        send_frame(s, connect_frame())
+        recv_frame(s)
         paths = ["/b"] + [f"/b/n{i}" for i in range(ZNODES)]
         for xid, path in enumerate(paths, 1):
             data = b"" if path == "/b" else PAYLOAD
             f = rec.RequestHeader(xid, rec.OpCode.CREATE).encode() + rec.CreateRequest(
                 path, data, rec.OPEN_ACL_UNSAFE, 0).encode()  # fmt: skip
-            s.sendall(LENGTH.pack(len(f)) + f)
+            send_frame(s, f)
         for _ in paths:
-            _recv_exact(s, LENGTH.unpack(_recv_exact(s, 4))[0])
+            recv_frame(s)
 
 
 def main() -> None:

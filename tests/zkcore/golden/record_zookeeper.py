@@ -18,11 +18,14 @@ from zkcore import _records as rec
 from zkcore._jute import Reader, Writer
 
 
-def _send(sock: socket.socket, body: bytes) -> None:
+def send_frame(sock: socket.socket, body: bytes) -> None:
+    """One frame of ZooKeeper's TCP protocol: a 4-byte length, then the record."""
     sock.sendall(struct.pack(">i", len(body)) + body)
 
 
-def _recv(sock: socket.socket) -> bytes:
+def recv_frame(sock: socket.socket) -> bytes:
+    """The next frame of ZooKeeper's TCP protocol (blocking)."""
+
     def exact(n: int) -> bytes:
         buf = b""
         while len(buf) < n:
@@ -86,16 +89,16 @@ def normal_stat(stat: rec.Stat, session_id: int) -> dict[str, Any]:
 def main(server: str) -> None:
     host, port = server.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
-    _send(sock, rec.ConnectRequest(0, 0, 30000, 0, b"\0" * 16, False).encode())
-    session_id = rec.ConnectResponse.decode(_recv(sock)).session_id
+    send_frame(sock, rec.ConnectRequest(0, 0, 30000, 0, b"\0" * 16, False).encode())
+    session_id = rec.ConnectResponse.decode(recv_frame(sock)).session_id
     trace = []
     for xid, op in enumerate(OPS, start=1):
         opcode, body = to_request(op)
         w = Writer()
         rec.RequestHeader(-4 if opcode == rec.OpCode.AUTH else xid, opcode).write(w)
         payload = rec.encode_multi_request(body) if opcode == rec.OpCode.MULTI else body.encode()
-        _send(sock, w.bytes() + payload)
-        r = Reader(_recv(sock))
+        send_frame(sock, w.bytes() + payload)
+        r = Reader(recv_frame(sock))
         header = rec.ReplyHeader.read(r)
         trace.append({"op": op, "reply": normal_reply(opcode, header.err, r, session_id)})
     out = Path(__file__).with_name("zk38_trace.json")
