@@ -274,6 +274,8 @@ class ClientServer:
         if conn.connect is None:  # requests sent before the session exists wait for it
             if is_barrier(req) and not pending.submitted:
                 self._submit(conn, pending)
+            elif self.stale_reads:
+                self._answer_reads(conn)  # at once, even behind the same client's write
             self.flush(conn)
 
     def _drop(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
@@ -330,8 +332,11 @@ class ClientServer:
         reads = []
         for pending in conn.queue:
             if is_barrier(pending.req):
+                if self.stale_reads:
+                    continue  # the debug switch: reads do not wait for this client's writes
                 break
-            reads.append(pending)
+            if pending.reply is None or not self.stale_reads:
+                reads.append(pending)
         tree = self.tree()
         native = [p for p in reads if p.req.opcode in NATIVE_READS]
         for first in range(0, len(native) if tree.index is not None else 0, limits.read_batch_max):

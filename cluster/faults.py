@@ -8,8 +8,10 @@ changes, within a tick. `python -m cluster.launch partition --groups 1,2/3,4,5` 
 write and remove these files.
 
 Debug switches (`debug=` in the ensemble config, comma-separated; never in production):
-- `stale_reads`: a server answers a client that has seen newer state than it has (it ignores
-  lastZxidSeen) and answers reads before the same client's earlier writes are applied.
+- `stale_reads`: a server answers reads without waiting for the client's last zxid: a read
+  pipelined behind the same client's write is answered before that write is applied, a client
+  that has seen newer state than the server is served anyway (lastZxidSeen ignored), and a
+  server that lost its leader keeps serving reads.
 - `early_ack`: the leader applies a write and answers its client as soon as the write is
   logged locally, before a quorum has acked it.
 """
