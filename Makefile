@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict zkcore cluster
+	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify
 
 # Lint, then the default suite (native tests cover both twins), then storage on the Python twin.
 test: lint

@@ -1,0 +1,99 @@
+"""Faults injected while the workload runs: kill -9 (the supervisor restarts the node), SIGSTOP
+and SIGCONT, and network partitions, each aimed at a random node or at the leader. Every fault
+is recorded in the history with its interval, so a violation can be read against it."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from cluster.harness import Harness
+from verify.workload import Recorder
+
+NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "partition", "partition-leader")
+
+
+def parse_nemeses(text: str) -> list[str]:
+    """'kill,pause,partition' -> those faults; 'all' -> every one; 'none' or '' -> none. A plain
+    name also brings its -leader variant."""
+    if text in ("", "none"):
+        return []
+    if text == "all":
+        return list(NEMESES)
+    out: list[str] = []
+    for name in (x.strip() for x in text.split(",")):
+        if name not in NEMESES:
+            raise ValueError(f"unknown nemesis {name!r}; known: {', '.join(NEMESES)}, all, none")
+        out += [n for n in (name, f"{name}-leader") if n in NEMESES and n not in out]
+    return out
+
+
+class Nemesis(threading.Thread):
+    def __init__(
+        self,
+        ensemble: Harness,
+        faults: list[str],
+        recorder: Recorder,
+        stop: threading.Event,
+        seed: int,
+        interval_s: float = 4.0,
+        duration_s: float = 2.5,
+    ) -> None:
+        super().__init__(name="verify-nemesis", daemon=True)
+        self.ensemble, self.faults, self.recorder, self.stop_event = ensemble, faults, recorder, stop
+        self.rng = random.Random(seed)
+        self.interval_s, self.duration_s = interval_s, duration_s
+        self.done: Counter[str] = Counter()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        if not self.faults:
+            return
+        self.stop_event.wait(self.interval_s / 2)
+        while not self.stop_event.is_set():
+            fault = self.rng.choice(self.faults)
+            try:
+                self.inject(fault)
+            except ProcessLookupError:
+                pass  # the node was between a death and its restart
+            except Exception as e:  # noqa: BLE001 - a failed fault is reported, the run goes on
+                self.errors.append(f"{fault}: {type(e).__name__}: {e}")
+            self.stop_event.wait(self.interval_s)
+
+    def target(self, fault: str) -> int | None:
+        if fault.endswith("-leader"):
+            return self.ensemble.leader()
+        running = [s for s in self.ensemble.servers if s not in self.ensemble.paused and self.ensemble.pid(s)]
+        return self.rng.choice(running) if running else None
+
+    def inject(self, fault: str) -> None:
+        sid = self.target(fault)
+        if sid is None:
+            return
+        t0 = self.recorder.now()
+        undo: Callable[[], None] | None = None
+        what = f"{fault} {sid}"
+        if fault.startswith("kill"):
+            self.ensemble.kill(sid)
+        elif fault.startswith("pause"):
+            self.ensemble.kill(sid, signal.SIGSTOP)
+            undo = self.ensemble.heal
+        else:
+            servers = self.ensemble.servers
+            others = [s for s in servers if s != sid]
+            self.rng.shuffle(others)
+            size = 1 + self.rng.randrange(max(1, (len(servers) - 1) // 2))  # a minority holding sid
+            minority = {sid, *others[: size - 1]}
+            groups = [minority, set(servers) - minority]
+            self.ensemble.partition(groups)
+            what = "partition " + " | ".join(",".join(map(str, sorted(g))) for g in groups)
+            undo = self.ensemble.heal
+        self.done[fault] += 1
+        if undo is not None:
+            self.stop_event.wait(self.duration_s)
+            undo()
+        with self.recorder.lock:
+            self.recorder.faults.append({"fault": what, "start": t0, "end": self.recorder.now()})
