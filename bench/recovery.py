@@ -266,7 +266,9 @@ def node_restart(n: int) -> None:
                     time.sleep(0.2)
                 time.sleep(1.0)
             e.stop()
-            print(f"node restart from {what}: serving {znodes} znodes {elapsed:.2f} s after the launcher started")
+            print(
+                f"node restart from {what}: serving {znodes} znodes {elapsed:.2f} s after the launcher started"
+            )
         lines = (conf.node_dir(1) / "node.log").read_text().splitlines()
         for line in lines:
             if any(word in line for word in ("in bulk", "loaded snapshot", "read index")):
