@@ -303,6 +303,7 @@ class Witness(threading.Thread):
 def ens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
     e = Ensemble(tmp_path_factory.mktemp("fuzz") / "e", 3)
     try:
+        e.wait_healthy(30)  # the launcher returns once a leader serves; the witnesses need all three
         s = e.session()
         assert s.create(SANDBOX, b"sandbox")[0] == Code.OK
         s.close()
