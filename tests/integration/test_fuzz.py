@@ -303,7 +303,12 @@ class Witness(threading.Thread):
 def ens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
     e = Ensemble(tmp_path_factory.mktemp("fuzz") / "e", 3)
     try:
-        e.wait_healthy(30)  # the launcher returns once a leader serves; the witnesses need all three
+        # The launcher returns once a leader serves; the witnesses need all three to take sessions
+        # (at startup a server can lead alone for initLimit before it follows the real leader).
+        for sid in e.servers:
+            probe = e.session(sid)
+            probe.close_session()
+            probe.close()
         s = e.session()
         assert s.create(SANDBOX, b"sandbox")[0] == Code.OK
         s.close()
