@@ -27,7 +27,7 @@ from checker._register import (
     writers_closure,
 )
 from checker._result import CheckResult, Violation, describe, time_text
-from checker._shrink import shrink
+from checker._shrink import shrink, time_windows
 from checker.history import Op, number
 
 NAME = "linearizability"
@@ -288,23 +288,13 @@ def _failing_window(
 
     On values alone any subset that keeps each read's writers is sound to check by itself: in a
     linearization of the whole, each read's writer is the last write before it, and stays so.
-    Ops of unknown outcome that started before the window come in only as some read's writer.
     """
     if blocker is None:
         return close(list(ops)) if fails(close(list(ops))) else None
-    until = ops[blocker].end
-    first = min(op.start for op in ops)
-    reach = max(until - ops[blocker].start, 1e-9)
-    while True:
-        since = ops[blocker].start - reach
-        window = close(
-            [op for op in ops if op.start <= until and (op.start if op.unknown else op.end) >= since]
-        )
-        if fails(window):
-            return window
-        if since < first:
-            return None
-        reach *= 4
+    for window in time_windows(ops, ops[blocker]):
+        if fails(close(window)):
+            return close(window)
+    return None
 
 
 def _frontier_notes(ops: Sequence[Op], start: State, frontier: Frontier) -> tuple[str, ...]:

@@ -119,7 +119,10 @@ class CheckResult:
 
     def counterexample(self, examples_max: int = 3) -> str:
         """The first few violations as text; empty when there are none."""
-        parts = [f"{self.name}: {v.text()}" for v in self.violations[:examples_max]]
+        parts = [
+            v.text() if v.summary.startswith(self.name) else f"{self.name}: {v.text()}"
+            for v in self.violations[:examples_max]
+        ]
         if len(self.violations) > examples_max:
             parts.append(f"{self.name}: ... and {len(self.violations) - examples_max} more violations")
         return "\n\n".join(parts)

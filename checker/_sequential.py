@@ -11,7 +11,7 @@ A read that the registers already answer is taken at once: taking it first loses
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from checker._linear import Visited
@@ -29,12 +29,14 @@ from checker._register import (
     writers_closure,
 )
 from checker._result import CheckResult, Violation, describe
-from checker._shrink import shrink
+from checker._shrink import shrink, time_windows
 from checker.history import Kind, Op, number
 
 NAME = "sequential consistency"
 STEPS_MAX = 2_000_000
 SHRINK_STEPS_MAX = 50_000
+SMALL_HISTORY = 300  # ops: shrink from the whole history
+WINDOW_OPS_MAX = 2_000  # the largest window tried around a stuck op
 NO_LIMIT = 1 << 62
 
 
@@ -68,7 +70,6 @@ class Outcome:
     last: tuple[int, ...]
     state: tuple[State, ...]
     stuck: tuple[int, ...]
-    reached: tuple[int, ...] = ()  # the ops ordered by then and the stuck ones, by op number
 
 
 def plan(ops: Sequence[Op], initial: Mapping[str, str] | None, versions: bool) -> _Plan:
@@ -240,14 +241,10 @@ class _Search:
     def done(self, total: int, required_all: int) -> bool:
         return self.placed == total and self.required == required_all
 
-    def reached(self) -> tuple[tuple[int, ...], list[int]]:
-        """The clients' next ops, and the ops taken so far with them."""
+    def stuck(self) -> tuple[int, ...]:
+        """The clients' next ops."""
         p, pos = self.p, self.pos
-        stuck = tuple(program[pos[c]] for c, program in enumerate(p.programs) if pos[c] < len(program))
-        taken = [i for c, program in enumerate(p.programs) for i in program[: pos[c] + 1]]
-        floated = self.required | self.optional
-        taken += [i for i in range(len(p.ops)) if p.client_of[i] < 0 and floated >> i & 1]
-        return stuck, taken
+        return tuple(program[pos[c]] for c, program in enumerate(p.programs) if pos[c] < len(program))
 
 
 def search(p: _Plan, steps_max: int) -> Outcome:
@@ -261,7 +258,7 @@ def search(p: _Plan, steps_max: int) -> Outcome:
     best = Outcome(False, -1, (), at.state, ())
     while not at.done(total, required_all):
         if steps > steps_max:
-            return Outcome(None, best.depth, best.last, best.state, best.stuck, best.reached)
+            return Outcome(None, best.depth, best.last, best.state, best.stuck)
         advanced = False
         while tried < len(candidates) and not advanced:
             i = candidates[tried]
@@ -277,10 +274,9 @@ def search(p: _Plan, steps_max: int) -> Outcome:
                 candidates, tried, advanced = at.candidates(), 0, True
         if advanced:
             continue
-        if len(frames) >= best.depth:
-            stuck, taken = at.reached()
+        if len(frames) > best.depth:
             last = tuple(frame[3] for frame in frames[-4:])
-            best = Outcome(False, len(frames), last, at.state, stuck, tuple(p.ops[i].index for i in taken))
+            best = Outcome(False, len(frames), last, at.state, at.stuck())
         if not frames:
             return best
         candidates, tried, before, i = frames.pop()
@@ -309,40 +305,63 @@ def check_sequential_consistency(
 
 
 def explain(ops: Sequence[Op], initial: Mapping[str, str] | None, outcome: Outcome) -> Violation:
-    """Shrink on values alone when that still fails, else keep every write and drop reads.
-
-    Shrinking starts from what the search had ordered when it got stuck, if that fails alone.
-    """
+    """A violation showing few ops. On values alone, any subset that keeps every read's writers is
+    sound to check by itself, so look for a small failing one in time windows around the ops the
+    search got stuck on, then shrink it. A small history that fails only on versions keeps all its
+    writes and sheds reads. Otherwise show the ops where the search got stuck."""
     writers = writers_closure(ops)
-    reached = set(outcome.reached)
-    start = close_over_writers([op for op in ops if op.index in reached], writers)
-    if not _fails(start, initial, False):
-        start = list(ops)
-    values_fail = _fails(start, initial, False)
-    if values_fail:
-        small = shrink(
-            start,
-            lambda subset: _fails(subset, initial, False),
-            removable=lambda op: True,
-            close=lambda subset: close_over_writers(subset, writers),
+
+    def close(subset: list[Op]) -> list[Op]:
+        return close_over_writers(subset, writers)
+
+    def values_fail(subset: list[Op]) -> bool:
+        return _fails(subset, initial, False)
+
+    window = _failing_window(ops, outcome, values_fail, close)
+    if window is not None:
+        small = shrink(window, values_fail, removable=lambda op: True, close=close)
+        return Violation(
+            _summary(small, "the value last written"), tuple(small), _notes(ops, initial), by_client=True
         )
-    else:
-        start = [op for op in ops if op.index in reached or op.kind is not Kind.READ]
-        if not _fails(start, initial, True):
-            start = list(ops)
+    if len(ops) <= SMALL_HISTORY and _fails(ops, initial, True):
         small = shrink(
-            start,
+            ops,
             lambda subset: _fails(subset, initial, True),
             removable=lambda op: op.kind is Kind.READ,
             close=lambda subset: subset,
         )
-    zxids = any(op.zxid is not None or op.mzxid is not None for op in small)
-    summary = (
+        return Violation(
+            _summary(small, "the version it saw"), tuple(small), _notes(ops, initial), by_client=True
+        )
+    context = {i: ops[i] for i in (*outcome.last, *outcome.stuck)}
+    summary = _summary(list(context.values()), "the version it saw") + "; the search gets stuck here"
+    return Violation(summary, tuple(context.values()), _notes(ops, initial, outcome), by_client=True)
+
+
+def _failing_window(
+    ops: Sequence[Op],
+    outcome: Outcome,
+    fails: Callable[[list[Op]], bool],
+    close: Callable[[list[Op]], list[Op]],
+) -> list[Op] | None:
+    if len(ops) <= SMALL_HISTORY:
+        return close(list(ops)) if fails(close(list(ops))) else None
+    for stuck in outcome.stuck:
+        for window in time_windows(ops, ops[stuck]):
+            if len(window) > WINDOW_OPS_MAX:
+                break
+            if fails(close(window)):
+                return close(window)
+    return None
+
+
+def _summary(ops: Sequence[Op], what: str) -> str:
+    zxids = any(op.zxid is not None or op.mzxid is not None for op in ops)
+    return (
         "not sequentially consistent: no single order of these ops keeps each client's order"
         + (", agrees with their zxids," if zxids else "")
-        + (" and gives every read the value last written" if values_fail else " and the versions they saw")
+        + f" and gives every read {what}"
     )
-    return Violation(summary, tuple(small), _notes(ops, initial, outcome), by_client=True)
 
 
 def _fails(ops: Sequence[Op], initial: Mapping[str, str] | None, versions: bool) -> bool:
@@ -350,13 +369,17 @@ def _fails(ops: Sequence[Op], initial: Mapping[str, str] | None, versions: bool)
     return consistent(ops, initial, versions, steps_max).consistent is False
 
 
-def _notes(ops: Sequence[Op], initial: Mapping[str, str] | None, outcome: Outcome) -> tuple[str, ...]:
+def _notes(
+    ops: Sequence[Op], initial: Mapping[str, str] | None, outcome: Outcome | None = None
+) -> tuple[str, ...]:
     keys = sorted({op.key for op in ops})
     if initial:
         shown = ", ".join(f"{key}={initial[key]!r}" for key in keys if key in initial)
         before = [f"registers before the history: {shown or 'unknown'}"]
     else:
         before = ["registers before the history: unknown"]
+    if outcome is None:
+        return tuple(before)
     registers = ", ".join(
         f"{key}={state_text(state)}" for key, state in zip(keys, outcome.state, strict=True)
     )

@@ -90,9 +90,8 @@ def check_read_your_writes(history: Sequence[Op]) -> CheckResult:
         newest: Op | None = None
         own: dict[str, Op] = {}
         for op in ops:
-            if _is_change(op):
-                assert op.zxid is not None
-                if newest is None or newest.zxid is None or op.zxid > newest.zxid:
+            if op.kind in CHANGE_KINDS:
+                if op.zxid is not None and (newest is None or newest.zxid is None or op.zxid > newest.zxid):
                     newest = op
                 own[op.created] = op
                 continue

@@ -4,7 +4,7 @@ still prove the violation on their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from checker.history import Op
 
@@ -47,3 +47,18 @@ def shrink(
                 break
             chunk = max(1, chunk // 2)
     return current
+
+
+def time_windows(ops: Sequence[Op], center: Op) -> Iterator[list[Op]]:
+    """Growing windows of the ops that overlap the time before `center` ends, four times wider each
+    time, the last holding every op that starts by then. Ops of unknown outcome come in only when
+    they start inside the window: they never end, so they would overlap every window.
+    """
+    first = min(op.start for op in ops)
+    reach = max(center.end - center.start, 1e-9)
+    while True:
+        since = center.start - reach
+        yield [op for op in ops if op.start <= center.end and (op.start if op.unknown else op.end) >= since]
+        if since < first:
+            return
+        reach *= 4

@@ -134,8 +134,12 @@ class Op:
             raise HistoryError(f"start must be a finite number of seconds: {self.start!r}")
         if self.status is Status.UNKNOWN:
             object.__setattr__(self, "end", INF)  # it may take effect at any time after its start
-        elif not self.start <= self.end < INF:
-            raise HistoryError(f"a {self.status} op must end after it starts: [{self.start}, {self.end}]")
+        elif not self.end < INF:
+            raise HistoryError(
+                f"an op with status {self.status.value!r} needs an end; only info ops never end"
+            )
+        elif not self.start <= self.end:
+            raise HistoryError(f"an op must not end before it starts: start={self.start}, end={self.end}")
         for name in _ARGUMENTS.get(self.kind, ()):
             if getattr(self, name) is None:
                 raise HistoryError(f"a {self.kind} op needs {name!r}")
