@@ -135,8 +135,10 @@ def lost_watch_event(history: list[Op], rng: random.Random) -> tuple[list[Op], i
         later = [op for op in reads if op.end >= event.start]
         if watched and later and later[0].mzxid != watched[-1].mzxid:
             others = [op for op in history if op.kind is Kind.WATCH_EVENT and op.client == event.client]
+            # No other event of this key between the watching read's start and the later read:
+            # one stamped while the watching read was out could be the one for its watch.
             if not [op for op in others if op.key == event.key and op is not event and op.start <= later[0].end
-                    and op.start >= watched[-1].end]:  # fmt: skip
+                    and op.start >= watched[-1].start]:  # fmt: skip
                 choices.append((event, later[0]))
     if not choices:
         return None

@@ -88,3 +88,29 @@ def test_znode_rules(name: str, check: Check, ops: list[Op], culprits: set[int] 
     else:
         assert result.violations, name
         assert indices(result) == culprits, result.counterexample()
+
+
+def test_an_event_stamped_while_the_watching_read_was_out_may_be_its_own() -> None:
+    """The client stamps replies and events on different threads: an event inside the watching
+    read's interval may have come after its reply, so the new watch is not held against later
+    reads; one stamped before the read started is not."""
+    from checker import Kind, Op, Status, check_watch_order
+
+    def read(start: float, end: float, mzxid: int, watch: bool) -> Op:
+        return Op(
+            1, Kind.READ, "/x", Status.OK, start, end, session=1, value=str(mzxid), mzxid=mzxid, watch=watch
+        )
+
+    def event(at: float) -> Op:
+        return Op(1, Kind.WATCH_EVENT, "/x", Status.OK, at, at, session=1, event="NodeDataChanged")
+
+    during = [
+        read(0.0, 1.0, 5, True),
+        event(2.0),
+        read(2.5, 3.5, 6, True),
+        event(3.0),
+        read(5.0, 6.0, 7, False),
+    ]
+    assert check_watch_order(during).ok
+    before = [read(0.0, 1.0, 5, True), event(2.0), read(2.5, 3.5, 6, True), read(5.0, 6.0, 7, False)]
+    assert not check_watch_order(before).ok
