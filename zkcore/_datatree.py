@@ -345,6 +345,9 @@ class DataTree:
         if node is None or path == "/":
             result.err = Code.NO_NODE
             return
+        if node.children:  # never from prep (ephemerals have no children); a replayed txn may
+            result.err = Code.NOT_EMPTY
+            return
         parent_path, name = split_path(path)
         parent = self.nodes[parent_path]
         del self.nodes[path]

@@ -176,6 +176,8 @@ def create(zxid: int, path: str, parent_cversion: int = 1, ephemeral: bool = Fal
 CASES = {
     "delete of a node with children": [create(1, "/a"), create(2, "/a/b"), txn(3, OP.DELETE, rec.DeleteTxn("/a"))],
     "create of an existing node": [create(1, "/a"), create(2, "/a", 5)],
+    "closeSession of an ephemeral with a child": [create(1, "/a", ephemeral=True), create(2, "/a/b"),
+                                                  txn(3, OP.CLOSE_SESSION, rec.CloseSessionTxn(("/a",)))],
     "create under a missing parent": [create(1, "/a/b"), create(2, "/a")],
     "cversion never moves back": [create(1, "/a"), create(2, "/a/b", 3), create(3, "/a/c", 2)],
     "setData and delete of missing nodes": [txn(1, OP.SET_DATA, rec.SetDataTxn("/a", b"", 1)),
