@@ -39,6 +39,8 @@ def test_a_watch_fires_on_another_servers_write_before_a_reply_that_shows_it(ens
     watcher, writer = ensemble.session(watcher_sid), ensemble.session(writer_sid)
     try:
         assert writer.create("/order", b"0")[0] == Code.OK
+        # Reads on another server may lag: sync, so the watcher's server has the create.
+        assert watcher.call(OP.SYNC, rec.PathRequest("/order"))[0].err == Code.OK
         for i in range(1, 30):
             assert watch(watcher, OP.GET_DATA, "/order") == Code.OK
             h, _ = writer.call(OP.SET_DATA, rec.SetDataRequest("/order", str(i).encode(), -1))
@@ -124,6 +126,7 @@ def test_set_watches_after_reconnect_fires_missed_changes(ensemble: Ensemble) ->
     try:
         assert w.create("/sw", b"old")[0] == Code.OK
         assert w.create("/sw-same")[0] == Code.OK
+        assert s.call(OP.SYNC, rec.PathRequest("/sw-same"))[0].err == Code.OK  # s's server has both
         assert watch(s, OP.GET_DATA, "/sw") == Code.OK
         assert watch(s, OP.GET_DATA, "/sw-same") == Code.OK
         seen = s.last_zxid
