@@ -353,6 +353,12 @@ class Node:
         connected here (a server serves none before it is in broadcast)."""
         return not self.clients.connections and not self.debug
 
+    def track_every_session(self) -> None:
+        """Expiry starts afresh from the tree's sessions, each with a full timeout from now."""
+        self.sessions = SessionTracker(self.conf.tick_ms)
+        for session_id, timeout_ms in self.tree.sessions.items():
+            self.sessions.add(session_id, timeout_ms)
+
     def replay(self, entries: tuple[LogEntry, ...]) -> None:
         """Committed txns applied in native batches (DataTree.replay), as a restarting or far
         behind server catches up: the same tree apply() would leave, without results."""
@@ -362,9 +368,7 @@ class Node:
         gc.freeze()
         self.prep.applied(entries[-1][0])
         self.txns_since_snapshot += len(entries)
-        self.sessions = SessionTracker(self.conf.tick_ms)
-        for session_id, timeout_ms in self.tree.sessions.items():
-            self.sessions.add(session_id, timeout_ms)
+        self.track_every_session()
         log.info("replayed %d committed txns in bulk in %.2fs", len(entries), time.monotonic() - started)
 
     def maybe_snapshot(self) -> None:
@@ -416,9 +420,7 @@ class Node:
             self.prep_epoch = -1
         if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
             # A new leader gives every session a full timeout from now, as ZooKeeper does.
-            self.sessions = SessionTracker(self.conf.tick_ms)
-            for session_id, timeout_ms in self.tree.sessions.items():
-                self.sessions.add(session_id, timeout_ms)
+            self.track_every_session()
         if self.role.phase == Phase.BROADCAST and change.phase != Phase.BROADCAST:
             self.clients.disconnect_all(f"no longer serving: {change.reason}")
         if change.phase == Phase.BROADCAST and self.tree.index is None:
