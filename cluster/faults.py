@@ -1,19 +1,12 @@
-"""Fault points for testing a live ensemble: network partitions between nodes, and debug
-switches that deliberately break a guarantee so that a checker can prove it notices.
+"""Fault points for testing a live ensemble: network partitions between nodes. (Servers that
+break a guarantee on purpose, for the verifier to catch, are Server subclasses in
+verify/broken.py, named by the config's serverClass.)
 
 Partitions: where nodes cannot be put in network namespaces of their own (that needs root and
 tcp endpoints), each node drops the Zab traffic to and from the peers listed in its file
 `<data dir>/faults/<id>.blocked` (peer ids, comma-separated). A node re-reads the file when it
 changes, within a tick. `python -m cluster.launch partition --groups 1,2/3,4,5` and `heal`
 write and remove these files.
-
-Debug switches (`debug=` in the ensemble config, comma-separated; never in production):
-- `stale_reads`: a server answers reads without waiting for the client's last zxid: a read
-  pipelined behind the same client's write is answered before that write is applied, a client
-  that has seen newer state than the server is served anyway (lastZxidSeen ignored), and a
-  server that lost its leader keeps serving reads.
-- `early_ack`: the leader applies a write and answers its client as soon as the write is
-  logged locally, before a quorum has acked it.
 """
 
 from __future__ import annotations
@@ -23,8 +16,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from zkcore import LocalError
-
-DEBUG_SWITCHES = frozenset({"stale_reads", "early_ack"})
 
 
 def faults_dir(data_dir: Path) -> Path:
@@ -95,11 +86,3 @@ class BlockedPeers:
             except (OSError, ValueError):
                 self.peers = frozenset()
         return self.peers
-
-
-def debug_switches(value: str) -> frozenset[str]:
-    switches = frozenset(x.strip() for x in value.split(",") if x.strip())
-    unknown = switches - DEBUG_SWITCHES
-    if unknown:
-        raise LocalError(f"unknown debug switches {sorted(unknown)}; known: {sorted(DEBUG_SWITCHES)}")
-    return switches

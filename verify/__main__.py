@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 from cluster.harness import Harness
 from verify import check
+from verify.broken import VARIANTS
 from verify.nemesis import Nemesis, parse_nemeses
 from verify.workload import REGISTER_ROOT, SEQ_ROOT, Recorder, Shared, Worker, session_of, setup
 
@@ -43,7 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--data-dir", help="ensemble folder (default: a temporary one, removed if all pass)")
     p.add_argument("--history", help="where to save the history (default <data-dir>/history.jsonl)")
-    p.add_argument("--debug", default="", help="node debug switches that break a guarantee (cluster.faults)")
+    p.add_argument("--debug", default="", choices=["", *VARIANTS],
+                   help="run a deliberately broken server that the checker must catch (verify/broken.py)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     clients = args.clients or 2 * args.nodes
     print(f"verify: {args.nodes} nodes, {clients} clients, {args.time:.0f}s, nemesis {faults or 'none'}, "
           f"seed {args.seed}, data {data_dir}" + (f", DEBUG {args.debug}" if args.debug else ""), flush=True)  # fmt: skip
-    extra = {"debug": args.debug} if args.debug else {}
+    extra = {"serverClass": VARIANTS[args.debug]} if args.debug else {}
     ensemble = Harness(data_dir / "ensemble", args.nodes, extra=extra)
     recorder, shared = Recorder(), Shared()
     stop_workers, stop_nemesis = threading.Event(), threading.Event()

@@ -23,6 +23,10 @@ auth_ids_max = 32
 read_batch_max = 4096
 # Requests one client connection may have outstanding on a server before it is disconnected.
 client_queue_max = 10_000
+# Log lines a server queues for its shell between two ready() calls.
+server_notes_max = 1000
+# Client connections one server holds at once.
+connections_max = 100_000
 # Sessions one ensemble tracks at once.
 sessions_max = 1_000_000
 # Framed bytes written to the txn log in one native log_append call.
@@ -38,6 +42,8 @@ zab_proposals_outstanding_max = 1000
 # Writes waiting for room in the pipeline, and their bytes; propose() beyond this is refused.
 zab_backlog_max = 10_000
 zab_backlog_bytes_max = 64 * 1024 * 1024
+# Client syncs a leader holds while it confirms with a quorum that it still leads.
+zab_syncs_max = 100_000
 # Messages waiting in one replica's outbox between ready() calls; beyond this a message is
 # dropped, which Zab survives (the peer sees a gap or a silence and resynchronises).
 zab_outbox_messages_max = 100_000

@@ -28,8 +28,13 @@ def test_partition_blocks_across_groups_and_heal_clears(tmp_path: Path) -> None:
     assert all(b.poll() == frozenset() for b in seen.values())
 
 
-def test_debug_switches_are_checked() -> None:
-    assert faults.debug_switches(" stale_reads, early_ack ") == {"stale_reads", "early_ack"}
-    assert faults.debug_switches("") == frozenset()
-    with pytest.raises(LocalError, match="unknown debug switches"):
-        faults.debug_switches("fast_and_loose")
+def test_server_class_names_a_server_subclass() -> None:
+    from cluster.node import server_class
+    from verify.broken import VARIANTS, EarlyAckServer, StaleReadsServer
+    from zkcore.server import Server
+
+    assert server_class("") is Server
+    assert server_class(VARIANTS["stale_reads"]) is StaleReadsServer
+    assert server_class(VARIANTS["early_ack"]) is EarlyAckServer
+    with pytest.raises(LocalError, match="serverClass must name"):
+        server_class("zkcore:DataTree")

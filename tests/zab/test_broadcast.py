@@ -304,6 +304,8 @@ def test_sync_answers_with_the_leaders_commit_point_after_its_commits() -> None:
     ensemble.run()
     committed = ensemble.status(leader).zxid_committed
     assert ensemble.client_sync(leader, 1)
+    assert not ensemble.synced  # not before a quorum echoed a heartbeat round sent after it
+    ensemble.run()
     assert (leader, 1, committed) in ensemble.synced  # the leader has applied it all
     assert ensemble.client_sync(f1, 2)
     assert ensemble.client_sync(4, 3)
@@ -335,3 +337,26 @@ def test_writes_beyond_the_pipeline_wait_in_order_and_all_commit() -> None:
     for sent_by in (payloads[0::2], payloads[1::2]):  # each server's writes keep their order
         assert [p for p in applied if p in sent_by] == sent_by
     assert not ensemble.replica(leader)._leader.backlog  # type: ignore[union-attr]
+
+
+def test_a_deposed_leader_never_answers_a_sync() -> None:
+    """ZOOKEEPER-1675: a leader cut off from its followers still believes it leads until its
+    sync limit runs out; a sync it takes meanwhile must wait for a quorum, which never comes."""
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    ensemble.isolate(leader)
+    assert ensemble.client_sync(leader, 7)
+    ensemble.run()
+    assert ensemble.status(leader).role == Role.LEADING
+    assert not ensemble.synced
+
+
+def test_syncs_share_a_round_and_a_round_needs_fresh_echoes() -> None:
+    ensemble = Ensemble(5)
+    leader = ensemble.settle()
+    for token in (1, 2, 3):
+        assert ensemble.client_sync(leader, token)
+    pings = [m for f in followers(ensemble, leader) for m in ensemble.pending(leader, f)]
+    assert [type(m) for m in pings] == [Ping] * 4  # one round for the three syncs
+    ensemble.run()
+    assert sorted(token for _, token, _ in ensemble.synced) == [1, 2, 3]

@@ -23,8 +23,9 @@ class Rng(Protocol):
     def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int: ...
 
 
-# The leader's hook from a client write to the txn it logs: (zxid, request) -> txn bytes, or None
-# when the shell cannot prepare it now (it keeps the request and proposes it again later).
+# The leader's prep stage, from a client write to the txn it logs: (zxid, request) -> txn bytes,
+# or None when the request makes no txn (it was consumed, e.g. a learner's session report). It
+# is called only once the state machine has applied every txn of earlier epochs.
 Prepare = Callable[[int, bytes], bytes | None]
 
 
@@ -59,6 +60,9 @@ class Core:
         self.zxid_persisted = log.last()
         self.zxid_committed = zxid_applied
         self.zxid_applied = zxid_applied
+        # What the shell's state machine has applied: with a prepare hook the shell reports it
+        # (Replica.applied), and a new leader preps nothing until it covers earlier epochs.
+        self.zxid_tree = zxid_applied
         self.ticks = 0
         self.abandon_reason: str | None = None
         self.messages_dropped = 0
@@ -76,6 +80,7 @@ class Core:
         self._committed: list[LogEntry] = []
         self._roles: list[RoleChange] = []
         self._synced: list[tuple[int, int]] = []
+        self._refused: list[bytes] = []
 
     # --- outputs ----------------------------------------------------------------------------
 
@@ -90,6 +95,9 @@ class Core:
 
     def synced(self, token: int, zxid: int) -> None:
         self._synced.append((token, zxid))
+
+    def refused(self, payload: bytes) -> None:
+        self._refused.append(payload)
 
     def abandon(self, reason: str) -> None:
         """Ask the replica to drop its role and go LOOKING once this input is done."""
@@ -161,6 +169,10 @@ class Core:
             self.zxid_committed = zxid
             self._release()
 
+    def tree_caught_up(self, zxid: int) -> bool:
+        """Whether the state machine has applied through `zxid` (always, without prepare)."""
+        return self.prepare is None or self.zxid_tree >= zxid
+
     def on_persisted(self, zxid: int) -> None:
         zxid = min(zxid, self._zxid_written)
         for fence in (self._fence_pending, self._fence_handed):
@@ -187,6 +199,7 @@ class Core:
             or self._committed
             or self._roles
             or self._synced
+            or self._refused
             or self._epochs_dirty
             or self._snapshot is not None
             or self._truncate_zxid is not None
@@ -203,6 +216,7 @@ class Core:
             committed=tuple(self._committed),
             roles=tuple(self._roles),
             synced=tuple(self._synced),
+            refused=tuple(self._refused),
         )
         self._snapshot = None
         self._truncate_zxid = None
@@ -212,6 +226,7 @@ class Core:
         self._committed.clear()
         self._roles.clear()
         self._synced.clear()
+        self._refused.clear()
         self._zxid_handed = self.log.last()
         self._fence_handed = self._fence_pending
         self._fence_pending = None

@@ -30,6 +30,7 @@ from zkcore.zab._messages import (
     ObserverInfo,
     Ping,
     Proposal,
+    Refused,
     Request,
     Role,
     Snap,
@@ -60,6 +61,7 @@ class LearnerHandler:
     heard_tick: int
     zxid_last: int = 0
     zxid_newleader: int = 0
+    round_heard: int = 0  # the last heartbeat round it echoed
 
 
 class SyncKind(enum.Enum):
@@ -106,6 +108,11 @@ class Leader:
         self._acked: dict[int, int] = {}
         self.backlog: deque[bytes] = deque()  # writes waiting for room in the pipeline, in order
         self.backlog_bytes = 0
+        # Client syncs waiting for a quorum to confirm a heartbeat round sent after they arrived:
+        # (round needed, token, learner id or 0 for our own client), in arrival order.
+        self.round = 0
+        self._round_open = False  # a round went out and is not confirmed yet
+        self._syncs: deque[tuple[int, int, int]] = deque()
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             FollowerInfo: self._on_info,
             ObserverInfo: self._on_info,
@@ -136,7 +143,7 @@ class Leader:
             if ticks - h.heard_tick > limit:
                 del self.learners[sid]
             elif h.phase >= LearnerPhase.EPOCH_SENT:
-                core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed))
+                core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed, self.round))
         if not self.established:
             if ticks - self.started_tick > config.init_limit_ticks:
                 core.abandon("no quorum acked NEWLEADER within init_limit_ticks")
@@ -148,6 +155,11 @@ class Leader:
         ]
         if not is_quorum(config, alive):
             core.abandon("lost quorum: too few followers heard within sync_limit_ticks")
+
+    def on_applied(self) -> None:
+        """The state machine applied more: writes held until it covered earlier epochs go."""
+        if self.established:
+            self._drain_backlog()
 
     def on_persisted(self) -> None:
         if self.established:
@@ -163,7 +175,7 @@ class Leader:
         full too."""
         if not self.established:
             return False
-        if self.backlog or not self._room():
+        if self.backlog or not self._room() or not self.core.tree_caught_up(self.zxid_initial):
             if len(self.backlog) >= limits.zab_backlog_max or (
                 self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
             ):
@@ -178,7 +190,13 @@ class Leader:
         return core.log.count_after(core.zxid_committed) < core.config.proposals_outstanding_max
 
     def _drain_backlog(self) -> None:
-        while self.backlog and self._room() and self.core.abandon_reason is None:
+        core = self.core
+        while (
+            self.backlog
+            and self._room()
+            and core.abandon_reason is None
+            and core.tree_caught_up(self.zxid_initial)
+        ):
             payload = self.backlog.popleft()
             self.backlog_bytes -= len(payload)
             self._propose_now(payload)
@@ -196,7 +214,7 @@ class Leader:
         if core.prepare is not None:
             prepared = core.prepare(zxid, payload)
             if prepared is None:
-                return False
+                return True  # consumed without a txn
             payload = prepared
         core.append(zxid, payload)
         for sid, h in self.learners.items():
@@ -381,28 +399,75 @@ class Leader:
         h = self.learners.get(message.source)
         if h is not None and message.epoch == self.epoch:
             h.heard_tick = self.core.ticks
+            if message.round > h.round_heard:
+                h.round_heard = min(message.round, self.round)
+                self._confirm_round()
 
     def synced_learners(self) -> int:
         return sum(1 for h in self.learners.values() if h.phase >= LearnerPhase.BROADCAST)
 
     def _on_request(self, message: Request) -> None:
-        if message.epoch == self.epoch:
-            self.propose(message.payload)
+        if message.epoch == self.epoch and not self.propose(message.payload):
+            h = self.learners.get(message.source)
+            if h is not None and h.phase >= LearnerPhase.SYNC_SENT:
+                self.core.send(Refused(self.core.server_id, message.source, self.epoch, message.payload))
+
+    # --- client syncs (ReadIndex) -----------------------------------------------------------
 
     def sync(self, token: int) -> bool:
-        """A client of ours synced: everything committed so far is applied here already."""
+        """A client of ours synced. It is answered with our commit point once a quorum has
+        echoed a heartbeat round sent after now: a deposed leader never answers one."""
         if not self.established:
             return False
-        self.core.synced(token, self.core.zxid_committed)
+        self._add_sync(token, 0)
         return True
 
     def _on_sync(self, message: Sync) -> None:
-        """A learner's client synced: it must apply through our commit point before answering.
-        Commits to it went out before this answer, on the same channel."""
-        core = self.core
+        """A learner's client synced: once a round confirms that we still lead, the learner gets
+        our commit point to apply through before it answers (commits went out before it, on the
+        same channel)."""
         h = self.learners.get(message.source)
         if message.epoch == self.epoch and h is not None and h.phase >= LearnerPhase.SYNC_SENT:
-            core.send(Sync(core.server_id, message.source, self.epoch, message.token, core.zxid_committed))
+            self._add_sync(message.token, message.source)
+
+    def _add_sync(self, token: int, learner: int) -> None:
+        if len(self._syncs) >= limits.zab_syncs_max:
+            return  # the client's request times out; a sync is safe to retry
+        # A round already out was sent before this sync arrived, so it needs the next one.
+        self._syncs.append((self.round + 1, token, learner))
+        if not self._round_open:
+            self._start_round()
+
+    def _start_round(self) -> None:
+        core = self.core
+        self.round += 1
+        self._round_open = True
+        for sid, h in self.learners.items():
+            if h.voter and h.phase >= LearnerPhase.SYNCED:
+                core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed, self.round))
+        self._confirm_round()
+
+    def _confirm_round(self) -> None:
+        """Answer the syncs whose round a quorum (us included) has echoed."""
+        core = self.core
+        if not self._round_open:
+            return
+        echoed = [core.server_id] + [
+            sid
+            for sid, h in self.learners.items()
+            if h.voter and h.phase >= LearnerPhase.SYNCED and h.round_heard >= self.round
+        ]
+        if not is_quorum(core.config, echoed):
+            return
+        self._round_open = False
+        while self._syncs and self._syncs[0][0] <= self.round:
+            _, token, learner = self._syncs.popleft()
+            if learner == 0:
+                core.synced(token, core.zxid_committed)
+            else:
+                core.send(Sync(core.server_id, learner, self.epoch, token, core.zxid_committed))
+        if self._syncs:
+            self._start_round()
 
 
 def _entries(log: ReplicaLog, after: int) -> tuple[Entry, ...]:

@@ -24,6 +24,7 @@ from zkcore.zab._messages import (
     ObserverInfo,
     Ping,
     Proposal,
+    Refused,
     Request,
     Role,
     Snap,
@@ -82,6 +83,7 @@ class Learner:
             Inform: self._on_inform,
             Ping: self._on_ping,
             Sync: self._on_sync_reply,
+            Refused: self._on_refused,
         }
 
     def start(self) -> None:
@@ -134,6 +136,10 @@ class Learner:
     def _on_sync_reply(self, message: Sync) -> None:
         if message.epoch == self.epoch and self.phase == LearnerPhase.BROADCAST:
             self.core.synced(message.token, message.zxid)
+
+    def _on_refused(self, message: Refused) -> None:
+        if message.epoch == self.epoch:
+            self.core.refused(message.payload)
 
     # --- discovery --------------------------------------------------------------------------
 
@@ -321,5 +327,7 @@ class Learner:
             if self.newleader_acked and (not self.observer or self.phase == LearnerPhase.NEWLEADER):
                 # Repeat the ack: it may have been lost, and it tells the leader we are alive.
                 core.send(Ack(core.server_id, self.leader, self.epoch, self.zxid_acked))
-                return
-        core.send(Ping(core.server_id, self.leader, self.epoch, core.zxid_committed))
+                if message.round == 0:
+                    return
+        # Echo the leader's round: that we still follow it now confirms client syncs.
+        core.send(Ping(core.server_id, self.leader, self.epoch, core.zxid_committed, message.round))

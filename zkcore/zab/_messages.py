@@ -38,6 +38,7 @@ class Kind(enum.IntEnum):
     OBSERVERINFO = 16
     LEADERINFO = 17
     ACKEPOCH = 18
+    REFUSED = 19  # ours: a forwarded write the leader could not take
     NOTIFICATION = 100
 
 
@@ -351,16 +352,20 @@ class Inform(Message):
 @record
 @dataclass(frozen=True, slots=True)
 class Ping(Message):
-    """Heartbeat both ways within an epoch; carries the sender's commit point."""
+    """Heartbeat both ways within an epoch; carries the sender's commit point. `round` numbers
+    the leader's heartbeats, and a learner echoes the last one it heard: a quorum echoing a
+    round sent after a client's sync arrived proves the leader still led then (ReadIndex)."""
 
     KIND = Kind.PING
     epoch: Long
     zxid_committed: Long
+    round: Long = 0
 
     def __post_init__(self) -> None:
         _check_route(self)
         _check("epoch", self.epoch, 1, EPOCH_MAX)
         _check("zxid_committed", self.zxid_committed, 0, ZXID_MAX)
+        _check("round", self.round, 0, ROUND_MAX)
 
 
 @record
@@ -396,6 +401,22 @@ class Sync(Message):
         _check("zxid", self.zxid, 0, ZXID_MAX)
 
 
+@record
+@dataclass(frozen=True, slots=True)
+class Refused(Message):
+    """The leader could not take a forwarded client write (its backlog is full): the payload
+    comes back so the learner can answer that client instead of leaving it waiting."""
+
+    KIND = Kind.REFUSED
+    epoch: Long
+    payload: Buffer
+
+    def __post_init__(self) -> None:
+        _check_route(self)
+        _check("epoch", self.epoch, 1, EPOCH_MAX)
+        _check_bytes("payload", self.payload)
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Notification,
     FollowerInfo,
@@ -414,6 +435,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Ping,
     Request,
     Sync,
+    Refused,
 )
 _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
 

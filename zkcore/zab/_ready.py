@@ -62,7 +62,10 @@ class Ready:
     6. committed: apply to the tree in this order (all are durable already).
     7. roles: role and phase changes, for serving and monitoring (serve reads only in BROADCAST).
     8. synced: (token, zxid) for each client sync asked for with sync(token): answer that
-       client once the tree has applied through zxid.
+       client once the tree has applied through zxid. A leader answers only after a quorum
+       confirmed, after the sync arrived, that it still leads its epoch.
+    9. refused: payloads of writes this learner forwarded that the leader could not take
+       (its backlog was full): answer their clients with an error.
     """
 
     snapshot: Snapshot | None
@@ -74,6 +77,7 @@ class Ready:
     committed: tuple[LogEntry, ...]
     roles: tuple[RoleChange, ...]
     synced: tuple[tuple[int, int], ...] = ()
+    refused: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

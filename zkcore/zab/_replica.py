@@ -20,6 +20,8 @@ from zkcore.zab._quorum import Config
 from zkcore.zab._ready import Phase, Ready, SnapshotSource, Status
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
 
+TICKS_MAX = 1 << 32  # ticks passing in one call; far beyond any timeout
+
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
     if type(value) is not int or not lo <= value <= hi:
@@ -55,6 +57,8 @@ class Replica:
         zxid_applied: int | None = None,
         prepare: Prepare | None = None,
     ) -> None:
+        """`prepare(zxid, payload)` turns a client write into the txn the leader logs (None:
+        nothing to log, it was consumed); a shell that gives it reports applied(zxid)."""
         if not isinstance(config, Config):
             raise LocalError(f"config must be a zab Config: {type(config).__name__}")
         if not config.is_server(server_id):
@@ -106,9 +110,12 @@ class Replica:
             self._step(message)
         self._settle()
 
-    def tick(self) -> None:
-        """One tick of time: timeouts, heartbeats and resends all count in these."""
-        self._core.ticks += 1
+    def tick(self, ticks: int = 1) -> None:
+        """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
+        a while learns at once how long, and a leader that lost its quorum meanwhile steps down
+        before it serves anyone). Timeouts, heartbeats and resends all count in ticks."""
+        _check_int("ticks", ticks, 1, TICKS_MAX)
+        self._core.ticks += ticks
         self._tick()
         self._settle()
 
@@ -150,6 +157,16 @@ class Replica:
             self._leader.on_persisted()
         elif self._learner is not None:
             self._learner.on_persisted()
+        self._settle()
+
+    def applied(self, zxid: int) -> None:
+        """The shell's state machine has applied every committed txn through `zxid`. With a
+        `prepare` hook, a new leader preps no write before it has applied its predecessors'."""
+        core = self._core
+        _check_int("zxid", zxid, 0, core.zxid_applied)
+        core.zxid_tree = max(core.zxid_tree, zxid)
+        if self._leader is not None:
+            self._leader.on_applied()
         self._settle()
 
     def compact(self, zxid: int) -> None:

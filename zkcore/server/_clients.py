@@ -1,8 +1,10 @@
-"""The client side of a node: a ROUTER socket, one Connection per client, sessions, watches, and
-each client's requests answered in the order they were sent (a read waits behind the same
-client's write or sync until that is done here). Reads are answered locally through the native
-read path. A watch notification goes out as its txn is applied, so before any reply that
-reflects the change.
+"""The client table: one entry per connection, in h11's manner. Frames go in through receive();
+replies, watch events and drops come out in `sends`, in the order the connection must see them.
+
+It owns the handshake, each client's FIFO order (a read waits behind the same client's write or
+sync until that is done here), the last-zxid gate, syncs and watches. A notification is queued
+as its txn is applied, so before any reply that reflects the change. Every front door (ZeroMQ,
+ZooKeeper's TCP protocol) is framing around this table.
 """
 
 from __future__ import annotations
@@ -10,19 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import logging
 import struct
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-import zmq
-
-from cluster import admin
-from zkcore import Code, DataTree, RemoteError, auth_identity, limits
-from zkcore._datatree import ApplyResult
-from zkcore._errors import KeeperError
+from zkcore import limits
+from zkcore._acl import auth_identity
+from zkcore._datatree import ApplyResult, DataTree
+from zkcore._errors import Code, KeeperError, RemoteError
 from zkcore._paths import path_problem
 from zkcore._records import (
     XID_AUTH,
@@ -51,7 +50,7 @@ from zkcore._requests import (
 )
 from zkcore._watches import ADD_WATCH_MODES, Fired, Kind, WatcherType, WatchTable
 
-log = logging.getLogger("zkpy.clients")
+ConnId = Hashable
 FRAME = struct.Struct(">i")
 ERR = struct.Struct(">i")
 ERR_OFFSET = 12  # of ReplyHeader's err: after xid (int) and zxid (long)
@@ -63,6 +62,31 @@ SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
 WATCHER_TYPES = frozenset(int(t) for t in WatcherType)
 PASSWORD_BYTES = 16
 STATE_SYNC_CONNECTED = 3  # Watcher.Event.KeeperState of every notification
+LATENCY_SAMPLES_MAX = 10_000
+# ZooKeeper's four-letter words: a first frame of four bytes is one of these, not a connect.
+ADMIN_WORDS = frozenset(
+    {"conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
+     "wchc", "wchp", "wchs", "mntr", "isro", "hash"}
+)  # fmt: skip
+
+
+class Host(Protocol):
+    """What the table needs from its server: the tree, whether it serves, a way to Zab."""
+
+    @property
+    def tree(self) -> DataTree: ...
+
+    @property
+    def now_ms(self) -> float: ...
+
+    def serving(self) -> bool: ...
+
+    def submit(self, fwd: ForwardedRequest) -> int:
+        """Hand a write to Zab: Code.OK, or the error code its client gets at once."""
+
+    def sync(self, token: int) -> bool: ...
+
+    def touch(self, session_id: int) -> None: ...
 
 
 def decode_connect(frame: bytes) -> ConnectRequest:
@@ -82,7 +106,7 @@ def is_barrier(req: ClientRequest) -> bool:
 class Pending:
     req: ClientRequest
     frame: bytes
-    received: float
+    received_ms: float
     submitted: bool = False
     reply: bytes | None = None
     sync_zxid: int = -1  # a sync: apply through this zxid, once the leader has said, then answer
@@ -90,7 +114,7 @@ class Pending:
 
 @dataclass(slots=True, eq=False)
 class Connection:
-    identity: bytes
+    conn: ConnId
     session_id: int = 0
     timeout_ms: int = 0
     auth_ids: tuple[Id, ...] = ()
@@ -99,45 +123,49 @@ class Connection:
     requests: int = 0
 
 
-class ClientServer:
-    """Serves clients on one ROUTER socket. `submit(fwd)` hands a write to Zab and `sync(token)`
-    a sync (False: no leader to take it now); `on_applied` is called for every txn this node
-    applies and `on_synced` for every sync Zab has answered."""
+class ClientTable:
+    """Every client connection of one server. Inputs: receive, close, and from the server
+    on_applied, on_synced, on_refused, disconnect_all. Outputs: `sends` ((conn, frame), or
+    (conn, None) for "this server drops you: reconnect elsewhere with your session") and
+    `admin` ((conn, word) four-letter words for the shell to answer)."""
 
     def __init__(
-        self,
-        sock: zmq.Socket[bytes],
-        tree: Callable[[], DataTree],
-        server_id: int,
-        session_timeout_ms: tuple[int, int],
-        submit: Callable[[ForwardedRequest], bool],
-        sync: Callable[[int], bool],
-        admin_answer: Callable[[str], str],
-        serving: Callable[[], bool],
-        secret: bytes,
-        touch: Callable[[int], None],
-        stale_reads: bool = False,
+        self, host: Host, server_id: int, session_timeout_ms: tuple[int, int], secret: bytes, wall_ms: int
     ) -> None:
-        self.sock = sock
-        self.tree = tree
-        self.submit = submit
-        self.sync = sync
-        self.admin_answer = admin_answer
-        self.serving = serving
+        self.host = host
         self.secret = secret
-        self.touch = touch
-        self.stale_reads = stale_reads  # a debug switch (cluster.faults): break read guarantees
         self.session_timeout_ms = session_timeout_ms
-        self.connections: dict[bytes, Connection] = {}
+        self.connections: dict[ConnId, Connection] = {}
         self.by_session: dict[int, Connection] = {}
         self.watches = WatchTable()
         self.syncs: dict[int, tuple[Connection, Pending]] = {}  # by token, until answered
         self._sync_tokens = itertools.count(1)
-        self._next_session = ((int(time.time() * 1000) << 24) & ((1 << 56) - 1)) | (server_id << 56)
+        self._next_session = ((wall_ms << 24) & ((1 << 56) - 1)) | (server_id << 56)
+        self.sends: list[tuple[ConnId, bytes | None]] = []
+        self.admin: list[tuple[ConnId, str]] = []
         self.packets_received = self.packets_sent = 0
-        self.latency_ms: deque[float] = deque(maxlen=10_000)
+        self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES_MAX)
 
-    # --- sessions -------------------------------------------------------------------------
+    # --- outputs ----------------------------------------------------------------------------
+
+    def take_sends(self) -> tuple[tuple[ConnId, bytes | None], ...]:
+        sends, self.sends = tuple(self.sends), []
+        return sends
+
+    def take_admin(self) -> tuple[tuple[ConnId, str], ...]:
+        admin, self.admin = tuple(self.admin), []
+        return admin
+
+    def _send(self, conn: ConnId, frame: bytes) -> None:
+        self.sends.append((conn, frame))
+        self.packets_sent += 1
+
+    def _drop_conn(self, conn: Connection) -> None:
+        """Tell the client to go (an empty frame, or a closed socket) and forget it."""
+        self.sends.append((conn.conn, None))
+        self._forget(conn)
+
+    # --- sessions ---------------------------------------------------------------------------
 
     def password(self, session_id: int) -> bytes:
         return hmac.new(self.secret, struct.pack(">q", session_id), hashlib.sha256).digest()[:PASSWORD_BYTES]
@@ -150,61 +178,46 @@ class ClientServer:
         self._next_session += 1
         return self._next_session
 
-    def _send(self, identity: bytes, frame: bytes) -> None:
-        """Send one frame. The socket is ROUTER_MANDATORY: a client whose queue is full (it does
-        not read) or that is gone raises instead of losing the frame silently, and is cut off;
-        it must reconnect, and learns what its requests did from the state it reads."""
-        try:
-            self.sock.send_multipart([identity, frame], zmq.NOBLOCK)
-            self.packets_sent += 1
-            return
-        except zmq.Again:
-            log.warning("client %s is not reading its replies; cutting it off", identity.hex())
-        except zmq.ZMQError as e:
-            log.info("client %s is gone (%s)", identity.hex(), e)
-        conn = self.connections.get(identity)
-        if conn is not None:
-            self._forget(conn)
-
     def _forget(self, conn: Connection) -> None:
         """The connection is over: its watches and pending syncs go with it (not its session)."""
-        if self.connections.get(conn.identity) is conn:
-            del self.connections[conn.identity]
+        if self.connections.get(conn.conn) is conn:
+            del self.connections[conn.conn]
         if self.by_session.get(conn.session_id) is conn:
             del self.by_session[conn.session_id]
         self.watches.drop(conn)
         for token in [t for t, (owner, _) in self.syncs.items() if owner is conn]:
             del self.syncs[token]
 
-    def _refuse(self, conn: Connection, why: str) -> None:
-        """An empty frame: this server cannot serve you (now); try another."""
-        log.info("refusing client %s: %s", conn.identity.hex(), why)
-        self._send(conn.identity, b"")
-        self._forget(conn)
-
-    def disconnect_all(self, why: str) -> None:
-        """This server stopped serving (it lost its leader): every client is told with an empty
-        frame, as ZooKeeper closes its connections, and reconnects elsewhere with its session."""
-        if self.stale_reads:
-            return
-        if self.connections:
-            log.info("disconnecting %d clients: %s", len(self.connections), why)
-        for conn in list(self.connections.values()):
-            self._send(conn.identity, b"")
+    def close(self, conn_id: ConnId) -> None:
+        """The transport lost this connection (or gave up sending to it)."""
+        conn = self.connections.get(conn_id)
+        if conn is not None:
             self._forget(conn)
+
+    def disconnect_all(self) -> None:
+        """This server stopped serving (it lost its leader): every client is told to go, as
+        ZooKeeper closes its connections, and reconnects elsewhere with its session."""
+        for conn in list(self.connections.values()):
+            self._drop_conn(conn)
+
+    def admits(self, req: ConnectRequest) -> str | None:
+        """Why this server must refuse a connect now (None: it may take it). A client that has
+        seen a newer state than ours must go elsewhere, or its reads could go back in time."""
+        if not self.host.serving():
+            return "not serving (no quorum or still syncing)"
+        last = self.host.tree.last_zxid
+        if req.last_zxid_seen > last:
+            return f"client has seen zxid {req.last_zxid_seen:#x}, we have {last:#x}"
+        return None
 
     def _connect(self, conn: Connection, frame: bytes) -> None:
         try:
             req = decode_connect(frame)
-        except RemoteError as e:
-            self._refuse(conn, f"bad connect request: {e}")
+        except RemoteError:
+            self._drop_conn(conn)
             return
-        tree = self.tree()
-        if not self.serving() and not self.stale_reads:
-            self._refuse(conn, "not serving (no quorum or still syncing)")
-            return
-        if req.last_zxid_seen > tree.last_zxid and not self.stale_reads:
-            self._refuse(conn, f"client has seen zxid {req.last_zxid_seen:#x}, we have {tree.last_zxid:#x}")
+        if self.admits(req) is not None:
+            self._drop_conn(conn)
             return
         timeout = self.negotiate(req.timeout_ms)
         if req.session_id == 0:
@@ -212,138 +225,148 @@ class ClientServer:
             fwd = ForwardedRequest(
                 conn.session_id, 0, OpCode.CREATE_SESSION, (), CreateSessionTxn(timeout).encode()
             )
-            if not self.submit(fwd):
-                self._refuse(conn, "no leader to create a session")
+            if self.host.submit(fwd) != Code.OK:
+                self._drop_conn(conn)
                 return
             self.by_session[conn.session_id] = conn
             return
         if (
             not hmac.compare_digest(req.passwd, self.password(req.session_id))
-            or req.session_id not in tree.sessions
+            or req.session_id not in self.host.tree.sessions
         ):
             # ZooKeeper's answer to an unknown or expired session: timeout 0.
-            self._send(conn.identity, ConnectResponse(0, 0, 0, bytes(PASSWORD_BYTES), False).encode())
-            self.connections.pop(conn.identity, None)
+            self._send(conn.conn, ConnectResponse(0, 0, 0, bytes(PASSWORD_BYTES), False).encode())
+            self.connections.pop(conn.conn, None)
             return
         conn.session_id, conn.timeout_ms = req.session_id, timeout
-        self.touch(req.session_id)
+        self.host.touch(req.session_id)
         old = self.by_session.get(req.session_id)
         if old is not None and old is not conn:
             self._forget(old)
         self.by_session[req.session_id] = conn
         self._send(
-            conn.identity,
+            conn.conn,
             ConnectResponse(0, timeout, req.session_id, self.password(req.session_id), False).encode(),
         )
 
-    # --- requests -------------------------------------------------------------------------
+    # --- requests ---------------------------------------------------------------------------
 
-    def on_message(self, identity: bytes, frame: bytes) -> None:
+    def receive(self, conn_id: ConnId, frame: bytes) -> None:
+        """One frame from a connection: its connect (or a four-letter word), then requests."""
         self.packets_received += 1
-        conn = self.connections.get(identity)
+        conn = self.connections.get(conn_id)
         if conn is None:
-            if len(frame) == 4 and frame.decode("ascii", "replace") in admin.COMMANDS:
-                self._send(identity, self.admin_answer(frame.decode("ascii")).encode())
+            if len(frame) == 4 and frame.decode("ascii", "replace") in ADMIN_WORDS:
+                self.admin.append((conn_id, frame.decode("ascii")))
                 return
-            conn = self.connections[identity] = Connection(identity)
+            if len(self.connections) >= limits.connections_max:
+                self.sends.append((conn_id, None))
+                return
+            conn = self.connections[conn_id] = Connection(conn_id)
             self._connect(conn, frame)
             return
         if conn.session_id:
-            self.touch(conn.session_id)
+            self.host.touch(conn.session_id)
         try:
             req = decode_request(frame)
         except RemoteError as e:
-            self._drop(conn, frame, e)
+            self._reject(conn, frame, e)
             return
         if len(conn.queue) >= limits.client_queue_max:
-            self._drop(conn, frame, RemoteError(f"more than {limits.client_queue_max} requests outstanding"))
+            self._reject(
+                conn, frame, RemoteError(f"more than {limits.client_queue_max} requests outstanding")
+            )
             return
         conn.requests += 1
         if req.xid == XID_PING:
-            self._send(identity, encode_reply(XID_PING, self.tree().last_zxid, Code.OK))
+            self._send(conn_id, encode_reply(XID_PING, self.host.tree.last_zxid, Code.OK))
             return
         if req.opcode == OpCode.AUTH:
             self._auth(conn, req)
             return
-        pending = Pending(req, frame, time.monotonic())
+        self._enqueue(conn, req, frame)
+
+    def _enqueue(self, conn: Connection, req: ClientRequest, frame: bytes) -> None:
+        pending = Pending(req, frame, self.host.now_ms)
         if req.opcode in SERVER_ONLY_OPS:
             # deleteContainer skips ACL checks: only the leader's container reaper may use it.
-            pending.reply = encode_reply(req.xid, self.tree().last_zxid, Code.UNIMPLEMENTED)
+            pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, Code.UNIMPLEMENTED)
             pending.submitted = True
         conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
             if is_barrier(req) and not pending.submitted:
                 self._submit(conn, pending)
-            elif self.stale_reads:
-                self._answer_reads(conn)  # at once, even behind the same client's write
             self.flush(conn)
 
-    def _drop(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
-        """A client that sent garbage gets a Marshalling error and loses its connection."""
+    def _reject(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
+        """A client that sent garbage gets its error code and loses its connection."""
         xid = RequestHeader.decode(frame[:8]).xid if len(frame) >= 8 else 0
-        log.warning(
-            "client %s (session %#x): %s; disconnecting it", conn.identity.hex(), conn.session_id, error
-        )
-        self._send(conn.identity, encode_reply(xid, self.tree().last_zxid, int(error.code)))
-        self._forget(conn)
+        self._send(conn.conn, encode_reply(xid, self.host.tree.last_zxid, int(error.code)))
+        self._drop_conn(conn)
 
     def _auth(self, conn: Connection, req: ClientRequest) -> None:
         try:
             ident = auth_identity(req.body.scheme, req.body.auth)
         except KeeperError:
-            self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.AUTH_FAILED))
+            self._send(conn.conn, encode_reply(XID_AUTH, 0, Code.AUTH_FAILED))
             return
         if ident not in conn.auth_ids and len(conn.auth_ids) < limits.auth_ids_max:
             conn.auth_ids += (ident,)
-        self._send(conn.identity, encode_reply(XID_AUTH, 0, Code.OK))
+        self._send(conn.conn, encode_reply(XID_AUTH, 0, Code.OK))
 
     def _submit(self, conn: Connection, pending: Pending) -> None:
-        """Hand a write or sync to Zab as it arrives (or once its session exists), in order."""
+        """Hand a write or sync to Zab as it arrives (or once its session exists), in order. One
+        that cannot go anywhere is answered at once with the reason's error code."""
         req = pending.req
+        err: int = Code.OK
         if req.opcode == OpCode.SYNC:
             token = next(self._sync_tokens)
-            accepted = self.sync(token)
-            if accepted:
+            if self.host.sync(token):
                 self.syncs[token] = (conn, pending)
+            else:
+                err = Code.CONNECTION_LOSS
         else:
             fwd = ForwardedRequest(conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:])
-            accepted = self.submit(fwd)
-        if not accepted:
-            pending.reply = encode_reply(req.xid, self.tree().last_zxid, Code.CONNECTION_LOSS)
+            err = self.host.submit(fwd)
+        if err != Code.OK:
+            pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, err)
         pending.submitted = True
 
     def flush(self, conn: Connection) -> None:
         """Answer reads that nothing is ahead of and send finished replies, in request order."""
+        now_ms = self.host.now_ms
         while conn.queue:
             head = conn.queue[0]
             if head.reply is None and not is_barrier(head.req):
-                self._answer_reads(conn)
+                self.answer_reads(conn)
             if head.reply is None:
                 break
             conn.queue.popleft()
-            self.latency_ms.append((time.monotonic() - head.received) * 1000)
-            self._send(conn.identity, head.reply)
-            if self.connections.get(conn.identity) is not conn:
-                return  # cut off while sending
+            self.latency_ms.append(now_ms - head.received_ms)
+            self._send(conn.conn, head.reply)
 
-    def _answer_reads(self, conn: Connection) -> None:
-        """Answer the reads at the head of the queue, natively in one batch where possible, and
-        set the watches they asked for."""
+    def reads_ready(self, conn: Connection) -> list[Pending]:
+        """The unanswered reads at the head of the queue: none behind a write or sync."""
         reads = []
         for pending in conn.queue:
             if is_barrier(pending.req):
-                if self.stale_reads:
-                    continue  # the debug switch: reads do not wait for this client's writes
                 break
-            if pending.reply is None or not self.stale_reads:
+            if pending.reply is None:
                 reads.append(pending)
-        tree = self.tree()
+        return reads
+
+    def answer_reads(self, conn: Connection) -> None:
+        """Answer the reads at the head of the queue, natively in one batch where possible, and
+        set the watches they asked for."""
+        reads = self.reads_ready(conn)
+        tree = self.host.tree
         native = [p for p in reads if p.req.opcode in NATIVE_READS]
-        for first in range(0, len(native) if tree.index is not None else 0, limits.read_batch_max):
+        index = tree.index
+        for first in range(0, len(native) if index is not None else 0, limits.read_batch_max):
             chunk = native[first : first + limits.read_batch_max]
             batch = b"".join(FRAME.pack(len(p.frame)) + p.frame for p in chunk)
-            assert tree.index is not None
-            replies, status = tree.index.read_batch(batch, tree.last_zxid)
+            assert index is not None
+            replies, status = index.read_batch(batch, tree.last_zxid)
             pos = 0
             for p, st in zip(chunk, status, strict=True):
                 if st == 2:
@@ -382,7 +405,7 @@ class ClientServer:
             paths = [*body.data_watches, *body.exist_watches, *body.child_watches, *persistent, *recursive]
             if any(path_problem(p) for p in paths):
                 return Code.BAD_ARGUMENTS, None
-            tree = self.tree()
+            tree = self.host.tree
             fired = self.watches.resume(
                 conn, tree, body.relative_zxid, body.data_watches, body.exist_watches, body.child_watches,
                 persistent, recursive,
@@ -406,13 +429,13 @@ class ClientServer:
         return (Code.OK if found else Code.NO_WATCHER), None
 
     def _notify(self, fired: Iterable[Fired], zxid: int) -> None:
-        """Send each notification to its connection, if that is still here."""
+        """Queue each notification for its connection, if that is still here."""
         for f in fired:
             conn = f.watcher
             assert isinstance(conn, Connection)
-            if self.connections.get(conn.identity) is conn:
+            if self.connections.get(conn.conn) is conn:
                 event = WatcherEvent(f.event, STATE_SYNC_CONNECTED, f.path)
-                self._send(conn.identity, encode_reply(XID_NOTIFICATION, zxid, Code.OK, event))
+                self._send(conn.conn, encode_reply(XID_NOTIFICATION, zxid, Code.OK, event))
 
     # --- txns applied, syncs answered -------------------------------------------------------
 
@@ -430,7 +453,7 @@ class ClientServer:
             conn.connect = None
             session, timeout = conn.session_id, conn.timeout_ms
             self._send(
-                conn.identity, ConnectResponse(0, timeout, session, self.password(session), False).encode()
+                conn.conn, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
             for pending in conn.queue:
                 if is_barrier(pending.req) and not pending.submitted:
@@ -442,10 +465,23 @@ class ClientServer:
                 err, body = write_reply_body(pending.req.opcode, result)
                 pending.reply = encode_reply(pending.req.xid, header.zxid, err, body)
                 break
+        self.flush(conn)
         if header.type == OpCode.CLOSE_SESSION:
-            self.flush(conn)
             self._forget(conn)
+
+    def on_refused(self, fwd: ForwardedRequest, err: int) -> None:
+        """Zab could not take this client's write after all: it gets `err` now."""
+        conn = self.by_session.get(fwd.session_id)
+        if conn is None:
             return
+        if fwd.opcode == OpCode.CREATE_SESSION:
+            if conn.connect is not None:
+                self._drop_conn(conn)
+            return
+        for pending in conn.queue:
+            if pending.submitted and pending.reply is None and pending.req.xid == fwd.xid:
+                pending.reply = encode_reply(fwd.xid, self.host.tree.last_zxid, err)
+                break
         self.flush(conn)
 
     def on_synced(self, token: int, zxid: int) -> None:
@@ -456,13 +492,13 @@ class ClientServer:
             self._answer_syncs()
 
     def _answer_syncs(self) -> None:
-        tree = self.tree()
+        last = self.host.tree.last_zxid
         for token, (conn, pending) in list(self.syncs.items()):
-            if 0 <= pending.sync_zxid <= tree.last_zxid:
+            if 0 <= pending.sync_zxid <= last:
                 del self.syncs[token]
                 # SyncResponse has PathRequest's layout: the path, echoed.
                 body = PathRequest(pending.req.body.path)
-                pending.reply = encode_reply(pending.req.xid, tree.last_zxid, Code.OK, body)
+                pending.reply = encode_reply(pending.req.xid, last, Code.OK, body)
                 self.flush(conn)
 
     def outstanding(self) -> int:

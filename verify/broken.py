@@ -1,0 +1,61 @@
+"""Deliberately broken servers for the verifier to catch: each a Server subclass that switches
+off one guarantee. A node runs one only when its config names it (serverClass=module:Class,
+which `python -m verify --debug NAME` writes); production code has no branch for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zkcore.server import ClientTable, Connection, Pending, Server
+from zkcore.server._clients import is_barrier
+from zkcore.zab import Ready, Role
+
+
+class StaleReadsClientTable(ClientTable):
+    """Reads never wait for what the client has seen: a read pipelined behind the same client's
+    write is answered before that write is applied, a client that has seen newer state than the
+    server is served anyway, and a server that lost its leader keeps its clients."""
+
+    def admits(self, req: Any) -> str | None:
+        return None
+
+    def reads_ready(self, conn: Connection) -> list[Pending]:
+        return [p for p in conn.queue if p.reply is None and not is_barrier(p.req)]
+
+    def _enqueue(self, conn: Connection, req: Any, frame: bytes) -> None:
+        super()._enqueue(conn, req, frame)
+        if conn.connect is None:
+            self.answer_reads(conn)  # at once, even behind the same client's write
+
+    def disconnect_all(self) -> None:
+        return
+
+
+class StaleReadsServer(Server):
+    client_table_class = StaleReadsClientTable
+
+
+class EarlyAckServer(Server):
+    """The leader applies a write and answers its client as soon as the write is logged
+    locally, before a quorum has acked it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.applied_early: set[int] = set()
+
+    def apply_committed(self, ready: Ready) -> None:
+        if self.role.role == Role.LEADING:
+            for zxid, payload in ready.entries:
+                self.apply(zxid, payload)
+                self.applied_early.add(zxid)
+        for zxid, payload in ready.committed:
+            if zxid in self.applied_early:
+                self.applied_early.discard(zxid)
+                continue
+            self.apply(zxid, payload)
+
+
+VARIANTS: dict[str, str] = {
+    "stale_reads": "verify.broken:StaleReadsServer",
+    "early_ack": "verify.broken:EarlyAckServer",
+}

@@ -1,0 +1,504 @@
+"""Server: one whole zkpy server as a sans-I/O state machine: Zab's replica, the tree, prep, the
+session tracker, the container reaper and the client table.
+
+Inputs: step (a peer message), receive/close (a client connection's frames), tick (the clock),
+persisted (storage synced through a zxid), snapshot_done. Outputs: one ServerReady at a time,
+acted on in field order and then handed back through advance(), as zab.Ready is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from zkcore import limits
+from zkcore._datatree import DataTree, ReadIndex
+from zkcore._errors import Code, LocalError, RemoteError
+from zkcore._jute import Reader, Writer
+from zkcore._prep import Prep, Request
+from zkcore._records import CreateSessionTxn, OpCode, PathRequest, Txn
+from zkcore._requests import ForwardedRequest, forwarded_body
+from zkcore._sessions import SessionTracker
+from zkcore._storage import LogEntry, Storage
+from zkcore.server._clients import ClientTable, ConnId
+from zkcore.server._stats import ConnectionStats, ServerStats
+from zkcore.zab import (
+    Config,
+    Message,
+    Phase,
+    Ready,
+    Replica,
+    Rng,
+    Role,
+    RoleChange,
+    Snapshot,
+    zxid_epoch,
+)
+
+SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What a server needs to know beyond Zab's Config; times in milliseconds."""
+
+    zab: Config
+    tick_ms: int = 50
+    session_timeout_min_ms: int = 4000
+    session_timeout_max_ms: int = 40000
+    data_bytes_max: int = limits.data_bytes_max
+    snap_count: int = 100_000
+    container_check_ms: int = 60_000
+    secret: bytes = SESSION_SECRET_DEFAULT
+    bulk_replay_txns_min: int = 1000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.zab, Config):
+            raise LocalError(f"zab must be a zab Config: {type(self.zab).__name__}")
+        if self.tick_ms < 1:
+            raise LocalError(f"tick_ms must be positive: {self.tick_ms}")
+        if not 0 < self.session_timeout_min_ms <= self.session_timeout_max_ms:
+            raise LocalError(
+                "session timeouts must satisfy 0 < min <= max: "
+                f"{self.session_timeout_min_ms}, {self.session_timeout_max_ms}"
+            )
+        if self.snap_count < 1:
+            raise LocalError(f"snap_count must be positive: {self.snap_count}")
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """The shell's faster ways (native code) to build trees; each optional, same results."""
+
+    load_tree: Callable[[bytes], DataTree] = DataTree.from_snapshot
+    replay: Callable[[DataTree, Sequence[LogEntry]], None] | None = None
+    new_index: Callable[[], ReadIndex] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerReady:
+    """What to do, in field order, then call advance(ready):
+
+    1. snapshot: a leader's SNAP; write it as the newest snapshot and replace the log with
+       `entries`, atomically and durably (the tree already is the snapshot's).
+    2. truncate_zxid: drop every logged entry above it, durably.
+    3. accepted_epoch, current_epoch: write durably before sending anything.
+    4. entries: append to the log; sync when convenient and report persisted(zxid).
+    5. messages: send each to message.target.
+    6. sends: to each client connection in order: a frame, or None for "drop this client"
+       (ZeroMQ: an empty frame; TCP: close the socket).
+    7. admin: four-letter words to answer (from stats()), on connections that sent nothing else.
+    8. snapshot_due: write a snapshot of the tree (snapshot_chunks()) through this zxid, then
+       report snapshot_done.
+    9. roles, notes: for logs and monitoring.
+    """
+
+    snapshot: Snapshot | None
+    truncate_zxid: int | None
+    accepted_epoch: int | None
+    current_epoch: int | None
+    entries: tuple[LogEntry, ...]
+    messages: tuple[Message, ...]
+    sends: tuple[tuple[ConnId, bytes | None], ...]
+    admin: tuple[tuple[ConnId, str], ...]
+    snapshot_due: int | None
+    roles: tuple[RoleChange, ...]
+    notes: tuple[str, ...]
+    zab: Ready | None = field(default=None, repr=False)
+
+
+class Server:
+    """One server. `tree` is its state from its newest snapshot (replay of the log after it is
+    Zab's job: it hands those txns out as they are known committed). Subclasses may swap the
+    classes below (tests inject faults that way, never production)."""
+
+    replica_class: ClassVar[type[Replica]] = Replica
+    client_table_class: ClassVar[type[ClientTable]] = ClientTable
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        server_id: int,
+        *,
+        rng: Rng,
+        storage: Storage,
+        tree: DataTree,
+        now_ms: float,
+        wall_ms: int,
+        accepted_epoch: int = 0,
+        current_epoch: int = 0,
+        hooks: Hooks | None = None,
+    ) -> None:
+        if not isinstance(config, ServerConfig):
+            raise LocalError(f"config must be a ServerConfig: {type(config).__name__}")
+        if not isinstance(tree, DataTree):
+            raise LocalError(f"tree must be a DataTree: {type(tree).__name__}")
+        self.config = config
+        self.server_id = server_id
+        self.hooks = hooks or Hooks()
+        self.now_ms = now_ms
+        self.wall_ms = wall_ms
+        self._tick_base_ms = now_ms
+        self._tree = tree
+        self.snapshot_zxid = tree.last_zxid
+        self.snapshot_pending = False
+        self.txns_since_snapshot = 0
+        self.prep = Prep(tree, config.data_bytes_max)
+        self.prep_epoch = -1
+        self.lead_from = 0
+        self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
+        self.sessions = SessionTracker(config.tick_ms)  # the leader's: who expires when
+        self.touched: dict[int, None] = {}  # a learner's: sessions heard from since its last report
+        self.containers_checked_ms = wall_ms
+        self._notes: list[str] = []
+        self.clients = self.client_table_class(
+            self,
+            server_id,
+            (config.session_timeout_min_ms, config.session_timeout_max_ms),
+            config.secret,
+            wall_ms,
+        )
+        self.replica = self.replica_class(
+            config.zab,
+            server_id,
+            rng=rng,
+            storage=storage,
+            snapshots=self,
+            accepted_epoch=accepted_epoch,
+            current_epoch=current_epoch,
+            zxid_snapshot=tree.last_zxid,
+            prepare=self._prepare,
+        )
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def tree(self) -> DataTree:
+        return self._tree
+
+    def serving(self) -> bool:
+        return self.role.phase == Phase.BROADCAST
+
+    def leading(self) -> bool:
+        return self.role.role == Role.LEADING and self.serving()
+
+    def snapshot(self) -> Snapshot:
+        """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
+        return Snapshot(self._tree.last_zxid, b"".join(self._tree.snapshot_chunks()))
+
+    def note(self, text: str) -> None:
+        if len(self._notes) < limits.server_notes_max:
+            self._notes.append(text)
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def step(self, message: Message) -> None:
+        """A message from a peer."""
+        self.replica.step(message)
+
+    def receive(self, conn: ConnId, frame: bytes) -> None:
+        """A frame from a client connection (the first one is its connect)."""
+        self.clients.receive(conn, frame)
+
+    def close(self, conn: ConnId) -> None:
+        """A client connection is gone (or its transport gave up on it)."""
+        self.clients.close(conn)
+
+    def tick(self, now_ms: float, wall_ms: int) -> None:
+        """The clock: `now_ms` never goes back (a monotonic clock), `wall_ms` is the time of day
+        stamped into txns. Call it before stepping each batch of inputs: a process that was
+        stopped learns how long at once, before it answers anyone."""
+        self.now_ms, self.wall_ms = now_ms, wall_ms
+        if now_ms < self._tick_base_ms:
+            self._tick_base_ms = now_ms
+        ticks = int((now_ms - self._tick_base_ms) // self.config.tick_ms)
+        if ticks > 0:
+            self._tick_base_ms += ticks * self.config.tick_ms
+            self.elapse(ticks)
+
+    def elapse(self, ticks: int) -> None:
+        """`ticks` whole ticks passed: Zab first (a leader that lost its quorum meanwhile steps
+        down now), then session expiry and container reaping on the leader."""
+        self.replica.tick(ticks)
+        if self.leading():
+            ticks_max = -(-self.config.session_timeout_max_ms // self.config.tick_ms) + 1
+            for _ in range(min(ticks, ticks_max)):
+                for session_id in self.sessions.tick():
+                    self.note(f"session {session_id:#x} expired")
+                    self.submit(ForwardedRequest(session_id, 0, OpCode.CLOSE_SESSION, (), b""))
+            self._reap_containers()
+        else:
+            self._report_sessions()
+
+    def persisted(self, zxid: int) -> None:
+        """Storage is durable through `zxid` (what Storage.sync() returned)."""
+        self.replica.persisted(zxid)
+
+    def snapshot_done(self, zxid: int, ok: bool) -> None:
+        """The snapshot asked for by snapshot_due was written (ok) or failed."""
+        if not self.snapshot_pending:
+            raise LocalError(f"snapshot_done({zxid:#x}) without a snapshot due")
+        self.snapshot_pending = False
+        if not ok:
+            self.note(f"snapshot at {zxid:#x} failed; the log still has every txn")
+            return
+        previous, self.snapshot_zxid = self.snapshot_zxid, zxid
+        try:
+            self.replica.compact(previous)
+        except LocalError:
+            pass  # the previous snapshot is older than what Zab still holds
+
+    # --- the Host side of the client table ----------------------------------------------------
+
+    def submit(self, fwd: ForwardedRequest) -> int:
+        """A client write: to Zab (the leader preps it). Code.OK, or why it cannot go now."""
+        if not self.serving():
+            return Code.CONNECTION_LOSS
+        if self.replica.propose(fwd.encode()):
+            return Code.OK
+        return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
+
+    def sync(self, token: int) -> bool:
+        return self.serving() and self.replica.sync(token)
+
+    def touch(self, session_id: int) -> None:
+        """A client of this server was heard from: the leader notes it, a learner reports it."""
+        if self.role.role == Role.LEADING:
+            self.sessions.touch(session_id)
+        elif len(self.touched) < limits.sessions_max:
+            self.touched[session_id] = None
+
+    # --- prep (the leader's stage, called by Zab with the zxid it stamps) ----------------------
+
+    def _prepare(self, zxid: int, payload: bytes) -> bytes | None:
+        """The txn for a client write at `zxid`; None for a learner's session report (or a
+        malformed request), which makes no txn."""
+        try:
+            fwd = ForwardedRequest.decode(payload)
+        except RemoteError as e:
+            self.note(f"dropping a malformed forwarded request: {e}")
+            return None
+        if fwd.opcode == OpCode.PING:
+            self._on_session_report(fwd.body)
+            return None
+        if zxid_epoch(zxid) != self.prep_epoch:
+            self.prep_epoch = zxid_epoch(zxid)
+            self.lead_from = self._tree.last_zxid
+            self.prep = Prep(self._tree, self.config.data_bytes_max)
+        try:
+            body = forwarded_body(fwd)
+        except RemoteError as e:
+            self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
+            return None
+        request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
+        txn, _ = self.prep.prep(request, zxid, self.wall_ms)
+        return txn.encode()
+
+    # --- sessions and containers --------------------------------------------------------------
+
+    def _report_sessions(self) -> None:
+        """A learner tells its leader, once a tick, which sessions it heard from."""
+        if not self.touched or not self.serving():
+            return
+        w = Writer()
+        w.int(len(self.touched))
+        for session_id in self.touched:
+            w.long(session_id)
+        self.touched.clear()
+        self.replica.propose(ForwardedRequest(0, 0, OpCode.PING, (), w.bytes()).encode())
+
+    def _on_session_report(self, body: bytes) -> None:
+        try:
+            r = Reader(body)
+            sessions = [r.long() for _ in range(r.vector_length())]
+            r.expect_end("session report")
+        except RemoteError as e:
+            self.note(f"dropping a malformed session report: {e}")
+            return
+        for session_id in sessions:
+            self.sessions.touch(session_id)
+
+    def _reap_containers(self) -> None:
+        """ZooKeeper's ContainerManager: delete empty containers that once had children and TTL
+        nodes idle past their TTL, through Zab like any write (prep checks again)."""
+        now_ms = self.wall_ms
+        if now_ms - self.containers_checked_ms < self.config.container_check_ms:
+            return
+        self.containers_checked_ms = now_ms
+        for path in self._tree.expired_candidates(now_ms):
+            self.submit(ForwardedRequest(0, 0, OpCode.DELETE_CONTAINER, (), PathRequest(path).encode()))
+
+    def _track_every_session(self) -> None:
+        """Expiry starts afresh from the tree's sessions, each with a full timeout from now."""
+        self.sessions = SessionTracker(self.config.tick_ms)
+        for session_id, timeout_ms in self._tree.sessions.items():
+            self.sessions.add(session_id, timeout_ms)
+
+    # --- outputs ------------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        clients = self.clients
+        return bool(
+            self.replica.has_ready()
+            or clients.sends
+            or clients.admin
+            or self._notes
+            or (self._snapshot_wanted() and not self.snapshot_pending)
+        )
+
+    def ready(self) -> ServerReady:
+        zab = self.replica.ready() if self.replica.has_ready() else None
+        if zab is not None:
+            if zab.snapshot is not None:
+                self._install(zab.snapshot)
+            self.apply_committed(zab)
+            if zab.committed:
+                self.replica.applied(zab.committed[-1][0])
+            for token, zxid in zab.synced:
+                self.clients.on_synced(token, zxid)
+            for payload in zab.refused:
+                self._on_refused(payload)
+            for change in zab.roles:
+                self._on_role(change)
+        snapshot_due = None
+        if self._snapshot_wanted() and not self.snapshot_pending:
+            self.snapshot_pending = True
+            self.txns_since_snapshot = 0
+            snapshot_due = self._tree.last_zxid  # applied txns are committed, so logged already
+        notes, self._notes = tuple(self._notes), []
+        return ServerReady(
+            snapshot=zab.snapshot if zab else None,
+            truncate_zxid=zab.truncate_zxid if zab else None,
+            accepted_epoch=zab.accepted_epoch if zab else None,
+            current_epoch=zab.current_epoch if zab else None,
+            entries=zab.entries if zab else (),
+            messages=zab.messages if zab else (),
+            sends=self.clients.take_sends(),
+            admin=self.clients.take_admin(),
+            snapshot_due=snapshot_due,
+            roles=zab.roles if zab else (),
+            notes=notes,
+            zab=zab,
+        )
+
+    def advance(self, ready: ServerReady) -> None:
+        """The shell acted on `ready`."""
+        if not isinstance(ready, ServerReady):
+            raise LocalError(f"advance takes the ServerReady from ready(): {type(ready).__name__}")
+        if ready.zab is not None:
+            self.replica.advance(ready.zab)
+
+    def _snapshot_wanted(self) -> bool:
+        return self.txns_since_snapshot >= self.config.snap_count
+
+    # --- applying -----------------------------------------------------------------------------
+
+    def apply_committed(self, ready: Ready) -> None:
+        """Apply the txns Zab says are committed, in order: in bulk while no client is here to
+        see replies or events (a restart, a far-behind catch-up), else one by one."""
+        committed = ready.committed
+        if not committed:
+            return
+        replay = self.hooks.replay
+        if (
+            replay is not None
+            and len(committed) >= self.config.bulk_replay_txns_min
+            and not self.clients.connections
+        ):
+            replay(self._tree, committed)
+            self.prep.applied(committed[-1][0])
+            self.txns_since_snapshot += len(committed)
+            self._track_every_session()
+            self.note(f"replayed {len(committed)} committed txns in bulk")
+            return
+        for zxid, payload in committed:
+            self.apply(zxid, payload)
+
+    def apply(self, zxid: int, payload: bytes) -> None:
+        txn = Txn.decode(payload)
+        assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
+        result = self._tree.apply(txn)
+        self.prep.applied(zxid)
+        header = txn.header
+        if header.type == OpCode.CREATE_SESSION and isinstance(txn.body, CreateSessionTxn):
+            if header.client_id in self.sessions or len(self.sessions) < limits.sessions_max:
+                self.sessions.add(header.client_id, txn.body.timeout_ms)
+        elif header.type == OpCode.CLOSE_SESSION:
+            self.sessions.remove(header.client_id)
+        self.txns_since_snapshot += 1
+        self.clients.on_applied(header, result)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        """A leader's SNAP: the tree becomes the snapshot's."""
+        tree = self.hooks.load_tree(snapshot.payload)
+        if self.serving() and self.hooks.new_index is not None:
+            tree.attach_index(self.hooks.new_index())
+        self._tree = tree
+        self.prep = Prep(tree, self.config.data_bytes_max)
+        self.snapshot_zxid, self.txns_since_snapshot = snapshot.zxid, 0
+        self.note(f"installed a snapshot at {snapshot.zxid:#x} from the leader ({len(tree)} znodes)")
+
+    def _on_refused(self, payload: bytes) -> None:
+        try:
+            fwd = ForwardedRequest.decode(payload)
+        except RemoteError:
+            return
+        self.clients.on_refused(fwd, Code.THROTTLED_OP)
+
+    def _on_role(self, change: RoleChange) -> None:
+        self.note(
+            f"role {change.role.name} phase {change.phase.name} leader {change.leader} "
+            f"epoch {change.epoch}: {change.reason}"
+        )
+        was_serving = self.serving()
+        if change.role != Role.LEADING:
+            self.prep_epoch = -1
+        self.role = change
+        if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
+            self._track_every_session()  # a new leader gives every session a full timeout
+        if was_serving and not self.serving():
+            self.on_serving_lost()
+        if change.phase == Phase.BROADCAST and self._tree.index is None and self.hooks.new_index is not None:
+            self._tree.attach_index(self.hooks.new_index())
+
+    def on_serving_lost(self) -> None:
+        """Every client is told to go, as ZooKeeper closes its connections."""
+        self.clients.disconnect_all()
+
+    # --- monitoring ---------------------------------------------------------------------------
+
+    def stats(self) -> ServerStats:
+        status = self.replica.status()
+        clients, tree = self.clients, self._tree
+        latency = clients.latency_ms
+        return ServerStats(
+            server_id=self.server_id,
+            role=status.role,
+            phase=status.phase,
+            serving=self.serving(),
+            leader=status.leader,
+            epoch=status.epoch,
+            zxid_applied=tree.last_zxid,
+            zxid_committed=status.zxid_committed,
+            zxid_persisted=status.zxid_persisted,
+            lead_from=self.lead_from,
+            learners=status.learners,
+            learners_synced=status.learners_synced,
+            znodes=len(tree),
+            ephemerals=sum(len(p) for p in tree.ephemerals.values()),
+            sessions=len(tree.sessions),
+            watches=len(clients.watches),
+            watched_paths=len(clients.watches.paths()),
+            watchers=clients.watches.watchers(),
+            packets_received=clients.packets_received,
+            packets_sent=clients.packets_sent,
+            outstanding=clients.outstanding(),
+            latency_min_ms=min(latency) if latency else 0.0,
+            latency_avg_ms=sum(latency) / len(latency) if latency else 0.0,
+            latency_max_ms=max(latency) if latency else 0.0,
+            connections=tuple(
+                ConnectionStats(c.conn, c.session_id, c.timeout_ms, len(c.queue), c.requests)
+                for c in clients.connections.values()
+            ),
+        )
