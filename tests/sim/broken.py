@@ -5,7 +5,10 @@ Test-only subclasses: each overrides one method of a role class and plugs it int
 
 from __future__ import annotations
 
-from zkcore.zab import Replica, Vote
+from typing import Any
+
+from zkcore.server import ClientTable, Server
+from zkcore.zab import Replica, Sync, Vote
 from zkcore.zab._election import Election
 from zkcore.zab._leader import Leader
 from zkcore.zab._learner import Learner
@@ -65,4 +68,54 @@ VARIANTS: dict[str, type[Replica]] = {
     "short-history": ShortHistoryReplica,
     "short-history-election-only": ShortHistoryElectionOnlyReplica,
     "gap-blind": GapBlindReplica,
+}
+
+
+# --- whole servers (tests/sim/servers.py) -------------------------------------------------------
+
+
+class TrustingSyncLeader(Leader):
+    """Broken (ZOOKEEPER-1675, our fault 1): answer a sync from our own commit point at once,
+    without a quorum confirming that we still lead."""
+
+    def sync(self, token: int) -> bool:
+        if not self.established:
+            return False
+        self.core.synced(token, self.core.zxid_committed)
+        return True
+
+    def _add_sync(self, token: int, learner: int) -> None:
+        core = self.core
+        core.send(Sync(core.server_id, learner, self.epoch, token, core.zxid_committed))
+
+
+class TrustingSyncReplica(Replica):
+    leader_class = TrustingSyncLeader
+
+
+class StalledClockServer(Server):
+    """Broken: the old node loop, which counted a stall of any length as one tick (so a leader
+    resumed after a pause goes on serving until its sync limit runs out again), and answered
+    syncs from the leader's own commit point."""
+
+    replica_class = TrustingSyncReplica
+
+    def elapse(self, ticks: int) -> None:
+        super().elapse(1)
+
+
+class NoGateClientTable(ClientTable):
+    """Broken: a server takes a client that has seen a newer state than it has."""
+
+    def admits(self, req: Any) -> str | None:
+        return None if self.host.serving() else "not serving"
+
+
+class NoLastZxidGateServer(Server):
+    client_table_class = NoGateClientTable
+
+
+SERVER_VARIANTS: dict[str, type[Server]] = {
+    "stalled-clock": StalledClockServer,
+    "no-last-zxid-gate": NoLastZxidGateServer,
 }
