@@ -213,8 +213,10 @@ class Node:
             for message in ready.messages:
                 if message.target not in self.cut:
                     self.peers.send(message.target, encode_message(message))
+            failed: set[ConnId] = set()
             for conn, frame in ready.sends:
-                self._send(conn, frame)
+                if conn not in failed and not self._send(conn, frame):
+                    failed.add(conn)  # nothing more to it: a gap in its replies would go unseen
             if ready.admin:
                 stats = server.stats()
                 for conn, word in ready.admin:
@@ -248,20 +250,21 @@ class Node:
             self.unsynced = False
             self.server.persisted(self.log.sync())
 
-    def _send(self, conn: ConnId, frame: bytes | None, forget: bool = True) -> None:
+    def _send(self, conn: ConnId, frame: bytes | None, forget: bool = True) -> bool:
         """One frame to a client (None: an empty frame, which tells it to go). The socket is
         ROUTER_MANDATORY: a client whose queue is full (it does not read) or that is gone raises
         instead of losing the frame silently, and is cut off; it must reconnect."""
         assert isinstance(conn, bytes)
         try:
             self.client_sock.send_multipart([conn, frame or b""], zmq.NOBLOCK)
-            return
+            return True
         except zmq.Again:
             log.warning("client %s is not reading its replies; cutting it off", conn.hex())
         except zmq.ZMQError as e:
             log.info("client %s is gone (%s)", conn.hex(), e)
         if forget:
             self.server.close(conn)
+        return False
 
     # --- snapshots ----------------------------------------------------------------------------
 

@@ -8,9 +8,9 @@ cut) in which every client must finish its work and every server converge within
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
-import struct
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
@@ -19,6 +19,7 @@ import native
 from tests.sim.checkers import Violation
 from zkcore import DataTree, MemoryLog, Stat
 from zkcore._errors import Code
+from zkcore._jute import Reader
 from zkcore._records import (
     OPEN_ACL_UNSAFE,
     ConnectRequest,
@@ -36,7 +37,6 @@ from zkcore._records import (
     StatResponse,
     WatcherEvent,
 )
-from zkcore._jute import Reader
 from zkcore.server import Hooks, Server, ServerConfig
 from zkcore.zab import Config, Message, Phase, Role, decode_message, encode_message
 
@@ -73,7 +73,17 @@ class Options:
     wire: bool
 
 
-def options_for(seed: int, voters: int | None = None, long: bool = False) -> Options:
+def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
+    """The seed's options. `quick` (the default suite's budget) runs fewer clients for fewer
+    faulty ticks; `long` (the soak) four times as many faulty ticks."""
+    options = _draw_options(seed, voters, long)
+    if not quick:
+        return options
+    return dataclasses.replace(options, clients=min(options.clients, 3), ops=min(options.ops, 1.0),
+                               safety_ticks=options.safety_ticks // 3)  # fmt: skip
+
+
+def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
     rng = Random(f"server-options-{seed}")
     init_limit, sync_limit = rng.choice([(10, 5), (20, 10), (15, 8)])
     return Options(
@@ -370,7 +380,11 @@ class ServerSimulation:
 
     def _on_role(self, sid: int, change: Any) -> None:
         self.trace.append((self.now, "role", sid, change.role.name, change.phase.name, change.epoch))
-        if change.role == Role.LEADING and change.phase == Phase.BROADCAST and self.election_started is not None:
+        if (
+            change.role == Role.LEADING
+            and change.phase == Phase.BROADCAST
+            and self.election_started is not None
+        ):
             ticks = self.tick - self.election_started
             self.election_ticks = ticks if self.election_ticks is None else max(self.election_ticks, ticks)
             self.election_started = None
@@ -388,7 +402,9 @@ class ServerSimulation:
                 raise Violation(f"server {node.server_id}: tree digest differs at zxid {tree.last_zxid:#x}")
         orphans = [s for s in tree.ephemerals if tree.ephemerals[s] and s not in tree.sessions]
         if orphans:
-            raise Violation(f"server {node.server_id}: ephemerals of ended sessions {[hex(s) for s in orphans]}")
+            raise Violation(
+                f"server {node.server_id}: ephemerals of ended sessions {[hex(s) for s in orphans]}"
+            )
 
     # --- clients: the wire ------------------------------------------------------------------
 
@@ -467,7 +483,9 @@ class ServerSimulation:
         client.xid += 1
         frame = RequestHeader(client.xid, opcode).encode() + record.encode()
         watch = bool(getattr(record, "watch", False))
-        client.outstanding.append(Outstanding(client.xid, opcode, key, extra, client.last_zxid, watch, self.tick))
+        client.outstanding.append(
+            Outstanding(client.xid, opcode, key, extra, client.last_zxid, watch, self.tick)
+        )
         self._to_server(client, frame)
 
     def _client_op(self, client: SimClient) -> None:
@@ -486,10 +504,22 @@ class ServerSimulation:
             self._request(client, OpCode.SYNC, PathRequest(key), key)
             self._request(client, OpCode.GET_DATA, PathWatchRequest(key, False), key, self.acked.get(key, 0))
         elif roll < 0.87:
-            self._request(client, OpCode.CREATE, CreateRequest("/s-", b"", OPEN_ACL_UNSAFE, CreateMode.PERSISTENT_SEQUENTIAL), "/s-", "seq")
+            self._request(
+                client,
+                OpCode.CREATE,
+                CreateRequest("/s-", b"", OPEN_ACL_UNSAFE, CreateMode.PERSISTENT_SEQUENTIAL),
+                "/s-",
+                "seq",
+            )
         elif roll < 0.97:
             path = f"/e{client.client_id}-"
-            self._request(client, OpCode.CREATE, CreateRequest(path, b"", OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL_SEQUENTIAL), path, "seq")
+            self._request(
+                client,
+                OpCode.CREATE,
+                CreateRequest(path, b"", OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL_SEQUENTIAL),
+                path,
+                "seq",
+            )
         elif not self.liveness:
             self._request(client, OpCode.CLOSE_SESSION, Empty(), "", None)
 
@@ -720,5 +750,5 @@ XID_PING = -2
 
 
 def run_server_seed(seed: int, voters: int | None = None, server_class: type[Server] = Server,
-                    long: bool = False) -> Result:  # fmt: skip
-    return ServerSimulation(seed, options_for(seed, voters, long), server_class).run()
+                    long: bool = False, quick: bool = False) -> Result:  # fmt: skip
+    return ServerSimulation(seed, options_for(seed, voters, long, quick), server_class).run()

@@ -127,6 +127,7 @@ class ClientTable:
     """Every client connection of one server. Inputs: receive, close, and from the server
     on_applied, on_synced, on_refused, disconnect_all. Outputs: `sends` ((conn, frame), or
     (conn, None) for "this server drops you: reconnect elsewhere with your session") and
+    `closed` (connections forgotten after their last send, without a notice on ZeroMQ) and
     `admin` ((conn, word) four-letter words for the shell to answer)."""
 
     def __init__(
@@ -142,6 +143,7 @@ class ClientTable:
         self._sync_tokens = itertools.count(1)
         self._next_session = ((wall_ms << 24) & ((1 << 56) - 1)) | (server_id << 56)
         self.sends: list[tuple[ConnId, bytes | None]] = []
+        self.closed: list[ConnId] = []
         self.admin: list[tuple[ConnId, str]] = []
         self.packets_received = self.packets_sent = 0
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES_MAX)
@@ -151,6 +153,10 @@ class ClientTable:
     def take_sends(self) -> tuple[tuple[ConnId, bytes | None], ...]:
         sends, self.sends = tuple(self.sends), []
         return sends
+
+    def take_closed(self) -> tuple[ConnId, ...]:
+        closed, self.closed = tuple(self.closed), []
+        return closed
 
     def take_admin(self) -> tuple[tuple[ConnId, str], ...]:
         admin, self.admin = tuple(self.admin), []
@@ -163,6 +169,12 @@ class ClientTable:
     def _drop_conn(self, conn: Connection) -> None:
         """Tell the client to go (an empty frame, or a closed socket) and forget it."""
         self.sends.append((conn.conn, None))
+        self._forget(conn)
+
+    def _end_conn(self, conn: Connection) -> None:
+        """Forget the connection after what was sent to it (its session expired or closed, or it
+        sent garbage): on ZeroMQ its next frame starts a new connection, TCP closes the socket."""
+        self.closed.append(conn.conn)
         self._forget(conn)
 
     # --- sessions ---------------------------------------------------------------------------
@@ -236,7 +248,7 @@ class ClientTable:
         ):
             # ZooKeeper's answer to an unknown or expired session: timeout 0.
             self._send(conn.conn, ConnectResponse(0, 0, 0, bytes(PASSWORD_BYTES), False).encode())
-            self.connections.pop(conn.conn, None)
+            self._end_conn(conn)
             return
         conn.session_id, conn.timeout_ms = req.session_id, timeout
         self.host.touch(req.session_id)
@@ -302,7 +314,7 @@ class ClientTable:
         """A client that sent garbage gets its error code and loses its connection."""
         xid = RequestHeader.decode(frame[:8]).xid if len(frame) >= 8 else 0
         self._send(conn.conn, encode_reply(xid, self.host.tree.last_zxid, int(error.code)))
-        self._drop_conn(conn)
+        self._end_conn(conn)
 
     def _auth(self, conn: Connection, req: ClientRequest) -> None:
         try:
@@ -403,7 +415,7 @@ class ClientTable:
             persistent = body.persistent_watches if isinstance(body, SetWatches2) else ()
             recursive = body.persistent_recursive_watches if isinstance(body, SetWatches2) else ()
             paths = [*body.data_watches, *body.exist_watches, *body.child_watches, *persistent, *recursive]
-            if any(path_problem(p) for p in paths):
+            if any(path_problem(p) for p in dict.fromkeys(paths)):  # each distinct path once
                 return Code.BAD_ARGUMENTS, None
             tree = self.host.tree
             fired = self.watches.resume(
@@ -467,7 +479,7 @@ class ClientTable:
                 break
         self.flush(conn)
         if header.type == OpCode.CLOSE_SESSION:
-            self._forget(conn)
+            self._end_conn(conn)
 
     def on_refused(self, fwd: ForwardedRequest, err: int) -> None:
         """Zab could not take this client's write after all: it gets `err` now."""

@@ -87,7 +87,8 @@ class ServerReady:
     4. entries: append to the log; sync when convenient and report persisted(zxid).
     5. messages: send each to message.target.
     6. sends: to each client connection in order: a frame, or None for "drop this client"
-       (ZeroMQ: an empty frame; TCP: close the socket).
+       (ZeroMQ: an empty frame; TCP: close the socket). Then `closed`: connections the server
+       forgot after their last send (ZeroMQ: nothing to do; TCP: close the socket).
     7. admin: four-letter words to answer (from stats()), on connections that sent nothing else.
     8. snapshot_due: write a snapshot of the tree (snapshot_chunks()) through this zxid, then
        report snapshot_done.
@@ -101,6 +102,7 @@ class ServerReady:
     entries: tuple[LogEntry, ...]
     messages: tuple[Message, ...]
     sends: tuple[tuple[ConnId, bytes | None], ...]
+    closed: tuple[ConnId, ...]
     admin: tuple[tuple[ConnId, str], ...]
     snapshot_due: int | None
     roles: tuple[RoleChange, ...]
@@ -342,6 +344,7 @@ class Server:
         return bool(
             self.replica.has_ready()
             or clients.sends
+            or clients.closed
             or clients.admin
             or self._notes
             or (self._snapshot_wanted() and not self.snapshot_pending)
@@ -375,6 +378,7 @@ class Server:
             entries=zab.entries if zab else (),
             messages=zab.messages if zab else (),
             sends=self.clients.take_sends(),
+            closed=self.clients.take_closed(),
             admin=self.clients.take_admin(),
             snapshot_due=snapshot_due,
             roles=zab.roles if zab else (),
