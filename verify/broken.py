@@ -8,7 +8,8 @@ from typing import Any
 
 from zkcore.server import ClientTable, Connection, Pending, Server
 from zkcore.server._clients import is_barrier
-from zkcore.zab import Ready, Role
+from zkcore.zab import Ready, Replica, Role, Sync
+from zkcore.zab._leader import Leader
 
 
 class StaleReadsClientTable(ClientTable):
@@ -59,3 +60,35 @@ VARIANTS: dict[str, str] = {
     "stale_reads": "verify.broken:StaleReadsServer",
     "early_ack": "verify.broken:EarlyAckServer",
 }
+
+
+class TrustingSyncLeader(Leader):
+    """A leader answers syncs from its own commit point at once, asking no quorum."""
+
+    def sync(self, token: int) -> bool:
+        if not self.established:
+            return False
+        self.core.synced(token, self.core.zxid_committed)
+        return True
+
+    def _add_sync(self, token: int, learner: int) -> None:
+        core = self.core
+        core.send(Sync(core.server_id, learner, self.epoch, token, core.zxid_committed))
+
+
+class TrustingSyncReplica(Replica):
+    leader_class = TrustingSyncLeader
+
+
+class StalledClockServer(Server):
+    """The node loop before issue 10: a stall of any length counted as one tick, so a leader
+    resumed after a pause serves until its sync limit runs out again, and it answers syncs from
+    its own commit point (ZOOKEEPER-1675)."""
+
+    replica_class = TrustingSyncReplica
+
+    def elapse(self, ticks: int) -> None:
+        super().elapse(1)
+
+
+VARIANTS["stalled_clock"] = "verify.broken:StalledClockServer"

@@ -252,6 +252,27 @@ class Worker(threading.Thread):
     def watch(self) -> None:
         self.read(watch=True)
 
+    def sync_read(self, pipelined: bool = False) -> None:
+        """sync(key) then a read of it (or the two pipelined, as get(linearizable=True) sends
+        them): the read must see every write that completed before the sync was sent, so the
+        checker holds it to linearizability. The op's interval starts before the sync."""
+        key = self.register()
+
+        def action(c: Client) -> dict[str, Any]:
+            if pipelined:
+                result = c.get_async(key, linearizable=True)
+            else:
+                self.track(c.sync_async(key)).get(timeout=OP_TIMEOUT_S)
+                result = c.get_async(key)
+            data, stat = self.track(result).get(timeout=OP_TIMEOUT_S)
+            self.versions[key] = stat.version
+            return {"value": data.decode(), "version": stat.version, "mzxid": stat.mzxid, "zxid": c.last_zxid}
+
+        self.call("read", key, {"watch": False, "sync": True}, action, write=False)
+
+    def linearizable_read(self) -> None:
+        self.sync_read(pipelined=True)
+
     def write(self) -> None:
         key, value = self.register(), self.unique()
 
@@ -361,6 +382,7 @@ class Worker(threading.Thread):
         ops: list[tuple[Callable[[], None], int]] = [
             (self.read, 30), (self.write, 15), (self.write_read, 10), (self.cas, 12), (self.create_seq, 8),
             (self.create_ephemeral, 5), (self.exists, 8), (self.watch, 10), (self.close_session, 2),
+            (self.sync_read, 6), (self.linearizable_read, 6),
         ]  # fmt: skip
         actions, weights = zip(*ops, strict=True)
         while not self.stop_event.is_set():

@@ -66,7 +66,7 @@ _MESSAGES: list[tuple[type[BaseException], str]] = [
 
 USAGE = {
     "ls": "ls [-s] [-R] [-w] path",
-    "get": "get [-s] [-w] path",
+    "get": "get [-s] [-w] [-l] path",
     "set": "set [-s] [-v version] path data",
     "create": "create [-e] [-s] [-c] [-t ttl] path [data] [acl]",
     "delete": "delete [-v version] path",
@@ -249,6 +249,7 @@ class Shell(cmd.Cmd):
         p = _parser("get")
         p.add_argument("-s", action="store_true")
         p.add_argument("-w", action="store_true")
+        p.add_argument("-l", action="store_true", help="linearizable: a sync pipelined ahead of the read")
         p.add_argument("path")
         a = p.parse_intermixed_args(args)
         zk = self.zk()
@@ -258,7 +259,7 @@ class Shell(cmd.Cmd):
             if a.s:
                 self.say(format_stat(result[1]))
 
-        self._read(a.w, lambda w: zk.get(a.path, w), show)
+        self._read(a.w, lambda w: zk.get(a.path, w, linearizable=a.l), show)
 
     def cmd_stat(self, args: list[str]) -> None:
         p = _parser("stat")

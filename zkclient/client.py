@@ -271,12 +271,35 @@ class Client:
         """The node's stat or None; watch (one-shot) hears its creation, change or deletion."""
         return self._read(lambda: self.exists_async(path, watch))
 
-    def get_async(self, path: str, watch: WatchFunc | None = None) -> AsyncResult[tuple[bytes, ZnodeStat]]:
-        return self._submit(self._ops.get(path, watch))
+    def get_async(
+        self, path: str, watch: WatchFunc | None = None, linearizable: bool = False
+    ) -> AsyncResult[tuple[bytes, ZnodeStat]]:
+        if not linearizable:
+            return self._submit(self._ops.get(path, watch))
+        # A sync and the read pipelined behind it: the server answers the read only after it has
+        # applied everything the leader had committed when a quorum confirmed the sync. A failed
+        # sync fails the read too: its answer would carry no such promise.
+        synced = self._submit(self._ops.sync(path))
+        read = self._submit(self._ops.get(path, watch))
+        result: AsyncResult[tuple[bytes, ZnodeStat]] = self._new_result()
 
-    def get(self, path: str, watch: WatchFunc | None = None) -> tuple[bytes, ZnodeStat]:
-        """(data, stat); watch (one-shot) hears the next change or the deletion."""
-        return self._read(lambda: self.get_async(path, watch))
+        def finish(done: AsyncResult[tuple[bytes, ZnodeStat]]) -> None:
+            failure = synced.exception or done.exception
+            if failure is not None:
+                result.set_exception(failure)
+            else:
+                result.set(done.value)  # type: ignore[arg-type]
+
+        read.rawlink(finish)
+        return result
+
+    def get(
+        self, path: str, watch: WatchFunc | None = None, linearizable: bool = False
+    ) -> tuple[bytes, ZnodeStat]:
+        """(data, stat); watch (one-shot) hears the next change or the deletion. linearizable:
+        the read sees every write that completed anywhere before it was sent (a sync is
+        pipelined ahead of it; it costs a round trip between the servers)."""
+        return self._read(lambda: self.get_async(path, watch, linearizable))
 
     def get_children_async(
         self, path: str, watch: WatchFunc | None = None, include_data: bool = False

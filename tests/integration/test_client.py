@@ -418,6 +418,10 @@ def test_sync_then_read_sees_every_completed_write(
         writer.set("/synced", b"%d" % i)
         assert reader.sync("/synced") == "/synced"
         assert reader.get("/synced")[0] == b"%d" % i
+    for i in range(20, 40):
+        writer.set("/synced", b"%d" % i)
+        assert reader.get("/synced", linearizable=True)[0] == b"%d" % i
+    assert cli(ensemble, "get", "-l", "/synced").stdout == b"39\n".decode()
 
 
 # --- the CLI ------------------------------------------------------------------------------------

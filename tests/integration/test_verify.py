@@ -1,5 +1,5 @@
-"""The verifier end to end on real ensembles: a short run with faults passes, and a node with a
-debug switch that breaks a guarantee is caught (exit status 1, the violated check named)."""
+"""The verifier end to end on real ensembles: a short run with faults passes, and a node running
+a deliberately broken server (verify/broken.py) is caught (exit status 1, the check named)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_a_short_run_under_faults_finds_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("switch", "nemesis"),
-    [("stale_reads", "kill,partition"), ("early_ack", "partition-leader")],
+    [("stale_reads", "kill,partition"), ("early_ack", "partition-leader"), ("stalled_clock", "pause-leader")],
 )
 def test_a_broken_guarantee_is_caught(tmp_path: Path, switch: str, nemesis: str) -> None:
     out = verify(tmp_path, "--nodes", "3", "--time", "20", "--nemesis", nemesis, "--interval", "2.5",

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from verify import broken as verify_broken
 from zkcore.server import ClientTable, Server
-from zkcore.zab import Replica, Sync, Vote
+from zkcore.zab import Replica, Vote
 from zkcore.zab._election import Election
 from zkcore.zab._leader import Leader
 from zkcore.zab._learner import Learner
@@ -74,34 +75,8 @@ VARIANTS: dict[str, type[Replica]] = {
 # --- whole servers (tests/sim/servers.py) -------------------------------------------------------
 
 
-class TrustingSyncLeader(Leader):
-    """Broken (ZOOKEEPER-1675, our fault 1): answer a sync from our own commit point at once,
-    without a quorum confirming that we still lead."""
-
-    def sync(self, token: int) -> bool:
-        if not self.established:
-            return False
-        self.core.synced(token, self.core.zxid_committed)
-        return True
-
-    def _add_sync(self, token: int, learner: int) -> None:
-        core = self.core
-        core.send(Sync(core.server_id, learner, self.epoch, token, core.zxid_committed))
-
-
-class TrustingSyncReplica(Replica):
-    leader_class = TrustingSyncLeader
-
-
-class StalledClockServer(Server):
-    """Broken: the old node loop, which counted a stall of any length as one tick (so a leader
-    resumed after a pause goes on serving until its sync limit runs out again), and answered
-    syncs from the leader's own commit point."""
-
-    replica_class = TrustingSyncReplica
-
-    def elapse(self, ticks: int) -> None:
-        super().elapse(1)
+# The stalled clock and trusting sync of verify/broken.py, which the verifier must catch too.
+StalledClockServer = verify_broken.StalledClockServer
 
 
 class NoGateClientTable(ClientTable):

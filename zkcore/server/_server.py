@@ -180,7 +180,7 @@ class Server:
         return self._tree
 
     def serving(self) -> bool:
-        return self.role.phase == Phase.BROADCAST
+        return self.role.phase == Phase.BROADCAST and self.replica.broadcasting()
 
     def leading(self) -> bool:
         return self.role.role == Role.LEADING and self.serving()
@@ -198,6 +198,17 @@ class Server:
     def step(self, message: Message) -> None:
         """A message from a peer."""
         self.replica.step(message)
+        self._check_serving()
+
+    def _check_serving(self) -> None:
+        """Zab just left broadcast (its role change reaches ready() later): no client may be
+        answered from here on, so every one is told to go now."""
+        if (
+            self.role.phase == Phase.BROADCAST
+            and self.clients.connections
+            and not self.replica.broadcasting()
+        ):
+            self.on_serving_lost()
 
     def receive(self, conn: ConnId, frame: bytes) -> None:
         """A frame from a client connection (the first one is its connect)."""
@@ -223,6 +234,7 @@ class Server:
         """`ticks` whole ticks passed: Zab first (a leader that lost its quorum meanwhile steps
         down now), then session expiry and container reaping on the leader."""
         self.replica.tick(ticks)
+        self._check_serving()
         if self.leading():
             ticks_max = -(-self.config.session_timeout_max_ms // self.config.tick_ms) + 1
             for _ in range(min(ticks, ticks_max)):

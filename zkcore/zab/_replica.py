@@ -191,6 +191,12 @@ class Replica:
             raise LocalError(f"advance takes the Ready from ready(): {type(ready).__name__}")
         self._core.advance()
 
+    def broadcasting(self) -> bool:
+        """Whether this server is in broadcast now (cheap; status() says more)."""
+        if self._leader is not None:
+            return self._leader.established
+        return self._learner is not None and self._learner.phase_name() == Phase.BROADCAST
+
     def status(self) -> Status:
         core = self._core
         leader, epoch, phase = -1, 0, Phase.ELECTION

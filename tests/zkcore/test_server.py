@@ -1,0 +1,226 @@
+"""zkcore.Server with no I/O at all: servers wired by a tiny in-process network, clients as
+connection ids and frames, time passed in by hand."""
+
+from __future__ import annotations
+
+from random import Random
+
+import pytest
+
+from zkcore import DataTree, LocalError, MemoryLog
+from zkcore._errors import Code
+from zkcore._jute import Reader
+from zkcore._records import (
+    OPEN_ACL_UNSAFE,
+    ConnectRequest,
+    ConnectResponse,
+    CreateRequest,
+    GetDataResponse,
+    OpCode,
+    PathRequest,
+    PathWatchRequest,
+    ReplyHeader,
+    RequestHeader,
+    SetDataRequest,
+    WatcherEvent,
+)
+from zkcore.server import Server, ServerConfig
+from zkcore.zab import Config, Message
+
+TICK_MS = 50
+
+
+class Servers:
+    """N servers, messages delivered at once unless a server is paused; storage syncs at once."""
+
+    def __init__(self, voters: int = 1) -> None:
+        ids = tuple(range(1, voters + 1))
+        config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5), tick_ms=TICK_MS)
+        self.now = 0.0
+        self.paused: set[int] = set()
+        self.held: list[Message] = []
+        self.storage = {sid: MemoryLog() for sid in ids}
+        self.servers = {
+            sid: Server(
+                config,
+                sid,
+                rng=Random(sid),
+                storage=self.storage[sid],
+                tree=DataTree(),
+                now_ms=0.0,
+                wall_ms=1_000_000,
+            )  # fmt: skip
+            for sid in ids
+        }
+        self.sent: dict[object, list[bytes | None]] = {}
+        self.closed: list[object] = []
+        self.admin: list[tuple[object, str]] = []
+
+    def pump(self) -> None:
+        for _ in range(10_000):
+            busy = False
+            for sid, server in self.servers.items():
+                if sid in self.paused:
+                    continue
+                while server.has_ready():
+                    busy = True
+                    ready = server.ready()
+                    log = self.storage[sid]
+                    if ready.truncate_zxid is not None:
+                        log.truncate(ready.truncate_zxid)
+                    log.append(ready.entries)
+                    for conn, frame in ready.sends:
+                        self.sent.setdefault(conn, []).append(frame)
+                    self.closed.extend(ready.closed)
+                    self.admin.extend(ready.admin)
+                    self.held.extend(ready.messages)
+                    server.advance(ready)
+                    if ready.entries:
+                        server.persisted(log.sync())
+            messages, self.held = self.held, []
+            for m in messages:
+                if m.target in self.paused or m.source in self.paused:
+                    continue
+                busy = True
+                self.servers[m.target].step(m)
+            if not busy:
+                return
+        raise AssertionError("the servers did not go quiet")
+
+    def advance(self, ticks: int = 1) -> None:
+        for _ in range(ticks):
+            self.now += TICK_MS
+            for sid, server in self.servers.items():
+                if sid not in self.paused:
+                    server.tick(self.now, 1_000_000 + int(self.now))
+            self.pump()
+
+    def settle(self) -> int:
+        for _ in range(200):
+            self.advance()
+            leaders = [s for s, v in self.servers.items() if v.leading() and s not in self.paused]
+            serving = [s for s, v in self.servers.items() if v.serving() and s not in self.paused]
+            if len(leaders) == 1 and len(serving) == len(self.servers) - len(self.paused):
+                return leaders[0]
+        raise AssertionError("no leader")
+
+    def frames(self, conn: object) -> list[bytes | None]:
+        frames, self.sent[conn] = self.sent.get(conn, []), []
+        return frames
+
+    def connect(
+        self, sid: int, conn: object, session_id: int = 0, passwd: bytes = bytes(16), last_zxid: int = 0
+    ) -> ConnectResponse | None:
+        self.servers[sid].receive(
+            conn, ConnectRequest(0, last_zxid, 10_000, session_id, passwd, False).encode()
+        )
+        self.pump()
+        frames = self.frames(conn)
+        if frames == [None]:
+            return None
+        assert len(frames) == 1 and frames[0] is not None, frames
+        return ConnectResponse.decode(frames[0])
+
+
+def request(xid: int, opcode: int, record: object) -> bytes:
+    return RequestHeader(xid, opcode).encode() + record.encode()  # type: ignore[attr-defined]
+
+
+def reply(frame: bytes | None) -> tuple[ReplyHeader, Reader]:
+    assert frame is not None
+    r = Reader(frame)
+    return ReplyHeader.read(r), r
+
+
+def test_a_session_and_pipelined_requests_in_order() -> None:
+    net = Servers(1)
+    sid = net.settle()
+    # A create and a read pipelined behind the connect: they wait for the session.
+    net.servers[sid].receive("c", ConnectRequest(0, 0, 10_000, 0, bytes(16), False).encode())
+    net.servers[sid].receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"1", OPEN_ACL_UNSAFE, 0)))
+    net.servers[sid].receive("c", request(2, OpCode.GET_DATA, PathWatchRequest("/a", False)))
+    net.pump()
+    frames = net.frames("c")
+    assert ConnectResponse.decode(frames[0]).session_id != 0  # type: ignore[arg-type]
+    (h1, _), (h2, r2) = reply(frames[1]), reply(frames[2])
+    assert (h1.xid, h1.err, h2.xid, h2.err) == (1, Code.OK, 2, Code.OK)
+    assert GetDataResponse.read(r2).data == b"1"  # the read behind the write sees it
+
+
+def test_refusals_not_serving_and_behind_the_client() -> None:
+    net = Servers(3)
+    assert net.connect(1, "early") is None  # no leader yet: go elsewhere
+    net.settle()
+    assert net.connect(1, "ahead", last_zxid=1 << 40) is None  # it has seen more than we have
+    assert net.connect(1, "ok") is not None
+
+
+def test_an_expired_session_gets_timeout_zero_and_is_forgotten() -> None:
+    net = Servers(1)
+    sid = net.settle()
+    response = net.connect(sid, "x", session_id=12345, passwd=bytes(16))
+    assert response is not None and response.timeout_ms == 0 and "x" in net.closed
+
+
+def test_garbage_gets_its_error_and_the_connection_is_closed() -> None:
+    net = Servers(1)
+    sid = net.settle()
+    assert net.connect(sid, "g") is not None
+    net.servers[sid].receive("g", b"\x00\x00\x00\x07\x00\x00\x00\x04garbage")
+    net.pump()
+    (h, _) = reply(net.frames("g")[0])
+    assert h.err == Code.MARSHALLING and "g" in net.closed
+    net.servers[sid].receive("w", b"ruok")
+    net.pump()
+    assert ("w", "ruok") in net.admin
+
+
+def test_a_watch_event_comes_before_the_reply_that_shows_the_change() -> None:
+    net = Servers(1)
+    sid = net.settle()
+    server = net.servers[sid]
+    assert net.connect(sid, "w") is not None
+    server.receive("w", request(1, OpCode.CREATE, CreateRequest("/n", b"0", OPEN_ACL_UNSAFE, 0)))
+    server.receive("w", request(2, OpCode.GET_DATA, PathWatchRequest("/n", True)))
+    server.receive("w", request(3, OpCode.SET_DATA, SetDataRequest("/n", b"1", -1)))
+    server.receive("w", request(4, OpCode.GET_DATA, PathWatchRequest("/n", False)))
+    net.pump()
+    xids = [reply(f)[0].xid for f in net.frames("w")]
+    assert xids == [1, 2, -1, 3, 4]
+
+
+def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:
+    """Fault 1 of the issue, at the lowest level: the old leader is stopped while the others
+    elect a new one and commit a write; when it resumes, the time it missed comes in first."""
+    net = Servers(3)
+    old = net.settle()
+    assert net.connect(old, "c") is not None
+    net.paused.add(old)
+    new = net.settle()
+    assert new != old
+    assert net.connect(new, "w") is not None
+    net.servers[new].receive("w", request(1, OpCode.CREATE, CreateRequest("/x", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.paused.discard(old)
+    server = net.servers[old]
+    server.tick(net.now, 1_000_000 + int(net.now))  # the shell tells the time before any input
+    server.receive("c", request(5, OpCode.SYNC, PathRequest("/x")))
+    server.receive("c", request(6, OpCode.EXISTS, PathWatchRequest("/x", False)))
+    net.pump()
+    frames = net.frames("c")
+    assert frames and all(f is None for f in frames)  # dropped: it no longer leads, answers nothing
+
+
+def test_snapshot_done_without_a_snapshot_due_is_refused() -> None:
+    net = Servers(1)
+    with pytest.raises(LocalError, match="without a snapshot due"):
+        net.servers[1].snapshot_done(5, True)
+
+
+def test_stats_are_a_snapshot() -> None:
+    net = Servers(1)
+    sid = net.settle()
+    assert net.connect(sid, "s") is not None
+    stats = net.servers[sid].stats()
+    assert stats.serving and stats.leader == sid and [c.conn for c in stats.connections] == ["s"]
+    assert WatcherEvent  # imported for the reader's benefit: events are WatcherEvent records
