@@ -65,6 +65,7 @@ class Options:
     ops: float  # client operations per client per tick
     snapshot_count: int
     sync_delay_max: int
+    slow_disk_ms: int  # server 2's fsyncs take this much longer: it applies commits late
     safety_ticks: int
     liveness_ticks: int
     init_limit_ticks: int
@@ -103,6 +104,7 @@ def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
         ops=rng.choice([0.5, 1.0, 2.0]),
         snapshot_count=rng.choice([100_000, 50, 10]),
         sync_delay_max=rng.choice([0, 2, 8]),
+        slow_disk_ms=rng.choice([0, 0, 30, 80]),
         safety_ticks=(rng.choice([100, 200]) * (4 if long else 1)),
         liveness_ticks=400,
         init_limit_ticks=init_limit,
@@ -191,6 +193,7 @@ class SimClient:
         self.seen: dict[str, int] = {}  # per key: the newest version this client has seen
         self.watches: dict[str, int] = {}  # key -> mzxid seen when the watch was set
         self.closed = False
+        self.closing = False
         self.heard_tick = 0
         self.sent_tick = 0
 
@@ -354,6 +357,8 @@ class ServerSimulation:
             if ready.entries and not node.sync_pending:
                 node.sync_pending = True
                 delay = self.rng.randint(0, self.options.sync_delay_max)
+                if node.server_id == 2:
+                    delay += self.options.slow_disk_ms
                 self._push(self.now + delay, _SYNC, (node.server_id, node.incarnation))
             for message in ready.messages:
                 self._send(message)
@@ -460,7 +465,7 @@ class ServerSimulation:
         """The connection is over: what was outstanding has an unknown outcome."""
         self.trace.append((self.now, "client-drop", client.client_id, client.server, why))
         client.server = client.conn = None
-        client.connecting = False
+        client.connecting = client.closing = False
         client.outstanding.clear()
         client.watches.clear()
 
@@ -522,6 +527,7 @@ class ServerSimulation:
             )
         elif not self.liveness:
             self._request(client, OpCode.CLOSE_SESSION, Empty(), "", None)
+            client.closing = True  # nothing more on this connection: the server ends it
 
     def _client_frame(self, client_id: int, conn: Any, frame: bytes | None) -> None:
         client = self.clients[client_id - 1]
@@ -611,12 +617,13 @@ class ServerSimulation:
                 # A silent server, or a request lost between servers: try another server.
                 self._disconnect(client, "silent")
                 continue
-            if client.connecting or not client.session_id:
+            if client.connecting or not client.session_id or client.closing:
                 continue
             if not self.liveness and len(client.outstanding) < PIPELINE_MAX:
                 count = int(self.options.ops) + (1 if self.rng.random() < self.options.ops % 1 else 0)
                 for _ in range(count):
-                    self._client_op(client)
+                    if not client.closing:
+                        self._client_op(client)
             elif self.tick - client.sent_tick >= max(1, timeout_ticks // 3):
                 client.sent_tick = self.tick
                 self._to_server(client, RequestHeader(XID_PING, OpCode.PING).encode())

@@ -18,7 +18,7 @@ from zkcore.server import Server
 CI_SEEDS = 500
 # After the liveness phase kills the leader, a new one serves within the followers' sync limit
 # (to notice) plus this many ticks (to elect and sync).
-ELECTION_TICKS_OVER_SYNC_LIMIT_MAX = 25
+ELECTION_TICKS_OVER_SYNC_LIMIT_MAX = 20
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class LearnerHandler:
     zxid_last: int = 0
     zxid_newleader: int = 0
     round_heard: int = 0  # the last heartbeat round it echoed
+    sent_tick: int = 0  # when NEWLEADER last went to it
 
 
 class SyncKind(enum.Enum):
@@ -144,8 +145,15 @@ class Leader:
                 del self.learners[sid]
             elif h.phase >= LearnerPhase.EPOCH_SENT:
                 core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed, self.round))
+                if h.phase == LearnerPhase.SYNC_SENT and ticks - h.sent_tick >= config.learner_retry_ticks:
+                    # NEWLEADER (or the sync before it) may have been lost: a learner that has the
+                    # sync takes it again, one that lost the sync registers afresh.
+                    core.send(NewLeader(core.server_id, sid, self.epoch, h.zxid_newleader))
+                    h.sent_tick = ticks
         if not self.established:
-            if ticks - self.started_tick > config.init_limit_ticks:
+            if not self.epoch and ticks - self.started_tick > config.discovery_limit_ticks:
+                core.abandon("no quorum chose us within discovery_limit_ticks: the votes split")
+            elif ticks - self.started_tick > config.init_limit_ticks:
                 core.abandon("no quorum acked NEWLEADER within init_limit_ticks")
             return
         alive = [core.server_id] + [
@@ -327,6 +335,7 @@ class Leader:
         core.send(NewLeader(me, sid, self.epoch, log.last()))
         h.phase = LearnerPhase.SYNC_SENT
         h.zxid_newleader = log.last()
+        h.sent_tick = core.ticks
 
     def _on_ack(self, message: Ack) -> None:
         h = self.learners.get(message.source)

@@ -65,6 +65,7 @@ class Learner:
         self.epoch = 0
         self.phase = LearnerPhase.INFO_SENT
         self.deadline_tick = 0
+        self.registered_tick = core.ticks
         self.heard_tick = core.ticks
         self.sent_tick = core.ticks
         self.zxid_newleader = 0
@@ -108,7 +109,12 @@ class Learner:
             if ticks - self.heard_tick > config.sync_limit_ticks:
                 core.abandon(f"leader {self.leader} silent for {config.sync_limit_ticks} ticks")
             return
-        if ticks > self.deadline_tick:
+        if (
+            self.phase == LearnerPhase.INFO_SENT
+            and ticks - self.registered_tick > config.discovery_limit_ticks
+        ):
+            core.abandon(f"leader {self.leader} did not answer within discovery_limit_ticks")
+        elif ticks > self.deadline_tick:
             core.abandon(f"not up to date with leader {self.leader} within init_limit_ticks")
         elif ticks - self.sent_tick >= config.learner_retry_ticks:
             if self.phase == LearnerPhase.INFO_SENT:
@@ -152,6 +158,7 @@ class Learner:
         self.zxid_acked = 0
         self.newleader_acked = False
         self.deadline_tick = core.ticks + core.config.init_limit_ticks
+        self.registered_tick = core.ticks
         core.emit_role(self.role, Phase.DISCOVERY, self.leader, 0, reason)
         self._send_info()
 

@@ -23,6 +23,9 @@ class Config:
     """An ensemble: voters (who elect and ack) and observers (who only learn), plus timings.
 
     init_limit_ticks: a leader must be established, and a learner up to date, within this.
+    discovery_limit_ticks: a new leader must hear from a quorum (FOLLOWERINFO), and a learner
+      from its leader (LEADERINFO), within this; otherwise the votes split and it elects again
+      at once instead of waiting out init_limit_ticks.
     sync_limit_ticks: in broadcast, a learner that hears nothing from its leader for this long goes
       LOOKING, and a leader that hears from no quorum for this long steps down.
     election_resend_ticks: a LOOKING server repeats its vote this often.
@@ -34,6 +37,7 @@ class Config:
     observers: tuple[int, ...] = ()
     init_limit_ticks: int = 10
     sync_limit_ticks: int = 5
+    discovery_limit_ticks: int = 5
     election_resend_ticks: int = 2
     election_finalize_ticks: int = 1
     learner_retry_ticks: int = 2
@@ -57,6 +61,7 @@ class Config:
             raise LocalError(f"{len(servers)} servers, over zab_servers_max {limits.zab_servers_max}")
         _check_ticks("init_limit_ticks", self.init_limit_ticks)
         _check_ticks("sync_limit_ticks", self.sync_limit_ticks)
+        _check_ticks("discovery_limit_ticks", self.discovery_limit_ticks)
         _check_ticks("election_resend_ticks", self.election_resend_ticks)
         _check_ticks("election_finalize_ticks", self.election_finalize_ticks, 0)
         _check_ticks("learner_retry_ticks", self.learner_retry_ticks)
