@@ -86,7 +86,7 @@ def test_group_commit(benchmark, tmp_path: Path, batch: int) -> None:
     log = TxnLog(tmp_path)
     append_and_sync: Callable[[], int] = lambda: (  # noqa: E731 - a benchmark body
         log.append([(zxid, payload) for zxid in itertools.islice(zxids, batch)]),
-        log.sync(),
+        log.fsync(),
     )[1]
     try:
         benchmark(append_and_sync)

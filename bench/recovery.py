@@ -251,7 +251,7 @@ def node_restart(n: int) -> None:
         txns = make_txns(n)
         for i in range(0, len(txns), 10_000):
             log.append(txns[i : i + 10_000])
-        log.sync()
+        log.fsync()
         log.close()
         del txns
         for name in (ACCEPTED_EPOCH, CURRENT_EPOCH):
@@ -290,7 +290,7 @@ def main() -> None:
         log = TxnLog(data_dir.log_dir)
         for i in range(0, len(txns), 10_000):
             log.append(txns[i : i + 10_000])
-        log.sync()
+        log.fsync()
         log.close()
         del txns
         tree = from_log(data_dir)

@@ -228,7 +228,7 @@ class Node:
             server.advance(ready)
             if not server.has_ready() and self.unsynced:
                 self.unsynced = False
-                server.persisted(self.log.sync())
+                server.persisted(self.log.fsync())
 
     def _persist(self, ready: ServerReady) -> None:
         snap = ready.snapshot
@@ -248,7 +248,7 @@ class Node:
             self.unsynced = True
         if snap is not None:
             self.unsynced = False
-            self.server.persisted(self.log.sync())
+            self.server.persisted(self.log.fsync())
 
     def _send(self, conn: ConnId, frame: bytes | None, forget: bool = True) -> bool:
         """One frame to a client (None: an empty frame, which tells it to go). The socket is
@@ -301,7 +301,7 @@ class Node:
 
     def close(self) -> None:
         if self.unsynced:
-            self.log.sync()
+            self.log.fsync()
         self.log.close()
         self.peers.close()
         self.client_sock.close()

@@ -14,7 +14,7 @@ class Storage(Protocol):
     def append(self, entries: Sequence[LogEntry]) -> None:
         """Append entries with zxids above last_zxid(), in order. Durable after sync()."""
 
-    def sync(self) -> int:
+    def fsync(self) -> int:
         """Make every appended entry durable; return the highest durable zxid."""
 
     def entries(self, lo: int, hi: int) -> list[LogEntry]:
@@ -41,7 +41,7 @@ class MemoryLog:
             self._entries.append((zxid, payload))
             last = zxid
 
-    def sync(self) -> int:
+    def fsync(self) -> int:
         self.durable_zxid = self.last_zxid()
         return self.durable_zxid
 

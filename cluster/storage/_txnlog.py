@@ -108,7 +108,7 @@ class TxnLog:
         self._unsynced = False
         self._durable_zxid = 0
         self._failure: str | None = None
-        self.sync_count = 0
+        self.fsync_count = 0
         self._lock_fd = _lock(self.directory)
         reports: list[DamageReport] = []
         try:
@@ -191,7 +191,7 @@ class TxnLog:
             offset += RECORD_HEADER_BYTES + len(payload)
         self._unsynced = True
 
-    def sync(self) -> int:
+    def fsync(self) -> int:
         """Make every appended entry durable with one fdatasync; return the highest durable zxid."""
         self._check_usable()
         if self._unsynced:
@@ -201,7 +201,7 @@ class TxnLog:
             except OSError as e:
                 raise self._fail(f"fdatasync of {self._segments[-1].path} failed: {e}") from e
             self._unsynced = False
-            self.sync_count += 1
+            self.fsync_count += 1
         self._durable_zxid = self.last_zxid()
         return self._durable_zxid
 

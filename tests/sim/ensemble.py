@@ -150,7 +150,7 @@ class Ensemble:
         return accepted
 
     def sync(self, server_id: int) -> None:
-        self.nodes[server_id].sync()
+        self.nodes[server_id].fsync()
         self._handle(server_id)
 
     def crash(self, server_id: int) -> None:
@@ -234,7 +234,7 @@ class Ensemble:
             handled = node.handle()
             if handled is None:
                 if self.auto_sync and node.up and node.storage.durable_zxid < node.storage.last_zxid():
-                    node.sync()
+                    node.fsync()
                     continue
                 return
             ready = handled.ready

@@ -115,7 +115,7 @@ class SimNode:
             # Atomic replacement: the snapshot and the entries after it become durable together.
             self.storage.truncate(0)
             self.storage.append(ready.entries)
-            self.storage.sync()
+            self.storage.fsync()
             self.snapshot_zxid = ready.snapshot.zxid
             self.snapshot_history = history
             self.applied = list(history)
@@ -133,11 +133,11 @@ class SimNode:
         replica.advance(ready)
         return Handled(ready, applied_from, replaced)
 
-    def sync(self) -> None:
+    def fsync(self) -> None:
         """The disk caught up: everything appended so far is durable."""
         assert self.replica is not None
         self.sync_pending = False
-        self.replica.persisted(self.storage.sync())
+        self.replica.persisted(self.storage.fsync())
 
     def history(self) -> dict[int, bytes]:
         """This server's whole history (snapshot plus log), zxid -> payload."""

@@ -42,7 +42,7 @@ from zkcore.zab import Config, Message, Phase, Role, decode_message, encode_mess
 
 TICK_MS = 10  # simulated ms per tick (the servers' tick_ms)
 KEYS = 4
-_DELIVER, _TICK, _SYNC, _WORLD, _CLIENT, _TO_SERVER = 0, 1, 2, 3, 4, 5
+_DELIVER, _TICK, _FSYNC, _WORLD, _CLIENT, _TO_SERVER = 0, 1, 2, 3, 4, 5
 EVENTS_MAX = 2_000_000
 XID_NOTIFICATION = -1
 
@@ -269,8 +269,8 @@ class ServerSimulation:
                 self._deliver(*data)
             elif kind == _TICK:
                 self._node_tick(data)
-            elif kind == _SYNC:
-                self._sync(*data)
+            elif kind == _FSYNC:
+                self._fsync(*data)
             elif kind == _CLIENT:
                 self._client_frame(*data)
             elif kind == _TO_SERVER:
@@ -323,17 +323,17 @@ class ServerSimulation:
             self._wake(node)
             self._handle(node)
 
-    def _sync(self, sid: int, incarnation: int) -> None:
+    def _fsync(self, sid: int, incarnation: int) -> None:
         node = self.nodes[sid]
         if node.server is None or node.incarnation != incarnation:
             return
         if node.paused():
-            self._push(node.paused_until, _SYNC, (sid, incarnation))
+            self._push(node.paused_until, _FSYNC, (sid, incarnation))
             return
         node.sync_pending = False
         self._wake(node)
         assert node.server is not None
-        node.server.persisted(node.storage.sync())
+        node.server.persisted(node.storage.fsync())
         self._handle(node)
 
     def _handle(self, node: SimServer) -> None:
@@ -345,7 +345,7 @@ class ServerSimulation:
                 node.snapshot = ready.snapshot.payload
                 node.storage.truncate(0)
                 node.storage.append(ready.entries)
-                node.storage.sync()
+                node.storage.fsync()
             if ready.truncate_zxid is not None:
                 node.storage.truncate(ready.truncate_zxid)
             if ready.accepted_epoch is not None:
@@ -359,7 +359,7 @@ class ServerSimulation:
                 delay = self.rng.randint(0, self.options.sync_delay_max)
                 if node.server_id == 2:
                     delay += self.options.slow_disk_ms
-                self._push(self.now + delay, _SYNC, (node.server_id, node.incarnation))
+                self._push(self.now + delay, _FSYNC, (node.server_id, node.incarnation))
             for message in ready.messages:
                 self._send(message)
             for conn, frame in ready.sends:
@@ -374,7 +374,7 @@ class ServerSimulation:
                 server.advance(ready)
             self._check_server(node, zxid_before)
             if ready.snapshot is not None:
-                server.persisted(node.storage.sync())
+                server.persisted(node.storage.fsync())
 
     def _send(self, message: Message) -> None:
         source, target = message.source, message.target

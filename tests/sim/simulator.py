@@ -27,7 +27,7 @@ from zkcore.zab import (
 
 TICK_UNITS = 10  # simulated time units per tick; message delays are in units
 EVENTS_MAX = 1_000_000  # a run this busy is a message storm, which is a bug in itself
-_DELIVER, _TICK, _SYNC, _WORLD = 0, 1, 2, 3
+_DELIVER, _TICK, _FSYNC, _WORLD = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,8 @@ class Simulation:
                 self._deliver(data)
             elif kind == _TICK:
                 self._node_tick(*data)
-            elif kind == _SYNC:
-                self._sync(*data)
+            elif kind == _FSYNC:
+                self._fsync(*data)
             elif self._world():
                 return
             if self.tick > self.end_tick:
@@ -222,12 +222,12 @@ class Simulation:
             node.replica.tick()
             self._handle(node)
 
-    def _sync(self, sid: int, incarnation: int) -> None:
+    def _fsync(self, sid: int, incarnation: int) -> None:
         node = self.nodes[sid]
         if node.replica is None or node.incarnation != incarnation:
             return
-        node.sync()
-        self.trace.append((self.now, "sync", sid, node.storage.durable_zxid))
+        node.fsync()
+        self.trace.append((self.now, "fsync", sid, node.storage.durable_zxid))
         self._handle(node)
 
     # --- a node's outputs -------------------------------------------------------------------
@@ -249,7 +249,7 @@ class Simulation:
         if ready.entries and not node.sync_pending:
             node.sync_pending = True
             delay = self.rng.randint(0, self.options.sync_delay_max)
-            self._push(self.now + delay, _SYNC, (sid, node.incarnation))
+            self._push(self.now + delay, _FSYNC, (sid, node.incarnation))
         for change in ready.roles:
             self.trace.append(
                 (

@@ -39,7 +39,7 @@ def make_node(root: Path, codec: ModuleType, zxids: list[int], snapshots: list[i
     with TxnLog(data_dir.log_dir, codec=codec, **SMALL) as log:
         for zxid in zxids:
             log.append(entries_for([zxid]))
-        log.sync()
+        log.fsync()
     for zxid in snapshots:
         write_snapshot(data_dir.snap_dir, zxid, [b"tree up to %x" % zxid])
     return data_dir
@@ -99,7 +99,7 @@ def test_a_torn_log_tail_is_cut_and_reported(tmp_path: Path, codec: ModuleType) 
     assert report.file == last_segment and report.offset == end - 56 and "torn" in report.reason
     with TxnLog(data_dir.log_dir, codec=codec) as log:
         log.append(entries_for([E1 + 40]))
-        log.sync()
+        log.fsync()
     assert recover(tmp_path) == Recovered(
         E1 + 20, b"tree up to 100000014", entries_for(epoch1(21, 40)), ()
     ), "appends continue after the good records, and the repair is not reported again"
@@ -110,7 +110,7 @@ def test_recover_through_an_open_log(tmp_path: Path, codec: ModuleType) -> None:
     with TxnLog(data_dir.log_dir, codec=codec) as log:
         assert recover(tmp_path, log=log).txns == entries_for(epoch1(6, 10))
         log.append(entries_for([E1 + 11]))  # still open and usable
-        assert log.sync() == E1 + 11
+        assert log.fsync() == E1 + 11
 
 
 def test_new_epochs_start_at_counter_one(tmp_path: Path, codec: ModuleType) -> None:
@@ -161,7 +161,7 @@ def test_real_txns_round_trip(tmp_path: Path, codec: ModuleType) -> None:
     data_dir = DataDir.create(tmp_path)
     with TxnLog(data_dir.log_dir, codec=codec) as log:
         log.append([(txn.zxid, txn.encode()) for txn in txns])
-        log.sync()
+        log.fsync()
     write_snapshot(data_dir.snap_dir, E1 + 2, [b"tree"])
     assert [Txn.decode(payload) for _, payload in recover(tmp_path).txns] == txns[2:]
 
@@ -203,7 +203,7 @@ def test_purge_through_an_open_log(tmp_path: Path, codec: ModuleType) -> None:
         assert log.first_zxid() <= E1 + 51
         assert log.entries(E1 + 50, E1 + 100) == entries_for(epoch1(51, 100))
         log.append(entries_for([E1 + 101]))
-        log.sync()
+        log.fsync()
     assert latest_snapshot(data_dir.snap_dir) is not None
     assert recover(tmp_path).txns == entries_for(epoch1(51, 101))
 

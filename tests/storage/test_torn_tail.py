@@ -26,7 +26,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, codec: ModuleType) -> byt
     directory = tmp_path_factory.mktemp("pristine")
     with TxnLog(directory, codec=codec, preallocate_bytes=4096) as log:
         log.append(entries_for(range(1, 6)))
-        log.sync()
+        log.fsync()
     (path,) = segment_files(directory)
     return path.read_bytes()
 
@@ -38,7 +38,7 @@ def reopen_and_append(directory: Path, codec: ModuleType, good: list[int]) -> tu
         assert log.last_zxid() == (good[-1] if good else 0)
         next_zxid = log.last_zxid() + 1
         log.append([(next_zxid, b"written after recovery")])
-        log.sync()
+        log.fsync()
         reports = log.reports
     with TxnLog(directory, codec=codec, preallocate_bytes=4096) as log:
         assert log.reports == ()
@@ -120,7 +120,7 @@ def two_segments(directory: Path, codec: ModuleType) -> list[Path]:
     with TxnLog(directory, codec=codec, **SMALL) as log:
         for zxid in range(1, 5):
             log.append(entries_for([zxid]))
-        log.sync()
+        log.fsync()
     paths = segment_files(directory)
     assert [p.name[4:] for p in paths] == ["0000000000000001", "0000000000000003"]
     return paths

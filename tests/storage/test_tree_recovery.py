@@ -43,7 +43,7 @@ def run_node(data_dir: DataDir, ops: list[tuple[int, object]], snapshot_at: int)
         batch.append(txn)
         if len(batch) == 10 or i == len(ops):
             log.append([(t.zxid, t.encode()) for t in batch])
-            durable_zxid = log.sync()
+            durable_zxid = log.fsync()
             for t in batch:
                 tree.apply(t)
                 prep.applied(t.zxid)

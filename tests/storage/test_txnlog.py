@@ -21,7 +21,7 @@ SMALL = {"segment_bytes": 1024, "preallocate_bytes": 4096}
 
 def test_an_empty_log(tmp_path: Path, codec: ModuleType) -> None:
     with TxnLog(tmp_path, codec=codec) as log:
-        assert (log.last_zxid(), log.first_zxid(), log.sync(), log.sync_count) == (0, 0, 0, 0)
+        assert (log.last_zxid(), log.first_zxid(), log.fsync(), log.fsync_count) == (0, 0, 0, 0)
         assert log.entries(0, 100) == [] and list(log.read_from(1)) == []
         assert log.reports == ()
     assert segment_files(tmp_path) == []
@@ -40,7 +40,7 @@ def test_append_sync_and_read_back(tmp_path: Path, codec: ModuleType) -> None:
         log.append(entries[:20])
         log.append(entries[20:])
         assert log.last_zxid() == 50 and log.durable_zxid == 0
-        assert log.sync() == 50 and log.durable_zxid == 50
+        assert log.fsync() == 50 and log.durable_zxid == 50
         assert log.entries(0, 50) == entries
         assert log.entries(10, 20) == entries[10:20]
         assert list(log.read_from(45)) == entries[44:]
@@ -52,7 +52,7 @@ def test_append_sync_and_read_back(tmp_path: Path, codec: ModuleType) -> None:
 def test_the_segment_file_layout(tmp_path: Path, codec: ModuleType) -> None:
     with TxnLog(tmp_path, preallocate_bytes=1 << 20, codec=codec) as log:
         log.append([(0x100000001, b"abc")])
-        log.sync()
+        log.fsync()
     (path,) = segment_files(tmp_path)
     assert path.name == "log.0000000100000001"
     raw = path.read_bytes()
@@ -69,11 +69,11 @@ def test_sync_is_one_fdatasync_per_group(tmp_path: Path, codec: ModuleType, monk
     with TxnLog(tmp_path, codec=codec) as log:
         for zxid in range(1, 11):
             log.append([(zxid, b"x")])
-        assert log.sync() == 10
-        assert log.sync() == 10, "nothing new: no second fdatasync"
+        assert log.fsync() == 10
+        assert log.fsync() == 10, "nothing new: no second fdatasync"
         log.append(entries_for(range(11, 1011)))
-        assert log.sync() == 1010
-        assert len(calls) == 2 and log.sync_count == 2
+        assert log.fsync() == 1010
+        assert len(calls) == 2 and log.fsync_count == 2
 
 
 def test_segments_roll_over(tmp_path: Path, codec: ModuleType) -> None:
@@ -81,7 +81,7 @@ def test_segments_roll_over(tmp_path: Path, codec: ModuleType) -> None:
     with TxnLog(tmp_path, codec=codec, **SMALL) as log:
         for start in range(0, 200, 7):
             log.append(entries[start : start + 7])
-            log.sync()
+            log.fsync()
         paths = segment_files(tmp_path)
         assert len(paths) > 10
         firsts = [int(p.name[4:], 16) for p in paths]
@@ -138,7 +138,7 @@ def test_truncate(tmp_path: Path, codec: ModuleType, cut: int, left: list[int]) 
         assert log.last_zxid() == (left[-1] if left else 0) == log.durable_zxid
         assert log.entries(0, 1000) == entries_for(left, size=60)
         log.append([(cut + 1, b"after truncate")])
-        log.sync()
+        log.fsync()
     with TxnLog(tmp_path, codec=codec, **SMALL) as log:
         assert log.entries(0, 1000) == entries_for(left, size=60) + [(cut + 1, b"after truncate")]
         assert log.reports == ()
@@ -157,10 +157,10 @@ def test_truncate_leaves_no_stale_record_to_revive(tmp_path: Path, codec: Module
     """Records of equal length written over truncated ones must not bring the old tail back."""
     with TxnLog(tmp_path, codec=codec) as log:
         log.append(entries_for(range(1, 6)))
-        log.sync()
+        log.fsync()
         log.truncate(2)
         log.append([(3, payload_for(30))])  # same length as the old record 3
-        log.sync()
+        log.fsync()
     with TxnLog(tmp_path, codec=codec) as log:
         assert log.entries(0, 99) == entries_for([1, 2]) + [(3, payload_for(30))]
 
@@ -170,7 +170,7 @@ def test_open_drops_stale_records_beyond_the_zero_header(tmp_path: Path, codec: 
     with them and revive them."""
     with TxnLog(tmp_path, codec=codec) as log:
         log.append(entries_for(range(1, 4)))
-        log.sync()
+        log.fsync()
         end = log._segments[-1].data_end
     (path,) = segment_files(tmp_path)
     with open(path, "r+b") as f:
@@ -179,7 +179,7 @@ def test_open_drops_stale_records_beyond_the_zero_header(tmp_path: Path, codec: 
     with TxnLog(tmp_path, codec=codec) as log:
         assert log.last_zxid() == 3 and log.reports == ()
         log.append([(4, b"0123456789")])
-        log.sync()
+        log.fsync()
     with TxnLog(tmp_path, codec=codec) as log:
         assert log.entries(0, 99) == entries_for(range(1, 4)) + [(4, b"0123456789")]
 
@@ -209,11 +209,11 @@ class FailingCodec:
 def test_a_failed_write_leaves_the_log_unusable(tmp_path: Path, codec: ModuleType) -> None:
     with TxnLog(tmp_path, codec=codec) as log:
         log.append(entries_for([1]))
-        log.sync()
+        log.fsync()
     log = TxnLog(tmp_path, codec=FailingCodec(codec))
     with pytest.raises(StorageError, match="No space left"):
         log.append(entries_for([2]))
-    for call in (log.sync, lambda: log.append(entries_for([3])), lambda: log.entries(0, 9)):
+    for call in (log.fsync, lambda: log.append(entries_for([3])), lambda: log.entries(0, 9)):
         with pytest.raises(StorageError, match="unusable"):
             call()
     log.close()
@@ -256,13 +256,13 @@ def test_random_operations_match_memory_log(tmp_path: Path, codec: ModuleType) -
                 log.append(batch)
                 model.append(batch)
             elif action < 0.75:
-                assert log.sync() == model.sync()
+                assert log.fsync() == model.fsync()
             elif action < 0.85:
                 cut = rng.randint(0, model.last_zxid() + 1)
                 log.truncate(cut)
                 model.truncate(cut)
             else:
-                log.sync()
+                log.fsync()
                 log.close()
                 log = TxnLog(tmp_path, codec=codec, segment_bytes=2048, preallocate_bytes=1024)
                 assert log.reports == ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zkcore import LocalError
-from zkcore.zab import Config, ReplicaLog, SyncKind, choose_sync, is_quorum, make_zxid, quorum_zxid
+from zkcore.zab import Config, ReplicaLog, TransferKind, choose_transfer, is_quorum, make_zxid, quorum_zxid
 
 
 def z(epoch: int, counter: int) -> int:
@@ -88,19 +88,19 @@ LEADER = [(z(1, 1), b""), (z(1, 2), b""), (z(1, 3), b""), (z(3, 1), b""), (z(3, 
 @pytest.mark.parametrize(
     ("base", "learner", "entries_max", "expected"),
     [
-        (0, z(3, 2), 500, (SyncKind.DIFF, z(3, 2))),  # in step: empty diff
-        (0, z(1, 2), 500, (SyncKind.DIFF, z(1, 2))),  # behind, on our history
-        (0, 0, 500, (SyncKind.DIFF, 0)),  # empty learner, our log starts at the beginning
-        (0, z(1, 2), 2, (SyncKind.SNAP, 0)),  # too far behind for a diff
-        (0, z(1, 5), 500, (SyncKind.TRUNC, z(1, 3))),  # uncommitted epoch-1 tail
-        (0, z(3, 4), 500, (SyncKind.TRUNC, z(3, 2))),  # ahead of us within our epoch
-        (0, z(2, 7), 500, (SyncKind.SNAP, 0)),  # an epoch we never saw: no safe truncation point
-        (0, z(4, 1), 500, (SyncKind.SNAP, 0)),
-        (z(1, 2), z(1, 1), 500, (SyncKind.SNAP, 0)),  # below our compacted base
-        (z(1, 2), 0, 500, (SyncKind.SNAP, 0)),
-        (z(1, 2), z(1, 2), 500, (SyncKind.DIFF, z(1, 2))),  # exactly at the base
+        (0, z(3, 2), 500, (TransferKind.DIFF, z(3, 2))),  # in step: empty diff
+        (0, z(1, 2), 500, (TransferKind.DIFF, z(1, 2))),  # behind, on our history
+        (0, 0, 500, (TransferKind.DIFF, 0)),  # empty learner, our log starts at the beginning
+        (0, z(1, 2), 2, (TransferKind.SNAP, 0)),  # too far behind for a diff
+        (0, z(1, 5), 500, (TransferKind.TRUNC, z(1, 3))),  # uncommitted epoch-1 tail
+        (0, z(3, 4), 500, (TransferKind.TRUNC, z(3, 2))),  # ahead of us within our epoch
+        (0, z(2, 7), 500, (TransferKind.SNAP, 0)),  # an epoch we never saw: no safe truncation point
+        (0, z(4, 1), 500, (TransferKind.SNAP, 0)),
+        (z(1, 2), z(1, 1), 500, (TransferKind.SNAP, 0)),  # below our compacted base
+        (z(1, 2), 0, 500, (TransferKind.SNAP, 0)),
+        (z(1, 2), z(1, 2), 500, (TransferKind.DIFF, z(1, 2))),  # exactly at the base
     ],
 )
-def test_choose_sync(base: int, learner: int, entries_max: int, expected: tuple[SyncKind, int]) -> None:
+def test_choose_sync(base: int, learner: int, entries_max: int, expected: tuple[TransferKind, int]) -> None:
     log = ReplicaLog(base, LEADER)
-    assert choose_sync(log, learner, entries_max) == expected
+    assert choose_transfer(log, learner, entries_max) == expected

@@ -76,7 +76,7 @@ class Servers:
                     self.held.extend(ready.messages)
                     server.advance(ready)
                     if ready.entries:
-                        server.persisted(log.sync())
+                        server.persisted(log.fsync())
             messages, self.held = self.held, []
             for m in messages:
                 if m.target in self.paused or m.source in self.paused:

@@ -246,7 +246,7 @@ class Server:
             self._report_sessions()
 
     def persisted(self, zxid: int) -> None:
-        """Storage is durable through `zxid` (what Storage.sync() returned)."""
+        """Storage is durable through `zxid` (what Storage.fsync() returned)."""
         self.replica.persisted(zxid)
 
     def snapshot_done(self, zxid: int, ok: bool) -> None:

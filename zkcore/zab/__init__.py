@@ -5,7 +5,7 @@ Feed a Replica messages, ticks, writes and "persisted through zxid"; act on its 
 
 from zkcore.zab._core import Rng
 from zkcore.zab._election import Vote
-from zkcore.zab._leader import SyncKind, choose_sync
+from zkcore.zab._leader import TransferKind, choose_transfer
 from zkcore.zab._log import ReplicaLog
 from zkcore.zab._messages import (
     MESSAGE_TYPES,
@@ -73,11 +73,11 @@ __all__ = [
     "SnapshotSource",
     "Status",
     "Sync",
-    "SyncKind",
+    "TransferKind",
     "Trunc",
     "UpToDate",
     "Vote",
-    "choose_sync",
+    "choose_transfer",
     "decode_message",
     "encode_message",
     "is_quorum",

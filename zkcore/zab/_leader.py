@@ -43,12 +43,14 @@ from zkcore.zab._ready import Phase
 from zkcore.zab._zxid import EPOCH_MAX, make_zxid, zxid_counter, zxid_epoch, zxid_text
 
 
-class LearnerPhase(enum.IntEnum):
+class HandlerPhase(enum.IntEnum):
+    """Where the leader's handler of one learner is (the learner keeps its own LearnerPhase)."""
+
     REGISTERED = 1  # FOLLOWERINFO or OBSERVERINFO arrived; the epoch is not chosen yet
     EPOCH_SENT = 2  # LEADERINFO sent
     EPOCH_ACKED = 3  # ACKEPOCH arrived; waiting for a quorum of epoch acks
-    SYNC_SENT = 4  # DIFF/TRUNC/SNAP and NEWLEADER sent; new proposals are forwarded
-    SYNCED = 5  # NEWLEADER acked; waiting for the leader to be established
+    TRANSFER_SENT = 4  # DIFF/TRUNC/SNAP and NEWLEADER sent; new proposals are forwarded
+    NEWLEADER_ACKED = 5  # waiting for the leader to be established
     BROADCAST = 6  # UPTODATE sent
 
 
@@ -56,7 +58,7 @@ class LearnerPhase(enum.IntEnum):
 class LearnerHandler:
     server_id: int
     voter: bool
-    phase: LearnerPhase
+    phase: HandlerPhase
     accepted_epoch: int
     heard_tick: int
     zxid_last: int = 0
@@ -65,14 +67,15 @@ class LearnerHandler:
     sent_tick: int = 0  # when NEWLEADER last went to it
 
 
-class SyncKind(enum.Enum):
+class TransferKind(enum.Enum):
     DIFF = "DIFF"
     TRUNC = "TRUNC"
     SNAP = "SNAP"
 
 
-def choose_sync(log: ReplicaLog, zxid_learner: int, entries_max: int) -> tuple[SyncKind, int]:
-    """How to bring a learner whose log ends at `zxid_learner` to `log`: (kind, zxid).
+def choose_transfer(log: ReplicaLog, zxid_learner: int, entries_max: int) -> tuple[TransferKind, int]:
+    """How to bring a learner whose log ends at `zxid_learner` to `log` (the state transfer
+    of Zab's synchronisation phase, not a client's sync): (kind, zxid).
 
     DIFF from zxid_learner when it is a point of our history (log matching: the same zxid means
     the same history up to it); TRUNC to the highest point of ours below it when that point is
@@ -80,16 +83,16 @@ def choose_sync(log: ReplicaLog, zxid_learner: int, entries_max: int) -> tuple[S
     otherwise, or when more than entries_max txns would go, SNAP.
     """
     if zxid_learner == log.last():
-        return SyncKind.DIFF, zxid_learner
+        return TransferKind.DIFF, zxid_learner
     if log.contains(zxid_learner):
         if log.count_after(zxid_learner) <= entries_max:
-            return SyncKind.DIFF, zxid_learner
-        return SyncKind.SNAP, 0
+            return TransferKind.DIFF, zxid_learner
+        return TransferKind.SNAP, 0
     point = log.floor(zxid_learner)
     if point is not None and point > 0 and zxid_epoch(point) == zxid_epoch(zxid_learner):
         if log.count_after(point) <= entries_max:
-            return SyncKind.TRUNC, point
-    return SyncKind.SNAP, 0
+            return TransferKind.TRUNC, point
+    return TransferKind.SNAP, 0
 
 
 class Leader:
@@ -121,7 +124,7 @@ class Leader:
             Ack: self._on_ack,
             Ping: self._on_ping,
             Request: self._on_request,
-            Sync: self._on_sync,
+            Sync: self._on_client_sync,
         }
 
     def start(self) -> None:
@@ -140,12 +143,15 @@ class Leader:
         core, config = self.core, self.core.config
         ticks = core.ticks
         for sid, h in list(self.learners.items()):
-            limit = config.sync_limit_ticks if h.phase == LearnerPhase.BROADCAST else config.init_limit_ticks
+            limit = config.sync_limit_ticks if h.phase == HandlerPhase.BROADCAST else config.init_limit_ticks
             if ticks - h.heard_tick > limit:
                 del self.learners[sid]
-            elif h.phase >= LearnerPhase.EPOCH_SENT:
+            elif h.phase >= HandlerPhase.EPOCH_SENT:
                 core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed, self.round))
-                if h.phase == LearnerPhase.SYNC_SENT and ticks - h.sent_tick >= config.learner_retry_ticks:
+                if (
+                    h.phase == HandlerPhase.TRANSFER_SENT
+                    and ticks - h.sent_tick >= config.learner_retry_ticks
+                ):
                     # NEWLEADER (or the sync before it) may have been lost: a learner that has the
                     # sync takes it again, one that lost the sync registers afresh.
                     core.send(NewLeader(core.server_id, sid, self.epoch, h.zxid_newleader))
@@ -159,7 +165,9 @@ class Leader:
         alive = [core.server_id] + [
             sid
             for sid, h in self.learners.items()
-            if h.voter and h.phase >= LearnerPhase.SYNCED and ticks - h.heard_tick <= config.sync_limit_ticks
+            if h.voter
+            and h.phase >= HandlerPhase.NEWLEADER_ACKED
+            and ticks - h.heard_tick <= config.sync_limit_ticks
         ]
         if not is_quorum(config, alive):
             core.abandon("lost quorum: too few followers heard within sync_limit_ticks")
@@ -226,7 +234,7 @@ class Leader:
             payload = prepared
         core.append(zxid, payload)
         for sid, h in self.learners.items():
-            if h.voter and h.phase >= LearnerPhase.SYNC_SENT:
+            if h.voter and h.phase >= HandlerPhase.TRANSFER_SENT:
                 core.send(Proposal(core.server_id, sid, zxid, payload))
         return True
 
@@ -242,7 +250,7 @@ class Leader:
             # It can never join this epoch; a new election picks an epoch above its.
             core.abandon(f"server {sid} accepted epoch {message.accepted_epoch}, above ours {self.epoch}")
             return
-        h = LearnerHandler(sid, voter, LearnerPhase.REGISTERED, message.accepted_epoch, core.ticks)
+        h = LearnerHandler(sid, voter, HandlerPhase.REGISTERED, message.accepted_epoch, core.ticks)
         self.learners[sid] = h
         if self.epoch:
             self._send_epoch(h)
@@ -267,7 +275,7 @@ class Leader:
 
     def _send_epoch(self, h: LearnerHandler) -> None:
         self.core.send(LeaderInfo(self.core.server_id, h.server_id, self.epoch))
-        h.phase = LearnerPhase.EPOCH_SENT
+        h.phase = HandlerPhase.EPOCH_SENT
 
     def learner_more_recent(self, current_epoch: int, zxid: int) -> bool:
         """Whether a learner's history is newer than ours: then we must not lead it (ZooKeeper's
@@ -276,7 +284,7 @@ class Leader:
 
     def _on_ack_epoch(self, message: AckEpoch) -> None:
         h = self.learners.get(message.source)
-        if h is None or h.phase != LearnerPhase.EPOCH_SENT or message.epoch != self.epoch:
+        if h is None or h.phase != HandlerPhase.EPOCH_SENT or message.epoch != self.epoch:
             return
         h.heard_tick = self.core.ticks
         h.zxid_last = message.zxid
@@ -284,11 +292,11 @@ class Leader:
         if fresh and not self.established and self.learner_more_recent(message.current_epoch, message.zxid):
             del self.learners[message.source]
             return
-        h.phase = LearnerPhase.EPOCH_ACKED
+        h.phase = HandlerPhase.EPOCH_ACKED
         if fresh and h.voter:
             self._epoch_acks[message.source] = True
         if self.epoch_quorum:
-            self._sync(h)
+            self._transfer(h)
         else:
             self._try_epoch_quorum()
 
@@ -304,19 +312,19 @@ class Leader:
             Role.LEADING, Phase.SYNCHRONISATION, core.server_id, self.epoch, "a quorum acked the epoch"
         )
         for h in list(self.learners.values()):
-            if h.phase == LearnerPhase.EPOCH_ACKED:
-                self._sync(h)
+            if h.phase == HandlerPhase.EPOCH_ACKED:
+                self._transfer(h)
         self._try_establish()
 
     # --- synchronisation --------------------------------------------------------------------
 
-    def _sync(self, h: LearnerHandler) -> None:
+    def _transfer(self, h: LearnerHandler) -> None:
         core = self.core
         log = core.log
         me, sid = core.server_id, h.server_id
-        kind, zxid = choose_sync(log, h.zxid_last, core.config.diff_entries_max)
+        kind, zxid = choose_transfer(log, h.zxid_last, core.config.diff_entries_max)
         message: Message
-        if kind == SyncKind.SNAP:
+        if kind == TransferKind.SNAP:
             snapshot = core.snapshots.snapshot()
             if not log.contains(snapshot.zxid) or snapshot.zxid > core.zxid_committed:
                 raise LocalError(
@@ -327,13 +335,13 @@ class Leader:
             if len(entries) > limits.zab_sync_entries_max:
                 return  # the shell has applied too little for a snapshot now; the learner retries
             message = Snap(me, sid, self.epoch, snapshot.zxid, snapshot.payload, core.zxid_committed, entries)
-        elif kind == SyncKind.TRUNC:
+        elif kind == TransferKind.TRUNC:
             message = Trunc(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
         else:
             message = Diff(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
         core.send(message)
         core.send(NewLeader(me, sid, self.epoch, log.last()))
-        h.phase = LearnerPhase.SYNC_SENT
+        h.phase = HandlerPhase.TRANSFER_SENT
         h.zxid_newleader = log.last()
         h.sent_tick = core.ticks
 
@@ -345,8 +353,8 @@ class Leader:
         # Any ACK in our epoch is true: the learner logged our history through that zxid.
         if h.voter and message.zxid > self._acked.get(message.source, 0):
             self._acked[message.source] = min(message.zxid, self.core.log.last())
-        if h.phase == LearnerPhase.SYNC_SENT and message.zxid >= h.zxid_newleader:
-            h.phase = LearnerPhase.SYNCED
+        if h.phase == HandlerPhase.TRANSFER_SENT and message.zxid >= h.zxid_newleader:
+            h.phase = HandlerPhase.NEWLEADER_ACKED
             if self.established:
                 self._send_uptodate(h)
             else:
@@ -359,7 +367,7 @@ class Leader:
         if self.established or not self.epoch_quorum:
             return
         synced = [core.server_id] + [
-            sid for sid, h in self.learners.items() if h.voter and h.phase >= LearnerPhase.SYNCED
+            sid for sid, h in self.learners.items() if h.voter and h.phase >= HandlerPhase.NEWLEADER_ACKED
         ]
         if not is_quorum(core.config, synced):
             return
@@ -368,13 +376,13 @@ class Leader:
         self.election.update_epoch(self.epoch)
         core.commit(self.zxid_initial)
         for h in self.learners.values():
-            if h.phase == LearnerPhase.SYNCED:
+            if h.phase == HandlerPhase.NEWLEADER_ACKED:
                 self._send_uptodate(h)
 
     def _send_uptodate(self, h: LearnerHandler) -> None:
         core = self.core
         core.send(UpToDate(core.server_id, h.server_id, self.epoch, core.zxid_committed))
-        h.phase = LearnerPhase.BROADCAST
+        h.phase = HandlerPhase.BROADCAST
 
     # --- broadcast --------------------------------------------------------------------------
 
@@ -393,7 +401,7 @@ class Leader:
         core.commit(zxid)
         informs: list[tuple[int, bytes]] | None = None
         for sid, h in self.learners.items():
-            if h.phase < LearnerPhase.SYNC_SENT:
+            if h.phase < HandlerPhase.TRANSFER_SENT:
                 continue
             if h.voter:
                 core.send(Commit(core.server_id, sid, self.epoch, zxid))
@@ -413,12 +421,12 @@ class Leader:
                 self._confirm_round()
 
     def synced_learners(self) -> int:
-        return sum(1 for h in self.learners.values() if h.phase >= LearnerPhase.BROADCAST)
+        return sum(1 for h in self.learners.values() if h.phase >= HandlerPhase.BROADCAST)
 
     def _on_request(self, message: Request) -> None:
         if message.epoch == self.epoch and not self.propose(message.payload):
             h = self.learners.get(message.source)
-            if h is not None and h.phase >= LearnerPhase.SYNC_SENT:
+            if h is not None and h.phase >= HandlerPhase.TRANSFER_SENT:
                 self.core.send(Refused(self.core.server_id, message.source, self.epoch, message.payload))
 
     # --- client syncs (ReadIndex) -----------------------------------------------------------
@@ -431,12 +439,12 @@ class Leader:
         self._add_sync(token, 0)
         return True
 
-    def _on_sync(self, message: Sync) -> None:
+    def _on_client_sync(self, message: Sync) -> None:
         """A learner's client synced: once a round confirms that we still lead, the learner gets
         our commit point to apply through before it answers (commits went out before it, on the
         same channel)."""
         h = self.learners.get(message.source)
-        if message.epoch == self.epoch and h is not None and h.phase >= LearnerPhase.SYNC_SENT:
+        if message.epoch == self.epoch and h is not None and h.phase >= HandlerPhase.TRANSFER_SENT:
             self._add_sync(message.token, message.source)
 
     def _add_sync(self, token: int, learner: int) -> None:
@@ -452,7 +460,7 @@ class Leader:
         self.round += 1
         self._round_open = True
         for sid, h in self.learners.items():
-            if h.voter and h.phase >= LearnerPhase.SYNCED:
+            if h.voter and h.phase >= HandlerPhase.NEWLEADER_ACKED:
                 core.send(Ping(core.server_id, sid, self.epoch, core.zxid_committed, self.round))
         self._confirm_round()
 
@@ -464,7 +472,7 @@ class Leader:
         echoed = [core.server_id] + [
             sid
             for sid, h in self.learners.items()
-            if h.voter and h.phase >= LearnerPhase.SYNCED and h.round_heard >= self.round
+            if h.voter and h.phase >= HandlerPhase.NEWLEADER_ACKED and h.round_heard >= self.round
         ]
         if not is_quorum(core.config, echoed):
             return

@@ -39,7 +39,7 @@ from zkcore.zab._zxid import make_zxid, zxid_epoch, zxid_text
 class LearnerPhase(enum.IntEnum):
     INFO_SENT = 1  # FOLLOWERINFO/OBSERVERINFO sent; waiting for LEADERINFO
     EPOCH_ACKED = 2  # ACKEPOCH sent; waiting for DIFF, TRUNC or SNAP
-    SYNCED = 3  # the sync is logged; waiting for NEWLEADER
+    TRANSFERRED = 3  # the DIFF/TRUNC/SNAP is logged; waiting for NEWLEADER
     NEWLEADER = 4  # NEWLEADER matched our log; acking once durable, waiting for UPTODATE
     BROADCAST = 5  # UPTODATE: following proposals and commits
 
@@ -47,7 +47,7 @@ class LearnerPhase(enum.IntEnum):
 _PHASE_OF = {
     LearnerPhase.INFO_SENT: Phase.DISCOVERY,
     LearnerPhase.EPOCH_ACKED: Phase.DISCOVERY,
-    LearnerPhase.SYNCED: Phase.SYNCHRONISATION,
+    LearnerPhase.TRANSFERRED: Phase.SYNCHRONISATION,
     LearnerPhase.NEWLEADER: Phase.SYNCHRONISATION,
     LearnerPhase.BROADCAST: Phase.BROADCAST,
 }
@@ -74,16 +74,16 @@ class Learner:
         self.fresh_epoch = -1
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             LeaderInfo: self._on_leader_info,
-            Diff: self._on_sync,
-            Trunc: self._on_sync,
-            Snap: self._on_sync,
+            Diff: self._on_transfer,
+            Trunc: self._on_transfer,
+            Snap: self._on_transfer,
             NewLeader: self._on_newleader,
             UpToDate: self._on_uptodate,
             Proposal: self._on_proposal,
             Commit: self._on_commit,
             Inform: self._on_inform,
             Ping: self._on_ping,
-            Sync: self._on_sync_reply,
+            Sync: self._on_client_synced,
             Refused: self._on_refused,
         }
 
@@ -139,7 +139,7 @@ class Learner:
         self.core.send(Sync(self.core.server_id, self.leader, self.epoch, token, 0))
         return True
 
-    def _on_sync_reply(self, message: Sync) -> None:
+    def _on_client_synced(self, message: Sync) -> None:
         if message.epoch == self.epoch and self.phase == LearnerPhase.BROADCAST:
             self.core.synced(message.token, message.zxid)
 
@@ -200,7 +200,7 @@ class Learner:
 
     # --- synchronisation --------------------------------------------------------------------
 
-    def _on_sync(self, message: Diff | Trunc | Snap) -> None:
+    def _on_transfer(self, message: Diff | Trunc | Snap) -> None:
         if self.phase != LearnerPhase.EPOCH_ACKED or message.epoch != self.epoch:
             return
         core = self.core
@@ -221,13 +221,13 @@ class Learner:
             for entry in message.entries:
                 core.append(entry.zxid, entry.payload)
         core.commit(message.zxid_committed)
-        self.phase = LearnerPhase.SYNCED
+        self.phase = LearnerPhase.TRANSFERRED
         core.emit_role(
             self.role, Phase.SYNCHRONISATION, self.leader, self.epoch, type(message).__name__.upper()
         )
 
     def _on_newleader(self, message: NewLeader) -> None:
-        if self.phase != LearnerPhase.SYNCED or message.epoch != self.epoch:
+        if self.phase != LearnerPhase.TRANSFERRED or message.epoch != self.epoch:
             if self.phase == LearnerPhase.EPOCH_ACKED and message.epoch == self.epoch:
                 self._register("NEWLEADER without a sync: the sync was lost")
             return

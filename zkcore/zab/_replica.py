@@ -150,7 +150,7 @@ class Replica:
         return accepted
 
     def persisted(self, zxid: int) -> None:
-        """The shell's storage is durable through `zxid` (the result of Storage.sync())."""
+        """The shell's storage is durable through `zxid` (the result of Storage.fsync())."""
         _check_int("zxid", zxid, 0, ZXID_MAX)
         self._core.on_persisted(zxid)
         if self._leader is not None:
