@@ -39,7 +39,7 @@ from cluster.storage import (
     write_epoch,
     write_snapshot,
 )
-from zkcore import DataTree, LocalError, LogEntry, RemoteError, limits
+from zkcore import DataTree, LocalError, LogEntry, RemoteError, limits, snapshot_chunks, tree_from_snapshot
 from zkcore._restore import collector_paused
 from zkcore.server import SESSION_SECRET_DEFAULT, ConnId, Hooks, Server, ServerConfig, ServerReady
 from zkcore.zab import Config, decode_message, encode_message
@@ -55,7 +55,7 @@ def load_tree(payload: bytes | None) -> DataTree:
     if payload is None:
         return DataTree()
     with collector_paused():
-        tree = DataTree.from_snapshot(payload, scan=native.scan_snapshot_nodes)
+        tree = tree_from_snapshot(payload, scan=native.scan_snapshot_nodes)
     gc.freeze()  # a million long-lived nodes: later collections need not walk them
     return tree
 
@@ -275,7 +275,7 @@ class Node:
         if pid == 0:
             code = 1
             try:
-                write_snapshot(self.data_dir.snap_dir, zxid, self.server.tree.snapshot_chunks())
+                write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(self.server.tree))
                 code = 0
             finally:
                 os._exit(code)

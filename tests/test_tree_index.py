@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 import native
 from tests.zkcore.test_prep_pipelining import SESSIONS, writes
-from zkcore import DataTree, Prep, Request
+from zkcore import DataTree, Prep, Request, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
 from zkcore._jute import Reader
 
@@ -47,7 +47,7 @@ def frame(xid: int, opcode: int, path: str, watch: bool = False) -> bytes:
 def test_index_mirrors_tree(impl: Any, ops: list[tuple[int, tuple[int, Any]]]) -> None:
     tree = build(impl, ops)
     assert_index_matches(tree, tree.index)
-    copy = DataTree.from_snapshot(b"".join(tree.snapshot_chunks()), index=impl.PathIndex())
+    copy = tree_from_snapshot(b"".join(snapshot_chunks(tree)), index=impl.PathIndex())
     assert_index_matches(copy, copy._index)
 
 

@@ -28,6 +28,7 @@ from zkcore._records import (
     Txn,
     TxnHeader,
 )
+from zkcore._snapshot import snapshot_chunks, tree_from_snapshot
 from zkcore._storage import LogEntry, MemoryLog, Storage
 
 __all__ = [
@@ -67,7 +68,9 @@ __all__ = [
     "limits",
     "parent_of",
     "path_problem",
+    "snapshot_chunks",
     "split_path",
+    "tree_from_snapshot",
     "validate_path",
     "world_readable",
     "zab",

@@ -7,15 +7,14 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter, ne
 from typing import Any, Protocol
 
 from zkcore import _acl
-from zkcore._errors import Code, NoNodeError, RemoteError
-from zkcore._jute import Reader, Writer
+from zkcore._errors import Code, NoNodeError
 from zkcore._paths import join_path, split_path
 from zkcore._records import (
     ACL,
@@ -53,11 +52,8 @@ from zkcore._restore import (
     REPLAY_CREATE_SESSION,
     REPLAY_DELETE,
     REPLAY_SET_DATA,
-    SNAPSHOT_NODE,
     SnapshotNodes,
     TxnColumns,
-    collector_paused,
-    scan_snapshot_nodes,
 )
 
 # Watch event types (ZooKeeper's Watcher.Event.EventType).
@@ -74,10 +70,6 @@ SYSTEM_NODES = (
 SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
-_INT = struct.Struct(">i")
-_SNAPSHOT_MAGIC = b"ZKTREE02"
-# Reads a snapshot's node records: scan_snapshot_nodes, or native's C version of it.
-SnapshotScan = Callable[[bytes, int, int, int], SnapshotNodes]
 
 
 class ReadIndex(Protocol):
@@ -174,17 +166,17 @@ class DataTree:
         self._readable: dict[tuple[ACL, ...], bool] = {}
         if not populate:  # from_snapshot brings every node, the root and system nodes too
             return
-        self._insert("/", Node(b"", self._intern(OPEN_ACL_UNSAFE), 0, 0, 0, 0))
+        self._insert("/", Node(b"", self.intern_acl(OPEN_ACL_UNSAFE), 0, 0, 0, 0))
         # ZooKeeper's system nodes: added as children without counting as creates.
         for path, acl, aversion in SYSTEM_NODES:
             parent_path, name = split_path(path)
             self.nodes[parent_path].children[name] = None
-            self._insert(path, Node(b"", self._intern(acl), 0, 0, 0, 0, aversion=aversion))
+            self._insert(path, Node(b"", self.intern_acl(acl), 0, 0, 0, 0, aversion=aversion))
             self._mirror(parent_path, self.nodes[parent_path])
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _intern(self, acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
+    def intern_acl(self, acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
         return self._acls.setdefault(acl, acl)
 
     def _world_readable(self, acl: tuple[ACL, ...]) -> bool:
@@ -328,7 +320,9 @@ class DataTree:
             result.err = Code.NODE_EXISTS
             return
         zxid, now = header.zxid, header.time
-        node = Node(txn.data, self._intern(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner, pzxid=zxid)
+        node = Node(
+            txn.data, self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner, pzxid=zxid
+        )
         parent.children[name] = None
         # A replayed create may be older than the parent's state; never move cversion back.
         if txn.parent_cversion > parent.cversion:
@@ -396,7 +390,7 @@ class DataTree:
         if node is None:
             result.err = Code.NO_NODE
             return
-        node.acl = self._intern(txn.acl)
+        node.acl = self.intern_acl(txn.acl)
         node.aversion = txn.version
         self._mirror(txn.path, node)
         result.path = txn.path
@@ -468,7 +462,7 @@ class DataTree:
                     parent = nodes.get(parent_path)
                     if parent is not None and path not in nodes:
                         if txn_acl is not given:
-                            given, acl = txn_acl, self._intern(txn_acl)
+                            given, acl = txn_acl, self.intern_acl(txn_acl)
                         node = Node(data, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
                         parent.children[path[cut + 1 :]] = None
                         if number > parent.cversion:
@@ -501,71 +495,9 @@ class DataTree:
         finally:
             self.last_zxid = last
 
-    # --- snapshots ------------------------------------------------------------------------
+    # --- bulk loading (zkcore/_snapshot.py reads the format) -------------------------------
 
-    def snapshot_chunks(self, chunk_nodes: int = 4096) -> Iterator[bytes]:
-        """The tree and sessions as bytes: a table of the distinct ACLs, then every node
-        (path, data, ACL number, persisted stat), parents always before their children."""
-        w = Writer()
-        w.buf += _SNAPSHOT_MAGIC
-        w.long(self.last_zxid)
-        acl_numbers: dict[tuple[ACL, ...], int] = {}
-        for node in self.nodes.values():
-            acl_numbers.setdefault(node.acl, len(acl_numbers))
-        w.int(len(acl_numbers))
-        for acl in acl_numbers:
-            w.int(len(acl))
-            for entry in acl:
-                entry.write(w)
-        w.int(len(self.nodes))
-        pack = SNAPSHOT_NODE.pack
-        for i, (path, node) in enumerate(self.nodes.items()):
-            raw = path.encode("utf-8", "surrogatepass")
-            w.buf += _INT.pack(len(raw)) + raw + _INT.pack(len(node.data)) + node.data
-            w.buf += pack(
-                acl_numbers[node.acl], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
-                node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
-            )  # fmt: skip
-            if i % chunk_nodes == chunk_nodes - 1:
-                yield bytes(w.buf)
-                w.buf.clear()
-        w.int(len(self.sessions))
-        for session, timeout in self.sessions.items():
-            w.long(session)
-            w.int(timeout)
-        yield bytes(w.buf)
-
-    @classmethod
-    def from_snapshot(
-        cls, payload: bytes, index: ReadIndex | None = None, *, scan: SnapshotScan = scan_snapshot_nodes
-    ) -> DataTree:
-        """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes. `scan`
-        reads the node records: pass native.scan_snapshot_nodes to have C do it."""
-        payload = payload if isinstance(payload, bytes) else bytes(payload)
-        r = Reader(payload)
-        if bytes(r.buf[:8]) != _SNAPSHOT_MAGIC:
-            raise RemoteError("snapshot payload does not start with the tree magic")
-        r.pos = 8
-        tree = cls(None, populate=False)
-        tree.last_zxid = r.long()
-        acls = [
-            tree._intern(tuple(ACL.read(r) for _ in range(r.vector_length())))
-            for _ in range(r.vector_length())
-        ]
-        count = r.int()
-        with collector_paused():
-            nodes = scan(payload, r.pos, count, len(acls))
-            tree._load_nodes(nodes, acls)
-        r.pos = nodes.end
-        for _ in range(r.int()):
-            session = r.long()
-            tree.sessions[session] = r.int()
-        r.expect_end("snapshot")
-        if index is not None:
-            tree._attach_loaded(index, nodes, acls)
-        return tree
-
-    def _load_nodes(self, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
+    def load_columns(self, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
         """Build a snapshot's nodes in bulk, from records the scan has checked (each parent
         before its children, no path twice): this is most of a restart from a snapshot."""
         # A node's zxids and times mostly repeat (czxid = mzxid = pzxid for a leaf never written
@@ -588,7 +520,9 @@ class DataTree:
         for i in compress(range(len(built)), columns.owners):
             self._own(columns.paths[i], columns.owners[i])
 
-    def _attach_loaded(self, index: ReadIndex, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
+    def attach_loaded_index(
+        self, index: ReadIndex, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]
+    ) -> None:
         """attach_index for a tree just loaded from columns, straight from them: the Stat as
         Node.stat_fields reports it, where only the few parents and ephemerals differ from
         what was persisted. Once every node has its children, so each Stat is final."""

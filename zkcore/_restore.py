@@ -1,5 +1,5 @@
 """Columns for a fast restart: logged txns decoded column by column for DataTree.replay, and a
-snapshot's node records scanned into columns for DataTree.from_snapshot to build in bulk.
+snapshot's node records scanned into columns for tree_from_snapshot to build in bulk.
 
 The decoders here are the reference: native/ runs C with the same results (native/_crestore.py)
 and exports these as its pure-Python twin.

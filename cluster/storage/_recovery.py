@@ -19,7 +19,7 @@ import native
 from cluster.storage._files import DamageReport, StorageError, make_dir, remove_files, replace_atomically
 from cluster.storage._snapshot import latest_snapshot, list_snapshots, remove_stale_temps, valid_snapshots
 from cluster.storage._txnlog import TxnLog, segment_paths, segments_before
-from zkcore import DataTree, ReadIndex
+from zkcore import DataTree, ReadIndex, tree_from_snapshot
 from zkcore._errors import LocalError
 from zkcore._restore import TXN_HEADER_BYTES, collector_paused
 from zkcore._storage import LogEntry
@@ -143,7 +143,7 @@ def restore_tree(
         if payload is None:
             tree = DataTree(early)
         else:
-            tree = DataTree.from_snapshot(payload, early, scan=native.scan_snapshot_nodes)
+            tree = tree_from_snapshot(payload, early, scan=native.scan_snapshot_nodes)
         replay_entries(tree, entries)
         if index is not None and early is None:
             tree.attach_index(index)

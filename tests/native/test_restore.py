@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import native
 from tests.zkcore.test_replay import IMPLS, tree_state, txn_payloads
-from zkcore import DataTree, limits
+from zkcore import DataTree, limits, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
 from zkcore._errors import KeeperError, LocalError, RemoteError
 from zkcore._jute import Reader
@@ -299,12 +299,12 @@ def test_scanners_agree_on_random_and_damaged_snapshots(data: Any, payloads: lis
             tree.apply(rec.Txn.decode(payload))
         except KeeperError:
             pass
-    snapshot = b"".join(tree.snapshot_chunks())
+    snapshot = b"".join(snapshot_chunks(tree))
     pos, count, acl_count = node_region(snapshot)
     damaged = data.draw(mutated([snapshot]))[0]
     count = data.draw(st.sampled_from([count, count, count - 1, count + 1]))
     got = outcome(_COMPILED.scan_snapshot_nodes, damaged, min(pos, len(damaged)), count, acl_count)
     assert got == outcome(_TWIN.scan_snapshot_nodes, damaged, min(pos, len(damaged)), count, acl_count)
     if damaged == snapshot:
-        copy = DataTree.from_snapshot(snapshot, scan=_COMPILED.scan_snapshot_nodes)
+        copy = tree_from_snapshot(snapshot, scan=_COMPILED.scan_snapshot_nodes)
         assert tree_state(copy)[:-1] == tree_state(tree)[:-1]

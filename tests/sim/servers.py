@@ -17,7 +17,7 @@ from typing import Any
 
 import native
 from tests.sim.checkers import Violation
-from zkcore import DataTree, MemoryLog, Stat
+from zkcore import DataTree, MemoryLog, Stat, snapshot_chunks, tree_from_snapshot
 from zkcore._errors import Code
 from zkcore._jute import Reader
 from zkcore._records import (
@@ -159,7 +159,7 @@ class SimServer:
     def start(self) -> None:
         self.incarnation += 1
         self.sync_pending = False
-        tree = DataTree.from_snapshot(self.snapshot) if self.snapshot is not None else DataTree()
+        tree = tree_from_snapshot(self.snapshot) if self.snapshot is not None else DataTree()
         now_ms, wall_ms = self.clock()
         config = self.sim.server_config
         self.server = self.server_class(
@@ -367,7 +367,7 @@ class ServerSimulation:
             for change in ready.roles:
                 self._on_role(node.server_id, change)
             if ready.snapshot_due is not None:
-                node.snapshot = b"".join(server.tree.snapshot_chunks())
+                node.snapshot = b"".join(snapshot_chunks(server.tree))
                 server.advance(ready)
                 server.snapshot_done(ready.snapshot_due, True)
             else:

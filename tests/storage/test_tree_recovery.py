@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cluster.storage import DataDir, TxnLog, recover, write_snapshot
-from zkcore import DataTree, Prep, Request, Txn
+from zkcore import DataTree, Prep, Request, Txn, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
 
 SESSION = 0x77
@@ -49,7 +49,7 @@ def run_node(data_dir: DataDir, ops: list[tuple[int, object]], snapshot_at: int)
                 prep.applied(t.zxid)
             batch.clear()
         if i == snapshot_at:
-            write_snapshot(data_dir.snap_dir, tree.last_zxid, tree.snapshot_chunks())
+            write_snapshot(data_dir.snap_dir, tree.last_zxid, snapshot_chunks(tree))
     log.close()
     return tree, durable_zxid
 
@@ -59,7 +59,7 @@ def restore(data_dir: DataDir) -> DataTree:
     if recovered.snapshot_payload is None:
         tree = DataTree()
     else:
-        tree = DataTree.from_snapshot(recovered.snapshot_payload)
+        tree = tree_from_snapshot(recovered.snapshot_payload)
     for _, payload in recovered.txns:
         tree.apply(Txn.decode(payload))
     return tree

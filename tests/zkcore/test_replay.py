@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import native
 from tests.zkcore.test_prep_pipelining import SESSIONS, writes
-from zkcore import DataTree, Prep, Request, limits
+from zkcore import DataTree, Prep, Request, limits, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
 from zkcore._errors import KeeperError, RemoteError
 from zkcore._restore import REPLAY_OTHER, decode_txns, scan_snapshot_nodes
@@ -225,13 +225,13 @@ def test_replay_takes_the_common_kinds_inline() -> None:
 def test_snapshot_load_gives_back_the_tree(impl: Any, payloads: list[bytes]) -> None:
     tree = DataTree()
     apply_each(tree, payloads)
-    snapshot = b"".join(tree.snapshot_chunks(chunk_nodes=3))
-    copy = DataTree.from_snapshot(snapshot, scan=impl.scan_snapshot_nodes)
+    snapshot = b"".join(snapshot_chunks(tree, chunk_nodes=3))
+    copy = tree_from_snapshot(snapshot, scan=impl.scan_snapshot_nodes)
     assert tree_state(copy)[:-1] == tree_state(tree)[:-1]  # ACLs intern in snapshot order
-    assert b"".join(copy.snapshot_chunks()) == snapshot
+    assert b"".join(snapshot_chunks(copy)) == snapshot
     # An index filled as the snapshot loads holds what attach_index puts in it.
-    loaded = DataTree.from_snapshot(snapshot, impl.PathIndex(), scan=impl.scan_snapshot_nodes)
-    attached = DataTree.from_snapshot(snapshot, scan=impl.scan_snapshot_nodes)
+    loaded = tree_from_snapshot(snapshot, impl.PathIndex(), scan=impl.scan_snapshot_nodes)
+    attached = tree_from_snapshot(snapshot, scan=impl.scan_snapshot_nodes)
     attached.attach_index(impl.PathIndex())
     assert index_state(loaded) == index_state(attached)
 
@@ -241,7 +241,7 @@ def test_snapshot_scanners_agree_on_a_prepped_tree() -> None:
     apply_each(
         tree, prepped_payloads([(0x11, (OP.CREATE, rec.CreateRequest("/a", b"", rec.OPEN_ACL_UNSAFE, 3)))])
     )
-    snapshot = b"".join(tree.snapshot_chunks())
-    trees = [DataTree.from_snapshot(snapshot, scan=impl.scan_snapshot_nodes) for impl in IMPLS]
-    trees.append(DataTree.from_snapshot(snapshot, scan=scan_snapshot_nodes))
+    snapshot = b"".join(snapshot_chunks(tree))
+    trees = [tree_from_snapshot(snapshot, scan=impl.scan_snapshot_nodes) for impl in IMPLS]
+    trees.append(tree_from_snapshot(snapshot, scan=scan_snapshot_nodes))
     assert len({repr(tree_state(t)) for t in trees}) == 1

@@ -20,6 +20,7 @@ from zkcore._prep import Prep, Request
 from zkcore._records import CreateSessionTxn, OpCode, PathRequest, Txn
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore._sessions import SessionTracker
+from zkcore._snapshot import snapshot_chunks, tree_from_snapshot
 from zkcore._storage import LogEntry, Storage
 from zkcore.server._clients import ClientTable, ConnId
 from zkcore.server._stats import ConnectionStats, ServerStats
@@ -71,7 +72,7 @@ class ServerConfig:
 class Hooks:
     """The shell's faster ways (native code) to build trees; each optional, same results."""
 
-    load_tree: Callable[[bytes], DataTree] = DataTree.from_snapshot
+    load_tree: Callable[[bytes], DataTree] = tree_from_snapshot
     replay: Callable[[DataTree, Sequence[LogEntry]], None] | None = None
     new_index: Callable[[], ReadIndex] | None = None
 
@@ -90,7 +91,7 @@ class ServerReady:
        (ZeroMQ: an empty frame; TCP: close the socket). Then `closed`: connections the server
        forgot after their last send (ZeroMQ: nothing to do; TCP: close the socket).
     7. admin: four-letter words to answer (from stats()), on connections that sent nothing else.
-    8. snapshot_due: write a snapshot of the tree (snapshot_chunks()) through this zxid, then
+    8. snapshot_due: write a snapshot of the tree (zkcore.snapshot_chunks) through this zxid, then
        report snapshot_done.
     9. roles, notes: for logs and monitoring.
     """
@@ -187,7 +188,7 @@ class Server:
 
     def snapshot(self) -> Snapshot:
         """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
-        return Snapshot(self._tree.last_zxid, b"".join(self._tree.snapshot_chunks()))
+        return Snapshot(self._tree.last_zxid, b"".join(snapshot_chunks(self._tree)))
 
     def note(self, text: str) -> None:
         if len(self._notes) < limits.server_notes_max:

@@ -1,0 +1,87 @@
+"""The snapshot format: a whole tree and its sessions as bytes, and back.
+
+magic "ZKTREE02", long last zxid
+int count, then each distinct ACL list (vector<ACL>); nodes name theirs by number
+int count, then each node: ustring path, buffer data, int ACL number, the persisted Stat
+  (czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid),
+  parents always before their children
+int count, then each session: long id, int timeout (ms)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+from zkcore._datatree import DataTree, ReadIndex
+from zkcore._errors import RemoteError
+from zkcore._jute import Reader, Writer
+from zkcore._records import ACL
+from zkcore._restore import SNAPSHOT_NODE, SnapshotNodes, collector_paused, scan_snapshot_nodes
+
+SNAPSHOT_MAGIC = b"ZKTREE02"
+_INT = struct.Struct(">i")
+# Reads a snapshot's node records: scan_snapshot_nodes, or native's C version of it.
+SnapshotScan = Callable[[bytes, int, int, int], SnapshotNodes]
+
+
+def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
+    """The tree and its sessions in the snapshot format, a chunk of nodes at a time."""
+    w = Writer()
+    w.buf += SNAPSHOT_MAGIC
+    w.long(tree.last_zxid)
+    acl_numbers: dict[tuple[ACL, ...], int] = {}
+    for node in tree.nodes.values():
+        acl_numbers.setdefault(node.acl, len(acl_numbers))
+    w.int(len(acl_numbers))
+    for acl in acl_numbers:
+        w.int(len(acl))
+        for entry in acl:
+            entry.write(w)
+    w.int(len(tree.nodes))
+    pack = SNAPSHOT_NODE.pack
+    for i, (path, node) in enumerate(tree.nodes.items()):
+        raw = path.encode("utf-8", "surrogatepass")
+        w.buf += _INT.pack(len(raw)) + raw + _INT.pack(len(node.data)) + node.data
+        w.buf += pack(
+            acl_numbers[node.acl], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+            node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
+        )  # fmt: skip
+        if i % chunk_nodes == chunk_nodes - 1:
+            yield bytes(w.buf)
+            w.buf.clear()
+    w.int(len(tree.sessions))
+    for session, timeout in tree.sessions.items():
+        w.long(session)
+        w.int(timeout)
+    yield bytes(w.buf)
+
+
+def tree_from_snapshot(
+    payload: bytes, index: ReadIndex | None = None, *, scan: SnapshotScan = scan_snapshot_nodes
+) -> DataTree:
+    """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes. `scan`
+    reads the node records: pass native.scan_snapshot_nodes to have C do it."""
+    payload = payload if isinstance(payload, bytes) else bytes(payload)
+    r = Reader(payload)
+    if bytes(r.buf[:8]) != SNAPSHOT_MAGIC:
+        raise RemoteError("snapshot payload does not start with the tree magic")
+    r.pos = 8
+    tree = DataTree(None, populate=False)
+    tree.last_zxid = r.long()
+    acls = [
+        tree.intern_acl(tuple(ACL.read(r) for _ in range(r.vector_length())))
+        for _ in range(r.vector_length())
+    ]
+    count = r.int()
+    with collector_paused():
+        nodes = scan(payload, r.pos, count, len(acls))
+        tree.load_columns(nodes, acls)
+    r.pos = nodes.end
+    for _ in range(r.int()):
+        session = r.long()
+        tree.sessions[session] = r.int()
+    r.expect_end("snapshot")
+    if index is not None:
+        tree.attach_loaded_index(index, nodes, acls)
+    return tree
