@@ -5,6 +5,7 @@ names follow ZooKeeper's so existing dashboards and scripts can read them.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,12 @@ import native
 from cluster._transport import PeerTransport
 from cluster.config import EnsembleConfig
 from cluster.storage import DataDir
-from zkcore.server import ServerStats
+from zkcore.server import Server, ServerStats
 from zkcore.zab import Role, zxid_epoch
 
-VERSION = "zkpy-0.1.0 (ZooKeeper 3.8 protocol)"
+# ZooKeeper's layout ("3.8.4-<build>, built on <date>"), so clients that gate features on the
+# server's version (kazoo's server_version(), Curator) see 3.8, with our own name beside it.
+VERSION = "3.8.4-zkpy-0.1.0, built on 2026-12-05 00:00 UTC"
 _MODES = {
     Role.LEADING: "leader",
     Role.FOLLOWING: "follower",
@@ -33,12 +36,31 @@ class AdminText:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
         self.started = time.monotonic()
 
-    def answer(self, command: str, stats: ServerStats) -> str:
+    def answer(self, command: str, server: Server) -> str:
+        if command in ("wchc", "wchp", "dump", "crst", "srst"):
+            return self._about_server(command, server)
         handler = getattr(self, f"_{command}", None)
         if handler is None:
             return f"{command} is not executed because it is not supported\n"
-        text: str = handler(stats)
+        text: str = handler(server.stats())
         return text
+
+    def _about_server(self, command: str, server: Server) -> str:
+        if command in ("crst", "srst"):
+            server.reset_stats()
+            return "Connection stats reset.\n" if command == "crst" else "Server stats reset.\n"
+        if command == "dump":
+            report = server.ephemerals_report()
+            lines = [f"Sessions with Ephemerals ({len(report)}):"]
+            for session, paths in report.items():
+                lines.append(f"0x{session:x}:")
+                lines += [f"\t{p}" for p in paths]
+            return "SessionTracker dump:\n" + "\n".join(lines) + "\n"
+        by: dict[str, list[str]] = {}
+        for session, path in server.watch_report():
+            key, value = (f"0x{session:x}", path) if command == "wchc" else (path, f"0x{session:x}")
+            by.setdefault(key, []).append(value)
+        return "".join(f"{k}\n" + "".join(f"\t{v}\n" for v in vs) for k, vs in by.items())
 
     @staticmethod
     def mode(stats: ServerStats) -> str:
@@ -88,11 +110,17 @@ class AdminText:
         return self.conf.render() + f"serverId={self.server_id}\n"
 
     def _envi(self, stats: ServerStats) -> str:
+        uname = os.uname()
         return (
             "Environment:\n"
             f"zookeeper.version={VERSION}\n"
+            f"host.name={socket.gethostname()}\n"
             f"python.version={sys.version.split()[0]}\n"
             f"native.implementation={native.IMPLEMENTATION}\n"
+            f"os.name={uname.sysname}\n"
+            f"os.arch={uname.machine}\n"
+            f"os.version={uname.release}\n"
+            f"user.dir={os.getcwd()}\n"
             f"os.pid={os.getpid()}\n"
         )
 

@@ -42,6 +42,7 @@ class ServerConfig:
     role: str
     peer: str
     client: str
+    zk: str = ""  # host:port of ZooKeeper's own TCP client protocol; empty: no such port
 
     def __post_init__(self) -> None:
         if not 1 <= self.id <= 255:
@@ -52,8 +53,14 @@ class ServerConfig:
             if not endpoint.startswith(("tcp://", "ipc://")):
                 raise LocalError(f"server.{self.id} {name} endpoint must be tcp:// or ipc://: {endpoint!r}")
 
+        if self.zk:
+            host, sep, port = self.zk.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise LocalError(f"server.{self.id} zk address must be host:port: {self.zk!r}")
+
     def line(self) -> str:
-        return f"server.{self.id}={self.role};peer={self.peer};client={self.client}"
+        zk = f";zk={self.zk}" if self.zk else ""
+        return f"server.{self.id}={self.role};peer={self.peer};client={self.client}{zk}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +95,7 @@ class EnsembleConfig:
             raise LocalError(
                 f"maxDataBytes must be in 1..{limits.data_bytes_max * 16}: {self.data_bytes_max}"
             )
-        endpoints = [e for s in self.servers.values() for e in (s.peer, s.client)]
+        endpoints = [e for s in self.servers.values() for e in (s.peer, s.client, s.zk) if e]
         if len(set(endpoints)) != len(endpoints):
             raise LocalError("every peer and client endpoint must be distinct")
 
@@ -105,6 +112,10 @@ class EnsembleConfig:
 
     def connect_string(self) -> str:
         return ",".join(self.servers[i].client for i in sorted(self.servers))
+
+    def zk_connect_string(self) -> str:
+        """host:port,... of the ZooKeeper-protocol ports, for ZooKeeper's own clients."""
+        return ",".join(self.servers[i].zk for i in sorted(self.servers) if self.servers[i].zk)
 
     def render(self) -> str:
         lines = ["# zkpy ensemble config (zoo.cfg style; endpoints are ZeroMQ addresses)"]
@@ -130,12 +141,14 @@ def parse_server(key: str, value: str, lineno: int) -> ServerConfig:
     fields: dict[str, str] = {}
     for part in parts:
         name, sep, endpoint = part.partition("=")
-        if not sep or name not in ("peer", "client"):
-            raise LocalError(f"line {lineno}: expected peer=<endpoint> or client=<endpoint>, got {part!r}")
+        if not sep or name not in ("peer", "client", "zk"):
+            raise LocalError(
+                f"line {lineno}: expected peer=<endpoint>, client=<endpoint> or zk=<host:port>, got {part!r}"
+            )
         fields[name] = endpoint
-    if set(fields) != {"peer", "client"}:
+    if not {"peer", "client"} <= set(fields):
         raise LocalError(f"line {lineno}: server.{server_id} needs both peer= and client= endpoints")
-    return ServerConfig(server_id, role, fields["peer"], fields["client"])
+    return ServerConfig(server_id, role, fields["peer"], fields["client"], fields.get("zk", ""))
 
 
 def parse(text: str) -> EnsembleConfig:
@@ -183,7 +196,9 @@ def local_ensemble(
     **options: Any,
 ) -> EnsembleConfig:
     """An ensemble on this host: ipc sockets under <data_dir>/run, or tcp on 127.0.0.1 from
-    base_port (clients on base_port + i - 1, peers on base_port + 1000 + i - 1)."""
+    base_port (clients on base_port + i - 1, peers on base_port + 1000 + i - 1). Every server
+    also gets ZooKeeper's TCP client port: base_port + i - 1 with ipc (2181, 2182, ... by
+    default, as ZooKeeper's), base_port + 2000 + i - 1 with tcp."""
     if voters < 1 or observers < 0 or voters + observers > 255:
         raise LocalError(
             f"need 1..255 servers with at least one voter: {voters} voters, {observers} observers"
@@ -207,5 +222,6 @@ def local_ensemble(
                 f"tcp://127.0.0.1:{base_port + 1000 + i - 1}",
                 f"tcp://127.0.0.1:{base_port + i - 1}",
             )
-        servers[i] = ServerConfig(i, role, peer, client)
+        zk_port = base_port + i - 1 if transport == "ipc" else base_port + 2000 + i - 1
+        servers[i] = ServerConfig(i, role, peer, client, f"127.0.0.1:{zk_port}")
     return EnsembleConfig(servers, data_dir, **options)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,28 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> ob
         time.sleep(0.02)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port(servers: int, transport: str) -> int:
+    """A base port whose ports (config.local_ensemble's layout) are all free now, so that
+    ensembles of several tests, or of one test, do not collide."""
+    offsets = [0] if transport == "ipc" else [0, 1000, 2000]
+    start = 20000 + os.getpid() % 1000 * 10
+    for attempt in range(2000):
+        base = 20000 + (start - 20000 + attempt * 10) % 9000
+        if all(_port_free(base + offset + i) for offset in offsets for i in range(servers)):
+            return base
+    raise AssertionError("no free range of ports for an ensemble")
+
+
 class Harness:
     """`options` (EnsembleConfig fields, and `extra` for free-form keys such as `debug`) write
     the config ahead of the launcher, which then resumes it."""
@@ -48,7 +71,8 @@ class Harness:
         **options: Any,
     ) -> None:
         self.data_dir = data_dir.resolve()
-        base_port = 20000 + os.getpid() % 5000 * 2 if base_port is None else base_port
+        if base_port is None:
+            base_port = free_base_port(nodes + observers, transport)
         if options:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             conf = config.local_ensemble(self.data_dir, nodes, observers, transport, base_port, **options)

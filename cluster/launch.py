@@ -185,7 +185,10 @@ def status_table(data_dir: Path) -> str:
     headers = ["id", "role", "pid", "epoch", "last zxid", "clients", "cpu", "memory"]
     conf = config.load(config_path(data_dir))
     table: str = tabulate(node_rows(data_dir), headers)
-    return f"ensemble {data_dir}\nconnect: {conf.connect_string()}\n\n" + table
+    return (
+        f"ensemble {data_dir}\nconnect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}\n\n"
+        + table
+    )
 
 
 def leader_serving(data_dir: Path) -> bool:
@@ -233,7 +236,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                             filename=str(data_dir / "supervisor.log"))  # fmt: skip
         conf = config.load(config_path(data_dir))
-        print(f"connect: {conf.connect_string()}\nsupervisor log: {data_dir}/supervisor.log; Ctrl-C stops the ensemble",
+        print(f"connect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}\nsupervisor log: {data_dir}/supervisor.log; Ctrl-C stops the ensemble",
               flush=True)  # fmt: skip
         Supervisor(data_dir).run(show_table=sys.stdout.isatty())
         return 0
@@ -246,7 +249,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     wait_until(
         lambda: leader_serving(data_dir), args.timeout, f"a leader to serve (see {data_dir}/*/node.log)"
     )
-    print(f"connect: {config.load(config_path(data_dir)).connect_string()}", flush=True)
+    conf = config.load(config_path(data_dir))
+    print(f"connect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}", flush=True)
     return 0
 
 

@@ -25,6 +25,7 @@ import native
 from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._transport import PeerTransport, prepare_ipc
+from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
 from cluster.storage import (
     ACCEPTED_EPOCH,
@@ -151,6 +152,9 @@ class Node:
         prepare_ipc(endpoint)
         sock.bind(endpoint)
         self.client_sock = sock
+        zk_address = conf.servers[server_id].zk
+        cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
+        self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
         self.admin = AdminText(conf, server_id, self.data_dir, self.peers)
         self.running = True
 
@@ -160,6 +164,9 @@ class Node:
         poller = zmq.Poller()
         poller.register(self.peers.inbox, zmq.POLLIN)
         poller.register(self.client_sock, zmq.POLLIN)
+        if self.zk is not None:
+            poller.register(self.zk.fileno(), zmq.POLLIN)
+        polled: dict[int, int] = {}  # the ZooKeeper door's connection fds, and what we poll them for
         tick_s = self.conf.tick_ms / 1000
         next_tick = time.monotonic()
         while self.running:
@@ -169,12 +176,17 @@ class Node:
             if time.monotonic() >= next_tick:
                 self.cut = self.blocked.poll()
                 next_tick = time.monotonic() + tick_s
+                self._close_stale_handshakes()
             if self.peers.inbox in events:
                 for frame in self.peers.receive():
                     self.on_peer_frame(frame)
             if self.client_sock in events:
                 self.on_client_frames()
+            if self.zk is not None:
+                self.on_zk_events(events)
             self.handle_ready()
+            if self.zk is not None:
+                self._poll_zk_connections(poller, polled)
             self._reap_children()
         self.close()
 
@@ -203,6 +215,49 @@ class Node:
             if len(parts) == 2:  # a ROUTER message is [identity, frame]; anything else is not ours
                 self.server.receive(parts[0], parts[1])
 
+    def on_zk_events(self, events: dict[object, int]) -> None:
+        """The ZooKeeper-protocol door: new connections, frames, and sockets ready to write."""
+        zk, server = self.zk, self.server
+        assert zk is not None
+        for fd, event in events.items():
+            if fd == zk.fileno():
+                zk.accept()
+                continue
+            if not isinstance(fd, int) or fd not in zk.by_fd:
+                continue
+            if event & zmq.POLLOUT:
+                cut = zk.on_writable(fd)
+                if cut is not None:
+                    server.close(cut)
+            if event & zmq.POLLIN:
+                for conn, item in zk.read(fd):
+                    if item is None:
+                        server.close(conn)
+                    elif isinstance(item, str):
+                        zk.send_text(conn, self.admin.answer(item, server))
+                    else:
+                        server.receive(conn, item)
+
+    def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
+        """Poll each open connection for reading, and for writing while it has output queued."""
+        zk = self.zk
+        assert zk is not None
+        for fd in zk.closed_fds:
+            if polled.pop(fd, None) is not None:
+                poller.unregister(fd)
+        zk.closed_fds.clear()
+        for fd, writing in zk.interest():
+            want = zmq.POLLIN | (zmq.POLLOUT if writing else 0)
+            if polled.get(fd) != want:
+                poller.register(fd, want)
+                polled[fd] = want
+
+    def _close_stale_handshakes(self) -> None:
+        if self.zk is not None:
+            for conn in self.zk.stale():
+                self.zk.close(conn)
+                self.server.close(conn)
+
     # --- acting on ServerReady ------------------------------------------------------------------
 
     def handle_ready(self) -> None:
@@ -217,10 +272,11 @@ class Node:
             for conn, frame in ready.sends:
                 if conn not in failed and not self._send(conn, frame):
                     failed.add(conn)  # nothing more to it: a gap in its replies would go unseen
-            if ready.admin:
-                stats = server.stats()
-                for conn, word in ready.admin:
-                    self._send(conn, self.admin.answer(word, stats).encode(), forget=False)
+            for conn in ready.closed:
+                if isinstance(conn, int) and self.zk is not None:
+                    self.zk.close_after_flush(conn)  # TCP: ZooKeeper closes; ZeroMQ: nothing to do
+            for conn, word in ready.admin:
+                self._send(conn, self.admin.answer(word, server).encode(), forget=False)
             if ready.snapshot_due is not None:
                 self._start_snapshot(ready.snapshot_due)
             for note in ready.notes:
@@ -254,6 +310,8 @@ class Node:
         """One frame to a client (None: an empty frame, which tells it to go). The socket is
         ROUTER_MANDATORY: a client whose queue is full (it does not read) or that is gone raises
         instead of losing the frame silently, and is cut off; it must reconnect."""
+        if isinstance(conn, int):
+            return self._send_zk(conn, frame, forget)
         assert isinstance(conn, bytes)
         try:
             self.client_sock.send_multipart([conn, frame or b""], zmq.NOBLOCK)
@@ -262,6 +320,18 @@ class Node:
             log.warning("client %s is not reading its replies; cutting it off", conn.hex())
         except zmq.ZMQError as e:
             log.info("client %s is gone (%s)", conn.hex(), e)
+        if forget:
+            self.server.close(conn)
+        return False
+
+    def _send_zk(self, conn: int, frame: bytes | None, forget: bool) -> bool:
+        zk = self.zk
+        assert zk is not None
+        if frame is None:
+            zk.close_after_flush(conn)  # ZooKeeper closes the socket of a client it drops
+            return True
+        if zk.send(conn, frame):
+            return True
         if forget:
             self.server.close(conn)
         return False
@@ -305,6 +375,8 @@ class Node:
         self.log.close()
         self.peers.close()
         self.client_sock.close()
+        if self.zk is not None:
+            self.zk.shutdown()
         self.ctx.term()
 
 

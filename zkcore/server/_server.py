@@ -485,6 +485,29 @@ class Server:
 
     # --- monitoring ---------------------------------------------------------------------------
 
+    def watch_report(self) -> list[tuple[int, str]]:
+        """(session, path) of every watch set through this server, sorted (wchc, wchp)."""
+        clients = self.clients
+        pairs = {
+            (conn.session_id, path)
+            for conn in clients.connections.values()
+            for _, path in clients.watches.watches_of(conn)
+        }
+        return sorted(pairs)
+
+    def ephemerals_report(self) -> dict[int, list[str]]:
+        """The ephemeral znodes of every session, sorted (dump)."""
+        tree = self._tree
+        return {session: sorted(tree.ephemerals[session]) for session in sorted(tree.ephemerals)}
+
+    def reset_stats(self) -> None:
+        """srst/crst: the latency samples and packet counts start again."""
+        clients = self.clients
+        clients.latency_ms.clear()
+        clients.packets_received = clients.packets_sent = 0
+
+    # --- counters ---------------------------------------------------------------------------
+
     def stats(self) -> ServerStats:
         status = self.replica.status()
         clients, tree = self.clients, self._tree

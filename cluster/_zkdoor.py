@@ -1,0 +1,224 @@
+"""ZooKeeper's own client port: TCP with 4-byte length-prefixed jute frames, framing around the
+server's client table and nothing more. Existing ZooKeeper clients (kazoo, Curator, the C and
+Java clients, zkCli.sh) connect here; a four-letter word as the first four bytes gets its
+text answer and the connection is closed, as ZooKeeper does.
+
+Non-blocking sockets polled in the node's one loop: readable sockets give frames to the server,
+ServerReady's sends are queued per connection and written as the socket takes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from zkcore import limits
+from zkcore.server import ADMIN_WORDS
+
+log = logging.getLogger("zkpy.zkdoor")
+LENGTH = struct.Struct(">i")
+RECV_BYTES = 256 * 1024
+FRAMES_PER_TURN_MAX = 1000  # frames taken from one connection per loop turn
+OUTPUT_BYTES_MAX = 32 * 1024 * 1024  # queued for a client that does not read: then it is cut off
+HANDSHAKE_S = 10.0  # a connection must send its ConnectRequest within this
+CLIENT_CNXNS_DEFAULT = 60  # ZooKeeper's maxClientCnxns: connections from one address
+BACKLOG = 1024
+
+
+@dataclass(slots=True, eq=False)
+class TcpConnection:
+    conn_id: int
+    sock: socket.socket
+    address: str
+    opened: float
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytearray = field(default_factory=bytearray)
+    greeted: bool = False  # a whole first frame (connect or four-letter word) arrived
+    closing: bool = False  # close once outbuf is written
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'host:port' (the config's zk=) -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"a ZooKeeper client address must be host:port: {text!r}")
+    return host or "0.0.0.0", int(port)
+
+
+class ZkDoor:
+    """The listening socket and its connections. Connection ids are ints (the ZeroMQ door's are
+    bytes), so both doors share one client table."""
+
+    def __init__(self, address: str, client_cnxns_max: int = CLIENT_CNXNS_DEFAULT) -> None:
+        host, port = parse_address(address)
+        self.listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(BACKLOG)
+        self.listener.setblocking(False)
+        self.client_cnxns_max = client_cnxns_max
+        self.connections: dict[int, TcpConnection] = {}
+        self.by_fd: dict[int, TcpConnection] = {}
+        self.closed_fds: list[int] = []  # for the caller to stop polling
+        self._ids = itertools.count(1)
+
+    # --- the poll set -------------------------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self.listener.fileno()
+
+    def interest(self) -> Iterator[tuple[int, bool]]:
+        """(fd, wants to write) for every open connection."""
+        for fd, conn in self.by_fd.items():
+            yield fd, bool(conn.outbuf)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def accept(self) -> list[int]:
+        """Take every waiting connection; the new sockets' fds, to poll."""
+        fds = []
+        for _ in range(BACKLOG):
+            try:
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:  # EMFILE and kin: leave the rest in the backlog
+                log.warning("cannot accept a client connection: %s", e)
+                break
+            address = peer[0] if isinstance(peer, tuple) else str(peer)
+            same = sum(1 for c in self.connections.values() if c.address == address)
+            if same >= self.client_cnxns_max or len(self.connections) >= limits.connections_max:
+                log.warning("too many connections from %s (%d): closing the new one", address, same)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = TcpConnection(next(self._ids), sock, address, time.monotonic())
+            self.connections[conn.conn_id] = conn
+            self.by_fd[sock.fileno()] = conn
+            fds.append(sock.fileno())
+        return fds
+
+    def read(self, fd: int) -> Iterator[tuple[int, bytes | str | None]]:
+        """Frames from one readable socket: (conn id, frame), (conn id, word) for a four-letter
+        word, or (conn id, None) when the connection is gone (closed by the client, or by us
+        for a frame of a bad length)."""
+        conn = self.by_fd.get(fd)
+        if conn is None or conn.closing:
+            return
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close(conn.conn_id)
+            yield conn.conn_id, None
+            return
+        conn.inbuf += data
+        for _ in range(FRAMES_PER_TURN_MAX):
+            buf = conn.inbuf
+            if len(buf) < 4:
+                return
+            if not conn.greeted:
+                word = bytes(buf[:4]).decode("ascii", "replace")
+                if word in ADMIN_WORDS:
+                    conn.greeted = True
+                    del buf[:4]
+                    yield conn.conn_id, word
+                    return
+            (length,) = LENGTH.unpack_from(buf)
+            if length < 0 or length > limits.frame_bytes_max:
+                log.warning("client %s sent a frame of length %d: closing it", conn.address, length)
+                self.close(conn.conn_id)
+                yield conn.conn_id, None
+                return
+            if len(buf) < 4 + length:
+                return
+            frame = bytes(buf[4 : 4 + length])
+            del buf[: 4 + length]
+            conn.greeted = True
+            yield conn.conn_id, frame
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def send(self, conn_id: int, frame: bytes) -> bool:
+        """Queue a frame (length-prefixed) and write what the socket takes now; False when
+        the client has stopped reading (it is cut off) or is gone."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.closing:
+            return False
+        conn.outbuf += LENGTH.pack(len(frame)) + frame
+        return self._flush(conn)
+
+    def send_text(self, conn_id: int, text: str) -> None:
+        """A four-letter word's answer: raw text, then the connection is closed."""
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            conn.outbuf += text.encode()
+            self.close_after_flush(conn_id)
+
+    def close_after_flush(self, conn_id: int) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            conn.closing = True
+            self._flush(conn)
+
+    def on_writable(self, fd: int) -> int | None:
+        """Write what is queued; the conn id if the client is cut off."""
+        conn = self.by_fd.get(fd)
+        if conn is not None and not self._flush(conn):
+            return conn.conn_id
+        return None
+
+    def _flush(self, conn: TcpConnection) -> bool:
+        while conn.outbuf:
+            try:
+                sent = conn.sock.send(conn.outbuf)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                if e.errno not in (errno.EPIPE, errno.ECONNRESET):
+                    log.info("client %s: %s", conn.address, e)
+                self.close(conn.conn_id)
+                return False
+            del conn.outbuf[:sent]
+        if len(conn.outbuf) > OUTPUT_BYTES_MAX:
+            log.warning("client %s is not reading its replies; cutting it off", conn.address)
+            self.close(conn.conn_id)
+            return False
+        if conn.closing and not conn.outbuf:
+            self.close(conn.conn_id)
+        return True
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def close(self, conn_id: int) -> int | None:
+        """Close at once; the fd it had, to unregister."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is None:
+            return None
+        fd = conn.sock.fileno()
+        self.by_fd.pop(fd, None)
+        self.closed_fds.append(fd)
+        conn.sock.close()
+        return fd
+
+    def stale(self) -> list[int]:
+        """Connections that never finished their handshake in time."""
+        now = time.monotonic()
+        return [
+            c.conn_id for c in self.connections.values() if not c.greeted and now - c.opened > HANDSHAKE_S
+        ]
+
+    def shutdown(self) -> None:
+        for conn_id in list(self.connections):
+            self.close(conn_id)
+        self.listener.close()
