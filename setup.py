@@ -44,7 +44,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["zkcore*", "native*", "cluster*", "zkclient*", "checker*", "verify*"]),
     package_data={"native": ["src/*.c", "src/*.h", "src/*.cdef"]},
-    install_requires=["cffi>=1.15", "pyzmq>=25", "psutil>=5.9", "tabulate>=0.9"],
+    install_requires=["cffi>=1.15", "pyzmq>=25", "psutil>=5.9", "tabulate>=0.9", "prometheus_client>=0.17"],
     extras_require={
         "test": [
             "pytest>=7",
@@ -54,6 +54,7 @@ setup(
             "ruff>=0.4",
             "types-psutil",
             "types-tabulate",
+            "kazoo>=2.9",  # a real ZooKeeper client, for the ZooKeeper-protocol door's tests
         ],
     },
     setup_requires=["cffi>=1.15"],

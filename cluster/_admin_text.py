@@ -133,6 +133,65 @@ class AdminText:
         return f"datadir_size: {size(d.snap_dir)}\nlogdir_size: {size(d.log_dir)}\n"
 
     def _mntr(self, stats: ServerStats) -> str:
+        return "".join(f"{k}\t{v}\n" for k, v in self.mntr_values(stats).items())
+
+    def command_values(self, command: str, server: Server) -> dict[str, object]:
+        """What the AdminServer's /commands/<command> answers, as ZooKeeper names it."""
+        stats = server.stats()
+        if command in ("monitor", "mntr"):
+            return dict(self.mntr_values(stats))
+        if command == "ruok":
+            return {}
+        if command in ("stat", "srvr"):
+            return {
+                "version": VERSION,
+                "read_only": False,
+                "server_stats": {
+                    "packets_sent": stats.packets_sent,
+                    "packets_received": stats.packets_received,
+                    "max_latency": stats.latency_max_ms,
+                    "min_latency": stats.latency_min_ms,
+                    "avg_latency": stats.latency_avg_ms,
+                    "outstanding_requests": stats.outstanding,
+                    "server_state": self.mode(stats),
+                    "num_alive_client_connections": len(stats.connections),
+                    "last_processed_zxid": stats.zxid_applied,
+                    "data_dir_size": 0,
+                },
+                "node_count": stats.znodes,
+            }
+        if command == "connections":
+            return {
+                "connections": [
+                    {"session_id": f"0x{c.session_id:x}", "timeout": c.timeout_ms, "outstanding_requests": c.queued,
+                     "packets_received": c.requests, "remote_socket_address": _conn_text(c.conn)}
+                    for c in stats.connections
+                ],
+                "secure_connections": [],
+            }  # fmt: skip
+        if command == "watches":
+            by_session: dict[str, list[str]] = {}
+            for session, path in server.watch_report():
+                by_session.setdefault(f"0x{session:x}", []).append(path)
+            return {"session_id_to_watched_paths": by_session}
+        if command == "leader":
+            return {"is_leader": stats.role == Role.LEADING and stats.serving, "leader_id": stats.leader,
+                    "leader_ip": ""}  # fmt: skip
+        if command == "configuration":
+            return {"server_id": self.server_id, "config": self.conf.render().splitlines()}
+        if command == "environment":
+            environment: dict[str, object] = {}
+            for line in self._envi(stats).splitlines()[1:]:
+                key, _, value = line.partition("=")
+                environment[key] = value
+            return environment
+        if command == "dump":
+            return {
+                "sessions_with_ephemerals": {f"0x{k:x}": v for k, v in server.ephemerals_report().items()}
+            }
+        raise ValueError(f"unknown command {command!r}")
+
+    def mntr_values(self, stats: ServerStats) -> dict[str, object]:
         values: dict[str, object] = {
             "zk_version": VERSION,
             "zk_server_state": self.mode(stats),
@@ -164,7 +223,7 @@ class AdminText:
             values["zk_followers"] = stats.learners
             values["zk_synced_followers"] = stats.learners_synced
             values["zk_epoch_zxid_start"] = f"{zxid_epoch(stats.lead_from)}"
-        return "".join(f"{k}\t{v}\n" for k, v in values.items())
+        return values
 
 
 def _conn_text(conn: object) -> str:

@@ -66,6 +66,8 @@ class ZkDoor:
         self.connections: dict[int, TcpConnection] = {}
         self.by_fd: dict[int, TcpConnection] = {}
         self.closed_fds: list[int] = []  # for the caller to stop polling
+        self.refused = 0
+        self.refused_logged = 0.0
         self._ids = itertools.count(1)
 
     # --- the poll set -------------------------------------------------------------------------
@@ -94,7 +96,11 @@ class ZkDoor:
             address = peer[0] if isinstance(peer, tuple) else str(peer)
             same = sum(1 for c in self.connections.values() if c.address == address)
             if same >= self.client_cnxns_max or len(self.connections) >= limits.connections_max:
-                log.warning("too many connections from %s (%d): closing the new one", address, same)
+                self.refused += 1
+                if time.monotonic() - self.refused_logged > 1.0:  # a flood must not flood the log too
+                    log.warning("too many connections from %s (%d): closing new ones (%d so far)",
+                                address, same, self.refused)  # fmt: skip
+                    self.refused_logged = time.monotonic()
                 sock.close()
                 continue
             sock.setblocking(False)

@@ -10,7 +10,23 @@ import sys
 
 import zmq
 
-COMMANDS = ("ruok", "srvr", "stat", "mntr", "cons", "wchs", "wchc", "wchp", "dump", "crst", "srst", "conf", "envi", "isro", "dirs")
+COMMANDS = (
+    "ruok",
+    "srvr",
+    "stat",
+    "mntr",
+    "cons",
+    "wchs",
+    "wchc",
+    "wchp",
+    "dump",
+    "crst",
+    "srst",
+    "conf",
+    "envi",
+    "isro",
+    "dirs",
+)
 
 
 def query(

@@ -43,6 +43,7 @@ class ServerConfig:
     peer: str
     client: str
     zk: str = ""  # host:port of ZooKeeper's own TCP client protocol; empty: no such port
+    admin: str = ""  # host:port of the AdminServer (HTTP: /commands/<name>, /metrics); empty: off
 
     def __post_init__(self) -> None:
         if not 1 <= self.id <= 255:
@@ -53,14 +54,15 @@ class ServerConfig:
             if not endpoint.startswith(("tcp://", "ipc://")):
                 raise LocalError(f"server.{self.id} {name} endpoint must be tcp:// or ipc://: {endpoint!r}")
 
-        if self.zk:
-            host, sep, port = self.zk.rpartition(":")
-            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-                raise LocalError(f"server.{self.id} zk address must be host:port: {self.zk!r}")
+        for name, address in (("zk", self.zk), ("admin", self.admin)):
+            host, sep, port = address.rpartition(":")
+            if address and (not sep or not port.isdigit() or not 0 < int(port) < 65536):
+                raise LocalError(f"server.{self.id} {name} address must be host:port: {address!r}")
 
     def line(self) -> str:
         zk = f";zk={self.zk}" if self.zk else ""
-        return f"server.{self.id}={self.role};peer={self.peer};client={self.client}{zk}"
+        admin = f";admin={self.admin}" if self.admin else ""
+        return f"server.{self.id}={self.role};peer={self.peer};client={self.client}{zk}{admin}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +97,7 @@ class EnsembleConfig:
             raise LocalError(
                 f"maxDataBytes must be in 1..{limits.data_bytes_max * 16}: {self.data_bytes_max}"
             )
-        endpoints = [e for s in self.servers.values() for e in (s.peer, s.client, s.zk) if e]
+        endpoints = [e for s in self.servers.values() for e in (s.peer, s.client, s.zk, s.admin) if e]
         if len(set(endpoints)) != len(endpoints):
             raise LocalError("every peer and client endpoint must be distinct")
 
@@ -141,14 +143,16 @@ def parse_server(key: str, value: str, lineno: int) -> ServerConfig:
     fields: dict[str, str] = {}
     for part in parts:
         name, sep, endpoint = part.partition("=")
-        if not sep or name not in ("peer", "client", "zk"):
+        if not sep or name not in ("peer", "client", "zk", "admin"):
             raise LocalError(
-                f"line {lineno}: expected peer=<endpoint>, client=<endpoint> or zk=<host:port>, got {part!r}"
+                f"line {lineno}: expected peer=<endpoint>, client=<endpoint>, zk=<host:port> or "
+                f"admin=<host:port>, got {part!r}"
             )
         fields[name] = endpoint
     if not {"peer", "client"} <= set(fields):
         raise LocalError(f"line {lineno}: server.{server_id} needs both peer= and client= endpoints")
-    return ServerConfig(server_id, role, fields["peer"], fields["client"], fields.get("zk", ""))
+    return ServerConfig(server_id, role, fields["peer"], fields["client"], fields.get("zk", ""),
+                        fields.get("admin", ""))  # fmt: skip
 
 
 def parse(text: str) -> EnsembleConfig:
@@ -198,7 +202,8 @@ def local_ensemble(
     """An ensemble on this host: ipc sockets under <data_dir>/run, or tcp on 127.0.0.1 from
     base_port (clients on base_port + i - 1, peers on base_port + 1000 + i - 1). Every server
     also gets ZooKeeper's TCP client port: base_port + i - 1 with ipc (2181, 2182, ... by
-    default, as ZooKeeper's), base_port + 2000 + i - 1 with tcp."""
+    default, as ZooKeeper's), base_port + 2000 + i - 1 with tcp; and an AdminServer (HTTP) on
+    base_port + 6000 + i - 1 (8181, ... by default)."""
     if voters < 1 or observers < 0 or voters + observers > 255:
         raise LocalError(
             f"need 1..255 servers with at least one voter: {voters} voters, {observers} observers"
@@ -223,5 +228,6 @@ def local_ensemble(
                 f"tcp://127.0.0.1:{base_port + i - 1}",
             )
         zk_port = base_port + i - 1 if transport == "ipc" else base_port + 2000 + i - 1
-        servers[i] = ServerConfig(i, role, peer, client, f"127.0.0.1:{zk_port}")
+        admin_port = base_port + 6000 + i - 1
+        servers[i] = ServerConfig(i, role, peer, client, f"127.0.0.1:{zk_port}", f"127.0.0.1:{admin_port}")
     return EnsembleConfig(servers, data_dir, **options)

@@ -48,7 +48,7 @@ def _port_free(port: int) -> bool:
 def free_base_port(servers: int, transport: str) -> int:
     """A base port whose ports (config.local_ensemble's layout) are all free now, so that
     ensembles of several tests, or of one test, do not collide."""
-    offsets = [0] if transport == "ipc" else [0, 1000, 2000]
+    offsets = [0, 6000] if transport == "ipc" else [0, 1000, 2000, 6000]
     start = 20000 + os.getpid() % 1000 * 10
     for attempt in range(2000):
         base = 20000 + (start - 20000 + attempt * 10) % 9000

@@ -24,6 +24,8 @@ import zmq
 import native
 from cluster import config as config_mod
 from cluster._admin_text import AdminText
+from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
+from cluster._adminserver import AdminServer, answer_json, metrics_text
 from cluster._transport import PeerTransport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
@@ -156,6 +158,8 @@ class Node:
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
         self.admin = AdminText(conf, server_id, self.data_dir, self.peers)
+        admin_address = conf.servers[server_id].admin
+        self.admin_server = AdminServer(admin_address) if admin_address else None
         self.running = True
 
     # --- the loop -----------------------------------------------------------------------------
@@ -187,6 +191,8 @@ class Node:
             self.handle_ready()
             if self.zk is not None:
                 self._poll_zk_connections(poller, polled)
+            if self.admin_server is not None:
+                self._answer_admin_server()
             self._reap_children()
         self.close()
 
@@ -251,6 +257,21 @@ class Node:
             if polled.get(fd) != want:
                 poller.register(fd, want)
                 polled[fd] = want
+
+    def _answer_admin_server(self) -> None:
+        """AdminServer requests, answered on this thread from the server's public API."""
+        assert self.admin_server is not None
+        for request in self.admin_server.take_requests():
+            if request.command == "metrics":
+                stats = self.server.stats()
+                request.body = metrics_text(self.admin.mntr_values(stats), stats.latency_buckets,
+                                            stats.latency_sum_ms)  # fmt: skip
+                request.content_type = "text/plain; version=0.0.4; charset=utf-8"
+                request.done.set()
+            elif request.command == "list":
+                answer_json(request, "list", {"commands": list(ADMIN_COMMANDS)})
+            else:
+                answer_json(request, request.command, self.admin.command_values(request.command, self.server))
 
     def _close_stale_handshakes(self) -> None:
         if self.zk is not None:
@@ -377,6 +398,8 @@ class Node:
         self.client_sock.close()
         if self.zk is not None:
             self.zk.shutdown()
+        if self.admin_server is not None:
+            self.admin_server.close()
         self.ctx.term()
 
 

@@ -9,6 +9,7 @@ ZooKeeper's TCP protocol) is framing around this table.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import itertools
@@ -63,6 +64,8 @@ WATCHER_TYPES = frozenset(int(t) for t in WatcherType)
 PASSWORD_BYTES = 16
 STATE_SYNC_CONNECTED = 3  # Watcher.Event.KeeperState of every notification
 LATENCY_SAMPLES_MAX = 10_000
+# Upper bounds (ms) of the request latency histogram's buckets; the last is +Inf.
+LATENCY_BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 # ZooKeeper's four-letter words: a first frame of four bytes is one of these, not a connect.
 ADMIN_WORDS = frozenset(
     {"conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
@@ -147,6 +150,8 @@ class ClientTable:
         self.admin: list[tuple[ConnId, str]] = []
         self.packets_received = self.packets_sent = 0
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES_MAX)
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # per bucket, not cumulative
+        self.latency_sum_ms = 0.0
 
     # --- outputs ----------------------------------------------------------------------------
 
@@ -354,8 +359,13 @@ class ClientTable:
             if head.reply is None:
                 break
             conn.queue.popleft()
-            self.latency_ms.append(now_ms - head.received_ms)
+            self._observe(now_ms - head.received_ms)
             self._send(conn.conn, head.reply)
+
+    def _observe(self, latency_ms: float) -> None:
+        self.latency_ms.append(latency_ms)
+        self.latency_sum_ms += latency_ms
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
 
     def reads_ready(self, conn: Connection) -> list[Pending]:
         """The unanswered reads at the head of the queue: none behind a write or sync."""

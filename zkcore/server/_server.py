@@ -504,6 +504,8 @@ class Server:
         """srst/crst: the latency samples and packet counts start again."""
         clients = self.clients
         clients.latency_ms.clear()
+        clients.latency_buckets = [0] * len(clients.latency_buckets)
+        clients.latency_sum_ms = 0.0
         clients.packets_received = clients.packets_sent = 0
 
     # --- counters ---------------------------------------------------------------------------
@@ -537,6 +539,8 @@ class Server:
             latency_min_ms=min(latency) if latency else 0.0,
             latency_avg_ms=sum(latency) / len(latency) if latency else 0.0,
             latency_max_ms=max(latency) if latency else 0.0,
+            latency_buckets=tuple(clients.latency_buckets),
+            latency_sum_ms=clients.latency_sum_ms,
             connections=tuple(
                 ConnectionStats(c.conn, c.session_id, c.timeout_ms, len(c.queue), c.requests)
                 for c in clients.connections.values()

@@ -44,4 +44,6 @@ class ServerStats:
     latency_min_ms: float
     latency_avg_ms: float
     latency_max_ms: float
+    latency_buckets: tuple[int, ...]  # requests per bucket of LATENCY_BUCKETS_MS, then over the last
+    latency_sum_ms: float
     connections: tuple[ConnectionStats, ...]

@@ -1,0 +1,390 @@
+"""ZooKeeper's own TCP protocol door, proven with a real ZooKeeper client (kazoo from PyPI) on a
+real 3-node ensemble, beside our ZeroMQ door on the same nodes, and attacked with bad input."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.security import make_digest_acl
+
+from tests.integration.conftest import Ensemble, wait_for
+from zkclient import Client
+from zkcore._records import ConnectRequest, ConnectResponse, CreateRequest, OpCode, RequestHeader
+
+SESSION_S = 4.0
+LENGTH = struct.Struct(">i")
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
+    e = Ensemble(Path(tmp_path_factory.mktemp("zkdoor")) / "e", 3)
+    yield e
+    e.stop()
+
+
+def zk_hosts(ensemble: Ensemble, *sids: int) -> str:
+    return ",".join(ensemble.conf.servers[s].zk for s in (sids or ensemble.servers))
+
+
+@pytest.fixture
+def kazoo(ensemble: Ensemble) -> Iterator[Callable[..., KazooClient]]:
+    made: list[KazooClient] = []
+
+    def make(*sids: int, chroot: str = "", **kw: object) -> KazooClient:
+        zk = KazooClient(hosts=zk_hosts(ensemble, *sids) + chroot, timeout=SESSION_S, **kw)  # type: ignore[arg-type]
+        zk.start(timeout=20)
+        made.append(zk)
+        return zk
+
+    yield make
+    for zk in made:
+        try:
+            zk.stop()
+            zk.close()
+        except Exception:  # noqa: BLE001 - a test may have broken it on purpose
+            pass
+
+
+# --- kazoo: the basics ---------------------------------------------------------------------
+
+
+def test_kazoo_crud_modes_versions_and_transactions(kazoo: Callable[..., KazooClient]) -> None:
+    zk = kazoo()
+    assert zk.server_version()[:2] == (3, 8)
+    zk.ensure_path("/kz/crud")
+    assert zk.create("/kz/crud/a", b"1") == "/kz/crud/a"
+    with pytest.raises(NodeExistsError):
+        zk.create("/kz/crud/a", b"again")
+    assert zk.create("/kz/crud/s-", b"", sequence=True) == "/kz/crud/s-0000000001"
+    eph = zk.create("/kz/crud/e-", b"", ephemeral=True, sequence=True)
+    assert zk.exists(eph).ephemeralOwner == zk.client_id[0]
+    data, stat = zk.get("/kz/crud/a")
+    assert data == b"1" and stat.version == 0
+    zk.set("/kz/crud/a", b"2", version=0)
+    with pytest.raises(BadVersionError):
+        zk.set("/kz/crud/a", b"3", version=0)
+    t = zk.transaction()
+    t.create("/kz/crud/t", b"x")
+    t.check("/kz/crud/a", 1)
+    t.set_data("/kz/crud/a", b"4")
+    assert t.commit()[0] == "/kz/crud/t"
+    with pytest.raises(NoNodeError):
+        zk.delete("/kz/crud/none")
+    assert sorted(zk.get_children("/kz/crud")) == ["a", eph.rsplit("/", 1)[1], "s-0000000001", "t"]
+    zk.delete("/kz/crud", recursive=True)
+    assert zk.exists("/kz/crud") is None
+
+
+def test_kazoo_watches_sync_acls_and_chroot(kazoo: Callable[..., KazooClient]) -> None:
+    zk, other = kazoo(1), kazoo(2)
+    zk.ensure_path("/kz/w")
+    seen: list[bytes | None] = []
+    zk.DataWatch("/kz/w", lambda data, stat: seen.append(data))
+    other.set("/kz/w", b"changed")
+    wait_for(lambda: seen[-1:] == [b"changed"], 10, "the data watch")
+    children: list[list[str]] = []
+    zk.ChildrenWatch("/kz/w", lambda c: children.append(sorted(c)))
+    other.create("/kz/w/c", b"")
+    wait_for(lambda: children[-1:] == [["c"]], 10, "the children watch")
+    other.set("/kz/w", b"after")
+    zk.sync("/kz/w")
+    assert zk.get("/kz/w")[0] == b"after"
+    zk.add_auth("digest", "alice:secret")
+    zk.create("/kz/secret", b"s", acl=[make_digest_acl("alice", "secret", all=True)])
+    assert zk.get("/kz/secret")[0] == b"s"
+    with pytest.raises(NoAuthError):
+        other.get("/kz/secret")
+    rooted = kazoo(chroot="/kz")
+    assert rooted.get("/w")[0] == b"after"  # the chroot works as ZooKeeper's clients do it
+    assert "w" in rooted.get_children("/")
+
+
+def test_kazoo_recipes(kazoo: Callable[..., KazooClient]) -> None:
+    a, b = kazoo(1), kazoo(3)
+    held: list[str] = []
+    lock_a, lock_b = a.Lock("/kz/lock", "a"), b.Lock("/kz/lock", "b")
+    with lock_a:
+        got = threading.Event()
+
+        def take_b() -> None:
+            with lock_b:
+                held.append("b")
+                got.set()
+
+        thread = threading.Thread(target=take_b)
+        thread.start()
+        wait_for(lambda: len(lock_a.contenders()) == 2, 10, "b waiting")
+        assert not got.is_set()
+        held.append("a")
+    thread.join(10)
+    assert held == ["a", "b"]
+    counter = a.Counter("/kz/counter")
+    counter += 3
+    b.Counter("/kz/counter").__add__(2)
+    assert a.Counter("/kz/counter").value == 5
+    queue = a.Queue("/kz/queue")
+    for item in (b"1", b"2", b"3"):
+        queue.put(item)
+    assert [b.Queue("/kz/queue").get() for _ in range(3)] == [b"1", b"2", b"3"]
+    barrier = a.Barrier("/kz/barrier")
+    barrier.create()
+    released = threading.Event()
+    threading.Thread(target=lambda: (b.Barrier("/kz/barrier").wait(10), released.set())).start()
+    barrier.remove()
+    assert released.wait(10)
+    leader: list[str] = []
+    election = a.Election("/kz/election", "a")
+    threading.Thread(target=lambda: election.run(lambda: leader.append("a"))).start()
+    wait_for(lambda: leader == ["a"], 10, "the election's leader")
+
+
+# --- sessions: failover and both doors ---------------------------------------------------------
+
+
+def test_kazoo_fails_over_when_its_server_is_killed(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    victim = 2
+    zk = kazoo(victim, 1, 3, randomize_hosts=False)  # on server 2 first
+    states: list[str] = []
+    zk.add_listener(states.append)
+    path = zk.create("/kz/failover-", b"", ephemeral=True, sequence=True)
+    session = zk.client_id[0]
+    pid = ensemble.kill(victim)
+    wait_for(lambda: KazooState.SUSPENDED in states and zk.state == KazooState.CONNECTED, 30, "failover")
+    assert zk.client_id[0] == session and zk.exists(path) is not None  # same session, its ephemeral too
+    wait_for(lambda: ensemble.pid(victim) not in (None, pid), 60, f"node {victim} restarted")
+    ensemble.wait_healthy()
+
+
+def test_a_session_moves_between_the_doors(ensemble: Ensemble, kazoo: Callable[..., KazooClient]) -> None:
+    """The same client table behind both doors: a session made through ZooKeeper's protocol is
+    resumed through ZeroMQ, with its ephemeral, and the other way round."""
+    zk = kazoo(1)
+    path = zk.create("/kz/moved-", b"", ephemeral=True, sequence=True)
+    session_id, passwd = zk.client_id
+    ours = Client(ensemble.endpoint(2), client_id=(session_id, passwd), timeout=SESSION_S)
+    ours.start()
+    try:
+        assert ours.client_id == (session_id, passwd)
+        assert ours.get_ephemerals() == [path]
+    finally:
+        ours.stop()  # closes the session: the ephemeral goes
+    wait_for(lambda: zk.state != KazooState.CONNECTED or zk.exists(path) is None, 10, "the ephemeral to go")
+
+
+# --- four-letter words ---------------------------------------------------------------------------
+
+
+def word(ensemble: Ensemble, sid: int, command: str) -> str:
+    host, port = ensemble.conf.servers[sid].zk.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(command.encode())
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def test_four_letter_words_on_the_client_port(ensemble: Ensemble, kazoo: Callable[..., KazooClient]) -> None:
+    zk = kazoo(1)
+    zk.create("/kz/eph4lw", b"", ephemeral=True)
+    zk.exists("/kz/watched4lw", watch=lambda e: None)
+    assert word(ensemble, 1, "ruok") == "imok"
+    srvr = word(ensemble, 1, "srvr")
+    assert srvr.startswith("Zookeeper version: 3.8.") and "\nMode: " in srvr and "Node count: " in srvr
+    mntr = dict(line.split("\t", 1) for line in word(ensemble, 1, "mntr").splitlines())
+    assert mntr["zk_server_state"] in ("leader", "follower") and int(mntr["zk_znode_count"]) > 0
+    assert "zookeeper.version=3.8." in word(ensemble, 1, "envi")
+    assert f"0x{zk.client_id[0]:x}" in word(ensemble, 1, "wchc")
+    assert "/kz/watched4lw" in word(ensemble, 1, "wchp")
+    assert "/kz/eph4lw" in word(ensemble, 1, "dump")
+    assert word(ensemble, 1, "isro") == "rw"
+    assert "serverId=1" in word(ensemble, 1, "conf")
+    assert "Total watches:" in word(ensemble, 1, "wchs")
+    assert word(ensemble, 1, "srst") == "Server stats reset.\n"
+    for command in ("stat", "cons", "crst", "dirs"):
+        assert word(ensemble, 1, command)
+
+
+# --- hostile input -------------------------------------------------------------------------------
+
+
+def raw(ensemble: Ensemble, sid: int = 1) -> socket.socket:
+    host, port = ensemble.conf.servers[sid].zk.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def framed(body: bytes) -> bytes:
+    return LENGTH.pack(len(body)) + body
+
+
+def handshake(s: socket.socket) -> ConnectResponse:
+    s.sendall(framed(ConnectRequest(0, 0, 10_000, 0, bytes(16), False).encode()))
+    return ConnectResponse.decode(read_frame(s))
+
+
+def read_frame(s: socket.socket) -> bytes:
+    head = recv_exactly(s, 4)
+    return recv_exactly(s, LENGTH.unpack(head)[0])
+
+
+def recv_exactly(s: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def closed(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [LENGTH.pack(-5), LENGTH.pack(2 * 1024 * 1024) + b"x" * 100, b"\xff\xff\xff\xff"],
+    ids=["negative length", "2 MB length", "minus one"],
+)
+def test_bad_lengths_close_the_connection_and_hurt_nobody(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient], garbage: bytes
+) -> None:
+    witness = kazoo(1)
+    s = raw(ensemble)
+    handshake(s)
+    s.sendall(garbage)
+    assert closed(s)
+    assert witness.exists("/") is not None
+
+
+def test_malformed_and_unknown_requests(ensemble: Ensemble) -> None:
+    s = raw(ensemble)
+    handshake(s)
+    s.sendall(framed(RequestHeader(5, 999).encode()))  # an unknown opcode: Unimplemented, then closed
+    reply = read_frame(s)
+    assert struct.unpack(">iqi", reply[:16])[0::2] == (5, -6)
+    assert closed(s)
+    s = raw(ensemble)
+    handshake(s)
+    s.sendall(framed(RequestHeader(6, OpCode.CREATE).encode() + b"\x00\x00\x00\x09trunc"))
+    assert struct.unpack(">iqi", read_frame(s)[:16])[0::2] == (6, -5)  # Marshalling
+    assert closed(s)
+    s = raw(ensemble)
+    s.sendall(framed(b"not a connect request"))
+    assert closed(s)
+
+
+def test_big_requests_and_many_connections(ensemble: Ensemble, kazoo: Callable[..., KazooClient]) -> None:
+    s = raw(ensemble)
+    handshake(s)
+    body = CreateRequest("/kz-big", b"b" * 512 * 1024, (), 0)
+    s.sendall(framed(RequestHeader(1, OpCode.CREATE).encode() + body.encode()))
+    header = struct.unpack(">iqi", read_frame(s)[:16])
+    assert header[2] in (0, -114)  # created, or InvalidACL for the empty ACL list: either way served
+    s.close()
+    zk = kazoo(1)
+    zk.create("/kz-big2", b"b" * 512 * 1024)  # a 512 KB znode through kazoo
+    assert len(zk.get("/kz-big2")[0]) == 512 * 1024
+    sockets = [raw(ensemble, 2) for _ in range(60)]  # ZooKeeper's default maxClientCnxns
+    try:
+        for s in sockets[:60:10]:
+            assert handshake(s).session_id != 0
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_half_open_connections_are_closed_and_bounded(ensemble: Ensemble) -> None:
+    """Thousands of connections that never finish a handshake, from one address: the node keeps
+    at most maxClientCnxns of them, closes the rest at once, and serves everybody else (here a
+    client on the other door: every TCP client of this test shares the attacker's address)."""
+    witness = Client(ensemble.endpoint(3), timeout=SESSION_S)
+    witness.start()
+    opened: list[socket.socket] = []
+    try:
+        for _ in range(2000):
+            try:
+                s = raw(ensemble, 3)
+                s.sendall(b"\x00\x00")  # half a length
+                opened.append(s)
+            except OSError:
+                pass
+        live = wait_for(lambda: sum(1 for s in opened if not _gone(s)) <= 61 or None, 20, "the excess closed")
+        assert live
+        started = time.monotonic()
+        assert witness.get("/")[1] is not None and time.monotonic() - started < 5
+    finally:
+        for s in opened:
+            s.close()
+        witness.stop()
+
+
+def _gone(s: socket.socket) -> bool:
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+# --- AdminServer and Prometheus -------------------------------------------------------------------
+
+
+def http_get(ensemble: Ensemble, sid: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    host, port = ensemble.conf.servers[sid].admin.rsplit(":", 1)
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_admin_server_commands_and_metrics(ensemble: Ensemble, kazoo: Callable[..., KazooClient]) -> None:
+    import json
+
+    zk = kazoo(1)
+    zk.exists("/kz-admin", watch=lambda e: None)
+    for _ in range(20):
+        zk.get("/")
+    status, body = http_get(ensemble, 1, "/commands/ruok")
+    assert status == 200 and json.loads(body)["error"] is None
+    monitor = json.loads(http_get(ensemble, 1, "/commands/monitor")[1])
+    assert monitor["zk_server_state"] in ("leader", "follower") and monitor["command"] == "monitor"
+    stat = json.loads(http_get(ensemble, 1, "/commands/stat")[1])
+    assert stat["version"].startswith("3.8.") and stat["node_count"] > 0
+    connections = json.loads(http_get(ensemble, 1, "/commands/connections")[1])["connections"]
+    assert f"0x{zk.client_id[0]:x}" in [c["session_id"] for c in connections]
+    watches = json.loads(http_get(ensemble, 1, "/commands/watches")[1])["session_id_to_watched_paths"]
+    assert "/kz-admin" in watches[f"0x{zk.client_id[0]:x}"]
+    leaders = [
+        json.loads(http_get(ensemble, s, "/commands/leader")[1])["is_leader"] for s in ensemble.servers
+    ]
+    assert leaders.count(True) == 1
+    assert json.loads(http_get(ensemble, 1, "/commands/configuration")[1])["server_id"] == 1
+    assert json.loads(http_get(ensemble, 1, "/commands/environment")[1])["zookeeper.version"].startswith(
+        "3.8."
+    )
+    assert http_get(ensemble, 1, "/commands/nonsense")[0] == 404
+    status, metrics = http_get(ensemble, 1, "/metrics")
+    assert status == 200 and "\nznode_count " in metrics
+    count = next(line for line in metrics.splitlines() if line.startswith("request_latency_seconds_count"))
+    assert float(count.split()[1]) >= 20
+    assert 'request_latency_seconds_bucket{le="+Inf"}' in metrics
