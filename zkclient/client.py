@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import zmq
 
 from cluster import admin
-from zkclient import _tree
+from zkclient import _tree, recipe
 from zkclient._connection import AuthCall, Connection
 from zkclient._dispatch import Dispatcher
 from zkclient._future import AsyncResult
@@ -101,6 +102,12 @@ class Client:
         self._dispatcher: Dispatcher | None = None
         self._ops = Ops(self.chroot, self._new_result)
         self._closed = False
+        # kazoo's recipes (zkclient.recipe) bound to this client: zk.Lock(path, identifier).
+        self.Lock = partial(recipe.Lock, self)
+        self.ReadLock = partial(recipe.ReadLock, self)
+        self.WriteLock = partial(recipe.WriteLock, self)
+        self.Semaphore = partial(recipe.Semaphore, self)
+        self.Election = partial(recipe.Election, self)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
