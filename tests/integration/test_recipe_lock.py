@@ -6,6 +6,7 @@ contenders mid-acquire, create replies lost, and a partition that isolates the h
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,98 @@ def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Conte
     contenders.wait_done(90)
     assert_checked(contenders, expected_holds=20)
     assert zk.get_children(path) == [], "nodes left behind"
+
+
+@pytest.mark.parametrize("mode", ["lock", "election"])
+def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
+    ensemble: Ensemble, contenders: Contenders, mode: str
+) -> None:
+    path = f"/expiry-{mode}"
+    start_all(contenders, ensemble, 4, path, "--mode", mode, "--holds", "2", "--hold-s", "1.5")
+    holder = wait_for(contenders.holding, 60, "a contender to hold the lock")
+    assert isinstance(holder, str)
+    paused_at = contenders.pause(holder)
+    try:
+        successor = wait_for(lambda: contenders.acquired_after(paused_at, holder), SESSION_S * 3 + 30,
+                             "another contender to get the lock once the paused holder's session expired")  # fmt: skip
+        assert isinstance(successor, str)
+    finally:
+        contenders.resume(holder)
+    contenders.wait_done(90)
+    # The old holder was told: its hold ended `lost` (its release found the session gone).
+    paused_holds = [h for h in contenders.holds(holder) if h["acquired"] < paused_at]
+    assert paused_holds[-1]["how"] == "lost", paused_holds
+    handed_over = min(e["t"] for e in contenders.events(successor, "acquired") if e["t"] > paused_at)
+    # The session can only expire after its timeout with no ping: at least 2/3 of it after the pause.
+    assert handed_over - paused_at > SESSION_S * 2 / 3 * 0.9
+    assert_checked(contenders, expected_holds=8, expiry_min_s=SESSION_S * 0.5)
+    # Without the window, the checker does see the overlap the paused holder believed in.
+    result, _ = contenders.check()
+    assert result.ok or all("ended lost" in " ".join(v.notes) for v in result.violations)
+
+
+def test_server_killed_under_contenders_mid_acquire(ensemble: Ensemble, contenders: Contenders) -> None:
+    path = "/killed"
+    start_all(contenders, ensemble, 5, path, "--holds", "6", "--hold-s", "0.05")
+    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 4, 60, "some turns taken")
+    ensemble.wait_healthy()
+    leader = wait_for(ensemble.leader, 30, "a leader")
+    victim = next(sid for sid in ensemble.servers if sid != leader)
+    pid = ensemble.kill(victim)  # contenders connected to it are cut off mid-request
+    wait_for(lambda: ensemble.pid(victim) not in (None, pid), 60, f"node {victim} restarted")
+    ensemble.wait_healthy()
+    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 16, 60, "more turns taken")
+    pid = ensemble.kill(leader)  # and the leader: every write in flight is cut off
+    contenders.wait_done(120)
+    assert_checked(contenders, expected_holds=30)
+    ensemble.wait_healthy()
+
+
+def test_lost_create_replies_are_found_by_prefix_and_block_nobody(
+    ensemble: Ensemble, zk: Client, contenders: Contenders
+) -> None:
+    path = "/lost-replies"
+    start_all(contenders, ensemble, 2, path, "--holds", "4", "--hold-s", "0.05")
+    for i in (2, 3):
+        contenders.start(f"c{i}", ensemble.connect_string(), "--path", path, "--session-s", str(SESSION_S),
+                         "--holds", "4", "--hold-s", "0.05", "--lose-creates", "4")  # fmt: skip
+    contenders.wait_done(90)
+    assert_checked(contenders, expected_holds=16)
+    for name in ("c2", "c3"):
+        done = contenders.events(name, "done")[-1]
+        assert len(done["lost_creates"]) == 4, done
+    assert zk.get_children(path) == [], "orphans left behind"
+
+
+@pytest.mark.parametrize("role", ["follower", "leader"])
+def test_partition_isolating_the_holders_server(
+    ensemble: Ensemble, contenders: Contenders, role: str
+) -> None:
+    """The holder is pinned to one server; partitioning that server from the others cuts it
+    off: the holder hears SUSPENDED (its hold ends) before its session can expire, and only then
+    does the next contender get the lock. No silence is recorded: no overlap is excused."""
+    path = f"/partition-{role}"
+    ensemble.wait_healthy()
+    leader = wait_for(ensemble.leader, 30, "a leader")
+    isolated = leader if role == "leader" else next(sid for sid in ensemble.servers if sid != leader)
+    others = ",".join(ensemble.endpoint(s) for s in ensemble.servers if s != isolated)
+    common = ("--path", path, "--session-s", str(SESSION_S))
+    contenders.start(
+        "pinned", ensemble.endpoint(isolated), *common, "--holds", "1", "--hold-s", "20", "--pinned"
+    )
+    wait_for(lambda: contenders.holding() == "pinned", 60, "the pinned contender to hold the lock")
+    for i in range(3):
+        contenders.start(f"c{i}", others, *common, "--holds", "2", "--hold-s", "0.05")
+    cut_at = time.monotonic()
+    ensemble.partition([{isolated}, set(ensemble.servers) - {isolated}])
+    try:
+        wait_for(lambda: contenders.acquired_after(cut_at, "pinned"), SESSION_S * 3 + 30,
+                 "another contender to get the lock")  # fmt: skip
+    finally:
+        ensemble.heal()
+    contenders.wait_done(90)
+    first = contenders.holds("pinned")[0]
+    assert first["how"] in ("suspended", "lost"), contenders.records("pinned")
+    assert first["released"] - first["acquired"] < 15, "the pinned holder never heard of the partition"
+    assert_checked(contenders)
+    ensemble.wait_healthy()
