@@ -108,6 +108,14 @@ class Client:
         self.WriteLock = partial(recipe.WriteLock, self)
         self.Semaphore = partial(recipe.Semaphore, self)
         self.Election = partial(recipe.Election, self)
+        self.Party = partial(recipe.Party, self)
+        self.ShallowParty = partial(recipe.ShallowParty, self)
+        self.Barrier = partial(recipe.Barrier, self)
+        self.DoubleBarrier = partial(recipe.DoubleBarrier, self)
+        self.Queue = partial(recipe.Queue, self)
+        self.LockingQueue = partial(recipe.LockingQueue, self)
+        self.Counter = partial(recipe.Counter, self)
+        self.TreeCache = partial(recipe.TreeCache, self)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
