@@ -29,6 +29,7 @@ from zkclient.exceptions import (
     RetryFailedError,
     SessionExpiredError,
 )
+from zkclient.recipe import Lock
 
 
 class LossyClient(Client):
@@ -45,6 +46,13 @@ class LossyClient(Client):
             self.lost_paths.append(created)
             raise ConnectionLossError("KeeperErrorCode = ConnectionLoss (reply dropped by the test)", path)
         return created
+
+
+class BrokenLock(Lock):
+    """A deliberately broken lock for the checker to catch: it never waits for a predecessor."""
+
+    def _get_predecessor(self, node: str) -> str | None:
+        return None
 
 
 class Watchful:
@@ -124,7 +132,11 @@ class Contender:
         self.holds += 1
 
     def one_lock_hold(self) -> None:
-        lock = self.zk.Lock(self.args.path, self.args.name)
+        lock = (
+            BrokenLock(self.zk, self.args.path, self.args.name)
+            if self.args.broken
+            else self.zk.Lock(self.args.path, self.args.name)
+        )
         if not lock.acquire(timeout=self.args.acquire_timeout_s):
             return
         self.begin()
@@ -186,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--acquire-timeout-s", type=float, default=60.0)
     p.add_argument("--run-s", type=float, default=90.0)
     p.add_argument("--lose-creates", type=int, default=0)
+    p.add_argument("--broken", action="store_true", help="use a lock that does not wait (BrokenLock)")
     p.add_argument("--pinned", action="store_true", help="try the hosts in the order given")
     args = p.parse_args(argv)
     with args.out.open("a") as out:

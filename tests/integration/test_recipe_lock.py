@@ -75,6 +75,14 @@ def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Conte
     assert zk.get_children(path) == [], "nodes left behind"
 
 
+def test_a_lock_that_does_not_wait_is_caught(ensemble: Ensemble, contenders: Contenders) -> None:
+    start_all(contenders, ensemble, 3, "/broken", "--broken", "--holds", "3", "--hold-s", "0.2")
+    contenders.wait_done(60)
+    result, holds = contenders.check()
+    assert len(holds) == 9
+    assert result.violations, "three contenders holding at once went unnoticed"
+
+
 @pytest.mark.parametrize("mode", ["lock", "election"])
 def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
     ensemble: Ensemble, contenders: Contenders, mode: str
