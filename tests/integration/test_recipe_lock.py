@@ -88,10 +88,16 @@ def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
     ensemble: Ensemble, contenders: Contenders, mode: str
 ) -> None:
     path = f"/expiry-{mode}"
-    start_all(contenders, ensemble, 4, path, "--mode", mode, "--holds", "2", "--hold-s", "1.5")
-    holder = wait_for(contenders.holding, 60, "a contender to hold the lock")
-    assert isinstance(holder, str)
-    paused_at = contenders.pause(holder)
+    start_all(contenders, ensemble, 3, path, "--mode", mode, "--holds", "2", "--hold-s", "0.8")
+    for _attempt in range(5):
+        holder = wait_for(contenders.holding, 60, "a contender to hold the lock")
+        assert isinstance(holder, str)
+        paused_at = contenders.pause(holder)
+        if contenders.holding() == holder:  # stopped mid-hold (not just after its end)
+            break
+        contenders.resume(holder)
+    else:
+        pytest.fail("never paused a contender while it held the lock")
     try:
         successor = wait_for(lambda: contenders.acquired_after(paused_at, holder), SESSION_S * 3 + 30,
                              "another contender to get the lock once the paused holder's session expired")  # fmt: skip
@@ -105,7 +111,7 @@ def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
     handed_over = min(e["t"] for e in contenders.events(successor, "acquired") if e["t"] > paused_at)
     # The session can only expire after its timeout with no ping: at least 2/3 of it after the pause.
     assert handed_over - paused_at > SESSION_S * 2 / 3 * 0.9
-    assert_checked(contenders, expected_holds=8, expiry_min_s=SESSION_S * 0.5)
+    assert_checked(contenders, expected_holds=6, expiry_min_s=SESSION_S * 0.5)
     # Without the window, the checker does see the overlap the paused holder believed in.
     result, _ = contenders.check()
     assert result.ok or all("ended lost" in " ".join(v.notes) for v in result.violations)
