@@ -45,6 +45,7 @@ class Hold:
     how: str = "released"
     session: int | None = None
     lock: str = ""
+    shared: bool = False  # a read lock's hold: overlaps other shared holds freely
 
     def __post_init__(self) -> None:
         if self.how not in HOW:
@@ -55,7 +56,11 @@ class Hold:
     def text(self) -> str:
         sid = f" s{self.session:#x}" if self.session is not None else ""
         end = "open" if math.isinf(self.released) else f"{self.released:.6f}"
-        return f"{self.contender}{sid} held {self.lock or 'the lock'} [{self.acquired:.6f}, {end}] ended {self.how}"
+        kind = " (shared)" if self.shared else ""
+        return (
+            f"{self.contender}{sid} held {self.lock or 'the lock'}{kind} [{self.acquired:.6f}, {end}] "
+            f"ended {self.how}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,8 @@ def check_mutual_exclusion(
     expiry_min_s: float = 0.0,
 ) -> CheckResult:
     """Every pair of overlapping holds of one lock, beyond max_holders at once (1 for a lock),
-    that the session-expiry window does not excuse, is a violation. Holds of different `lock`
-    names are judged separately."""
+    that the session-expiry window does not excuse, is a violation; shared holds (read locks)
+    conflict only with exclusive ones. Holds of different `lock` names are judged separately."""
     all_holds = sorted(holds, key=lambda h: (h.lock, h.acquired, h.released, h.contender))
     quiet = list(silences)
     violations: list[Violation] = []
@@ -106,7 +111,11 @@ def _check_one_lock(
     running: list[Hold] = []
     for late in group:
         running = [h for h in running if h.released > late.acquired]
-        rivals = [h for h in running if not _excused(h, late, silences, expiry_min_s)]
+        rivals = [
+            h
+            for h in running
+            if not (h.shared and late.shared) and not _excused(h, late, silences, expiry_min_s)
+        ]
         if len(rivals) >= max_holders:
             notes = [h.text() for h in rivals] + [late.text()]
             name = lock or "the lock"

@@ -38,6 +38,9 @@ CASES: list[tuple[str, list[Hold], list[Silence], float, int, int]] = [
     ("open hold blocks everyone after it", [h(A, 0, math.inf, "open"), h(B, 10, 11)], [], 0, 1, 1),
     ("semaphore of two: two at once", [h(A, 0, 2), h(B, 1, 3)], [], 0, 2, 0),
     ("semaphore of two: three at once", [h(A, 0, 3), h(B, 1, 3), h(C, 2, 3)], [], 0, 2, 1),
+    ("readers share", [Hold(A, 0, 3, shared=True), Hold(B, 1, 3, shared=True)], [], 0, 1, 0),
+    ("a writer among readers", [Hold(A, 0, 3, shared=True), h(B, 1, 2), Hold(C, 1.5, 3, shared=True)], [], 0, 1, 2),
+    ("a reader after a writer", [h(A, 0, 3), Hold(B, 1, 3, shared=True)], [], 0, 1, 1),
 ]  # fmt: skip
 
 

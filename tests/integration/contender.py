@@ -1,5 +1,5 @@
-"""One lock contender in its own process, for the recipe fault tests: takes a Lock (or wins an
-Election) again and again, and writes each hold as a JSON line the checker reads
+"""One lock contender in its own process, for the recipe fault tests: takes a Lock (or a ReadLock,
+WriteLock, Semaphore lease, or wins an Election) again and again, and writes each hold as a JSON line the checker reads
 (checker.load_holds). Run as `python -m tests.integration.contender --hosts ... --out F`.
 
 A hold runs from the moment acquire returned (or the leader function was called) to the moment
@@ -110,6 +110,7 @@ class Contender:
             "acquired": now,
             "session": session,
             "lock": self.args.path,
+            "shared": self.args.mode == "read",
         }
         self.write({"event": "acquired", "t": now, "session": session, "pid": _pid()})
         self.watch.unsafe.wait(self.args.hold_s)
@@ -131,12 +132,20 @@ class Contender:
         self.pending = None
         self.holds += 1
 
+    def make_lock(self) -> Any:
+        a = self.args
+        if a.broken:
+            return BrokenLock(self.zk, a.path, a.name)
+        if a.mode == "read":
+            return self.zk.ReadLock(a.path, a.name)
+        if a.mode == "write":
+            return self.zk.WriteLock(a.path, a.name)
+        if a.mode == "semaphore":
+            return self.zk.Semaphore(a.path, a.name, max_leases=a.max_leases)
+        return self.zk.Lock(a.path, a.name)
+
     def one_lock_hold(self) -> None:
-        lock = (
-            BrokenLock(self.zk, self.args.path, self.args.name)
-            if self.args.broken
-            else self.zk.Lock(self.args.path, self.args.name)
-        )
+        lock = self.make_lock()
         if not lock.acquire(timeout=self.args.acquire_timeout_s):
             return
         self.begin()
@@ -189,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--hosts", required=True)
     p.add_argument("--path", default="/lock")
-    p.add_argument("--mode", choices=("lock", "election"), default="lock")
+    p.add_argument("--mode", choices=("lock", "election", "read", "write", "semaphore"), default="lock")
+    p.add_argument("--max-leases", type=int, default=2, help="for --mode semaphore")
     p.add_argument("--name", required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--holds", type=int, default=5)

@@ -95,9 +95,12 @@ class Contenders:
                 parts.append(f"--- {name}\n" + path.read_text()[-2000:])
         return "\n".join(parts)
 
-    def check(self, expiry_min_s: float = 0.0) -> tuple[CheckResult, list[Hold]]:
+    def check(self, expiry_min_s: float = 0.0, max_holders: int = 1) -> tuple[CheckResult, list[Hold]]:
         holds, _ = load_holds(sorted(self.folder.glob("*.jsonl")))
-        return check_mutual_exclusion(holds, self.silences, expiry_min_s=expiry_min_s), holds
+        result = check_mutual_exclusion(
+            holds, self.silences, expiry_min_s=expiry_min_s, max_holders=max_holders
+        )
+        return result, holds
 
     def stop(self) -> None:
         for p in self.procs.values():

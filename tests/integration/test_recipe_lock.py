@@ -47,8 +47,10 @@ def start_all(c: Contenders, ensemble: Ensemble, count: int, path: str, *options
         c.start(f"c{i}", ensemble.connect_string(), "--path", path, "--session-s", str(SESSION_S), *options)
 
 
-def assert_checked(c: Contenders, expected_holds: int | None = None, expiry_min_s: float = 0.0) -> None:
-    result, holds = c.check(expiry_min_s)
+def assert_checked(
+    c: Contenders, expected_holds: int | None = None, expiry_min_s: float = 0.0, max_holders: int = 1
+) -> None:
+    result, holds = c.check(expiry_min_s, max_holders)
     assert result.ok, str(result)
     if expected_holds is not None:
         assert len(holds) == expected_holds, f"{len(holds)} holds recorded:\n{c.stderr_tail()}"
@@ -182,3 +184,53 @@ def test_partition_isolating_the_holders_server(
     assert first["released"] - first["acquired"] < 15, "the pinned holder never heard of the partition"
     assert_checked(contenders)
     ensemble.wait_healthy()
+
+
+def test_read_and_write_locks_with_a_server_killed(ensemble: Ensemble, contenders: Contenders) -> None:
+    path = "/rw-killed"
+    common = ("--path", path, "--session-s", str(SESSION_S), "--holds", "4")
+    for i in range(3):
+        contenders.start(f"r{i}", ensemble.connect_string(), *common, "--mode", "read", "--hold-s", "0.1")
+    for i in range(2):
+        contenders.start(f"w{i}", ensemble.connect_string(), *common, "--mode", "write", "--hold-s", "0.05")
+    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 5, 60, "some turns taken")
+    ensemble.wait_healthy()
+    leader = wait_for(ensemble.leader, 30, "a leader")
+    victim = next(sid for sid in ensemble.servers if sid != leader)
+    pid = ensemble.kill(victim)
+    contenders.wait_done(90)
+    assert_checked(contenders, expected_holds=20)
+    wait_for(lambda: ensemble.pid(victim) not in (None, pid), 60, f"node {victim} restarted")
+    ensemble.wait_healthy()
+
+
+def test_semaphore_lease_holder_paused_until_its_session_expires(
+    ensemble: Ensemble, contenders: Contenders
+) -> None:
+    path = "/sem-expiry"
+    start_all(contenders, ensemble, 4, path, "--mode", "semaphore", "--max-leases", "2", "--holds", "2",
+              "--hold-s", "0.8")  # fmt: skip
+    for _attempt in range(5):
+        holder = wait_for(contenders.holding, 60, "a contender to hold a lease")
+        assert isinstance(holder, str)
+        paused_at = contenders.pause(holder)
+        if _open(contenders, holder):  # stopped mid-hold (not just after its end)
+            break
+        contenders.resume(holder)
+    else:
+        pytest.fail("never paused a contender while it held a lease")
+    try:
+        wait_for(lambda: sum(1 for n in contenders.procs if n != holder for e in contenders.events(n, "acquired")
+                             if e["t"] > paused_at + SESSION_S) >= 1, SESSION_S * 3 + 30,
+                 "a lease taken after the paused holder's session could have expired")  # fmt: skip
+    finally:
+        contenders.resume(holder)
+    contenders.wait_done(90)
+    paused_holds = [h for h in contenders.holds(holder) if h["acquired"] < paused_at]
+    assert paused_holds[-1]["how"] == "lost", paused_holds
+    assert_checked(contenders, expected_holds=8, expiry_min_s=SESSION_S * 0.5, max_holders=2)
+
+
+def _open(c: Contenders, name: str) -> bool:
+    recs = c.records(name)
+    return bool(recs) and recs[-1].get("event") == "acquired"
