@@ -1,5 +1,5 @@
-"""Driving many contender processes (tests/integration/contender.py) against an ensemble: start
-them, find the current holder, fault it, wait for them to finish, and hand their holds to the
+"""Driving many contender processes (tests/integration/recipes/contender.py) against an
+ensemble: start them, find the current holder, fault it, wait for them to finish, and hand their holds to the
 checker. Every process started here is stopped by pid in `stop()`."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from checker import CheckResult, Hold, Silence, check_mutual_exclusion, load_holds
 from cluster.harness import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Contenders:
@@ -28,7 +28,7 @@ class Contenders:
 
     def start(self, name: str, hosts: str, *options: str) -> None:
         out = self.folder / f"{name}.jsonl"
-        cmd = [sys.executable, "-m", "tests.integration.contender", "--hosts", hosts, "--name", name,
+        cmd = [sys.executable, "-m", "tests.integration.recipes.contender", "--hosts", hosts, "--name", name,
                "--out", str(out), *options]  # fmt: skip
         err = (self.folder / f"{name}.stderr").open("wb")
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)

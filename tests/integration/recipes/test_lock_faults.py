@@ -1,7 +1,8 @@
-"""Lock and Election against a real 3-node ensemble, with contenders in separate processes
-(tests/integration/contender.py) whose holds the checker judges (checker.check_mutual_exclusion):
-taking turns, the holder's session expiring while it is paused, the server killed under
-contenders mid-acquire, create replies lost, and a partition that isolates the holder."""
+"""Lock, Election, ReadLock/WriteLock and Semaphore against a real 3-node ensemble, with
+contenders in separate processes (contender.py) whose holds the checker judges
+(checker.check_mutual_exclusion): taking turns, the holder's session expiring while it is
+paused, servers killed under contenders mid-acquire, create replies lost, and a partition that
+isolates the holder. A lock that does not wait is caught."""
 
 from __future__ import annotations
 
@@ -13,18 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Ensemble, wait_for
-from tests.integration.contenders import Contenders
+from tests.integration.recipes.contenders import Contenders
 from zkclient import Client
 
 SESSION_S = 3.0  # the contenders' session timeout (the ensemble allows 2 s and up)
 NODE_RE = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
-
-
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
-    e = Ensemble(Path(tmp_path_factory.mktemp("recipes")) / "e", 3, session_timeout_min_ms=2000)
-    yield e
-    e.stop()
 
 
 @pytest.fixture
@@ -59,7 +53,7 @@ def assert_checked(
 @pytest.mark.parametrize("mode", ["lock", "election"])
 def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Contenders, mode: str) -> None:
     path = f"/turns-{mode}"
-    start_all(contenders, ensemble, 5, path, "--mode", mode, "--holds", "4", "--hold-s", "0.03")
+    start_all(contenders, ensemble, 5, path, "--mode", mode, "--holds", "3", "--hold-s", "0.03")
     seen: set[str] = set()
 
     def layout() -> bool:  # every contender's node has kazoo's name
@@ -73,7 +67,7 @@ def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Conte
 
     wait_for(layout, 60, "contenders' nodes to show up")
     contenders.wait_done(90)
-    assert_checked(contenders, expected_holds=20)
+    assert_checked(contenders, expected_holds=15)
     assert zk.get_children(path) == [], "nodes left behind"
 
 
@@ -186,7 +180,10 @@ def test_partition_isolating_the_holders_server(
     ensemble.wait_healthy()
 
 
-def test_read_and_write_locks_with_a_server_killed(ensemble: Ensemble, contenders: Contenders) -> None:
+@pytest.mark.slow
+def test_read_and_write_locks_with_a_server_killed(
+    slow_selected: None, ensemble: Ensemble, contenders: Contenders
+) -> None:
     path = "/rw-killed"
     common = ("--path", path, "--session-s", str(SESSION_S), "--holds", "4")
     for i in range(3):
@@ -204,8 +201,9 @@ def test_read_and_write_locks_with_a_server_killed(ensemble: Ensemble, contender
     ensemble.wait_healthy()
 
 
+@pytest.mark.slow
 def test_semaphore_lease_holder_paused_until_its_session_expires(
-    ensemble: Ensemble, contenders: Contenders
+    slow_selected: None, ensemble: Ensemble, contenders: Contenders
 ) -> None:
     path = "/sem-expiry"
     start_all(contenders, ensemble, 4, path, "--mode", "semaphore", "--max-leases", "2", "--holds", "2",
@@ -234,3 +232,46 @@ def test_semaphore_lease_holder_paused_until_its_session_expires(
 def _open(c: Contenders, name: str) -> bool:
     recs = c.records(name)
     return bool(recs) and recs[-1].get("event") == "acquired"
+
+
+@pytest.mark.slow
+def test_soak_lock_under_every_fault(slow_selected: None, ensemble: Ensemble, contenders: Contenders) -> None:
+    """Eight contenders, two of them losing create replies, take 15 turns each while a follower
+    is killed, the leader is killed, a holder is paused past its session, and a server is
+    partitioned away; every hold is checked."""
+    path = "/soak"
+    for i in range(8):
+        lossy = ("--lose-creates", "3") if i < 2 else ()
+        contenders.start(f"c{i}", ensemble.connect_string(), "--path", path, "--session-s", str(SESSION_S),
+                         "--holds", "15", "--hold-s", "0.05", "--run-s", "240", *lossy)  # fmt: skip
+
+    def turns() -> int:
+        return sum(len(contenders.holds(n)) for n in contenders.procs)
+
+    def kill(sid: int) -> None:
+        pid = ensemble.kill(sid)
+        wait_for(lambda: ensemble.pid(sid) not in (None, pid), 60, f"node {sid} restarted")
+        ensemble.wait_healthy()
+
+    wait_for(lambda: turns() >= 10, 60, "some turns")
+    leader = wait_for(ensemble.leader, 30, "a leader")
+    kill(next(sid for sid in ensemble.servers if sid != leader))
+    wait_for(lambda: turns() >= 30, 90, "more turns")
+    kill(wait_for(ensemble.leader, 30, "a leader"))  # type: ignore[arg-type]
+    wait_for(lambda: turns() >= 50, 90, "more turns")
+    holder = wait_for(contenders.holding, 60, "a holder")
+    assert isinstance(holder, str)
+    paused_at = contenders.pause(holder)
+    try:
+        wait_for(lambda: contenders.acquired_after(paused_at + SESSION_S, holder), 60, "the lock handed on")
+    finally:
+        contenders.resume(holder)
+    cut = ensemble.servers[0]
+    ensemble.partition([{cut}, set(ensemble.servers) - {cut}])
+    try:
+        wait_for(lambda: turns() >= 80, 120, "turns during the partition")
+    finally:
+        ensemble.heal()
+    contenders.wait_done(240)
+    assert_checked(contenders, expected_holds=120, expiry_min_s=SESSION_S * 0.5)
+    ensemble.wait_healthy()

@@ -1,6 +1,6 @@
 """One lock contender in its own process, for the recipe fault tests: takes a Lock (or a ReadLock,
 WriteLock, Semaphore lease, or wins an Election) again and again, and writes each hold as a JSON line the checker reads
-(checker.load_holds). Run as `python -m tests.integration.contender --hosts ... --out F`.
+(checker.load_holds). Run as `python -m tests.integration.recipes.contender --hosts ... --out F`.
 
 A hold runs from the moment acquire returned (or the leader function was called) to the moment
 the contender began to release it, or heard SUSPENDED or LOST, whichever came first: the time it

@@ -1,33 +1,25 @@
 """Every recipe in zkclient.recipe against a real 3-node ensemble, in one process: kazoo's call
 shapes and node layouts, waiting and waking, cleanup, and the failure paths a client can cause
 on its own (lost create replies, orphans, a session closed mid-wait). The multi-process fault
-tests for Lock and Election are in test_recipe_lock.py."""
+tests for Lock, Election, ReadLock/WriteLock and Semaphore are in test_lock_faults.py."""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import Ensemble, wait_for
-from tests.integration.contender import LossyClient
+from tests.integration.recipes.contender import LossyClient
 from zkclient import Client, KazooState
 from zkclient.exceptions import CancelledError, LockTimeout, NoNodeError
 from zkclient.recipe import Lock, NodeData, TreeEvent
 
 SESSION_S = 4.0
 LOCK_NODE = re.compile(r"^([0-9a-f]{32})__lock__(\d{10})$")
-
-
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
-    e = Ensemble(Path(tmp_path_factory.mktemp("recipes")) / "e", 3)
-    yield e
-    e.stop()
 
 
 @pytest.fixture
