@@ -27,9 +27,18 @@ class Contenders:
         self.silences: list[Silence] = []
 
     def start(self, name: str, hosts: str, *options: str) -> None:
+        """A lock contender (contender.py)."""
+        self._spawn(name, ["tests.integration.recipes.contender", "--hosts", hosts, "--name", name, *options])
+
+    def start_worker(self, name: str, role: str, hosts: str, *options: str) -> None:
+        """A user of another recipe (worker.py)."""
+        self._spawn(
+            name, ["tests.integration.recipes.worker", role, "--hosts", hosts, "--name", name, *options]
+        )
+
+    def _spawn(self, name: str, args: list[str]) -> None:
         out = self.folder / f"{name}.jsonl"
-        cmd = [sys.executable, "-m", "tests.integration.recipes.contender", "--hosts", hosts, "--name", name,
-               "--out", str(out), *options]  # fmt: skip
+        cmd = [sys.executable, "-m", *args, "--out", str(out)]
         err = (self.folder / f"{name}.stderr").open("wb")
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
         err.close()

@@ -84,7 +84,7 @@ def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
     ensemble: Ensemble, contenders: Contenders, mode: str
 ) -> None:
     path = f"/expiry-{mode}"
-    start_all(contenders, ensemble, 3, path, "--mode", mode, "--holds", "2", "--hold-s", "0.8")
+    start_all(contenders, ensemble, 3, path, "--mode", mode, "--holds", "2", "--hold-s", "0.5")
     for _attempt in range(5):
         holder = wait_for(contenders.holding, 60, "a contender to hold the lock")
         assert isinstance(holder, str)
@@ -115,18 +115,18 @@ def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
 
 def test_server_killed_under_contenders_mid_acquire(ensemble: Ensemble, contenders: Contenders) -> None:
     path = "/killed"
-    start_all(contenders, ensemble, 5, path, "--holds", "6", "--hold-s", "0.05")
-    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 4, 60, "some turns taken")
+    start_all(contenders, ensemble, 4, path, "--holds", "5", "--hold-s", "0.05")
+    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 3, 60, "some turns taken")
     ensemble.wait_healthy()
     leader = wait_for(ensemble.leader, 30, "a leader")
     victim = next(sid for sid in ensemble.servers if sid != leader)
     pid = ensemble.kill(victim)  # contenders connected to it are cut off mid-request
     wait_for(lambda: ensemble.pid(victim) not in (None, pid), 60, f"node {victim} restarted")
     ensemble.wait_healthy()
-    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 16, 60, "more turns taken")
+    wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 10, 60, "more turns taken")
     pid = ensemble.kill(leader)  # and the leader: every write in flight is cut off
     contenders.wait_done(120)
-    assert_checked(contenders, expected_holds=30)
+    assert_checked(contenders, expected_holds=20)
     ensemble.wait_healthy()
 
 
@@ -134,15 +134,15 @@ def test_lost_create_replies_are_found_by_prefix_and_block_nobody(
     ensemble: Ensemble, zk: Client, contenders: Contenders
 ) -> None:
     path = "/lost-replies"
-    start_all(contenders, ensemble, 2, path, "--holds", "4", "--hold-s", "0.05")
+    start_all(contenders, ensemble, 2, path, "--holds", "3", "--hold-s", "0.05")
     for i in (2, 3):
         contenders.start(f"c{i}", ensemble.connect_string(), "--path", path, "--session-s", str(SESSION_S),
-                         "--holds", "4", "--hold-s", "0.05", "--lose-creates", "4")  # fmt: skip
+                         "--holds", "3", "--hold-s", "0.05", "--lose-creates", "3")  # fmt: skip
     contenders.wait_done(90)
-    assert_checked(contenders, expected_holds=16)
+    assert_checked(contenders, expected_holds=12)
     for name in ("c2", "c3"):
         done = contenders.events(name, "done")[-1]
-        assert len(done["lost_creates"]) == 4, done
+        assert len(done["lost_creates"]) == 3, done
     assert zk.get_children(path) == [], "orphans left behind"
 
 
