@@ -359,9 +359,13 @@ class Semaphore:
         """Take a lease: True once held; False at once (blocking=False) if none is free;
         LockTimeout if none is free within timeout seconds."""
         self.cancelled = False
+        retry = Retry(max_tries=-1, delay=0.05, backoff=2, max_delay=1.0, deadline=timeout)
         self.client.add_listener(self._watch_session)
         try:
-            self.is_acquired = self.client.retry(self._inner_acquire, blocking, timeout)
+            self.is_acquired = retry(self._inner_acquire, blocking, timeout)
+        except RetryFailedError:
+            self._best_effort_cleanup()  # ConnectionLoss until the timeout ran out
+            self.is_acquired = False
         except (KeeperError, LockTimeout, CancelledError):
             self._best_effort_cleanup()
             self.cancelled = False
