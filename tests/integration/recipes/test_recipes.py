@@ -183,6 +183,28 @@ def test_session_loss_while_waiting_fails_the_acquire(connect: Callable[..., Cli
     wait_for(lambda: len(a.get_children("/closed-wait")) == 1, 10, "the closed session's node to go")
 
 
+def test_a_waiter_whose_server_is_killed_still_gets_the_lock(
+    ensemble: Ensemble, connect: Callable[..., Client]
+) -> None:
+    """Mid-acquire, blocked on its predecessor, the waiter's server dies: it moves to another
+    server with its session (and its node and watch) and takes the lock when it is released."""
+    a, b = connect(), connect()
+    holder = a.Lock("/killed-wait")
+    holder.acquire()
+    waiter = b.Lock("/killed-wait")
+    pending = Background(lambda: waiter.acquire(timeout=60))
+    wait_for(lambda: waiter.node is not None, 10, "the waiter's node")
+    victim = next(sid for sid in ensemble.servers if ensemble.endpoint(sid) == b.endpoint)
+    pid = ensemble.kill(victim)
+    wait_for(lambda: b.connected and b.endpoint != ensemble.endpoint(victim), 30, "the waiter to fail over")
+    a.retry(holder.release)
+    assert pending.result(60) is True
+    assert b.retry(b.get_children, "/killed-wait") == [waiter.node], "no second node"
+    waiter.release()
+    wait_for(lambda: ensemble.pid(victim) not in (None, pid), 60, f"node {victim} restarted")
+    ensemble.wait_healthy()
+
+
 def test_read_and_write_locks(connect: Callable[..., Client]) -> None:
     a, b, c, d = connect(), connect(), connect(), connect()
     r1, r2 = a.ReadLock("/rw", "r1"), b.ReadLock("/rw", "r2")
