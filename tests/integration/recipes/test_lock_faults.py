@@ -50,10 +50,14 @@ def assert_checked(
         assert len(holds) == expected_holds, f"{len(holds)} holds recorded:\n{c.stderr_tail()}"
 
 
-@pytest.mark.parametrize("mode", ["lock", "election"])
-def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Contenders, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["lock", pytest.param("election", marks=pytest.mark.slow)])
+def test_contenders_take_turns(
+    request: pytest.FixtureRequest, ensemble: Ensemble, zk: Client, contenders: Contenders, mode: str
+) -> None:
+    if mode == "election":  # the fault tests below cover Election by default
+        request.getfixturevalue("slow_selected")
     path = f"/turns-{mode}"
-    start_all(contenders, ensemble, 5, path, "--mode", mode, "--holds", "3", "--hold-s", "0.03")
+    start_all(contenders, ensemble, 4, path, "--mode", mode, "--holds", "3", "--hold-s", "0.03")
     seen: set[str] = set()
 
     def layout() -> bool:  # every contender's node has kazoo's name
@@ -63,11 +67,11 @@ def test_contenders_take_turns(ensemble: Ensemble, zk: Client, contenders: Conte
             return False
         assert all(NODE_RE.match(n) for n in names), names
         seen.update(names)
-        return len(seen) >= 5
+        return len(seen) >= 4
 
     wait_for(layout, 60, "contenders' nodes to show up")
     contenders.wait_done(90)
-    assert_checked(contenders, expected_holds=15)
+    assert_checked(contenders, expected_holds=12)
     assert zk.get_children(path) == [], "nodes left behind"
 
 
