@@ -140,8 +140,10 @@ class Lock:
             self._acquire_method_lock.release()
 
     def _watch_session(self, state: str) -> bool:
+        """Any change of state wakes the waiter to look again. It stays registered: only the
+        waiting thread removes it (two threads removing one listener could race)."""
         self.wake_event.set()
-        return True
+        return False
 
     def _inner_acquire(self, blocking: bool, deadline: float | None, ephemeral: bool) -> bool:
         if self.is_acquired:
