@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 import zmq
 
 from cluster import admin
-from zkclient import _tree, recipe
+from zkclient import _tree
 from zkclient._connection import AuthCall, Connection
 from zkclient._dispatch import Dispatcher
 from zkclient._future import AsyncResult
@@ -103,6 +102,11 @@ class Client:
         self._ops = Ops(self.chroot, self._new_result)
         self._closed = False
         # kazoo's recipes (zkclient.recipe) bound to this client: zk.Lock(path, identifier).
+        # Imported here so this block is the whole of the recipes' footprint in this file.
+        from functools import partial
+
+        from zkclient import recipe
+
         self.Lock = partial(recipe.Lock, self)
         self.ReadLock = partial(recipe.ReadLock, self)
         self.WriteLock = partial(recipe.WriteLock, self)
