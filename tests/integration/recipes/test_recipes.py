@@ -15,7 +15,7 @@ import pytest
 from tests.integration.conftest import Ensemble, wait_for
 from tests.integration.recipes.contender import LossyClient
 from zkclient import Client, KazooState
-from zkclient.exceptions import CancelledError, LockTimeout, NoNodeError
+from zkclient.exceptions import CancelledError, LockTimeout, NoNodeError, SessionExpiredError
 from zkclient.recipe import Lock, NodeData, TreeEvent
 
 SESSION_S = 4.0
@@ -282,6 +282,27 @@ def test_election(connect: Callable[..., Client]) -> None:
     assert led == ["a", "b", "a2"]
     with pytest.raises(ValueError):
         first.run(42)  # type: ignore[arg-type]
+
+
+def test_leadership_ends_with_the_session(connect: Callable[..., Client]) -> None:
+    a, b = connect(), connect()
+    leading = {"a": threading.Event(), "b": threading.Event()}
+    finish = threading.Event()
+
+    def lead(name: str) -> None:
+        leading[name].set()
+        finish.wait(30)
+
+    first = Background(lambda: a.Election("/elect-lost", "a").run(lead, "a"))
+    assert leading["a"].wait(10)
+    second = Background(lambda: b.Election("/elect-lost", "b").run(lead, "b"))
+    wait_for(lambda: len(b.get_children("/elect-lost")) == 2, 10, "the second contender")
+    a.stop()  # the leader's session ends while it leads
+    assert leading["b"].wait(30), "the next contender did not take over"
+    finish.set()
+    with pytest.raises(SessionExpiredError):  # the old leader's release finds its session gone
+        first.result()
+    second.result()
 
 
 # --- Party, barriers ----------------------------------------------------------------------------
