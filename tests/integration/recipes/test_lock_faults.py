@@ -117,9 +117,14 @@ def test_a_paused_holders_session_expires_and_the_next_contender_gets_the_lock(
     assert result.ok or all("ended lost" in " ".join(v.notes) for v in result.violations)
 
 
-def test_server_killed_under_contenders_mid_acquire(ensemble: Ensemble, contenders: Contenders) -> None:
-    path = "/killed"
-    start_all(contenders, ensemble, 4, path, "--holds", "5", "--hold-s", "0.05")
+@pytest.mark.parametrize("mode", ["lock", pytest.param("election", marks=pytest.mark.slow)])
+def test_server_killed_under_contenders_mid_acquire(
+    request: pytest.FixtureRequest, ensemble: Ensemble, contenders: Contenders, mode: str
+) -> None:
+    if mode == "election":
+        request.getfixturevalue("slow_selected")
+    path = f"/killed-{mode}"
+    start_all(contenders, ensemble, 4, path, "--mode", mode, "--holds", "5", "--hold-s", "0.05")
     wait_for(lambda: sum(len(contenders.holds(n)) for n in contenders.procs) >= 3, 60, "some turns taken")
     ensemble.wait_healthy()
     leader = wait_for(ensemble.leader, 30, "a leader")
@@ -134,14 +139,17 @@ def test_server_killed_under_contenders_mid_acquire(ensemble: Ensemble, contende
     ensemble.wait_healthy()
 
 
+@pytest.mark.parametrize("mode", ["lock", pytest.param("election", marks=pytest.mark.slow)])
 def test_lost_create_replies_are_found_by_prefix_and_block_nobody(
-    ensemble: Ensemble, zk: Client, contenders: Contenders
+    request: pytest.FixtureRequest, ensemble: Ensemble, zk: Client, contenders: Contenders, mode: str
 ) -> None:
-    path = "/lost-replies"
-    start_all(contenders, ensemble, 2, path, "--holds", "3", "--hold-s", "0.05")
+    if mode == "election":
+        request.getfixturevalue("slow_selected")
+    path = f"/lost-replies-{mode}"
+    start_all(contenders, ensemble, 2, path, "--mode", mode, "--holds", "3", "--hold-s", "0.05")
     for i in (2, 3):
         contenders.start(f"c{i}", ensemble.connect_string(), "--path", path, "--session-s", str(SESSION_S),
-                         "--holds", "3", "--hold-s", "0.05", "--lose-creates", "3")  # fmt: skip
+                         "--mode", mode, "--holds", "3", "--hold-s", "0.05", "--lose-creates", "3")  # fmt: skip
     contenders.wait_done(90)
     assert_checked(contenders, expected_holds=12)
     for name in ("c2", "c3"):
