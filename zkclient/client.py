@@ -101,6 +101,25 @@ class Client:
         self._dispatcher: Dispatcher | None = None
         self._ops = Ops(self.chroot, self._new_result)
         self._closed = False
+        # kazoo's recipes (zkclient.recipe) bound to this client: zk.Lock(path, identifier).
+        # Imported here so this block is the whole of the recipes' footprint in this file.
+        from functools import partial
+
+        from zkclient import recipe
+
+        self.Lock = partial(recipe.Lock, self)
+        self.ReadLock = partial(recipe.ReadLock, self)
+        self.WriteLock = partial(recipe.WriteLock, self)
+        self.Semaphore = partial(recipe.Semaphore, self)
+        self.Election = partial(recipe.Election, self)
+        self.Party = partial(recipe.Party, self)
+        self.ShallowParty = partial(recipe.ShallowParty, self)
+        self.Barrier = partial(recipe.Barrier, self)
+        self.DoubleBarrier = partial(recipe.DoubleBarrier, self)
+        self.Queue = partial(recipe.Queue, self)
+        self.LockingQueue = partial(recipe.LockingQueue, self)
+        self.Counter = partial(recipe.Counter, self)
+        self.TreeCache = partial(recipe.TreeCache, self)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

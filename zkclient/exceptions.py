@@ -89,6 +89,14 @@ class WatchError(ClientError):
     """A watch recipe was used the wrong way (e.g. one DataWatch given two functions)."""
 
 
+class LockTimeout(ClientError):  # noqa: N818 - kazoo's name
+    """A recipe's blocking acquire (Lock, Semaphore) did not succeed within its timeout."""
+
+
+class CancelledError(ClientError):
+    """A recipe's pending acquire was cancelled (Lock.cancel, Election.cancel)."""
+
+
 KazooTimeoutError = ClientTimeoutError
 
 
@@ -110,6 +118,7 @@ __all__ = [
     "AuthFailedError",
     "BadArgumentsError",
     "BadVersionError",
+    "CancelledError",
     "ClientError",
     "ClientTimeoutError",
     "Code",
@@ -124,6 +133,7 @@ __all__ = [
     "KazooTimeoutError",
     "KeeperError",
     "LocalError",
+    "LockTimeout",
     "MarshallingError",
     "NewConfigNoQuorumError",
     "NoAuthError",
