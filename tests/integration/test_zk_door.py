@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, LockTimeout, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.security import make_digest_acl
 
 from tests.integration.conftest import Ensemble, wait_for
@@ -388,3 +388,33 @@ def test_admin_server_commands_and_metrics(ensemble: Ensemble, kazoo: Callable[.
     count = next(line for line in metrics.splitlines() if line.startswith("request_latency_seconds_count"))
     assert float(count.split()[1]) >= 20
     assert 'request_latency_seconds_bucket{le="+Inf"}' in metrics
+
+
+def test_our_lock_and_kazoos_lock_share_one_lock(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    """The recipes' node layout is kazoo's: a kazoo client (ZooKeeper's protocol) and ours
+    (ZeroMQ) contend for one lock, and each waits for the other."""
+    theirs = kazoo(1)
+    ours = Client(ensemble.connect_string(), timeout=SESSION_S)
+    ours.start()
+    try:
+        order: list[str] = []
+        their_lock, our_lock = theirs.Lock("/kz/shared-lock", "kazoo"), ours.Lock("/kz/shared-lock", "zkpy")
+        with their_lock:
+            done = threading.Event()
+
+            def take() -> None:
+                with our_lock:
+                    order.append("zkpy")
+                done.set()
+
+            threading.Thread(target=take).start()
+            wait_for(lambda: sorted(their_lock.contenders()) == ["kazoo", "zkpy"], 10, "ours waiting")
+            assert not done.is_set()
+            order.append("kazoo")
+        assert done.wait(10) and order == ["kazoo", "zkpy"]
+        with our_lock, pytest.raises(LockTimeout):
+            theirs.Lock("/kz/shared-lock", "kazoo2").acquire(timeout=0.5)
+    finally:
+        ours.stop()
