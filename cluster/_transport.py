@@ -12,6 +12,7 @@ import logging
 import os
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from cluster.config import EnsembleConfig
 
@@ -41,6 +42,7 @@ class PeerTransport:
         prepare_ipc(endpoint)
         self.inbox.bind(endpoint)
         self.outboxes: dict[int, zmq.Socket[bytes]] = {}
+        self.monitors: dict[zmq.Socket[bytes], int] = {}
         for sid, server in conf.servers.items():
             if sid == server_id:
                 continue
@@ -50,6 +52,8 @@ class PeerTransport:
             sock.setsockopt(zmq.IMMEDIATE, 1)  # no queueing for a peer that is not connected
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            # A dead peer's connection closes at once: the monitor says so long before a timeout.
+            self.monitors[sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)] = sid
             sock.connect(server.peer)
             self.outboxes[sid] = sock
         self.sent = self.dropped = self.received = 0
@@ -76,7 +80,21 @@ class PeerTransport:
         self.received += len(frames)
         return frames
 
+    def lost(self, monitor: zmq.Socket[bytes]) -> list[int]:
+        """The peers whose connection closed, from a readable monitor socket."""
+        lost: list[int] = []
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return lost
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                lost.append(self.monitors[monitor])
+
     def close(self) -> None:
         self.inbox.close()
+        for monitor in self.monitors:
+            monitor.close()
         for sock in self.outboxes.values():
+            sock.disable_monitor()
             sock.close()

@@ -168,6 +168,8 @@ class Node:
         poller = zmq.Poller()
         poller.register(self.peers.inbox, zmq.POLLIN)
         poller.register(self.client_sock, zmq.POLLIN)
+        for monitor in self.peers.monitors:
+            poller.register(monitor, zmq.POLLIN)
         if self.zk is not None:
             poller.register(self.zk.fileno(), zmq.POLLIN)
         polled: dict[int, int] = {}  # the ZooKeeper door's connection fds, and what we poll them for
@@ -184,6 +186,10 @@ class Node:
             if self.peers.inbox in events:
                 for frame in self.peers.receive():
                     self.on_peer_frame(frame)
+            for monitor in self.peers.monitors:
+                if monitor in events:
+                    for sid in self.peers.lost(monitor):
+                        self.server.peer_lost(sid)
             if self.client_sock in events:
                 self.on_client_frames()
             if self.zk is not None:

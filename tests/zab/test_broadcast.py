@@ -360,3 +360,15 @@ def test_syncs_share_a_round_and_a_round_needs_fresh_echoes() -> None:
     assert [type(m) for m in pings] == [Ping] * 4  # one round for the three syncs
     ensemble.run()
     assert sorted(token for _, token, _ in ensemble.synced) == [1, 2, 3]
+
+
+def test_a_closed_connection_to_the_leader_starts_an_election_at_once() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1, f2 = followers(ensemble, leader)
+    ensemble.replica(f1).peer_lost(leader)
+    assert ensemble.status(f1).role == Role.LOOKING  # no waiting for sync_limit_ticks
+    ensemble.replica(leader).peer_lost(f2)  # one follower gone: the leader still has a quorum
+    assert ensemble.status(leader).role == Role.LEADING
+    ensemble.replica(leader).peer_lost(f1)
+    assert ensemble.status(leader).role == Role.LOOKING

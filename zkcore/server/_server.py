@@ -246,6 +246,11 @@ class Server:
         else:
             self._report_sessions()
 
+    def peer_lost(self, server_id: int) -> None:
+        """The connection to a peer closed (see Replica.peer_lost)."""
+        self.replica.peer_lost(server_id)
+        self._check_serving()
+
     def persisted(self, zxid: int) -> None:
         """Storage is durable through `zxid` (what Storage.fsync() returned)."""
         self.replica.persisted(zxid)

@@ -172,6 +172,18 @@ class Leader:
         if not is_quorum(config, alive):
             core.abandon("lost quorum: too few followers heard within sync_limit_ticks")
 
+    def on_learner_lost(self, server_id: int) -> None:
+        """Its connection closed: it registers afresh when it comes back. Without it, a leader
+        may have lost its quorum, and then steps down now."""
+        if self.learners.pop(server_id, None) is None or not self.established:
+            return
+        core = self.core
+        alive = [core.server_id] + [
+            sid for sid, h in self.learners.items() if h.voter and h.phase >= HandlerPhase.NEWLEADER_ACKED
+        ]
+        if not is_quorum(core.config, alive):
+            core.abandon(f"lost quorum: the connection to server {server_id} closed")
+
     def on_applied(self) -> None:
         """The state machine applied more: writes held until it covered earlier epochs go."""
         if self.established:

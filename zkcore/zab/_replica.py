@@ -159,6 +159,18 @@ class Replica:
             self._learner.on_persisted()
         self._settle()
 
+    def peer_lost(self, server_id: int) -> None:
+        """The shell's connection to a peer closed (its process died, or the network dropped
+        it), which is known at once, long before a timeout would tell: a learner whose leader
+        it was elects again now, a leader stops counting that learner."""
+        if not self._core.config.is_server(server_id) or server_id == self.server_id:
+            return
+        if self._learner is not None and self._learner.leader == server_id:
+            self._core.abandon(f"the connection to leader {server_id} closed")
+        elif self._leader is not None:
+            self._leader.on_learner_lost(server_id)
+        self._settle()
+
     def applied(self, zxid: int) -> None:
         """The shell's state machine has applied every committed txn through `zxid`. With a
         `prepare` hook, a new leader preps no write before it has applied its predecessors'."""
