@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint ensemble bench sim clean
+.PHONY: install test lint deps ensemble bench sim clean
 
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard native/src/*)
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,18 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify
 
+# Debian packages the tests drive as real ZooKeeper clients: zkCli.sh and the C client.
+deps:
+	@missing=""; \
+	[ -x /usr/share/zookeeper/bin/zkCli.sh ] || missing="$$missing zookeeper"; \
+	[ -f /usr/include/zookeeper/zookeeper.h ] || missing="$$missing libzookeeper-mt-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # Lint, then the default suite (native tests cover both twins), then storage on the Python twin.
-test: lint
+test: lint deps
 	$(PY) -m pytest -q
 	ZKPY_NATIVE=0 $(PY) -m pytest -q tests/storage
 

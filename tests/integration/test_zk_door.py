@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -418,3 +419,33 @@ def test_our_lock_and_kazoos_lock_share_one_lock(
             theirs.Lock("/kz/shared-lock", "kazoo2").acquire(timeout=0.5)
     finally:
         ours.stop()
+
+
+# --- ZooKeeper's own Java CLI and C client ---------------------------------------------------------
+
+ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
+C_SMOKE = Path(__file__).resolve().parent / "c_client" / "zk_smoke.c"
+
+
+def test_zkcli_sh_scripted(ensemble: Ensemble) -> None:
+    assert ZKCLI.exists(), f"{ZKCLI} is missing: apt-get install zookeeper (make test installs it)"
+    script = "create /zkcli hello\ncreate -s /zkcli/n- x\nls /zkcli\nget /zkcli\nset /zkcli bye\n"
+    script += "stat /zkcli\ndelete /zkcli/n-0000000000\nls /zkcli\n"
+    out = subprocess.run([str(ZKCLI), "-server", zk_hosts(ensemble, 1)], input=script, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]  # "Created" goes to stderr
+    for expected in ("Created /zkcli", "Created /zkcli/n-0000000000", "[n-0000000000]", "hello",
+                     "dataVersion = 1", "numChildren = 1", "[]"):  # fmt: skip
+        assert expected in lines, f"{expected!r} not in zkCli.sh's output:\n{out.stdout}\n{out.stderr}"
+
+
+def test_the_zookeeper_c_client(ensemble: Ensemble, tmp_path: Path) -> None:
+    header = Path("/usr/include/zookeeper/zookeeper.h")
+    assert header.exists(), (
+        f"{header} is missing: apt-get install libzookeeper-mt-dev (make test installs it)"
+    )
+    binary = tmp_path / "zk_smoke"
+    subprocess.run(["cc", "-DTHREADED", "-O1", "-o", str(binary), str(C_SMOKE), "-lzookeeper_mt", "-lpthread"],
+                   check=True, timeout=120)  # fmt: skip
+    out = subprocess.run([str(binary), zk_hosts(ensemble)], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stdout + out.stderr
