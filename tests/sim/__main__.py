@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"seed {seed}: trace hash {result.trace_hash}, {result.ticks} ticks, {result.events} events"
             )
+        if count >= 1000 and (seed - first + 1) % 1000 == 0:
+            ran_so_far = seed - first + 1
+            print(f"{ran_so_far} seeds, {failures} failed, {time.perf_counter() - started:.0f}s", flush=True)
         if result.violation is not None:
             failures += 1
             print(format_trace(result))
