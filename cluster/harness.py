@@ -16,7 +16,8 @@ from typing import Any
 import psutil
 
 from cluster import admin, config, faults
-from cluster.launch import SUPERVISOR_PID, config_path, node_pid_path, read_pid
+from cluster._supervisor import lock_holder, lock_path, node_processes
+from cluster.launch import config_path, node_pid_path, read_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVING_STATES = ("leader", "follower", "observer")
@@ -106,7 +107,7 @@ class Harness:
         os.kill(pid, sig)
         if sig == signal.SIGSTOP:
             self.paused.add(sid)
-        elif sig == signal.SIGCONT:
+        elif sig in (signal.SIGCONT, signal.SIGKILL):
             self.paused.discard(sid)
         return pid
 
@@ -123,25 +124,30 @@ class Harness:
                 self.paused.discard(sid)
 
     def kill_supervisor(self) -> None:
-        pid = read_pid(self.data_dir / SUPERVISOR_PID)
-        assert pid is not None, "no supervisor running"
+        """kill -9 of the supervisor. Its nodes would die with it (SIGTERM): they are frozen
+        first (SIGSTOP, recorded as paused) so that a test can kill -9 them as a crash."""
+        pid = lock_holder(lock_path(self.conf))
+        assert pid, "no supervisor running"
+        for sid in self.servers:
+            if self.pid(sid) is not None:
+                self.kill(sid, signal.SIGSTOP)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not psutil.pid_exists(pid), 10, f"supervisor {pid} gone")
+        wait_for(lambda: lock_holder(lock_path(self.conf)) is None, 10, f"supervisor {pid} gone")
 
     def stop(self) -> None:
         faults.heal(self.data_dir)
-        sup = read_pid(self.data_dir / SUPERVISOR_PID)
+        sup = lock_holder(lock_path(self.conf))
         if sup is not None:
             subprocess.run([sys.executable, "-m", "cluster.launch", "stop", "--data-dir", str(self.data_dir)],
                            cwd=ROOT, capture_output=True, timeout=60)  # fmt: skip
         # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid.
-        for sid in self.conf.servers:
-            pid = self.pid(sid)
-            if pid is not None:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if sup is not None and psutil.pid_exists(sup):
+        pids = {self.pid(sid) for sid in self.conf.servers}
+        pids |= {p.pid for p in node_processes(config_path(self.data_dir)).values()}
+        for pid in pids - {None}:
+            try:
+                os.kill(pid, signal.SIGCONT)  # type: ignore[arg-type]
+                os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+            except ProcessLookupError:
+                pass
+        if sup and psutil.pid_exists(sup):
             os.kill(sup, signal.SIGKILL)

@@ -30,6 +30,7 @@ from cluster.storage import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
     DataDir,
+    StorageError,
     TxnLog,
     drop_snapshots_after,
     purge,
@@ -83,6 +84,7 @@ class Node:
         self.snapshot_zxid = recovered.snapshot_zxid
         self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
         self.txns_since_snapshot = 0
+        self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
         self.prep = Prep(self.tree, conf.data_bytes_max)
         self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
         self.lead_from = 0
@@ -400,7 +402,10 @@ class Node:
             )
             return
         previous, self.snapshot_zxid = self.snapshot_zxid, zxid
-        removed = purge(self.data_dir.root, keep=3, log=self.log)
+        removed = []
+        if time.monotonic() - self.purged_at >= self.conf.purge_interval_hours * 3600:
+            self.purged_at = time.monotonic()
+            removed = purge(self.data_dir.root, keep=self.conf.snap_retain_count, log=self.log)
         log.info(
             "snapshot at %#x written in %.2fs; purged %d old files",
             zxid,
@@ -515,11 +520,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s node{args.id} %(levelname)s %(name)s %(message)s"
     )
-    conf = config_mod.load(args.config)
+    try:
+        conf = config_mod.load(args.config)
+    except LocalError as e:
+        print(f"cluster.node: {e}", file=sys.stderr)
+        return 2
     if args.id not in conf.servers:
         print(f"server id {args.id} is not in {args.config} (ids: {sorted(conf.servers)})", file=sys.stderr)
         return 2
-    node = Node(conf, args.id)
+    try:
+        node = Node(conf, args.id)
+    except (zmq.ZMQError, OSError, LocalError, StorageError) as e:  # a port taken, a locked log
+        log.error("cannot start node %d: %s", args.id, e)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: setattr(node, "running", False))
     signal.signal(signal.SIGINT, lambda *_: setattr(node, "running", False))
     log.info("serving clients at %s (native core: %s)", conf.servers[args.id].client, native.IMPLEMENTATION)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO, TypeVar
 
-from cluster import admin
+from zkclient import admin
 from zkclient.acl import format_perms, parse_acl
 from zkclient.client import Client
 from zkclient.exceptions import (

@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 import zmq
 
-from cluster import admin
-from zkclient import _tree
+from zkclient import _tree, admin
 from zkclient._connection import AuthCall, Connection
 from zkclient._dispatch import Dispatcher
 from zkclient._future import AsyncResult
@@ -483,8 +482,9 @@ class Client:
 
     # --- admin ----------------------------------------------------------------------------------
 
-    def command(self, cmd: str = "ruok") -> str:
-        """A four-letter word (ruok, srvr, mntr, ...) to the server this client is connected to."""
+    def command(self, cmd: str | bytes = "ruok") -> str:
+        """A four-letter word (ruok, srvr, mntr, ...; str or bytes, as kazoo's `command(b"ruok")`)
+        to the server this client is connected to."""
         endpoint = self.endpoint
         if endpoint is None:
             raise ConnectionClosedError("not connected to any server")
