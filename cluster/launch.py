@@ -255,6 +255,9 @@ def start_detached(path: Path, conf: config.EnsembleConfig, ids: list[int], time
     while time.monotonic() < deadline:
         if sup.poll() is not None:
             raise Failed(f"the supervisor exited ({sup.returncode}): {last_error(sup_log)}")
+        if not state_path(conf).exists():  # the supervisor holds the lock and has adopted
+            time.sleep(0.05)
+            continue
         views = serving(conf, ids)
         if len(views) == len(ids):
             print(f"connect: {conf.connect_string()}", flush=True)
@@ -302,20 +305,29 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     return Supervisor(path, args.ids).run()
 
 
+def running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (a zombie waits for its parent, maybe not us, to reap it)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def stop_processes(procs: dict[int, psutil.Process], timeout_s: float) -> None:
-    for p in procs.values():
-        try:
-            p.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=timeout_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=timeout_s)
+    """SIGTERM, then SIGKILL what is still running after timeout_s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs.values():
+            try:
+                p.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while any(map(running, procs.values())) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        procs = {sid: p for sid, p in procs.items() if running(p)}
+        if not procs:
+            return
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
