@@ -1,8 +1,11 @@
 """zkCli for zkpy: one command from the command line, or an interactive shell without one.
 
-    python -m zkclient.cli --server tcp://127.0.0.1:2181 ls -s /
-    python -m zkclient.cli --server <connect string> admin mntr
-    python -m zkclient.cli --server <connect string>            # the shell; `help` lists commands
+    python -m zkclient.cli ls -s /                      # the ensemble in ./zkpy-data (or ZKPY_CONNECT)
+    python -m zkclient.cli --data-dir D admin mntr      # the ensemble the launcher runs in D
+    python -m zkclient.cli --server tcp://10.0.0.1:2181,tcp://10.0.0.2:2181   # the shell; `help`
+
+In the shell, Tab completes commands and znode paths, and history persists in ~/.zkpy_history
+(ZKPY_HISTORY names another file).
 
 Errors print ZooKeeper-like messages (`Node does not exist: /a`); a one-shot command that fails
 exits 1 (2 for a usage error).
@@ -40,6 +43,7 @@ from zkclient.exceptions import (
     SessionExpiredError,
 )
 from zkclient.hosts import parse_hosts
+from zkclient.local import default_hosts, short_name
 from zkclient.states import AddWatchMode, WatchedEvent, WatcherType, ZnodeStat
 
 T = TypeVar("T")
@@ -79,7 +83,15 @@ USAGE = {
     "watch": "watch [-R] [--count N] path",
     "getEphemerals": "getEphemerals [path]",
     "getAllChildrenNumber": "getAllChildrenNumber path",
+    "addWatch": "addWatch [-m mode] path  # mode: PERSISTENT or PERSISTENT_RECURSIVE (default)",
+    "removewatches": "removewatches path [-c|-d|-a] [-l]",
+    "printwatches": "printwatches on|off",
     "admin": f"admin <{'|'.join(admin.COMMANDS)}>",
+    "config": "config",
+    "whoami": "whoami",
+    "version": "version",
+    "history": "history",
+    "redo": "redo cmdno",
     "connect": "connect <connect string>",
     "close": "close",
     "quit": "quit",
@@ -137,10 +149,19 @@ class Shell(cmd.Cmd):
     """The commands, shared by the one-shot mode and the interactive shell."""
 
     def __init__(
-        self, server: str, timeout: float, out: TextIO = sys.stdout, interactive: bool = False
+        self,
+        server: str,
+        timeout: float,
+        out: TextIO = sys.stdout,
+        interactive: bool = False,
+        label: str = "",
     ) -> None:
         super().__init__(stdout=out)
         self.server = server
+        self.label = label or short_name(server)
+        self.lines: list[str] = []  # this shell's commands, for history and redo
+        self.print_watches = True
+        self.auths: list[str] = []
         self.timeout = timeout
         self.out = out
         self.interactive = interactive
@@ -188,7 +209,8 @@ class Shell(cmd.Cmd):
             return 1
 
     def _watcher(self, event: WatchedEvent) -> None:
-        self.say(f"\nWATCHER::\n\n{format_event(event)}")
+        if self.print_watches:
+            self.say(f"\nWATCHER::\n\n{format_event(event)}")
 
     def _read(self, watch: bool, read: Callable[[Any], T], show: Callable[[T], None]) -> None:
         """Run a read (with a watch for -w) and show its result. The shell prints the watch's
@@ -355,6 +377,7 @@ class Shell(cmd.Cmd):
         p.add_argument("auth")
         a = p.parse_intermixed_args(args)
         self.zk().add_auth(a.scheme, a.auth)
+        self.auths.append(f"{a.scheme}: {a.auth.split(':', 1)[0] if a.scheme == 'digest' else a.auth}")
 
     def cmd_sync(self, args: list[str]) -> None:
         p = _parser("sync")
@@ -421,12 +444,73 @@ class Shell(cmd.Cmd):
                 self.say(answer.rstrip("\n"))
         return 1 if silent else 0
 
+    def cmd_addWatch(self, args: list[str]) -> None:  # noqa: N802
+        p = _parser("addWatch")
+        p.add_argument("-m", default="PERSISTENT_RECURSIVE", choices=["PERSISTENT", "PERSISTENT_RECURSIVE"])
+        p.add_argument("path")
+        a = p.parse_intermixed_args(args)
+        self.zk().add_watch(a.path, self._watcher, getattr(AddWatchMode, a.m))
+
+    def cmd_removewatches(self, args: list[str]) -> None:
+        p = _parser("removewatches")
+        kind = p.add_mutually_exclusive_group()
+        for flag in ("-c", "-d", "-a"):
+            kind.add_argument(flag, action="store_true")
+        p.add_argument(
+            "-l", action="store_true", help="ignored: watches are always removed on the server too"
+        )
+        p.add_argument("path")
+        a = p.parse_intermixed_args(args)
+        wtype = WatcherType.CHILDREN if a.c else WatcherType.DATA if a.d else WatcherType.ANY
+        self.zk().remove_watches(a.path, wtype)
+
+    def cmd_printwatches(self, args: list[str]) -> None:
+        if len(args) > 1 or (args and args[0] not in ("on", "off")):
+            raise UsageError(f"usage: {USAGE['printwatches']}")
+        if args:
+            self.print_watches = args[0] == "on"
+        self.say(f"printwatches is {'on' if self.print_watches else 'off'}")
+
+    def cmd_whoami(self, args: list[str]) -> None:
+        """Who this shell's session is, as far as the shell knows (the server has no whoAmI)."""
+        zk = self.zk()
+        self.say("Auth scheme: User")
+        self.say(f"ip: {zk.endpoint}")
+        for auth in self.auths:
+            self.say(auth)
+
+    def cmd_config(self, args: list[str]) -> int:
+        """The ensemble's servers, as the connected server's `conf` has them."""
+        zk = self.zk()
+        lines = zk.command("conf").splitlines()
+        for line in lines:
+            if line.startswith("server."):
+                self.say(line)
+        self.say(f"version={zk.last_zxid:x}")
+        return 0
+
+    def cmd_version(self, args: list[str]) -> None:
+        self.say(f"ZooKeeper CLI version: {_version()} (zkpy; ZooKeeper 3.8 protocol)")
+
+    def cmd_history(self, args: list[str]) -> None:
+        start = max(0, len(self.lines) - 10)
+        for number in range(start, len(self.lines)):
+            self.say(f"{number} - {self.lines[number]}")
+
+    def cmd_redo(self, args: list[str]) -> int:
+        if len(args) != 1 or not args[0].isdigit() or int(args[0]) >= len(self.lines):
+            raise UsageError(f"usage: {USAGE['redo']} (a number that `history` shows)")
+        line = self.lines[int(args[0])]
+        self.lines.append(line)
+        return self.run(shlex.split(line))
+
     def cmd_connect(self, args: list[str]) -> None:
         if len(args) != 1:
             raise UsageError(f"usage: {USAGE['connect']}")
         parse_hosts(args[0])
         self.close_session()
         self.server = args[0]
+        self.label = short_name(args[0])
         self.zk()
 
     def cmd_close(self, args: list[str]) -> None:
@@ -448,7 +532,7 @@ class Shell(cmd.Cmd):
     @property
     def prompt(self) -> str:  # type: ignore[override]
         state = self.client.state if self.client is not None else "CLOSED"
-        return f"[zk: {self.server}({state}) {self.count}] "
+        return f"[zk: {self.label}({state}) {self.count}] "
 
     def onecmd(self, line: str) -> bool:
         try:
@@ -460,26 +544,83 @@ class Shell(cmd.Cmd):
             self.say("")
             args = ["quit"]
         self.count += 1
+        if args and args[0] not in ("history", "redo"):
+            self.lines.append(line.strip())
         self.run(args)
         return self.quit
 
     def completenames(self, text: str, *ignored: Any) -> list[str]:
         return [name for name in USAGE if name.startswith(text)]
 
+    def completedefault(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
+        """Tab on a path: the children of its parent that start with what is typed."""
+        if not text.startswith("/") or self.client is None or not self.client.connected:
+            return []
+        parent, _, prefix = text.rpartition("/")
+        try:
+            children = self.client.get_children(parent or "/")
+        except (KeeperError, ClientError):
+            return []
+        return sorted(f"{parent}/{c}" for c in children if c.startswith(prefix))
+
+    def preloop(self) -> None:
+        try:
+            import readline
+        except ImportError:  # no line editing here: no history or completion either
+            return
+        readline.set_completer_delims(" \t\n")
+        try:
+            readline.read_history_file(history_file())
+        except OSError:
+            pass
+
+    def postloop(self) -> None:
+        try:
+            import readline
+
+            readline.set_history_length(1000)
+            readline.write_history_file(history_file())
+        except (ImportError, OSError):
+            pass
+
+
+def history_file() -> str:
+    return os.environ.get("ZKPY_HISTORY") or os.path.join(os.path.expanduser("~"), ".zkpy_history")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("zkpy", "zkpy-client"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zkclient.cli", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", "-server", default="127.0.0.1:2181", help="connect string")
+    parser.add_argument("--server", "-server", help="connect string (default: ZKPY_CONNECT, else the "
+                        "ensemble in --data-dir, else 127.0.0.1:2181)")  # fmt: skip
+    parser.add_argument("--data-dir", help="use the ensemble the launcher runs there (default ./zkpy-data)")
     parser.add_argument("--timeout", type=float, default=10.0, help="session timeout in seconds")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="a command; none: the interactive shell")
     opts = parser.parse_args(argv)
+    label = ""
+    if opts.server is None:
+        try:
+            opts.server, label = default_hosts(opts.data_dir)
+        except OSError as e:
+            print(str(e), file=sys.stderr)
+            return 2
     try:
         parse_hosts(opts.server)
     except LocalError as e:
         print(f"bad --server: {e}", file=sys.stderr)
         return 2
     if opts.command:
-        shell = Shell(opts.server, opts.timeout)
+        shell = Shell(opts.server, opts.timeout, label=label)
         try:
             return shell.run(opts.command)
         except BrokenPipeError:  # `... | head`: the reader went away
@@ -487,9 +628,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             shell.close_session()
-    shell = Shell(opts.server, opts.timeout, interactive=True)
+    shell = Shell(opts.server, opts.timeout, interactive=True, label=label)
     try:
-        shell.cmdloop(f"Connecting to {opts.server}; `help` lists the commands")
+        shell.cmdloop(
+            f"Connecting to {opts.server}\n`help` lists the commands; Tab completes commands and paths"
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -100,6 +100,12 @@ def test_nodes_die_with_their_supervisor_and_a_relaunch_works_at_once(data_dir: 
     assert status.returncode == 0 and "leader" in status.stdout and "warning" not in status.stdout
     cpus = [line.split()[6] for line in status.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(cpus) == 3 and all(c.endswith("%") for c in cpus)
+    # The CLI finds this ensemble from its data dir, with no connect string to paste.
+    cli = [sys.executable, "-m", "zkclient.cli", "--data-dir", str(data_dir)]
+    made = subprocess.run([*cli, "create", "/x", "y"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert made.returncode == 0 and "Created /x" in made.stdout, made.stdout + made.stderr
+    listed = subprocess.run([*cli, "ls", "/"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert listed.stdout.strip() == "[x, zookeeper]"
     holder = lock_holder(lock_path(conf))
     assert holder
     os.kill(holder, signal.SIGKILL)
