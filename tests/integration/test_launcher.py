@@ -151,3 +151,23 @@ def test_stop_finds_nodes_nobody_supervises_and_start_adopts_them(data_dir: Path
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_autopurge_keeps_the_configured_snapshots(tmp_path: Path) -> None:
+    from cluster.harness import Harness
+    from cluster.wire import WireSession
+
+    e = Harness(tmp_path / "p", 1, snap_count=40, snap_retain_count=4)
+    try:
+        s = WireSession(e.endpoint(1))
+        for i in range(330):
+            assert s.create(f"/s{i}", b"x")[0] == 0
+        s.close()
+        snap_dir = e.conf.node_dir(1) / "snap"
+        wait_for(lambda: len(list(snap_dir.glob("snapshot.*"))) >= 4, 30, "4 snapshots")
+        node_log = e.conf.node_dir(1) / "node.log"
+        wait_for(lambda: node_log.read_text().count("purged") >= 6, 30, "the snapshots after the first few")
+        assert 4 <= len(list(snap_dir.glob("snapshot.*"))) <= 5  # one may be in flight
+        assert "autopurge.snapRetainCount=4" in config_path(e.data_dir).read_text()
+    finally:
+        e.stop()
