@@ -24,9 +24,11 @@ from typing import Any
 from tabulate import tabulate
 
 from cluster.harness import Harness
+from cluster.progress import Progress
 from verify import check
 from verify.nemesis import Nemesis, parse_nemeses
 from verify.workload import REGISTER_ROOT, SEQ_ROOT, Recorder, Shared, Worker, session_of, setup
+from zkcore import LocalError
 
 FINAL_PROCESS = 10_000  # final readers are processes 10001.. (one per server)
 
@@ -100,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
         for w in workers:
             w.start()
         nemesis.start()
-        time.sleep(args.time)
+        progress = Progress("verify", args.time)
+        ends = time.monotonic() + args.time
+        while time.monotonic() < ends:
+            progress.update(ops=len(recorder.ops), faults_injected=sum(nemesis.done.values()))
+            time.sleep(min(0.5, max(0.0, ends - time.monotonic())))  # the workload's duration
+        progress.done()
         stop_nemesis.set()
         nemesis.join(timeout=30)
         ensemble.heal()
@@ -129,11 +136,13 @@ def run(args: argparse.Namespace) -> int:
                      ", ".join(f"{k} x{v}" for k, v in sorted(nemesis.done.items())) or "none"]],
                    headers=["ops", "ok", "fail", "unknown", "faults injected"]))  # fmt: skip
     print(report)
-    print(f"history: {history_path}  (re-check: python -m verify.check {history_path})")
     for problem in problems[:10]:
         print(f"note: {problem}", file=sys.stderr)
     if ok and temporary and not args.history:
-        shutil.rmtree(data_dir / "ensemble", ignore_errors=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        print(f"all checks passed; removed {data_dir} (--data-dir or --history keeps the history)")
+    else:
+        print(f"history: {history_path}  (re-check: python -m verify.check {history_path})")
     return 0 if ok else 1
 
 
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # the clients' reconnect notices would drown the report
     try:
         return run(parse_args(sys.argv[1:] if argv is None else argv))
-    except (ValueError, AssertionError) as e:
+    except (ValueError, AssertionError, LocalError) as e:
         print(f"verify: {e}", file=sys.stderr)
         return 2
 
