@@ -38,7 +38,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--time", type=float, default=60, help="seconds of workload (default 60)")
     p.add_argument("--nemesis", default="kill,pause,partition",
-                   help="kill, pause, partition (each with a -leader variant), all or none")  # fmt: skip
+                   help="kill, pause, partition, netpartition (each with a -leader variant), all (the "
+                        "in-node ones) or none; netpartition cuts real traffic between network namespaces")  # fmt: skip
+    p.add_argument(
+        "--netns",
+        action="store_true",
+        help="each node in a network namespace of its own, over tcp (root; implied by netpartition)",
+    )
     p.add_argument("--interval", type=float, default=4.0, help="seconds between faults (default 4)")
     p.add_argument("--clients", type=int, default=0, help="client threads (default 2 per server)")
     p.add_argument("--keys", type=int, default=3, help="registers (default 3)")
@@ -86,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"verify: {args.nodes} nodes, {clients} clients, {args.time:.0f}s, nemesis {faults or 'none'}, "
           f"seed {args.seed}, data {data_dir}" + (f", DEBUG {args.debug}" if args.debug else ""), flush=True)  # fmt: skip
     extra = {"debug": args.debug} if args.debug else {}
-    ensemble = Harness(data_dir / "ensemble", args.nodes, extra=extra)
+    if args.netns or any(f.startswith("netpartition") for f in faults):
+        from cluster import netns
+
+        why = netns.available() or (None if netns.firewall() else "netpartition needs nft or iptables")
+        if why:
+            raise ValueError(f"cannot put nodes on hosts of their own: {why}")
+        ensemble: Harness = netns.NetnsHarness(data_dir / "ensemble", args.nodes, extra=extra)
+    else:
+        ensemble = Harness(data_dir / "ensemble", args.nodes, extra=extra)
     recorder, shared = Recorder(), Shared()
     stop_workers, stop_nemesis = threading.Event(), threading.Event()
     workers: list[Worker] = []
