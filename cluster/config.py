@@ -280,7 +280,9 @@ def parse(text: str, source: str = "config") -> EnsembleConfig:
     if data_dir is None:
         raise LocalError(f"{source}: the config needs dataDir=<path> (where each node keeps node<id>/)")
     try:
-        return EnsembleConfig(servers, data_dir, extra=extra, ignored=tuple(ignored), **values)
+        used = {"clientPort"}  # read above, for server lines without a client part
+        return EnsembleConfig(servers, data_dir, extra=extra, ignored=tuple(k for k in ignored if k not in used),
+                              **values)  # fmt: skip
     except LocalError as e:
         raise LocalError(f"{source}: {e}") from None
 

@@ -422,7 +422,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"NO QUORUM: {len(views)} of {len(conf.voters)} voters serve, a quorum needs {quorum(conf)}",
               file=sys.stderr)  # fmt: skip
         return 1
-    if len(views) == quorum(conf):
+    if len(views) == quorum(conf) and len(conf.voters) > 1:
         print(f"warning: exactly a quorum serves; `stop-node` of any of {sorted(views)} would stop writes")
     return 0
 
