@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from zkclient import admin
+from zkclient._shell_extras import ShellExtras, UsageError
 from zkclient.acl import format_perms, parse_acl
 from zkclient.client import Client
 from zkclient.exceptions import (
@@ -98,10 +99,6 @@ USAGE = {
 }
 
 
-class UsageError(Exception):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\nusage: {self.usage}")
@@ -145,7 +142,7 @@ def _text(data: bytes | None) -> str:
     return "null" if data is None else data.decode("utf-8", "replace")
 
 
-class Shell(cmd.Cmd):
+class Shell(ShellExtras, cmd.Cmd):
     """The commands, shared by the one-shot mode and the interactive shell."""
 
     def __init__(
@@ -171,6 +168,12 @@ class Shell(cmd.Cmd):
         self._print_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------------------------------
+
+    def _parser_for(self, name: str) -> argparse.ArgumentParser:
+        return _parser(name)
+
+    def _usage(self, name: str) -> str:
+        return USAGE[name]
 
     def say(self, text: str) -> None:
         with self._print_lock:
@@ -444,66 +447,6 @@ class Shell(cmd.Cmd):
                 self.say(answer.rstrip("\n"))
         return 1 if silent else 0
 
-    def cmd_addWatch(self, args: list[str]) -> None:  # noqa: N802
-        p = _parser("addWatch")
-        p.add_argument("-m", default="PERSISTENT_RECURSIVE", choices=["PERSISTENT", "PERSISTENT_RECURSIVE"])
-        p.add_argument("path")
-        a = p.parse_intermixed_args(args)
-        self.zk().add_watch(a.path, self._watcher, getattr(AddWatchMode, a.m))
-
-    def cmd_removewatches(self, args: list[str]) -> None:
-        p = _parser("removewatches")
-        kind = p.add_mutually_exclusive_group()
-        for flag in ("-c", "-d", "-a"):
-            kind.add_argument(flag, action="store_true")
-        p.add_argument(
-            "-l", action="store_true", help="ignored: watches are always removed on the server too"
-        )
-        p.add_argument("path")
-        a = p.parse_intermixed_args(args)
-        wtype = WatcherType.CHILDREN if a.c else WatcherType.DATA if a.d else WatcherType.ANY
-        self.zk().remove_watches(a.path, wtype)
-
-    def cmd_printwatches(self, args: list[str]) -> None:
-        if len(args) > 1 or (args and args[0] not in ("on", "off")):
-            raise UsageError(f"usage: {USAGE['printwatches']}")
-        if args:
-            self.print_watches = args[0] == "on"
-        self.say(f"printwatches is {'on' if self.print_watches else 'off'}")
-
-    def cmd_whoami(self, args: list[str]) -> None:
-        """Who this shell's session is, as far as the shell knows (the server has no whoAmI)."""
-        zk = self.zk()
-        self.say("Auth scheme: User")
-        self.say(f"ip: {zk.endpoint}")
-        for auth in self.auths:
-            self.say(auth)
-
-    def cmd_config(self, args: list[str]) -> int:
-        """The ensemble's servers, as the connected server's `conf` has them."""
-        zk = self.zk()
-        lines = zk.command("conf").splitlines()
-        for line in lines:
-            if line.startswith("server."):
-                self.say(line)
-        self.say(f"version={zk.last_zxid:x}")
-        return 0
-
-    def cmd_version(self, args: list[str]) -> None:
-        self.say(f"ZooKeeper CLI version: {_version()} (zkpy; ZooKeeper 3.8 protocol)")
-
-    def cmd_history(self, args: list[str]) -> None:
-        start = max(0, len(self.lines) - 10)
-        for number in range(start, len(self.lines)):
-            self.say(f"{number} - {self.lines[number]}")
-
-    def cmd_redo(self, args: list[str]) -> int:
-        if len(args) != 1 or not args[0].isdigit() or int(args[0]) >= len(self.lines):
-            raise UsageError(f"usage: {USAGE['redo']} (a number that `history` shows)")
-        line = self.lines[int(args[0])]
-        self.lines.append(line)
-        return self.run(shlex.split(line))
-
     def cmd_connect(self, args: list[str]) -> None:
         if len(args) != 1:
             raise UsageError(f"usage: {USAGE['connect']}")
@@ -551,52 +494,6 @@ class Shell(cmd.Cmd):
 
     def completenames(self, text: str, *ignored: Any) -> list[str]:
         return [name for name in USAGE if name.startswith(text)]
-
-    def completedefault(self, text: str, line: str, begidx: int, endidx: int) -> list[str]:
-        """Tab on a path: the children of its parent that start with what is typed."""
-        if not text.startswith("/") or self.client is None or not self.client.connected:
-            return []
-        parent, _, prefix = text.rpartition("/")
-        try:
-            children = self.client.get_children(parent or "/")
-        except (KeeperError, ClientError):
-            return []
-        return sorted(f"{parent}/{c}" for c in children if c.startswith(prefix))
-
-    def preloop(self) -> None:
-        try:
-            import readline
-        except ImportError:  # no line editing here: no history or completion either
-            return
-        readline.set_completer_delims(" \t\n")
-        try:
-            readline.read_history_file(history_file())
-        except OSError:
-            pass
-
-    def postloop(self) -> None:
-        try:
-            import readline
-
-            readline.set_history_length(1000)
-            readline.write_history_file(history_file())
-        except (ImportError, OSError):
-            pass
-
-
-def history_file() -> str:
-    return os.environ.get("ZKPY_HISTORY") or os.path.join(os.path.expanduser("~"), ".zkpy_history")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in ("zkpy", "zkpy-client"):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            continue
-    return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

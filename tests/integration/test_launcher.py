@@ -19,7 +19,7 @@ import pytest
 from cluster import config
 from cluster._supervisor import lock_holder, lock_path, node_command, node_processes
 from cluster.harness import ROOT, wait_for
-from cluster.launch import config_path, serving
+from cluster.launch import config_path, running, serving
 
 
 def launch(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -108,7 +108,9 @@ def test_nodes_die_with_their_supervisor_and_a_relaunch_works_at_once(data_dir: 
     assert listed.stdout.strip() == "[x, zookeeper]"
     holder = lock_holder(lock_path(conf))
     assert holder
+    nodes = list(node_processes(config_path(data_dir)).values())
     os.kill(holder, signal.SIGKILL)
+    wait_for(lambda: not any(map(running, nodes)), 30, "the nodes to die with their supervisor")
     again = launch("--nodes", "3", "--data-dir", str(data_dir), "--detach")  # no "already running"
     assert again.returncode == 0, again.stderr
     assert lock_holder(lock_path(conf)) not in (None, holder)
