@@ -147,16 +147,24 @@ def has_quorum(conf: config.EnsembleConfig, views: dict[int, dict[str, str]]) ->
     )
 
 
+_watched: dict[int, psutil.Process] = {}  # by pid: cpu_percent() measures since the last call
+
+
 def cpu_percents(procs: dict[int, psutil.Process], sample_s: float = 0.3) -> dict[int, float]:
-    """CPU use of each process over a short sample (psutil's first reading is always 0)."""
-    for p in procs.values():
-        try:
-            p.cpu_percent(None)
-        except psutil.Error:
-            pass
-    time.sleep(sample_s)  # the measurement window, not synchronisation
+    """CPU use of each process, over a short sample, or since the previous call for the same
+    process (the live table); psutil's first reading of a process is always 0."""
+    fresh = {sid: _watched.setdefault(p.pid, p) for sid, p in procs.items()}
+    for pid in [pid for pid in _watched if pid not in {p.pid for p in procs.values()}]:
+        del _watched[pid]
+    if sample_s > 0:
+        for p in fresh.values():
+            try:
+                p.cpu_percent(None)
+            except psutil.Error:
+                pass
+        time.sleep(sample_s)  # the measurement window, not synchronisation
     out = {}
-    for sid, p in procs.items():
+    for sid, p in fresh.items():
         try:
             out[sid] = p.cpu_percent(None)
         except psutil.Error:
@@ -441,7 +449,8 @@ def _ids(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cluster.launch", description=(__doc__ or "").split("\n\n")[0],
+    prog = "zkpy" if Path(sys.argv[0]).name == "zkpy" else "python -m cluster.launch"
+    p = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n\n")[0],
                                 epilog="log, snapshot, check, purge: see `python -m cluster.toolkit --help`")  # fmt: skip
     p.add_argument("command", nargs="?", default="start", choices=COMMANDS)
     p.add_argument("--nodes", type=int, default=5, help="voting servers (default 5)")
@@ -495,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Failed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a folder we may not write, a disk that is full
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
