@@ -252,14 +252,15 @@ def node_restart(n: int) -> None:
     """A real node process (a one-node ensemble) started on a data dir holding the log, timed
     from the launcher's start to serving; then started again on the snapshot it took."""
     from cluster import config
-    from cluster.harness import Harness
+    from cluster.harness import Harness, wait_for
     from cluster.launch import config_path
     from cluster.storage import ACCEPTED_EPOCH, CURRENT_EPOCH, write_epoch
 
     with tempfile.TemporaryDirectory(prefix="zknode") as tmp:
         root = Path(tmp) / "e"
         root.mkdir()
-        conf = config.local_ensemble(root, 1)
+        # A snapshot after catching up, as with 100,000 (ZooKeeper's snapCount) for a big log.
+        conf = config.local_ensemble(root, 1, snap_count=min(100_000, max(2, n // 2)))
         conf.write(config_path(root))
         data_dir = DataDir.create(conf.node_dir(1))
         log = TxnLog(data_dir.log_dir)
@@ -275,8 +276,7 @@ def node_restart(n: int) -> None:
             elapsed = time.perf_counter() - started
             znodes = e.mntr(1).get("zk_znode_count")
             if what == "the log":  # let the node finish the snapshot it forked after catching up
-                while not list(data_dir.snap_dir.glob("snapshot.*")):
-                    time.sleep(0.2)
+                wait_for(lambda: list(data_dir.snap_dir.glob("snapshot.*")), 300, "the node's snapshot")
                 time.sleep(1.0)
             e.stop()
             print(
