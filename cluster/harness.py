@@ -140,14 +140,13 @@ class Harness:
         if sup is not None:
             subprocess.run([sys.executable, "-m", "cluster.launch", "stop", "--data-dir", str(self.data_dir)],
                            cwd=ROOT, capture_output=True, timeout=60)  # fmt: skip
-        # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid.
-        pids = {self.pid(sid) for sid in self.conf.servers}
-        pids |= {p.pid for p in node_processes(config_path(self.data_dir)).values()}
-        for pid in pids - {None}:
+        # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid, as
+        # the process table names them (a pid file may name a pid reused since).
+        for proc in node_processes(config_path(self.data_dir)).values():
             try:
-                os.kill(pid, signal.SIGCONT)  # type: ignore[arg-type]
-                os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
-            except ProcessLookupError:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+            except psutil.Error:
                 pass
         if sup and psutil.pid_exists(sup):
             os.kill(sup, signal.SIGKILL)
