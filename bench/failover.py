@@ -15,9 +15,32 @@ import time
 from pathlib import Path
 
 from cluster import config
+from cluster.harness import Harness, wait_for
 from cluster.launch import config_path
-from tests.integration.conftest import Ensemble, wait_for
-from tests.integration.test_ensemble import write_until_ok
+from cluster.wire import NoAnswer, Refused, WireSession
+from zkcore import Code
+
+
+def write_until_ok(e: Harness, path: str, data: bytes, timeout_s: float = 30) -> float:
+    """Create path on any server that takes it (or find a retry already did); when it first succeeded."""
+
+    def attempt() -> float | None:
+        for sid in e.servers:
+            try:
+                s = WireSession(e.endpoint(sid), wait_ms=250)
+            except (Refused, NoAnswer):
+                continue
+            try:
+                err, _ = s.create(path, data)
+                if err in (Code.OK, Code.NODE_EXISTS):
+                    return time.monotonic()
+            except NoAnswer:
+                pass
+            finally:
+                s.close()
+        return None
+
+    return wait_for(attempt, timeout_s, f"a successful write of {path}")  # type: ignore[return-value]
 
 
 def main() -> None:
@@ -37,7 +60,7 @@ def main() -> None:
                 options["sync_limit_ticks"] = args.sync_limit
             data_dir.mkdir()
             config.local_ensemble(data_dir, args.nodes, **options).write(config_path(data_dir))
-        e = Ensemble(data_dir, args.nodes)
+        e = Harness(data_dir, args.nodes)
         try:
             times = []
             for i in range(args.rounds):

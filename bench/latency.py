@@ -12,16 +12,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Ensemble, wait_for
-from tests.integration.wire import WireSession
+from cluster.harness import Harness, wait_for
+from cluster.progress import Progress
+from cluster.wire import WireSession
 
 
 def measure(label: str, ops: int, fn) -> None:  # type: ignore[no-untyped-def]
     samples = []
+    progress = Progress(label)
     for i in range(ops):
         started = time.perf_counter()
         fn(i)
         samples.append((time.perf_counter() - started) * 1000)
+        progress.update(ops=f"{i + 1}/{ops}")
+    progress.done()
     samples.sort()
     print(f"  {label:28s} median {statistics.median(samples):.3f} ms  p99 {samples[int(len(samples) * 0.99)]:.3f} ms"
           f"  ({ops / (sum(samples) / 1000):,.0f} ops/s)", flush=True)  # fmt: skip
@@ -41,7 +45,7 @@ def main() -> None:
     p.add_argument("--ops", type=int, default=2000)
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="zklat") as tmp:
-        e = Ensemble(Path(tmp) / "e", args.nodes)
+        e = Harness(Path(tmp) / "e", args.nodes)
         try:
             leader = wait_for(e.leader, 30, "a leader")
             follower = next(s for s in e.conf.voters if s != leader)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import native
+from cluster.progress import Progress
 from cluster.storage import DataDir, TxnLog, recover, restore_tree, write_snapshot
 from zkcore import DataTree, Node, Txn, snapshot_chunks, tree_from_snapshot, world_readable
 from zkcore import _records as rec
@@ -32,7 +33,10 @@ def make_txns(n: int) -> list[tuple[int, bytes]]:
     """A create-heavy workload: 100-byte znodes spread over 1000 parents."""
     out = []
     header = rec.TxnHeader
+    progress = Progress("making txns")
     for i in range(1, n + 1):
+        if i % 10_000 == 0:
+            progress.update(txns=f"{i:,}/{n:,}")
         if i <= 1000:
             body = rec.CreateTxn(f"/p{i:04d}", b"", rec.OPEN_ACL_UNSAFE, False, 1)
         else:
@@ -43,7 +47,18 @@ def make_txns(n: int) -> list[tuple[int, bytes]]:
         out.append(
             (EPOCH | i, Txn(header(0, i, EPOCH | i, 1_700_000_000_000 + i, rec.OpCode.CREATE), body).encode())
         )
+    progress.done()
     return out
+
+
+def write_log(log: TxnLog, txns: list[tuple[int, bytes]]) -> None:
+    progress = Progress("writing the log")
+    for i in range(0, len(txns), 10_000):
+        log.append(txns[i : i + 10_000])
+        progress.update(txns=f"{i + 10_000:,}/{len(txns):,}")
+    log.fsync()
+    log.close()
+    progress.done()
 
 
 class Phases:
@@ -237,33 +252,31 @@ def node_restart(n: int) -> None:
     """A real node process (a one-node ensemble) started on a data dir holding the log, timed
     from the launcher's start to serving; then started again on the snapshot it took."""
     from cluster import config
-    from cluster.harness import Harness
+    from cluster.harness import Harness, wait_for
     from cluster.launch import config_path
     from cluster.storage import ACCEPTED_EPOCH, CURRENT_EPOCH, write_epoch
 
     with tempfile.TemporaryDirectory(prefix="zknode") as tmp:
         root = Path(tmp) / "e"
         root.mkdir()
-        conf = config.local_ensemble(root, 1)
+        # A snapshot after catching up, as with 100,000 (ZooKeeper's snapCount) for a big log.
+        conf = config.local_ensemble(root, 1, snap_count=min(100_000, max(2, n // 2)))
         conf.write(config_path(root))
         data_dir = DataDir.create(conf.node_dir(1))
         log = TxnLog(data_dir.log_dir)
         txns = make_txns(n)
-        for i in range(0, len(txns), 10_000):
-            log.append(txns[i : i + 10_000])
-        log.fsync()
-        log.close()
+        write_log(log, txns)
         del txns
         for name in (ACCEPTED_EPOCH, CURRENT_EPOCH):
             write_epoch(data_dir.root, name, 1)
         for what in ("the log", "its snapshot"):
+            print(f"starting a node on {what} ...", flush=True)
             started = time.perf_counter()
             e = Harness(root, 1)
             elapsed = time.perf_counter() - started
             znodes = e.mntr(1).get("zk_znode_count")
             if what == "the log":  # let the node finish the snapshot it forked after catching up
-                while not list(data_dir.snap_dir.glob("snapshot.*")):
-                    time.sleep(0.2)
+                wait_for(lambda: list(data_dir.snap_dir.glob("snapshot.*")), 300, "the node's snapshot")
                 time.sleep(1.0)
             e.stop()
             print(
@@ -288,10 +301,7 @@ def main() -> None:
         data_dir = DataDir.create(Path(tmp))
         txns = make_txns(args.txns)
         log = TxnLog(data_dir.log_dir)
-        for i in range(0, len(txns), 10_000):
-            log.append(txns[i : i + 10_000])
-        log.fsync()
-        log.close()
+        write_log(log, txns)
         del txns
         tree = from_log(data_dir)
         started = time.perf_counter()

@@ -31,7 +31,7 @@ import zmq
 from tabulate import tabulate
 
 from cluster.harness import Harness, wait_for
-from tests.zkcore.golden.record_zookeeper import recv_frame, send_frame
+from cluster.progress import Progress
 from zkcore import _records as rec
 
 ZNODES = 1000
@@ -43,6 +43,23 @@ ZK_CLASSPATH = ":".join(
                 "metrics-core", "jackson-databind", "jackson-core", "jackson-annotations", "commons-io",
                 "snappy-java")
 )  # fmt: skip
+
+
+def send_frame(sock: socket.socket, body: bytes) -> None:
+    """One frame of ZooKeeper's TCP protocol: a 4-byte length, then the record."""
+    sock.sendall(struct.pack(">i", len(body)) + body)
+
+
+def recv_frame(sock: socket.socket) -> bytes:
+    """The next frame of ZooKeeper's TCP protocol (blocking)."""
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+        want = 4 - len(buf) if len(buf) < 4 else 4 + struct.unpack(">i", buf[:4])[0] - len(buf)
+        chunk = sock.recv(want)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buf += chunk
+    return buf[4:]
 
 
 def read_frames(n: int) -> list[bytes]:
@@ -161,6 +178,11 @@ def drive(kind: str, endpoints: list[str], pids: list[int], args: argparse.Names
     time.sleep(max(0.0, start_at - time.time()))
     servers = [psutil.Process(pid) for pid in pids]
     cpu0 = [sum(s.cpu_times()[:2]) for s in servers]
+    progress = Progress(f"{kind}, {len(pids)} servers", args.seconds)
+    while time.time() < start_at + args.seconds:
+        progress.update()
+        time.sleep(0.25)  # pacing the progress line; the generators time themselves
+    progress.done()
     reads = sum(out.get(timeout=args.seconds + 60) for _ in procs)
     cpu = sum(sum(s.cpu_times()[:2]) - c for s, c in zip(servers, cpu0, strict=True))
     for p in procs:
@@ -174,7 +196,7 @@ def drive(kind: str, endpoints: list[str], pids: list[int], args: argparse.Names
 def zkpy_run(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     e = Harness(tmp / f"zkpy{n}", n)
     try:
-        from tests.integration.wire import WireSession
+        from cluster.wire import WireSession
 
         s = WireSession(e.endpoint(wait_for(e.leader, 30, "a leader")))  # type: ignore[arg-type]
         s.create("/b")

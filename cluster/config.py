@@ -15,6 +15,7 @@ Each node keeps its files in `<dataDir>/node<id>`.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +24,35 @@ from zkcore import LocalError, limits
 
 ROLES = ("participant", "observer")
 IPC_PATH_BYTES_MAX = 100  # sun_path is 108 bytes on Linux, with its terminating NUL
-_INT_KEYS = {
-    "tickTime": "tick_ms",
-    "initLimit": "init_limit_ticks",
-    "syncLimit": "sync_limit_ticks",
-    "snapCount": "snap_count",
-    "maxDataBytes": "data_bytes_max",
-    "maxClientRequests": "client_requests_max",
-    "minSessionTimeout": "session_timeout_min_ms",
-    "maxSessionTimeout": "session_timeout_max_ms",
-    "containerCheckIntervalMs": "container_check_ms",
+# key -> (EnsembleConfig field, smallest allowed, largest allowed)
+_INT_KEYS: dict[str, tuple[str, int, int]] = {
+    "tickTime": ("tick_ms", 1, 60_000),
+    "initLimit": ("init_limit_ticks", 1, 100_000),
+    "syncLimit": ("sync_limit_ticks", 1, 100_000),
+    "snapCount": ("snap_count", 2, 2**31 - 1),
+    "maxDataBytes": ("data_bytes_max", 1, limits.data_bytes_max * 16),
+    "maxClientRequests": ("client_requests_max", 1, 1_000_000),
+    "minSessionTimeout": ("session_timeout_min_ms", 1, 2**31 - 1),
+    "maxSessionTimeout": ("session_timeout_max_ms", 1, 2**31 - 1),
+    "containerCheckIntervalMs": ("container_check_ms", 1, 2**31 - 1),
+    # ZooKeeper's autopurge: how many snapshots (and the log they need) to keep, and how many
+    # hours at least between purges (0: after every snapshot).
+    "autopurge.snapRetainCount": ("snap_retain_count", 3, 1000),
+    "autopurge.purgeInterval": ("purge_interval_hours", 0, 24 * 365),
 }
+# Free-form keys zkpy reads (kept in `extra`). serverClass (module:Class) runs a Server
+# subclass: the verifier's deliberately broken servers (verify/broken.py), never production.
+_TEXT_KEYS = ("serverClass", "sessionSecret", "maxClientCnxns")
+# zoo.cfg keys an operator may bring that mean nothing here: accepted, listed in `ignored`.
+# clientPort and clientPortAddress are read for server lines without a client part.
+ZOOKEEPER_KEYS_IGNORED = (
+    "clientPort", "clientPortAddress", "secureClientPort", "dataLogDir",
+    "4lw.commands.whitelist", "admin.enableServer", "admin.serverPort", "standaloneEnabled",
+    "reconfigEnabled", "quorumListenOnAllIPs", "electionAlg", "peerType", "syncEnabled",
+    "metricsProvider.className", "metricsProvider.httpPort", "preAllocSize", "globalOutstandingLimit",
+    "leaderServes", "cnxTimeout", "forceSync", "skipACL",
+)  # fmt: skip
+KNOWN_KEYS = (*_INT_KEYS, *_TEXT_KEYS, "dataDir", *ZOOKEEPER_KEYS_IGNORED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +72,6 @@ class ServerConfig:
         for name, endpoint in (("peer", self.peer), ("client", self.client)):
             if not endpoint.startswith(("tcp://", "ipc://")):
                 raise LocalError(f"server.{self.id} {name} endpoint must be tcp:// or ipc://: {endpoint!r}")
-
         for name, address in (("zk", self.zk), ("admin", self.admin)):
             host, sep, port = address.rpartition(":")
             if address and (not sep or not port.isdigit() or not 0 < int(port) < 65536):
@@ -83,23 +101,35 @@ class EnsembleConfig:
     # How often the leader deletes empty containers and expired TTL nodes (ZooKeeper's
     # znode.container.checkIntervalMs).
     container_check_ms: int = 60000
+    snap_retain_count: int = 3
+    purge_interval_hours: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    ignored: tuple[str, ...] = field(default=(), compare=False)  # zoo.cfg keys that mean nothing here
 
     def __post_init__(self) -> None:
         voters = [s for s in self.servers.values() if s.role == "participant"]
         if not voters:
-            raise LocalError("an ensemble needs at least one participant (voting) server")
+            raise LocalError(
+                "an ensemble needs at least one participant (voting) server: add a line like "
+                "server.1=participant;peer=tcp://10.0.0.1:2888;client=tcp://10.0.0.1:2181"
+            )
         if self.tick_ms < 1 or self.init_limit_ticks < 1 or self.sync_limit_ticks < 1:
             raise LocalError("tickTime, initLimit and syncLimit must be positive")
         if not 0 < self.session_timeout_min_ms <= self.session_timeout_max_ms:
-            raise LocalError("need 0 < minSessionTimeout <= maxSessionTimeout (ms)")
+            raise LocalError(
+                f"minSessionTimeout={self.session_timeout_min_ms} must be at most "
+                f"maxSessionTimeout={self.session_timeout_max_ms} (both in ms, above 0)"
+            )
         if not 0 < self.data_bytes_max <= limits.data_bytes_max * 16:
             raise LocalError(
                 f"maxDataBytes must be in 1..{limits.data_bytes_max * 16}: {self.data_bytes_max}"
             )
         endpoints = [e for s in self.servers.values() for e in (s.peer, s.client, s.zk, s.admin) if e]
-        if len(set(endpoints)) != len(endpoints):
-            raise LocalError("every peer and client endpoint must be distinct")
+        twice = sorted({e for e in endpoints if endpoints.count(e) > 1})
+        if twice:
+            raise LocalError(
+                f"every peer and client endpoint must be distinct: {', '.join(twice)} is used twice"
+            )
 
     @property
     def voters(self) -> list[int]:
@@ -121,7 +151,7 @@ class EnsembleConfig:
 
     def render(self) -> str:
         lines = ["# zkpy ensemble config (zoo.cfg style; endpoints are ZeroMQ addresses)"]
-        for key, attr in _INT_KEYS.items():
+        for key, (attr, _, _) in _INT_KEYS.items():
             lines.append(f"{key}={getattr(self, attr)}")
         lines.append(f"dataDir={self.data_dir}")
         lines += [f"{k}={v}" for k, v in sorted(self.extra.items())]
@@ -134,61 +164,159 @@ class EnsembleConfig:
         tmp.replace(path)
 
 
-def parse_server(key: str, value: str, lineno: int) -> ServerConfig:
+class _ConfigError(LocalError):
+    """A config problem found while parsing one line (parse() adds the file and the line)."""
+
+
+def _zoo_server(server_id: int, value: str, client_port: int | None) -> ServerConfig:
+    """ZooKeeper's `host:peerPort:electionPort[:role][;[clientAddress:]clientPort]`. Zab's
+    election shares the peer port, so the election port carries our ZeroMQ client protocol, and
+    the client port speaks ZooKeeper's own, as it did."""
+    address, _, client_part = (p.strip() for p in value.partition(";"))
+    if address.startswith("["):  # [v6]:peer:election
+        host, _, rest = address[1:].partition("]")
+        host, parts = f"[{host}]", rest.lstrip(":").split(":")
+    else:
+        host, *parts = address.split(":")
+    role = "participant"
+    if len(parts) == 3:
+        role = parts.pop()
+    if len(parts) != 2 or not host or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
+        raise _ConfigError(
+            f"server.{server_id}={value!r}: expected host:peerPort:electionPort[:participant|observer]"
+            "[;[clientAddress:]clientPort] (zoo.cfg) or participant;peer=<endpoint>;client=<endpoint>"
+        )
+    if client_part:
+        client_host, sep, port_text = client_part.rpartition(":")
+        if not sep:
+            client_host = ""
+        if client_host in ("", "0.0.0.0", "[::]", "::"):
+            client_host = host  # listening everywhere: clients reach it by the server's name
+    else:
+        client_host, port_text = host, "" if client_port is None else str(client_port)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _ConfigError(
+            f"server.{server_id}={value!r}: no client port; add ';<clientPort>' to the line or "
+            "clientPort=<port> to the file"
+        )
+    return ServerConfig(server_id, role, f"tcp://{host}:{parts[0]}", f"tcp://{host}:{parts[1]}",
+                        f"{client_host}:{port_text}")  # fmt: skip
+
+
+def parse_server(key: str, value: str, client_port: int | None = None) -> ServerConfig:
     try:
         server_id = int(key.split(".", 1)[1])
     except ValueError:
-        raise LocalError(f"line {lineno}: server key must be server.<id>: {key!r}") from None
+        raise _ConfigError(f"{key}: a server key must be server.<id>, id in 1..255") from None
+    if not 1 <= server_id <= 255:
+        raise _ConfigError(f"{key}: server id must be in 1..255, got {server_id}")
+    if "peer=" not in value and "client=" not in value:
+        return _zoo_server(server_id, value, client_port)
     role, *parts = [p.strip() for p in value.split(";")]
     fields: dict[str, str] = {}
     for part in parts:
         name, sep, endpoint = part.partition("=")
         if not sep or name not in ("peer", "client", "zk", "admin"):
-            raise LocalError(
-                f"line {lineno}: expected peer=<endpoint>, client=<endpoint>, zk=<host:port> or "
-                f"admin=<host:port>, got {part!r}"
+            raise _ConfigError(
+                f"{key}: expected peer=<endpoint>, client=<endpoint>, zk=<host:port> or admin=<host:port>, "
+                f"got {part!r}"
             )
         fields[name] = endpoint
     if not {"peer", "client"} <= set(fields):
-        raise LocalError(f"line {lineno}: server.{server_id} needs both peer= and client= endpoints")
-    return ServerConfig(server_id, role, fields["peer"], fields["client"], fields.get("zk", ""),
-                        fields.get("admin", ""))  # fmt: skip
+        raise _ConfigError(f"server.{server_id} needs both peer= and client= endpoints: {value!r}")
+    try:
+        return ServerConfig(server_id, role, fields["peer"], fields["client"], fields.get("zk", ""),
+                            fields.get("admin", ""))  # fmt: skip
+    except LocalError as e:
+        raise _ConfigError(str(e)) from None
 
 
-def parse(text: str) -> EnsembleConfig:
-    """Parse a config file's text; errors name the line and the rule."""
-    values: dict[str, object] = {}
-    servers: dict[int, ServerConfig] = {}
+def _int_value(key: str, value: str) -> int:
+    attr, lo, hi = _INT_KEYS[key]
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not lo <= number <= hi:
+        raise _ConfigError(f"{key}={value}: must be an integer in {lo}..{hi}")
+    return number
+
+
+def _unknown_key(key: str) -> _ConfigError:
+    close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+    hint = (
+        f"did you mean {close[0]}?"
+        if close
+        else "known keys: " + ", ".join((*_INT_KEYS, *_TEXT_KEYS, "dataDir", "server.<id>"))
+    )
+    return _ConfigError(f"unknown key {key!r}; {hint}")
+
+
+def parse(text: str, source: str = "config") -> EnsembleConfig:
+    """Parse a config file's text; every error names the source, the line, the value and what is
+    allowed: `ensemble.cfg:3: tickTme: unknown key; did you mean tickTime?`."""
+    values: dict[str, int] = {}
+    server_lines: list[tuple[int, str, str]] = []
     extra: dict[str, str] = {}
+    ignored: dict[str, str] = {}
     data_dir: Path | None = None
+    seen: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         key, sep, value = (s.strip() for s in line.partition("="))
-        if not sep:
-            raise LocalError(f"line {lineno}: expected key=value, got {raw.strip()!r}")
-        if key.startswith("server."):
-            server = parse_server(key, value, lineno)
-            if server.id in servers:
-                raise LocalError(f"line {lineno}: server.{server.id} is defined twice")
-            servers[server.id] = server
-        elif key in _INT_KEYS:
-            try:
-                values[_INT_KEYS[key]] = int(value)
-            except ValueError:
-                raise LocalError(f"line {lineno}: {key} must be an integer, got {value!r}") from None
-        elif key == "dataDir":
-            data_dir = Path(value)
-        else:
-            extra[key] = value
+        try:
+            if not sep:
+                raise _ConfigError(f"expected key=value, got {raw.strip()!r}")
+            if key in seen:
+                raise _ConfigError(f"{key} is set twice (first on line {seen[key]})")
+            seen[key] = lineno
+            if key.startswith("server."):
+                server_lines.append((lineno, key, value))
+            elif key in _INT_KEYS:
+                values[_INT_KEYS[key][0]] = _int_value(key, value)
+            elif key == "dataDir":
+                if not value:
+                    raise _ConfigError("dataDir=: needs a folder")
+                data_dir = Path(value)
+            elif key in _TEXT_KEYS:
+                extra[key] = value
+            elif key in ZOOKEEPER_KEYS_IGNORED:
+                ignored[key] = value
+            else:
+                raise _unknown_key(key)
+        except _ConfigError as e:
+            raise LocalError(f"{source}:{lineno}: {e}") from None
+    client_port = int(ignored["clientPort"]) if ignored.get("clientPort", "").isdigit() else None
+    servers: dict[int, ServerConfig] = {}
+    for lineno, key, value in server_lines:
+        try:
+            server = parse_server(key, value, client_port)
+        except _ConfigError as e:
+            raise LocalError(f"{source}:{lineno}: {e}") from None
+        servers[server.id] = server
     if data_dir is None:
-        raise LocalError("the config needs dataDir=<path>")
-    return EnsembleConfig(servers, data_dir, extra=extra, **values)  # type: ignore[arg-type]
+        raise LocalError(f"{source}: the config needs dataDir=<path> (where each node keeps node<id>/)")
+    try:
+        used = {"clientPort"}  # read above, for server lines without a client part
+        return EnsembleConfig(servers, data_dir, extra=extra, ignored=tuple(k for k in ignored if k not in used),
+                              **values)  # fmt: skip
+    except LocalError as e:
+        raise LocalError(f"{source}: {e}") from None
 
 
 def load(path: Path | str) -> EnsembleConfig:
-    return parse(Path(path).read_text())
+    """Read and parse a config file; a LocalError naming the file if it cannot be read."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise LocalError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise LocalError(f"{path}: is a folder, not a config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LocalError(f"{path}: cannot read the config: {getattr(e, 'strerror', None) or e}") from None
+    return parse(text, str(path))
 
 
 def local_ensemble(

@@ -17,7 +17,8 @@ from typing import Any
 import psutil
 
 from cluster import admin, config, faults
-from cluster.launch import SUPERVISOR_PID, config_path, node_pid_path, read_pid
+from cluster._supervisor import lock_holder, lock_path, node_processes
+from cluster.launch import config_path, node_pid_path, read_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVING_STATES = ("leader", "follower", "observer")
@@ -130,7 +131,7 @@ class Harness:
         os.kill(pid, sig)
         if sig == signal.SIGSTOP:
             self.paused.add(sid)
-        elif sig == signal.SIGCONT:
+        elif sig in (signal.SIGCONT, signal.SIGKILL):
             self.paused.discard(sid)
         return pid
 
@@ -147,25 +148,29 @@ class Harness:
                 self.paused.discard(sid)
 
     def kill_supervisor(self) -> None:
-        pid = read_pid(self.data_dir / SUPERVISOR_PID)
-        assert pid is not None, "no supervisor running"
+        """kill -9 of the supervisor. Its nodes would die with it (SIGTERM): they are frozen
+        first (SIGSTOP, recorded as paused) so that a test can kill -9 them as a crash."""
+        pid = lock_holder(lock_path(self.conf))
+        assert pid, "no supervisor running"
+        for sid in self.servers:
+            if self.pid(sid) is not None:
+                self.kill(sid, signal.SIGSTOP)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not psutil.pid_exists(pid), 10, f"supervisor {pid} gone")
+        wait_for(lambda: lock_holder(lock_path(self.conf)) is None, 10, f"supervisor {pid} gone")
 
     def stop(self) -> None:
         faults.heal(self.data_dir)
-        sup = read_pid(self.data_dir / SUPERVISOR_PID)
+        sup = lock_holder(lock_path(self.conf))
         if sup is not None:
             subprocess.run([sys.executable, "-m", "cluster.launch", "stop", "--data-dir", str(self.data_dir)],
                            cwd=ROOT, capture_output=True, timeout=60)  # fmt: skip
-        # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid.
-        for sid in self.conf.servers:
-            pid = self.pid(sid)
-            if pid is not None:
-                try:
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if sup is not None and psutil.pid_exists(sup):
+        # Whatever is left (a node a test SIGSTOPped, a supervisor that hung) goes by pid, as
+        # the process table names them (a pid file may name a pid reused since).
+        for proc in node_processes(config_path(self.data_dir)).values():
+            try:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+            except psutil.Error:
+                pass
+        if sup and psutil.pid_exists(sup):
             os.kill(sup, signal.SIGKILL)

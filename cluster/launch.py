@@ -1,55 +1,60 @@
-"""Start, supervise and stop an ensemble on this host: each node its own OS process, restarted
-with backoff when it dies, shown in a live status table.
+"""Start, supervise and stop an ensemble: each node its own OS process, restarted with backoff
+when it dies, shown in a live status table. `zkpy` is the same command.
 
     python -m cluster.launch --nodes 5 [--observers 2] [--data-dir D] [--transport ipc|tcp]
                              [--base-port P] [--detach]
-    python -m cluster.launch status|stop --data-dir D
-    python -m cluster.launch stop-node|start-node --data-dir D --id N
-    python -m cluster.launch partition --data-dir D --groups 1,2/3,4,5    (and: heal)
+    python -m cluster.launch --config /etc/zkpy/zoo.cfg --ids 1 --detach   (one host's nodes)
+    python -m cluster.launch status|stop [--data-dir D | --config F]
+    python -m cluster.launch stop-node|start-node --id N
+    python -m cluster.launch partition --groups 1,2/3,4,5    (and: heal)
+    python -m cluster.launch log|snapshot|check|purge ...    (cluster.toolkit: the files on disk)
+
+Exit status: 0 done, 1 it did not work (the reason is printed), 2 a usage or config mistake.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 from tabulate import tabulate
 
 from cluster import admin, config, faults
+from cluster._supervisor import (
+    Supervisor,
+    down_marker,
+    last_error,
+    lock_holder,
+    lock_path,
+    node_log_path,
+    node_pid_path,
+    node_processes,
+    state_path,
+)
+from zkcore import LocalError
 
+__all__ = ["CONFIG_NAME", "config_path", "main", "node_pid_path", "read_pid"]
 log = logging.getLogger("zkpy.launch")
 CONFIG_NAME = "ensemble.cfg"
-SUPERVISOR_PID = "supervisor.pid"
-BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-HEALTHY_AFTER_S = 30.0
+CRASH_LOOP_DEATHS = 2  # a node that died this often while starting is not going to serve
+SERVING = ("leader", "follower", "observer")
 
 
-def node_env() -> dict[str, str]:
-    """A node's environment. Requests and snapshots of up to a few MB come and go: glibc's
-    malloc would move them onto its heap after the first free and keep that heap's high-water
-    mark forever; from 128 KiB on, they get pages of their own that go back when freed."""
-    env = dict(os.environ)
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(128 * 1024))
-    return env
+class Failed(Exception):
+    """The command did not work; the message says why (exit 1)."""
 
 
 def config_path(data_dir: Path) -> Path:
     return data_dir / CONFIG_NAME
-
-
-def down_marker(data_dir: Path, server_id: int) -> Path:
-    return data_dir / "run" / f"down-{server_id}"
-
-
-def node_pid_path(conf: config.EnsembleConfig, server_id: int) -> Path:
-    return conf.node_dir(server_id) / "node.pid"
 
 
 def read_pid(path: Path) -> int | None:
@@ -60,234 +65,334 @@ def read_pid(path: Path) -> int | None:
     return pid if psutil.pid_exists(pid) else None
 
 
-class Supervisor:
-    """Keeps every node that is not marked down running; restarts the dead with backoff."""
+def quorum(conf: config.EnsembleConfig) -> int:
+    return len(conf.voters) // 2 + 1
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.conf = config.load(config_path(data_dir))
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.failures: dict[int, int] = {}
-        self.next_start: dict[int, float] = {}
-        self.started_at: dict[int, float] = {}
-        self.stopping = False
 
-    def start_node(self, server_id: int) -> None:
-        node_dir = self.conf.node_dir(server_id)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        out = open(node_dir / "node.log", "ab")  # noqa: SIM115 - handed to the child
-        cmd = [
-            sys.executable,
-            "-m",
-            "cluster.node",
-            "--config",
-            str(config_path(self.data_dir)),
-            "--id",
-            str(server_id),
-        ]
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=node_env()
+# --- finding the ensemble ---------------------------------------------------------------------
+
+
+def locate(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
+    """The config file and the ensemble of --config, or of --data-dir's ensemble.cfg."""
+    if args.config:
+        path = Path(args.config).resolve()
+        return path, config.load(path)
+    data_dir = Path(args.data_dir).resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise LocalError(f"--data-dir {data_dir}: is a file, not a folder")
+    path = config_path(data_dir)
+    if not path.exists():
+        raise LocalError(
+            f"--data-dir {data_dir}: no ensemble here (no {CONFIG_NAME}); start one with "
+            f"`python -m cluster.launch --nodes 3 --data-dir {args.data_dir} --detach`"
         )
-        out.close()
-        self.procs[server_id] = proc
-        self.started_at[server_id] = time.monotonic()
-        node_pid_path(self.conf, server_id).write_text(f"{proc.pid}\n")
-        log.info("started node %d (pid %d)", server_id, proc.pid)
+    return path, config.load(path)
 
-    def check(self) -> None:
-        now = time.monotonic()
-        for sid in sorted(self.conf.servers):
-            proc = self.procs.get(sid)
-            down = down_marker(self.data_dir, sid).exists()
-            if proc is not None and proc.poll() is not None:
-                del self.procs[sid]
-                ran = now - self.started_at.get(sid, now)
-                if ran > HEALTHY_AFTER_S:
-                    self.failures[sid] = 0
-                if down:
-                    log.info("node %d stopped for maintenance (exit %s)", sid, proc.returncode)
-                    continue
-                failures = self.failures.get(sid, 0)
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-                self.failures[sid] = failures + 1
-                self.next_start[sid] = now + delay
-                log.warning(
-                    "node %d (pid %d) died with %s after %.1fs; restarting in %.1fs",
-                    sid, proc.pid, _exit_reason(proc.returncode), ran, delay,
-                )  # fmt: skip
-            if sid not in self.procs and not down and now >= self.next_start.get(sid, 0.0):
-                self.start_node(sid)
 
-    def stop_all(self, timeout_s: float = 10.0) -> None:
-        self.stopping = True
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + timeout_s
-        for sid, proc in self.procs.items():
+def check_id(conf: config.EnsembleConfig, path: Path, server_id: int) -> None:
+    if server_id not in conf.servers:
+        raise LocalError(f"--id {server_id}: no server.{server_id} in {path} (ids: {sorted(conf.servers)})")
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
+    """The config to start: --config as it is, or D/ensemble.cfg, written on first use."""
+    if args.config:
+        path, conf = locate(args)
+    else:
+        data_dir = Path(args.data_dir).resolve()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise LocalError(f"--data-dir {data_dir}: is a file, not a folder")
+        path = config_path(data_dir)
+        if path.exists():
+            conf = config.load(path)
+            if (len(conf.voters), len(conf.observers)) != (args.nodes, args.observers):
+                print(f"note: {path} has {len(conf.voters)} voters and {len(conf.observers)} observers: "
+                      "resuming that ensemble", file=sys.stderr)  # fmt: skip
+        else:
+            conf = config.local_ensemble(data_dir, args.nodes, args.observers, args.transport, args.base_port)
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("node %d did not stop in %.0fs; killing it", sid, timeout_s)
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
-
-    def run(self, show_table: bool) -> None:
-        (self.data_dir / SUPERVISOR_PID).write_text(f"{os.getpid()}\n")
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
-        last_table = 0.0
-        try:
-            while not self.stopping:
-                self.check()
-                if show_table and time.monotonic() - last_table >= 1.0:
-                    last_table = time.monotonic()
-                    print("\033[2J\033[H" + status_table(self.data_dir), flush=True)
-                time.sleep(0.1)
-        finally:
-            log.info("stopping the ensemble")
-            self.stop_all()
-            (self.data_dir / SUPERVISOR_PID).unlink(missing_ok=True)
+                data_dir.mkdir(parents=True, exist_ok=True)
+                conf.write(path)
+            except OSError as e:
+                raise LocalError(f"--data-dir {data_dir}: cannot write {CONFIG_NAME}: {e.strerror}") from None
+    for key in conf.ignored:
+        print(f"note: {path}: {key} is a ZooKeeper setting zkpy does not use; ignored", file=sys.stderr)
+    for sid in args.ids or []:
+        check_id(conf, path, sid)
+    (conf.data_dir / "run").mkdir(parents=True, exist_ok=True)
+    return path, conf
 
 
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit code {code}"
+# --- looking at nodes -------------------------------------------------------------------------
 
 
-def node_rows(data_dir: Path) -> list[list[object]]:
-    conf = config.load(config_path(data_dir))
-    rows: list[list[object]] = []
-    for sid in sorted(conf.servers):
-        pid = read_pid(node_pid_path(conf, sid))
-        answer = admin.query(conf.servers[sid].client, "mntr", timeout_ms=300) if pid else None
-        m = admin.parse_mntr(answer) if answer else {}
-        cpu = mem = "-"
-        if pid:
+def mntr(conf: config.EnsembleConfig, sid: int) -> dict[str, str]:
+    return admin.parse_mntr(admin.query(conf.servers[sid].client, "mntr", timeout_ms=300) or "")
+
+
+def serving(conf: config.EnsembleConfig, ids: list[int]) -> dict[int, dict[str, str]]:
+    """mntr of every node of ids that serves clients."""
+    out = {}
+    for sid in ids:
+        m = mntr(conf, sid)
+        if m.get("zk_server_state") in SERVING and m.get("zk_serving", "1") == "1":
+            out[sid] = m
+    return out
+
+
+def has_quorum(conf: config.EnsembleConfig, views: dict[int, dict[str, str]]) -> bool:
+    return any(
+        m.get("zk_server_state") == "leader" and int(m.get("zk_synced_followers", "0")) + 1 >= quorum(conf)
+        for m in views.values()
+    )
+
+
+_watched: dict[int, psutil.Process] = {}  # by pid: cpu_percent() measures since the last call
+
+
+def cpu_percents(procs: dict[int, psutil.Process], sample_s: float = 0.3) -> dict[int, float]:
+    """CPU use of each process, over a short sample, or since the previous call for the same
+    process (the live table); psutil's first reading of a process is always 0."""
+    fresh = {sid: _watched.setdefault(p.pid, p) for sid, p in procs.items()}
+    for pid in [pid for pid in _watched if pid not in {p.pid for p in procs.values()}]:
+        del _watched[pid]
+    if sample_s > 0:
+        for p in fresh.values():
             try:
-                p = psutil.Process(pid)
-                cpu, mem = f"{p.cpu_percent(interval=None):.0f}%", f"{p.memory_info().rss / 2**20:.0f} MiB"
+                p.cpu_percent(None)
             except psutil.Error:
                 pass
-        down = down_marker(data_dir, sid).exists()
-        role = m.get("zk_server_state", "down (maintenance)" if down else ("starting" if pid else "dead"))
-        rows.append([sid, role, pid or "-", m.get("zk_epoch", "-"), m.get("zk_last_zxid", "-"),
-                     m.get("zk_num_alive_connections", "-"), cpu, mem])  # fmt: skip
+        time.sleep(sample_s)  # the measurement window, not synchronisation
+    out = {}
+    for sid, p in fresh.items():
+        try:
+            out[sid] = p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    return out
+
+
+def status_rows(path: Path, conf: config.EnsembleConfig, cpu_sample_s: float = 0.3) -> list[list[object]]:
+    procs = node_processes(path)
+    cpu = cpu_percents(procs, cpu_sample_s)
+    rows: list[list[object]] = []
+    for sid in sorted(conf.servers):
+        proc = procs.get(sid)
+        m = mntr(conf, sid) if proc else {}
+        mem = "-"
+        if proc:
+            try:
+                mem = f"{proc.memory_info().rss / 2**20:.0f} MiB"
+            except psutil.Error:
+                pass
+        down = down_marker(conf, sid).exists()
+        role = m.get("zk_server_state", "down (maintenance)" if down else ("starting" if proc else "dead"))
+        rows.append([sid, role, proc.pid if proc else "-", m.get("zk_epoch", "-"), m.get("zk_last_zxid", "-"),
+                     m.get("zk_num_alive_connections", "-"), f"{cpu[sid]:.0f}%" if sid in cpu else "-", mem])  # fmt: skip
     return rows
 
 
-def status_table(data_dir: Path) -> str:
+def status_table(path: Path, conf: config.EnsembleConfig, cpu_sample_s: float = 0.3) -> str:
     headers = ["id", "role", "pid", "epoch", "last zxid", "clients", "cpu", "memory"]
-    conf = config.load(config_path(data_dir))
-    table: str = tabulate(node_rows(data_dir), headers)
-    return (
-        f"ensemble {data_dir}\nconnect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}\n\n"
-        + table
-    )
+    table: str = tabulate(status_rows(path, conf, cpu_sample_s), headers)
+    zk = f"zk-connect: {conf.zk_connect_string()}\n" if conf.zk_connect_string() else ""
+    return f"ensemble {conf.data_dir}\nconnect: {conf.connect_string()}\n{zk}\n" + table
 
 
-def leader_serving(data_dir: Path) -> bool:
-    conf = config.load(config_path(data_dir))
-    quorum = len(conf.voters) // 2 + 1
-    for sid in conf.voters:
-        answer = admin.query(conf.servers[sid].client, "mntr", timeout_ms=300)
-        m = admin.parse_mntr(answer or "")
-        if m.get("zk_server_state") == "leader" and int(m.get("zk_synced_followers", "0")) + 1 >= quorum:
-            return True
-    return False
+def node_reasons(conf: config.EnsembleConfig, ids: list[int], offsets: dict[int, int]) -> list[str]:
+    deaths: dict[str, dict[str, object]] = {}
+    try:
+        deaths = json.loads(state_path(conf).read_text())
+    except (OSError, ValueError):
+        pass
+    lines = []
+    for sid in ids:
+        died = deaths.get(str(sid), {}).get("deaths") or []
+        times = f" (died {len(died)} times)" if died else ""  # type: ignore[arg-type]
+        log_file = node_log_path(conf, sid)
+        said = last_error(log_file, offsets.get(sid, 0))
+        if not died and " ERROR " not in said:
+            said = f"running but not serving; its log last said: {said.split(' INFO ', 1)[-1]}"
+        lines.append(f"  node {sid}{times}: {said}  [{log_file}]")
+    return lines
 
 
-def prepare(args: argparse.Namespace) -> Path:
-    data_dir = Path(args.data_dir).resolve()
-    path = config_path(data_dir)
-    if path.exists():
-        conf = config.load(path)
-        if (len(conf.voters), len(conf.observers)) != (args.nodes, args.observers):
-            log.warning("%s exists with %d voters and %d observers: resuming that ensemble",
-                        path, len(conf.voters), len(conf.observers))  # fmt: skip
-    else:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        conf = config.local_ensemble(data_dir, args.nodes, args.observers, args.transport, args.base_port)
-        conf.write(path)
-    (data_dir / "run").mkdir(exist_ok=True)
-    return data_dir
+def zk_line(conf: config.EnsembleConfig) -> str:
+    """The `zk-connect:` line (ZooKeeper's own clients), when the servers have such ports."""
+    zk = conf.zk_connect_string()
+    return f"zk-connect: {zk}\n" if zk else ""
 
 
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+# --- commands ---------------------------------------------------------------------------------
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    data_dir = prepare(args)
-    if read_pid(data_dir / SUPERVISOR_PID):
-        print(f"an ensemble is already running in {data_dir}", file=sys.stderr)
-        return 1
+    path, conf = prepare(args)
+    holder = lock_holder(lock_path(conf))
+    if holder is not None:
+        raise Failed(f"an ensemble is already running in {conf.data_dir} (supervisor pid {holder}); "
+                     "`stop` it first, or `status` to look at it")  # fmt: skip
+    ids = sorted(args.ids or conf.servers)
+    orphans = sorted(sid for sid in node_processes(path) if sid in ids)
+    if orphans:
+        print(f"note: nodes {orphans} are running without a supervisor: adopting them", file=sys.stderr)
     if not args.detach:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                            filename=str(data_dir / "supervisor.log"))  # fmt: skip
-        conf = config.load(config_path(data_dir))
-        print(f"connect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}\nsupervisor log: {data_dir}/supervisor.log; Ctrl-C stops the ensemble",
-              flush=True)  # fmt: skip
-        Supervisor(data_dir).run(show_table=sys.stdout.isatty())
+                            filename=str(conf.data_dir / "supervisor.log"))  # fmt: skip
+        print(f"connect: {conf.connect_string()}\n{zk_line(conf)}supervisor log: {conf.data_dir}/supervisor.log; "
+              "Ctrl-C stops the ensemble", flush=True)  # fmt: skip
+        show = (
+            (lambda: print("\033[2J\033[H" + status_table(path, conf, 0.0), flush=True))
+            if sys.stdout.isatty()
+            else None
+        )
+        code = Supervisor(path, ids).run(show)
+        if code == 3:
+            raise Failed(f"another supervisor took {conf.data_dir} meanwhile")
+        return code
+    return start_detached(path, conf, ids, args.timeout)
+
+
+def start_detached(path: Path, conf: config.EnsembleConfig, ids: list[int], timeout_s: float) -> int:
+    """Start a supervisor in the background; 0 once every node serves (or a quorum does, with a
+    warning), else stop it again and fail with each failing node's reason."""
+    offsets = {sid: node_log_path(conf, sid).stat().st_size if node_log_path(conf, sid).exists() else 0
+               for sid in ids}  # fmt: skip
+    state_path(conf).unlink(missing_ok=True)
+    sup_log = conf.data_dir / "supervisor.log"
+    with open(sup_log, "ab") as out:
+        cmd = [sys.executable, "-m", "cluster.launch", "supervise", "--config", str(path),
+               "--ids", ",".join(map(str, ids))]  # fmt: skip
+        sup = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout_s
+    views: dict[int, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        if sup.poll() is not None:
+            raise Failed(f"the supervisor exited ({sup.returncode}): {last_error(sup_log)}")
+        if not state_path(conf).exists():  # the supervisor holds the lock and has adopted
+            time.sleep(0.05)
+            continue
+        views = serving(conf, ids)
+        if len(views) == len(ids):
+            print(f"connect: {conf.connect_string()}\n{zk_line(conf)}", end="", flush=True)
+            return 0
+        looping = crash_looping(conf, ids, views)
+        if looping and (len(views) + len(looping) == len(ids) or not quorum_possible(conf, ids, looping)):
+            break
+        time.sleep(0.1)
+    failing = [sid for sid in ids if sid not in views]
+    reasons = node_reasons(conf, failing, offsets)
+    if has_quorum(conf, views) or (set(ids) != set(conf.servers) and views):
+        print(
+            f"warning: nodes {failing} do not serve; the others do:\n" + "\n".join(reasons), file=sys.stderr
+        )
+        print(f"connect: {conf.connect_string()}\n{zk_line(conf)}", end="", flush=True)
         return 0
-    out = open(data_dir / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
-    cmd = [sys.executable, "-m", "cluster.launch", "supervise", "--data-dir", str(data_dir)]
-    subprocess.Popen(
-        cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    out.close()
-    wait_until(
-        lambda: leader_serving(data_dir), args.timeout, f"a leader to serve (see {data_dir}/*/node.log)"
-    )
-    conf = config.load(config_path(data_dir))
-    print(f"connect: {conf.connect_string()}\nzk-connect: {conf.zk_connect_string()}", flush=True)
-    return 0
+    sup.terminate()
+    try:
+        sup.wait(30)
+    except subprocess.TimeoutExpired:
+        sup.kill()
+    raise Failed(f"no quorum serves after {time.monotonic() - deadline + timeout_s:.0f}s; stopped the ensemble "
+                 f"again. Why each node that did not serve stopped:\n" + "\n".join(reasons))  # fmt: skip
+
+
+def crash_looping(conf: config.EnsembleConfig, ids: list[int], views: dict[int, dict[str, str]]) -> list[int]:
+    try:
+        state = json.loads(state_path(conf).read_text())
+    except (OSError, ValueError):
+        return []
+    return [
+        sid
+        for sid in ids
+        if sid not in views and len(state.get(str(sid), {}).get("deaths", [])) >= CRASH_LOOP_DEATHS
+    ]
+
+
+def quorum_possible(conf: config.EnsembleConfig, ids: list[int], looping: list[int]) -> bool:
+    return len([sid for sid in conf.voters if sid not in looping]) >= quorum(conf)
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    Supervisor(Path(args.data_dir).resolve()).run(show_table=False)
-    return 0
+    path, _ = locate(args)
+    return Supervisor(path, args.ids).run()
+
+
+def running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (a zombie waits for its parent, maybe not us, to reap it)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_processes(procs: dict[int, psutil.Process], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL what is still running after timeout_s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs.values():
+            try:
+                p.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while any(map(running, procs.values())) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        procs = {sid: p for sid, p in procs.items() if running(p)}
+        if not procs:
+            return
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    pid = read_pid(data_dir / SUPERVISOR_PID)
-    if pid is None:
-        print(f"no supervisor running for {data_dir}", file=sys.stderr)
-        return 1
-    os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not psutil.pid_exists(pid), args.timeout, f"supervisor {pid} to stop")
-    print(f"stopped the ensemble in {data_dir}")
+    path, conf = locate(args)
+    done = []
+    holder = lock_holder(lock_path(conf))
+    if holder:
+        nodes = sorted(node_processes(path))
+        os.kill(holder, signal.SIGTERM)
+        deadline = time.monotonic() + args.timeout
+        while lock_holder(lock_path(conf)) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if lock_holder(lock_path(conf)) is not None:
+            os.kill(holder, signal.SIGKILL)
+            done.append(f"killed the supervisor (pid {holder}), which did not stop in {args.timeout:.0f}s")
+        else:
+            done.append(f"stopped the supervisor (pid {holder}) and its nodes {nodes}")
+    left = node_processes(path)
+    if left:
+        stop_processes(left, args.timeout)
+        done.append(
+            "stopped nodes without a supervisor: "
+            + ", ".join(f"{s} (pid {p.pid})" for s, p in sorted(left.items()))
+        )
+    print(f"{conf.data_dir}: " + ("; ".join(done) if done else "nothing was running"))
     return 0
 
 
 def cmd_stop_node(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    conf = config.load(config_path(data_dir))
-    down_marker(data_dir, args.id).touch()
-    pid = read_pid(node_pid_path(conf, args.id))
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not psutil.pid_exists(pid), args.timeout, f"node {args.id} (pid {pid}) to stop")
+    path, conf = locate(args)
+    check_id(conf, path, args.id)
+    views = serving(conf, conf.voters)
+    if args.id in views and has_quorum(conf, views) and len(views) - 1 < quorum(conf) and not args.force:
+        raise Failed(f"stopping node {args.id} would leave {len(views) - 1} of {len(conf.voters)} voters "
+                     f"serving, fewer than a quorum ({quorum(conf)}): writes would stop. --force does it anyway")  # fmt: skip
+    down_marker(conf, args.id).touch()
+    proc = node_processes(path).get(args.id)
+    if proc is not None:
+        stop_processes({args.id: proc}, args.timeout)
     print(f"node {args.id} is down for maintenance; `start-node --id {args.id}` brings it back")
     return 0
 
 
 def cmd_start_node(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    conf = config.load(config_path(data_dir))
-    down_marker(data_dir, args.id).unlink(missing_ok=True)
+    path, conf = locate(args)
+    check_id(conf, path, args.id)
+    down_marker(conf, args.id).unlink(missing_ok=True)
+    if lock_holder(lock_path(conf)) is None:
+        raise Failed(f"no supervisor runs {conf.data_dir}, so nothing will start node {args.id}: start the "
+                     "ensemble (`python -m cluster.launch --detach ...`)")  # fmt: skip
     endpoint = conf.servers[args.id].client
     wait_until(
         lambda: admin.query(endpoint, "ruok", 300) == "imok", args.timeout, f"node {args.id} to answer"
@@ -296,41 +401,92 @@ def cmd_start_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise Failed(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
 def cmd_partition(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    conf = config.load(config_path(data_dir))
+    _, conf = locate(args)
     groups = faults.parse_groups(args.groups, conf.servers)
-    faults.partition(data_dir, groups)
+    faults.partition(conf.data_dir, groups)
     print("partitioned: " + " | ".join(",".join(map(str, sorted(g))) for g in groups))
     return 0
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    faults.heal(Path(args.data_dir).resolve())
+    _, conf = locate(args)
+    faults.heal(conf.data_dir)
     print("healed: every node talks to every other")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    print(status_table(Path(args.data_dir).resolve()))
+    """The table; exit 1 when no quorum serves (writes would fail)."""
+    path, conf = locate(args)
+    print(status_table(path, conf))
+    holder = lock_holder(lock_path(conf))
+    if not holder:
+        print("supervisor: not running (a node that dies is not restarted)")
+    views = serving(conf, conf.voters)
+    if not has_quorum(conf, views):
+        print(f"NO QUORUM: {len(views)} of {len(conf.voters)} voters serve, a quorum needs {quorum(conf)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    if len(views) == quorum(conf) and len(conf.voters) > 1:
+        print(f"warning: exactly a quorum serves; `stop-node` of any of {sorted(views)} would stop writes")
     return 0
 
 
+# --- arguments --------------------------------------------------------------------------------
+
+COMMANDS = ("start", "status", "stop", "stop-node", "start-node", "supervise", "partition", "heal")
+INSPECT_COMMANDS = ("log", "snapshot", "check", "purge")
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be server ids like 1 or 1,2: {text!r}") from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m cluster.launch", description=__doc__.split("\n\n")[0])
-    p.add_argument("command", nargs="?", default="start",
-                   choices=["start", "status", "stop", "stop-node", "start-node", "supervise", "partition",
-                            "heal"])  # fmt: skip
+    prog = "zkpy" if Path(sys.argv[0]).name == "zkpy" else "python -m cluster.launch"
+    p = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").split("\n\n")[0],
+                                epilog="log, snapshot, check, purge: see `python -m cluster.toolkit --help`")  # fmt: skip
+    p.add_argument("command", nargs="?", default="start", choices=COMMANDS)
     p.add_argument("--nodes", type=int, default=5, help="voting servers (default 5)")
     p.add_argument("--observers", type=int, default=0, help="observers (default 0)")
     p.add_argument("--data-dir", default="zkpy-data", help="ensemble folder (default ./zkpy-data)")
+    p.add_argument("--config", help="an existing config file (zkpy's or a zoo.cfg) instead of --data-dir's")
+    p.add_argument("--ids", type=_ids, help="supervise only these servers of the config (one host's), e.g. 1")
     p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
     p.add_argument("--base-port", type=int, default=2181, help="first client port for --transport tcp")
-    p.add_argument("--detach", action="store_true", help="return once a leader serves; print `connect: ...`")
+    p.add_argument(
+        "--detach", action="store_true", help="return once every node serves; print `connect: ...`"
+    )
     p.add_argument("--id", type=int, help="server id for stop-node / start-node")
+    p.add_argument("--force", action="store_true", help="stop-node even if it leaves no quorum")
     p.add_argument("--groups", help="partition: who can still talk, e.g. 1,2/3,4,5 (see cluster.faults)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a state (default 60)")
     args = p.parse_args(argv)
+    if args.command == "start":
+        if not 1 <= args.nodes <= 255:
+            p.error(f"--nodes {args.nodes}: need 1..255 voting servers")
+        if not 0 <= args.observers <= 255 - args.nodes:
+            p.error(f"--observers {args.observers}: need 0..{255 - args.nodes} (at most 255 servers in all)")
+        top = args.base_port + 1000 + args.nodes + args.observers
+        if args.transport == "tcp" and not (1 <= args.base_port and top < 65536):
+            p.error(
+                f"--base-port {args.base_port}: clients use base..base+N-1 and peers base+1000.., all under 65536"
+            )
+    if args.timeout <= 0:
+        p.error(f"--timeout {args.timeout}: must be above 0 seconds")
     if args.command in ("stop-node", "start-node") and args.id is None:
         p.error(f"{args.command} needs --id N")
     if args.command == "partition" and not args.groups:
@@ -339,11 +495,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    handlers = {"start": cmd_start, "status": cmd_status, "stop": cmd_stop, "stop-node": cmd_stop_node,
-                "start-node": cmd_start_node, "supervise": cmd_supervise, "partition": cmd_partition,
-                "heal": cmd_heal}  # fmt: skip
-    return handlers[args.command](args)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in INSPECT_COMMANDS:
+        from cluster import toolkit
+
+        return toolkit.main(argv)
+    args = parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "start": cmd_start, "status": cmd_status, "stop": cmd_stop, "stop-node": cmd_stop_node,
+        "start-node": cmd_start_node, "supervise": cmd_supervise, "partition": cmd_partition, "heal": cmd_heal,
+    }  # fmt: skip
+    try:
+        return handlers[args.command](args)
+    except LocalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Failed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a folder we may not write, a disk that is full
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from cluster.storage import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
     DataDir,
+    StorageError,
     TxnLog,
     drop_snapshots_after,
     purge,
@@ -139,6 +140,7 @@ class Node:
             hooks=Hooks(load_tree=load_tree, replay=replay, new_index=new_index),
         )
         self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
+        self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
         self.unsynced = False
         self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
         self.cut: frozenset[int] = frozenset()
@@ -391,7 +393,10 @@ class Node:
         self.snapshot_child = None
         ok = status == 0
         if ok:
-            removed = purge(self.data_dir.root, keep=3, log=self.log)
+            removed = []
+            if time.monotonic() - self.purged_at >= self.conf.purge_interval_hours * 3600:
+                self.purged_at = time.monotonic()
+                removed = purge(self.data_dir.root, keep=self.conf.snap_retain_count, log=self.log)
             log.info("snapshot at %#x written in %.2fs; purged %d old files",
                      zxid, time.monotonic() - started, len(removed))  # fmt: skip
         self.server.snapshot_done(zxid, ok)
@@ -417,11 +422,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s node{args.id} %(levelname)s %(name)s %(message)s"
     )
-    conf = config_mod.load(args.config)
+    try:
+        conf = config_mod.load(args.config)
+    except LocalError as e:
+        print(f"cluster.node: {e}", file=sys.stderr)
+        return 2
     if args.id not in conf.servers:
         print(f"server id {args.id} is not in {args.config} (ids: {sorted(conf.servers)})", file=sys.stderr)
         return 2
-    node = Node(conf, args.id)
+    try:
+        node = Node(conf, args.id)
+    except (zmq.ZMQError, OSError, LocalError, StorageError) as e:  # a port taken, a locked log
+        log.error("cannot start node %d: %s", args.id, e)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: setattr(node, "running", False))
     signal.signal(signal.SIGINT, lambda *_: setattr(node, "running", False))
     log.info("serving clients at %s (native core: %s)", conf.servers[args.id].client, native.IMPLEMENTATION)

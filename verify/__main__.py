@@ -24,10 +24,12 @@ from typing import Any
 from tabulate import tabulate
 
 from cluster.harness import Harness
+from cluster.progress import Progress
 from verify import check
 from verify.broken import VARIANTS
 from verify.nemesis import Nemesis, parse_nemeses
 from verify.workload import REGISTER_ROOT, SEQ_ROOT, Recorder, Shared, Worker, session_of, setup
+from zkcore import LocalError
 
 FINAL_PROCESS = 10_000  # final readers are processes 10001.. (one per server)
 
@@ -37,7 +39,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--time", type=float, default=60, help="seconds of workload (default 60)")
     p.add_argument("--nemesis", default="kill,pause,partition",
-                   help="kill, pause, partition (each with a -leader variant), all or none")  # fmt: skip
+                   help="kill, pause, partition, netpartition (each with a -leader variant), all (the "
+                        "in-node ones) or none; netpartition cuts real traffic between network namespaces")  # fmt: skip
+    p.add_argument(
+        "--netns",
+        action="store_true",
+        help="each node in a network namespace of its own, over tcp (root; implied by netpartition)",
+    )
     p.add_argument("--interval", type=float, default=4.0, help="seconds between faults (default 4)")
     p.add_argument("--clients", type=int, default=0, help="client threads (default 2 per server)")
     p.add_argument("--keys", type=int, default=3, help="registers (default 3)")
@@ -86,7 +94,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"verify: {args.nodes} nodes, {clients} clients, {args.time:.0f}s, nemesis {faults or 'none'}, "
           f"seed {args.seed}, data {data_dir}" + (f", DEBUG {args.debug}" if args.debug else ""), flush=True)  # fmt: skip
     extra = {"serverClass": VARIANTS[args.debug]} if args.debug else {}
-    ensemble = Harness(data_dir / "ensemble", args.nodes, extra=extra)
+    if args.netns or any(f.startswith("netpartition") for f in faults):
+        from cluster import netns
+
+        why = netns.available() or (None if netns.firewall() else "netpartition needs nft or iptables")
+        if why:
+            raise ValueError(f"cannot put nodes on hosts of their own: {why}")
+        ensemble: Harness = netns.NetnsHarness(data_dir / "ensemble", args.nodes, extra=extra)
+    else:
+        ensemble = Harness(data_dir / "ensemble", args.nodes, extra=extra)
     recorder, shared = Recorder(), Shared()
     stop_workers, stop_nemesis = threading.Event(), threading.Event()
     workers: list[Worker] = []
@@ -102,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
         for w in workers:
             w.start()
         nemesis.start()
-        time.sleep(args.time)
+        progress = Progress("verify", args.time)
+        ends = time.monotonic() + args.time
+        while time.monotonic() < ends:
+            progress.update(ops=len(recorder.ops), faults_injected=sum(nemesis.done.values()))
+            time.sleep(min(0.5, max(0.0, ends - time.monotonic())))  # the workload's duration
+        progress.done()
         stop_nemesis.set()
         nemesis.join(timeout=30)
         ensemble.heal()
@@ -131,11 +152,13 @@ def run(args: argparse.Namespace) -> int:
                      ", ".join(f"{k} x{v}" for k, v in sorted(nemesis.done.items())) or "none"]],
                    headers=["ops", "ok", "fail", "unknown", "faults injected"]))  # fmt: skip
     print(report)
-    print(f"history: {history_path}  (re-check: python -m verify.check {history_path})")
     for problem in problems[:10]:
         print(f"note: {problem}", file=sys.stderr)
     if ok and temporary and not args.history:
-        shutil.rmtree(data_dir / "ensemble", ignore_errors=True)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        print(f"all checks passed; removed {data_dir} (--data-dir or --history keeps the history)")
+    else:
+        print(f"history: {history_path}  (re-check: python -m verify.check {history_path})")
     return 0 if ok else 1
 
 
@@ -143,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR)  # the clients' reconnect notices would drown the report
     try:
         return run(parse_args(sys.argv[1:] if argv is None else argv))
-    except (ValueError, AssertionError) as e:
+    except (ValueError, AssertionError, LocalError) as e:
         print(f"verify: {e}", file=sys.stderr)
         return 2
 

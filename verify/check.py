@@ -4,6 +4,7 @@ violation, 2 when the file cannot be read."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -18,12 +19,14 @@ def check_file(path: Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m verify.check HISTORY.jsonl", file=sys.stderr)
-        return 2
+    p = argparse.ArgumentParser(
+        prog="python -m verify.check",
+        description="Re-check a history saved by `python -m verify` (exit 1 on a violation).",
+    )
+    p.add_argument("history", help="a history.jsonl saved by `python -m verify`")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        ok, text = check_file(Path(args[0]))
+        ok, text = check_file(Path(args.history))
     except (HistoryError, OSError) as e:
         print(f"verify.check: {e}", file=sys.stderr)
         return 2

@@ -13,16 +13,19 @@ from collections.abc import Callable
 from cluster.harness import Harness
 from verify.workload import Recorder
 
-NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "partition", "partition-leader")
+NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "partition", "partition-leader", "netpartition",
+           "netpartition-leader")  # fmt: skip
+# netpartition cuts real traffic between network namespaces (root; see cluster.netns): not in `all`.
+IN_NODE = NEMESES[:6]
 
 
 def parse_nemeses(text: str) -> list[str]:
-    """'kill,pause,partition' -> those faults; 'all' -> every one; 'none' or '' -> none. A plain
-    name also brings its -leader variant."""
+    """'kill,pause,partition' -> those faults; 'all' -> every in-node one; 'none' or '' -> none.
+    A plain name also brings its -leader variant."""
     if text in ("", "none"):
         return []
     if text == "all":
-        return list(NEMESES)
+        return list(IN_NODE)
     out: list[str] = []
     for name in (x.strip() for x in text.split(",")):
         if name not in NEMESES:
@@ -81,15 +84,18 @@ class Nemesis(threading.Thread):
         elif fault.startswith("pause"):
             self.ensemble.kill(sid, signal.SIGSTOP)
             undo = self.ensemble.heal
-        else:
+        else:  # partition or netpartition: a minority holding sid, cut from the rest
             servers = self.ensemble.servers
             others = [s for s in servers if s != sid]
             self.rng.shuffle(others)
             size = 1 + self.rng.randrange(max(1, (len(servers) - 1) // 2))  # a minority holding sid
             minority = {sid, *others[: size - 1]}
             groups = [minority, set(servers) - minority]
-            self.ensemble.partition(groups)
-            what = "partition " + " | ".join(",".join(map(str, sorted(g))) for g in groups)
+            if fault.startswith("netpartition"):
+                self.ensemble.net_partition(groups)  # type: ignore[attr-defined]
+            else:
+                self.ensemble.partition(groups)
+            what = fault.split("-")[0] + " " + " | ".join(",".join(map(str, sorted(g))) for g in groups)
             undo = self.ensemble.heal
         self.done[fault] += 1
         if undo is not None:

@@ -22,6 +22,7 @@ from zkclient.acl import (
     parse_acl,
 )
 from zkclient.client import Client
+from zkclient.exceptions import ClientError, KeeperError
 from zkclient.hosts import parse_hosts
 from zkclient.retry import ForceRetryError, Retry
 from zkclient.states import (
@@ -36,6 +37,12 @@ from zkclient.states import (
 from zkclient.transaction import ReadRequest, TransactionRequest
 from zkclient.watchers import ChildrenWatch, DataWatch
 
+# The names kazoo users reach for. kazoo's exceptions share one base; here a server error
+# (KeeperError, with a ZooKeeper code) and a client-side one (ClientError) are two families, so
+# `except KazooException:` catches both through a tuple.
+KazooClient = Client
+KazooException = (KeeperError, ClientError)
+
 __all__ = [
     "ACL",
     "AddWatchMode",
@@ -43,11 +50,15 @@ __all__ = [
     "CREATOR_ALL_ACL",
     "ChildrenWatch",
     "Client",
+    "ClientError",
     "DataWatch",
     "EventType",
     "ForceRetryError",
     "Id",
+    "KazooClient",
+    "KazooException",
     "KazooState",
+    "KeeperError",
     "KeeperState",
     "OPEN_ACL_UNSAFE",
     "Permissions",

@@ -1,8 +1,11 @@
 """zkCli for zkpy: one command from the command line, or an interactive shell without one.
 
-    python -m zkclient.cli --server tcp://127.0.0.1:2181 ls -s /
-    python -m zkclient.cli --server <connect string> admin mntr
-    python -m zkclient.cli --server <connect string>            # the shell; `help` lists commands
+    python -m zkclient.cli ls -s /                      # the ensemble in ./zkpy-data (or ZKPY_CONNECT)
+    python -m zkclient.cli --data-dir D admin mntr      # the ensemble the launcher runs in D
+    python -m zkclient.cli --server tcp://10.0.0.1:2181,tcp://10.0.0.2:2181   # the shell; `help`
+
+In the shell, Tab completes commands and znode paths, and history persists in ~/.zkpy_history
+(ZKPY_HISTORY names another file).
 
 Errors print ZooKeeper-like messages (`Node does not exist: /a`); a one-shot command that fails
 exits 1 (2 for a usage error).
@@ -20,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO, TypeVar
 
-from cluster import admin
+from zkclient import admin
+from zkclient._shell_extras import ShellExtras, UsageError
 from zkclient.acl import format_perms, parse_acl
 from zkclient.client import Client
 from zkclient.exceptions import (
@@ -40,6 +44,7 @@ from zkclient.exceptions import (
     SessionExpiredError,
 )
 from zkclient.hosts import parse_hosts
+from zkclient.local import default_hosts, short_name
 from zkclient.states import AddWatchMode, WatchedEvent, WatcherType, ZnodeStat
 
 T = TypeVar("T")
@@ -79,15 +84,19 @@ USAGE = {
     "watch": "watch [-R] [--count N] path",
     "getEphemerals": "getEphemerals [path]",
     "getAllChildrenNumber": "getAllChildrenNumber path",
+    "addWatch": "addWatch [-m mode] path  # mode: PERSISTENT or PERSISTENT_RECURSIVE (default)",
+    "removewatches": "removewatches path [-c|-d|-a] [-l]",
+    "printwatches": "printwatches on|off",
     "admin": f"admin <{'|'.join(admin.COMMANDS)}>",
+    "config": "config",
+    "whoami": "whoami",
+    "version": "version",
+    "history": "history",
+    "redo": "redo cmdno",
     "connect": "connect <connect string>",
     "close": "close",
     "quit": "quit",
 }
-
-
-class UsageError(Exception):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,14 +142,23 @@ def _text(data: bytes | None) -> str:
     return "null" if data is None else data.decode("utf-8", "replace")
 
 
-class Shell(cmd.Cmd):
+class Shell(ShellExtras, cmd.Cmd):
     """The commands, shared by the one-shot mode and the interactive shell."""
 
     def __init__(
-        self, server: str, timeout: float, out: TextIO = sys.stdout, interactive: bool = False
+        self,
+        server: str,
+        timeout: float,
+        out: TextIO = sys.stdout,
+        interactive: bool = False,
+        label: str = "",
     ) -> None:
         super().__init__(stdout=out)
         self.server = server
+        self.label = label or short_name(server)
+        self.lines: list[str] = []  # this shell's commands, for history and redo
+        self.print_watches = True
+        self.auths: list[str] = []
         self.timeout = timeout
         self.out = out
         self.interactive = interactive
@@ -150,6 +168,12 @@ class Shell(cmd.Cmd):
         self._print_lock = threading.Lock()
 
     # --- plumbing -------------------------------------------------------------------------------
+
+    def _parser_for(self, name: str) -> argparse.ArgumentParser:
+        return _parser(name)
+
+    def _usage(self, name: str) -> str:
+        return USAGE[name]
 
     def say(self, text: str) -> None:
         with self._print_lock:
@@ -188,7 +212,8 @@ class Shell(cmd.Cmd):
             return 1
 
     def _watcher(self, event: WatchedEvent) -> None:
-        self.say(f"\nWATCHER::\n\n{format_event(event)}")
+        if self.print_watches:
+            self.say(f"\nWATCHER::\n\n{format_event(event)}")
 
     def _read(self, watch: bool, read: Callable[[Any], T], show: Callable[[T], None]) -> None:
         """Run a read (with a watch for -w) and show its result. The shell prints the watch's
@@ -356,6 +381,7 @@ class Shell(cmd.Cmd):
         p.add_argument("auth")
         a = p.parse_intermixed_args(args)
         self.zk().add_auth(a.scheme, a.auth)
+        self.auths.append(f"{a.scheme}: {a.auth.split(':', 1)[0] if a.scheme == 'digest' else a.auth}")
 
     def cmd_sync(self, args: list[str]) -> None:
         p = _parser("sync")
@@ -428,6 +454,7 @@ class Shell(cmd.Cmd):
         parse_hosts(args[0])
         self.close_session()
         self.server = args[0]
+        self.label = short_name(args[0])
         self.zk()
 
     def cmd_close(self, args: list[str]) -> None:
@@ -449,7 +476,7 @@ class Shell(cmd.Cmd):
     @property
     def prompt(self) -> str:  # type: ignore[override]
         state = self.client.state if self.client is not None else "CLOSED"
-        return f"[zk: {self.server}({state}) {self.count}] "
+        return f"[zk: {self.label}({state}) {self.count}] "
 
     def onecmd(self, line: str) -> bool:
         try:
@@ -461,6 +488,8 @@ class Shell(cmd.Cmd):
             self.say("")
             args = ["quit"]
         self.count += 1
+        if args and args[0] not in ("history", "redo"):
+            self.lines.append(line.strip())
         self.run(args)
         return self.quit
 
@@ -470,17 +499,26 @@ class Shell(cmd.Cmd):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zkclient.cli", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", "-server", default="127.0.0.1:2181", help="connect string")
+    parser.add_argument("--server", "-server", help="connect string (default: ZKPY_CONNECT, else the "
+                        "ensemble in --data-dir, else 127.0.0.1:2181)")  # fmt: skip
+    parser.add_argument("--data-dir", help="use the ensemble the launcher runs there (default ./zkpy-data)")
     parser.add_argument("--timeout", type=float, default=10.0, help="session timeout in seconds")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="a command; none: the interactive shell")
     opts = parser.parse_args(argv)
+    label = ""
+    if opts.server is None:
+        try:
+            opts.server, label = default_hosts(opts.data_dir)
+        except OSError as e:
+            print(str(e), file=sys.stderr)
+            return 2
     try:
         parse_hosts(opts.server)
     except LocalError as e:
         print(f"bad --server: {e}", file=sys.stderr)
         return 2
     if opts.command:
-        shell = Shell(opts.server, opts.timeout)
+        shell = Shell(opts.server, opts.timeout, label=label)
         try:
             return shell.run(opts.command)
         except BrokenPipeError:  # `... | head`: the reader went away
@@ -488,9 +526,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             shell.close_session()
-    shell = Shell(opts.server, opts.timeout, interactive=True)
+    shell = Shell(opts.server, opts.timeout, interactive=True, label=label)
     try:
-        shell.cmdloop(f"Connecting to {opts.server}; `help` lists the commands")
+        shell.cmdloop(
+            f"Connecting to {opts.server}\n`help` lists the commands; Tab completes commands and paths"
+        )
     except KeyboardInterrupt:
         pass
     finally:

@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 
 import zmq
 
-from cluster import admin
-from zkclient import _tree
+from zkclient import _tree, admin
 from zkclient._connection import AuthCall, Connection
 from zkclient._dispatch import Dispatcher
 from zkclient._future import AsyncResult
@@ -25,6 +24,7 @@ from zkclient._watchers import REMOVED_EVENT, WatchFunc, WatchManager
 from zkclient.acl import ACL, check_acl_list
 from zkclient.exceptions import ClientTimeoutError, ConnectionClosedError, RetryFailedError
 from zkclient.hosts import parse_hosts
+from zkclient.local import default_hosts
 from zkclient.retry import Retry
 from zkclient.states import (
     AddWatchMode,
@@ -58,7 +58,7 @@ def _retry_of(value: Retry | dict[str, Any] | None, default: Retry) -> Retry:
 class Client:
     """A session with a zkpy ensemble.
 
-    hosts: connect string (see zkclient.hosts). timeout: the session timeout asked for, in
+    hosts: connect string (see zkclient.hosts; None: see zkclient.local). timeout: the session timeout asked for, in
     seconds (the server clamps it). client_id: (session id, password) to resume a session.
     auth_data: [(scheme, credential)] sent on every connection. read_only: ZooKeeper's flag,
     passed on. randomize_hosts: try servers in a shuffled order. connection_retry: a Retry (or
@@ -67,7 +67,7 @@ class Client:
 
     def __init__(
         self,
-        hosts: str = "127.0.0.1:2181",
+        hosts: str | None = None,
         timeout: float = 10.0,
         client_id: tuple[int, bytes] | None = None,
         auth_data: Sequence[tuple[str, str | bytes]] | None = None,
@@ -79,6 +79,8 @@ class Client:
     ) -> None:
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if hosts is None:  # ZKPY_CONNECT, the local ensemble in ./zkpy-data, or 127.0.0.1:2181
+            hosts = default_hosts()[0]
         connect = parse_hosts(hosts)
         self.hosts = connect.endpoints
         self.chroot = connect.chroot
@@ -525,8 +527,9 @@ class Client:
 
     # --- admin ----------------------------------------------------------------------------------
 
-    def command(self, cmd: str = "ruok") -> str:
-        """A four-letter word (ruok, srvr, mntr, ...) to the server this client is connected to."""
+    def command(self, cmd: str | bytes = "ruok") -> str:
+        """A four-letter word (ruok, srvr, mntr, ...; str or bytes, as kazoo's `command(b"ruok")`)
+        to the server this client is connected to."""
         endpoint = self.endpoint
         if endpoint is None:
             raise ConnectionClosedError("not connected to any server")

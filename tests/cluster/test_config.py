@@ -30,8 +30,23 @@ def test_tcp_ports(tmp_path: Path) -> None:
     [
         ("tickTime=100\n", "needs dataDir"),
         ("dataDir=/x\n", "at least one participant"),
-        ("dataDir=/x\ntickTime=fast\n", "line 2: tickTime must be an integer"),
-        ("dataDir=/x\njunk\n", "line 2: expected key=value"),
+        ("dataDir=/x\ntickTime=fast\n", "config:2: tickTime=fast: must be an integer in 1..60000"),
+        ("dataDir=/x\ntickTime=0\n", "config:2: tickTime=0: must be an integer in 1..60000"),
+        ("dataDir=/x\njunk\n", "config:2: expected key=value"),
+        ("dataDir=/x\ntickTme=2000\n", "config:2: unknown key 'tickTme'; did you mean tickTime\\?"),
+        ("dataDir=/x\nfrobnicate=1\n", "config:2: unknown key 'frobnicate'; known keys: tickTime"),
+        ("dataDir=/x\ntickTime=5\ntickTime=6\n", "config:3: tickTime is set twice \\(first on line 2\\)"),
+        (
+            "dataDir=/x\nautopurge.snapRetainCount=1\n",
+            "autopurge.snapRetainCount=1: must be an integer in 3..1000",
+        ),
+        (
+            "dataDir=/x\nminSessionTimeout=9\nmaxSessionTimeout=8\n"
+            "server.1=participant;peer=tcp://a:1;client=tcp://a:2\n",
+            "minSessionTimeout=9 must be at most maxSessionTimeout=8",
+        ),
+        ("dataDir=/x\nserver.1=zoo1:2888\n", "config:2: server.1='zoo1:2888': expected host:peerPort"),
+        ("dataDir=/x\nserver.1=zoo1:2888:3888\n", "no client port; add ';<clientPort>'"),
         ("dataDir=/x\nserver.1=participant;peer=tcp://a:1\n", "needs both peer= and client="),
         ("dataDir=/x\nserver.1=leader;peer=tcp://a:1;client=tcp://a:2\n", "role must be one of"),
         ("dataDir=/x\nserver.1=participant;peer=udp://a:1;client=tcp://a:2\n", "must be tcp:// or ipc://"),
@@ -48,3 +63,38 @@ def test_bad_configs_say_what_is_wrong(text: str, message: str) -> None:
 def test_long_ipc_paths_are_refused_with_advice(tmp_path: Path) -> None:
     with pytest.raises(LocalError, match="shorter --data-dir or --transport tcp"):
         config.local_ensemble(tmp_path / ("d" * 120), voters=1)
+
+
+def test_zoo_cfg_server_lines_are_accepted() -> None:
+    conf = config.parse(
+        "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/lib/zookeeper\nclientPort=2181\n"
+        "maxClientCnxns=60\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=24\n"
+        "server.1=zoo1:2888:3888\nserver.2=zoo2:2888:3888;2182\nserver.3=10.0.0.3:2888:3888:observer;0.0.0.0:2183\n",
+        "zoo.cfg",
+    )
+    assert conf.servers[1] == config.ServerConfig(1, "participant", "tcp://zoo1:2888", "tcp://zoo1:2181")
+    assert conf.servers[2].client == "tcp://zoo2:2182"
+    assert conf.servers[3] == config.ServerConfig(3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:2183")
+    assert (conf.tick_ms, conf.snap_retain_count, conf.purge_interval_hours) == (2000, 5, 24)
+    assert set(conf.ignored) == {"maxClientCnxns"}  # clientPort was used
+    assert config.parse(conf.render()) == conf  # and it renders in zkpy's own form
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "no such config file"),
+        (lambda p: p.mkdir() or p, "is a folder, not a config file"),
+    ],
+)
+def test_load_names_the_file(tmp_path: Path, make: object, message: str) -> None:
+    path = make(tmp_path / "zoo.cfg")  # type: ignore[operator]
+    with pytest.raises(LocalError, match=f"{path}: {message}"):
+        config.load(path)
+
+
+def test_load_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "ensemble.cfg"
+    path.write_text("dataDir=/x\n\ntickTme=2000\n")
+    with pytest.raises(LocalError, match=f"^{path}:3: unknown key 'tickTme'; did you mean tickTime"):
+        config.load(path)

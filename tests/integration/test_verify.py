@@ -3,8 +3,10 @@ a deliberately broken server (verify/broken.py) is caught (exit status 1, the ch
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,14 @@ def test_a_broken_guarantee_is_caught(tmp_path: Path, switch: str, nemesis: str)
     out = verify(tmp_path, "--nodes", "3", "--time", "20", "--nemesis", nemesis, "--interval", "2.5",
                  "--debug", switch, "--seed", "3")  # fmt: skip
     assert out.returncode == 1, f"{switch} was not caught:\n{out.stdout}\n{out.stderr}"
+
+
+def test_a_clean_run_removes_its_temporary_data_dir() -> None:
+    tmp_path = Path(tempfile.mkdtemp(prefix="zv", dir="/tmp"))  # short: ipc socket paths have a limit
+    cmd = [sys.executable, "-m", "verify", "--nodes", "1", "--time", "2", "--nemesis", "none", "--seed", "1"]
+    out = subprocess.run(cmd, cwd="/", capture_output=True, text=True, timeout=240, env={**os.environ,
+                         "TMPDIR": str(tmp_path)})  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed; removed" in out.stdout
+    assert not list(tmp_path.glob("zkpy-verify-*"))
+    tmp_path.rmdir()

@@ -433,7 +433,9 @@ def test_zkcli_sh_scripted(ensemble: Ensemble) -> None:
     script += "stat /zkcli\ndelete /zkcli/n-0000000000\nls /zkcli\n"
     out = subprocess.run([str(ZKCLI), "-server", zk_hosts(ensemble, 1)], input=script, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
-    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]  # "Created" goes to stderr
+    lines = [
+        line for line in (out.stdout + out.stderr).splitlines() if line.strip()
+    ]  # "Created" goes to stderr
     for expected in ("Created /zkcli", "Created /zkcli/n-0000000000", "[n-0000000000]", "hello",
                      "dataVersion = 1", "numChildren = 1", "[]"):  # fmt: skip
         assert expected in lines, f"{expected!r} not in zkCli.sh's output:\n{out.stdout}\n{out.stderr}"

@@ -1,0 +1,113 @@
+"""The CLI and Client() find the local ensemble with no connect string (ZKPY_CONNECT, the data
+dir's config in either form, else 127.0.0.1:2181), the prompt stays short, and zkCli's shell
+commands (history, redo, printwatches, version, addWatch, removewatches) work; no server needed."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zkclient import cli
+from zkclient.local import connect_string_of, default_hosts, short_name
+
+OURS = "dataDir=/d\nserver.1=participant;peer=ipc:///d/run/1.peer;client=ipc:///d/run/1.client\n" \
+       "server.2=observer;peer=tcp://h2:2888;client=tcp://h2:2181\n"  # fmt: skip
+ZOO = "dataDir=/d\nclientPort=2181\nserver.2=zoo2:2888:3888\nserver.1=zoo1:2888:3888:participant;0.0.0.0:2182\n" \
+      "server.3=zoo3:2888:3888;10.0.0.3:2183\n"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, hosts",
+    [
+        (OURS, "ipc:///d/run/1.client,tcp://h2:2181"),
+        (ZOO, "tcp://zoo1:2182,tcp://zoo2:2181,tcp://10.0.0.3:2183"),
+        ("dataDir=/d\n", None),
+    ],
+)
+def test_connect_string_of_a_config(tmp_path: Path, text: str, hosts: str | None) -> None:
+    (tmp_path / "ensemble.cfg").write_text(text)
+    assert connect_string_of(tmp_path / "ensemble.cfg") == hosts
+
+
+def test_where_the_default_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZKPY_CONNECT", raising=False)
+    assert default_hosts() == ("127.0.0.1:2181", "127.0.0.1:2181")
+    (tmp_path / "zkpy-data").mkdir()
+    (tmp_path / "zkpy-data" / "ensemble.cfg").write_text(OURS)
+    assert default_hosts() == ("ipc:///d/run/1.client,tcp://h2:2181", "zkpy-data")
+    monkeypatch.setenv("ZKPY_CONNECT", "tcp://e:1")
+    assert default_hosts() == ("tcp://e:1", "tcp://e:1")
+    assert default_hosts(str(tmp_path / "zkpy-data"))[0].startswith("ipc:///d/run/1.client")  # named wins
+    with pytest.raises(FileNotFoundError, match="--data-dir /nowhere: no ensemble here"):
+        default_hosts("/nowhere")
+
+
+def test_client_and_cli_use_the_local_ensemble(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from zkclient import Client
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZKPY_CONNECT", "tcp://127.0.0.1:1,tcp://127.0.0.1:2")
+    assert Client().hosts == ("tcp://127.0.0.1:1", "tcp://127.0.0.1:2")
+    assert cli.main(["--data-dir", str(tmp_path / "none"), "ls", "/"]) == 2
+    assert "no ensemble here" in capsys.readouterr().err
+
+
+def test_the_prompt_is_short() -> None:
+    long = ",".join(f"ipc:///home/someone/work/zkpy-data/run/{i}.client" for i in range(1, 6))
+    assert short_name(long) == "ipc:…/zkpy-data/run/1.client +4"
+    assert short_name("10.0.0.1:2181") == "10.0.0.1:2181"
+    shell = cli.Shell(long, 1.0, io.StringIO())
+    assert shell.prompt == "[zk: ipc:…/zkpy-data/run/1.client +4(CLOSED) 0] "
+    assert cli.Shell(long, 1.0, io.StringIO(), label="zkpy-data").prompt == "[zk: zkpy-data(CLOSED) 0] "
+
+
+def test_history_redo_printwatches_version() -> None:
+    out = io.StringIO()
+    shell = cli.Shell("tcp://127.0.0.1:1", 1.0, out)
+    for line in ("printwatches off", "printwatches", "version", "history"):
+        shell.onecmd(line)
+    text = out.getvalue()
+    assert "printwatches is off" in text and "ZooKeeper CLI version:" in text
+    assert "0 - printwatches off\n1 - printwatches\n2 - version" in text
+    out.truncate(0)
+    shell.onecmd("redo 2")
+    assert "ZooKeeper CLI version:" in out.getvalue()
+    assert shell.run(["redo", "99"]) == 2 and shell.run(["printwatches", "maybe"]) == 2
+    assert shell.run(["addWatch", "-m", "ONCE", "/a"]) == 2 and shell.client is None
+
+
+class FakeClient:
+    connected = True
+
+    def __init__(self, tree: dict[str, list[str]]) -> None:
+        self.tree = tree
+
+    def get_children(self, path: str) -> list[str]:
+        return self.tree[path]
+
+
+def test_tab_completes_paths() -> None:
+    shell = cli.Shell("tcp://127.0.0.1:1", 1.0, io.StringIO())
+    shell.client = FakeClient({"/": ["app", "apps", "zookeeper"], "/app": ["config", "lock"]})  # type: ignore[assignment]
+    assert shell.completedefault("/ap", "get /ap", 4, 7) == ["/app", "/apps"]
+    assert shell.completedefault("/app/c", "ls /app/c", 3, 9) == ["/app/config"]
+    assert shell.completedefault("x", "ls x", 3, 4) == []
+    assert shell.completenames("re") == ["removewatches", "redo"]
+
+
+def test_history_persists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readline: Any = pytest.importorskip("readline")
+    monkeypatch.setenv("ZKPY_HISTORY", str(tmp_path / "history"))
+    readline.clear_history()
+    shell = cli.Shell("tcp://127.0.0.1:1", 1.0, io.StringIO())
+    shell.preloop()
+    readline.add_history("ls /app")
+    shell.postloop()
+    readline.clear_history()
+    cli.Shell("tcp://127.0.0.1:1", 1.0, io.StringIO()).preloop()
+    assert readline.get_history_item(readline.get_current_history_length()) == "ls /app"

@@ -1,0 +1,80 @@
+"""Finding the ensemble when no connect string is given, as the CLI and `Client()` do: the
+ZKPY_CONNECT environment variable, else the ensemble.cfg of a data dir (./zkpy-data, the
+launcher's default, or the one named), else ZooKeeper's 127.0.0.1:2181.
+
+Reads the config's server lines in both forms the launcher accepts (zkpy's
+`participant;peer=...;client=<endpoint>` and zoo.cfg's `host:peer:election[:role][;[addr:]port]`)
+without importing the server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_CONNECT = "ZKPY_CONNECT"
+DEFAULT_DATA_DIR = "zkpy-data"
+FALLBACK = "127.0.0.1:2181"
+CONFIG_NAME = "ensemble.cfg"
+
+
+def _client_endpoint(value: str, client_port: str) -> str | None:
+    parts = [p.strip() for p in value.split(";")]
+    for part in parts:
+        if part.startswith("client="):
+            return part[len("client=") :]
+    host = parts[0].rsplit("]", 1)[0] + "]" if parts[0].startswith("[") else parts[0].split(":")[0]
+    port = client_port
+    if len(parts) > 1 and parts[1]:
+        address, _, port = parts[1].rpartition(":")
+        if address and address not in ("0.0.0.0", "[::]", "::"):
+            host = address
+    return f"tcp://{host}:{port}" if host and port.isdigit() else None
+
+
+def connect_string_of(config_file: Path) -> str | None:
+    """The connect string of the ensemble a config file describes (every server in id order),
+    or None if it names no server."""
+    servers: dict[int, str] = {}
+    client_port = ""
+    lines = [line.split("#", 1)[0].strip() for line in config_file.read_text().splitlines()]
+    for line in lines:
+        key, _, value = (x.strip() for x in line.partition("="))
+        if key == "clientPort":
+            client_port = value
+    for line in lines:
+        key, _, value = (x.strip() for x in line.partition("="))
+        if key.startswith("server.") and key[7:].isdigit():
+            endpoint = _client_endpoint(value, client_port)
+            if endpoint:
+                servers[int(key[7:])] = endpoint
+    return ",".join(servers[i] for i in sorted(servers)) or None
+
+
+def default_hosts(data_dir: str | None = None) -> tuple[str, str]:
+    """(connect string, a short name for it): ZKPY_CONNECT, else data_dir's (or ./zkpy-data's)
+    ensemble, else 127.0.0.1:2181. A data dir that was named but holds no ensemble is an error."""
+    if data_dir is None:
+        env = os.environ.get(ENV_CONNECT, "").strip()
+        if env:
+            return env, short_name(env)
+    folder = Path(data_dir or DEFAULT_DATA_DIR)
+    config_file = folder / CONFIG_NAME
+    if config_file.is_file():
+        hosts = connect_string_of(config_file)
+        if hosts:
+            return hosts, folder.resolve().name
+    if data_dir is not None:
+        raise FileNotFoundError(f"--data-dir {data_dir}: no ensemble here (no {CONFIG_NAME} naming servers)")
+    return FALLBACK, FALLBACK
+
+
+def short_name(hosts: str, width_max: int = 32) -> str:
+    """A connect string short enough for a prompt: itself, or its first server and a count."""
+    if len(hosts) <= width_max:
+        return hosts
+    entries = hosts.split(",")
+    first = entries[0]
+    if first.startswith("ipc://"):
+        first = "ipc:…/" + "/".join(first.split("/")[-3:])
+    return first + (f" +{len(entries) - 1}" if len(entries) > 1 else "")
