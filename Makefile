@@ -19,9 +19,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify
 
-# Debian packages the tests drive as real ZooKeeper clients: zkCli.sh and the C client.
+# Debian packages the tests use: ZooKeeper's zkCli.sh and C client (real clients of the
+# ZooKeeper door), and nftables (real network partitions between namespaces).
 deps:
 	@missing=""; \
+	command -v nft >/dev/null || missing="$$missing nftables"; \
 	[ -x /usr/share/zookeeper/bin/zkCli.sh ] || missing="$$missing zookeeper"; \
 	[ -f /usr/include/zookeeper/zookeeper.h ] || missing="$$missing libzookeeper-mt-dev"; \
 	if [ -n "$$missing" ]; then \

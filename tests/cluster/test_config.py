@@ -72,11 +72,14 @@ def test_zoo_cfg_server_lines_are_accepted() -> None:
         "server.1=zoo1:2888:3888\nserver.2=zoo2:2888:3888;2182\nserver.3=10.0.0.3:2888:3888:observer;0.0.0.0:2183\n",
         "zoo.cfg",
     )
-    assert conf.servers[1] == config.ServerConfig(1, "participant", "tcp://zoo1:2888", "tcp://zoo1:2181")
-    assert conf.servers[2].client == "tcp://zoo2:2182"
-    assert conf.servers[3] == config.ServerConfig(3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:2183")
+    # The client port keeps speaking ZooKeeper's protocol; our ZeroMQ door takes the election port.
+    assert conf.servers[1] == config.ServerConfig(1, "participant", "tcp://zoo1:2888", "tcp://zoo1:3888", "zoo1:2181")
+    assert conf.servers[2].zk == "zoo2:2182"
+    assert conf.servers[3] == config.ServerConfig(
+        3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:3888", "10.0.0.3:2183"
+    )
     assert (conf.tick_ms, conf.snap_retain_count, conf.purge_interval_hours) == (2000, 5, 24)
-    assert set(conf.ignored) == {"maxClientCnxns"}  # clientPort was used
+    assert conf.extra["maxClientCnxns"] == "60" and not conf.ignored  # clientPort was used
     assert config.parse(conf.render()) == conf  # and it renders in zkpy's own form
 
 
