@@ -145,6 +145,7 @@ class Core:
         self._committed.clear()
         self.zxid_committed = snapshot.zxid
         self.zxid_applied = snapshot.zxid
+        self.zxid_tree = snapshot.zxid  # the shell's state machine becomes the snapshot's
         self._lower_durable(snapshot.zxid)
         for zxid, payload in entries:
             self.append(zxid, payload)
