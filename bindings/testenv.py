@@ -1,0 +1,94 @@
+"""A live ensemble for the bindings' test runners, which are not Python: start one, print its
+connect string, kill the node behind an endpoint, stop everything by pid.
+
+    python bindings/testenv.py start DATA_DIR [--nodes 3]   prints `connect: ep,ep,...`
+    python bindings/testenv.py kill DATA_DIR ENDPOINT       kill -9 the node serving ENDPOINT
+    python bindings/testenv.py stop DATA_DIR                stop the launcher and every node pid
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster import config  # noqa: E402
+from cluster.harness import Harness  # noqa: E402
+from cluster.launch import config_path, node_pid_path, read_pid  # noqa: E402
+
+
+class _Attached(Harness):
+    """A harness for an ensemble that is already running (no launch)."""
+
+    def __init__(self, data_dir: Path) -> None:  # noqa: D107 - deliberately skips Harness.__init__
+        self.data_dir = data_dir.resolve()
+        self.conf = config.load(config_path(self.data_dir))
+        self.paused = set()
+
+
+def start(data_dir: Path, nodes: int) -> None:
+    h = Harness(data_dir, nodes, transport="ipc")
+    h.wait_healthy(90)
+    print(f"connect: {h.connect_string()}", flush=True)
+
+
+def kill(data_dir: Path, endpoint: str) -> None:
+    conf = config.load(config_path(data_dir.resolve()))
+    for sid, server in conf.servers.items():
+        if server.client == endpoint:
+            pid = read_pid(node_pid_path(conf, sid))
+            if pid is None:
+                sys.exit(f"node {sid} ({endpoint}) is not running")
+            os.kill(pid, signal.SIGKILL)
+            print(f"killed node {sid} pid {pid}", flush=True)
+            return
+    sys.exit(f"no server has client endpoint {endpoint!r}")
+
+
+def stop(data_dir: Path) -> None:
+    h = _Attached(data_dir)
+    pids = [read_pid(node_pid_path(h.conf, sid)) for sid in h.conf.servers]
+    h.stop()
+    deadline = time.monotonic() + 30
+    for pid in pids:
+        while pid is not None and read_pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    left = [p for p in pids if p is not None and read_pid_alive(p)]
+    if left:
+        sys.exit(f"node pids still alive after stop: {left}")
+    print(f"stopped the ensemble in {data_dir}", flush=True)
+
+
+def read_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("start", "kill", "stop"))
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("endpoint", nargs="?")
+    p.add_argument("--nodes", type=int, default=3)
+    args = p.parse_args()
+    if args.command == "start":
+        start(args.data_dir, args.nodes)
+    elif args.command == "kill":
+        if not args.endpoint:
+            p.error("kill needs an ENDPOINT")
+        kill(args.data_dir, args.endpoint)
+    else:
+        stop(args.data_dir)
+
+
+if __name__ == "__main__":
+    main()
