@@ -120,6 +120,11 @@ int main(void) {
     t_connect = connect;
     printf("ensemble: %s\n", connect);
     for (const test_case *t = live_tests; t->name; t++) run_test(t);
+    const char *scenarios = getenv("ZKPY_SCENARIOS") ? getenv("ZKPY_SCENARIOS") : "../../tests/conformance/scenarios.json";
+    if (conformance_tests(scenarios) <= 0) {
+        printf("FAIL conformance: no scenarios in %s\n", scenarios);
+        failed++;
+    }
     stop_ensemble();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -30,6 +30,8 @@ void run_test(const test_case *t);
 int vector_tests(const char *path); /* runs one case per vector; returns how many ran */
 /* test_live.c */
 extern const test_case live_tests[];
+/* test_conformance.c: one case per scenario of tests/conformance/scenarios.json; how many ran. */
+int conformance_tests(const char *path);
 /* The ensemble helper (bindings/testenv.py): kill -9 the node serving an endpoint. */
 int kill_endpoint(const char *endpoint);
 /* Waits up to ms for *flag (under no lock: an int written by one thread, polled) to be set. */
