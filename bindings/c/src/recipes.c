@@ -132,8 +132,10 @@ static int create_contender(zk_lock *l) {
             continue;
         }
         if (rc != ZK_ECONNECTIONLOSS) return rc;
+        /* The create may have been applied by a server we are no longer on: sync first. */
         zk_strings kids = {0};
-        rc = zk_get_children(l->zk, l->path, NULL, NULL, &kids, NULL);
+        rc = zk_sync(l->zk, l->path);
+        if (rc == ZOK) rc = zk_get_children(l->zk, l->path, NULL, NULL, &kids, NULL);
         int i = rc == ZOK ? find_own(l, &kids) : -1;
         if (i >= 0) snprintf(l->node, sizeof l->node, "%s", kids.items[i]);
         zk_strings_free(&kids);
@@ -149,12 +151,20 @@ static int check_turn(zk_lock *l) {
     if (rc != ZOK) return rc;
     qsort(kids.items, (size_t)kids.count, sizeof(char *), by_seq);
     int me = -1;
-    for (int i = 0; i < kids.count && me < 0; i++)
+    size_t plen = strlen(l->prefix);
+    for (int i = 0; i < kids.count; i++) {
         if (strcmp(kids.items[i], l->node) == 0) me = i;
+        else if (strncmp(kids.items[i], l->prefix, plen) == 0) { /* an orphan of a lost create */
+            char orphan[2048];
+            snprintf(orphan, sizeof orphan, "%s/%s", l->path, kids.items[i]);
+            zk_delete(l->zk, orphan, -1);
+        }
+    }
     if (me < 0) { zk_strings_free(&kids); return ZK_ENONODE; } /* our ephemeral went with a session */
+    /* As kazoo's Lock: only exclusive contenders (__lock__) come before us; readers do not. */
     int pred = -1;
     for (int i = me - 1; i >= 0 && pred < 0; i--)
-        if (strcmp(seq_key(kids.items[i]), "~") != 0) pred = i;
+        if (strstr(kids.items[i], LOCK_MARKER) && strncmp(kids.items[i], l->prefix, plen) != 0) pred = i;
     if (pred < 0) { zk_strings_free(&kids); return 1; }
     char ppath[2048];
     snprintf(ppath, sizeof ppath, "%s/%s", l->path, kids.items[pred]);

@@ -50,7 +50,9 @@ class Lock {
       } catch (e) {
         if (e.code === Code.NO_NODE) { await ensurePath(this.client, this.path); continue }
         if (e.code !== Code.CONNECTION_LOSS) throw e
-        // The reply was lost: the node may exist; find it by our prefix.
+        // The reply was lost: the node may exist; find it by our prefix, after a sync (the
+        // create may have been applied by a server we are no longer connected to).
+        await retryLoss(() => this.client.sync(this.path))
         const kids = await retryLoss(() => this.client.getChildren(this.path))
         const mine = kids.find(k => k.startsWith(this.prefix))
         if (mine) return mine
@@ -70,9 +72,13 @@ class Lock {
           const x = seqKey(a); const y = seqKey(b)
           return x < y ? -1 : x > y ? 1 : 0
         })
+        for (const k of kids) { // orphans of a lost create carry our prefix too
+          if (k !== this.node && k.startsWith(this.prefix)) await retryLoss(() => this.client.delete(`${this.path}/${k}`)).catch(() => {})
+        }
         const me = kids.indexOf(this.node)
         if (me < 0) throw new ZkError(Code.NO_NODE, `${this.path}/${this.node}`) // our session's ephemeral is gone
-        const pred = kids.slice(0, me).filter(k => seqKey(k) !== '~').pop()
+        // As kazoo's Lock: only exclusive contenders (__lock__) come before us; readers do not.
+        const pred = kids.slice(0, me).filter(k => k.includes('__lock__') && !k.startsWith(this.prefix)).pop()
         if (!pred) { this.isAcquired = true; return true }
         const watcher = new Watcher()
         const stat = await retryLoss(() => this.client.exists(`${this.path}/${pred}`, { watch: watcher }))
