@@ -209,32 +209,29 @@ static void watch_remove(zk_client *zk, const char *path, int type) {
 
 /* setWatches2 with every watch still held (paths once per kind), or NULL when there are none. */
 static jw *encode_set_watches(zk_client *zk) {
+    static const int order[5] = {W_DATA, W_EXIST, W_CHILD, W_PERSISTENT, W_RECURSIVE};
+    const char **lists[5] = {0};
+    int counts[5] = {0}, total = 0, oom = 0;
     jw *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    enc_header(w, XID_SETWATCHES, OP_SETWATCHES2);
-    jw_long(w, zk->last_zxid);
-    static const int order[5] = {W_DATA, W_EXIST, W_CHILD, W_PERSISTENT, W_RECURSIVE};
-    int total = 0;
     pthread_mutex_lock(&zk->mu);
     for (int k = 0; k < 5; k++) {
-        int n = 0;
-        const char **paths = NULL;
         for (watch_reg *r = zk->watches; r; r = r->next) {
             if (r->kind != order[k]) continue;
             int seen = 0;
-            for (int i = 0; i < n && !seen; i++) seen = strcmp(paths[i], r->path) == 0;
+            for (int i = 0; i < counts[k] && !seen; i++) seen = strcmp(lists[k][i], r->path) == 0;
             if (seen) continue;
-            const char **p = realloc(paths, sizeof(char *) * (size_t)(n + 1));
-            if (!p) { w->oom = 1; break; }
-            paths = p;
-            paths[n++] = r->path;
+            const char **p = realloc(lists[k], sizeof(char *) * (size_t)(counts[k] + 1));
+            if (!p) { oom = 1; break; }
+            lists[k] = p;
+            lists[k][counts[k]++] = r->path;
+            total++;
         }
-        jw_strings(w, n, paths);
-        total += n;
-        free(paths);
     }
+    if (total && !oom) enc_set_watches2(w, zk->last_zxid, counts, lists);
     pthread_mutex_unlock(&zk->mu);
-    if (total == 0 || w->oom) { jw_free(w); free(w); return NULL; }
+    for (int k = 0; k < 5; k++) free(lists[k]);
+    if (total == 0 || oom || w->oom) { jw_free(w); free(w); return NULL; }
     return w;
 }
 
@@ -381,9 +378,12 @@ static void close_socket(zk_client *zk) {
     zk->sock = NULL;
 }
 
+/* A frame that cannot be queued (it never should: the send queue is unbounded) would leave its
+ * request unanswered, so it counts as a lost connection. */
 static int send_frame(zk_client *zk, const void *p, size_t n) {
     int rc = zmq_send(zk->sock, p, n, ZMQ_DONTWAIT);
     zk->last_send_ms = now_ms();
+    if (rc < 0) zk->send_failed = 1;
     return rc < 0 ? -1 : 0;
 }
 
@@ -416,6 +416,10 @@ static int connect_once(zk_client *zk, const char *ep) {
     zk->sock = zmq_socket(zk->zctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(zk->sock, ZMQ_LINGER, &zero, sizeof zero);
+    /* No high-water marks: the server bounds what a client may have outstanding (10,000). */
+    zmq_setsockopt(zk->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(zk->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    zk->send_failed = 0;
     if (zmq_connect(zk->sock, ep) != 0) { close_socket(zk); return 0; }
     jw w = {0};
     enc_connect(&w, zk->last_zxid, zk->timeout_ms, zk->session_id, zk->passwd);
@@ -477,7 +481,7 @@ static void flush_queue(zk_client *zk) {
         if (zk->sent_tail) zk->sent_tail->next = r;
         else zk->sent_head = r;
         zk->sent_tail = r;
-        send_frame(zk, r->frame.buf, r->frame.len); /* a failed send shows up as a silent server */
+        send_frame(zk, r->frame.buf, r->frame.len);
         jw_free(&r->frame);
     }
 }
@@ -516,6 +520,7 @@ static int serve(zk_client *zk) {
     for (;;) {
         if (close_requested(zk)) return 1;
         flush_queue(zk);
+        if (zk->send_failed) return 0;
         int64_t t = now_ms();
         int third = zk->negotiated_ms / 3;
         int64_t ping_at = zk->last_send_ms + third, dead_at = zk->last_recv_ms + 2 * third;

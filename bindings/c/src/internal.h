@@ -53,6 +53,7 @@ struct zk_client {
     void *session_ctx;
     void *zctx, *sock;
     int64_t last_send_ms, last_recv_ms;
+    int send_failed;
 };
 
 zk_req *req_new(int op, zk_done_fn done, void *ctx);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void jw_put(jw *w, const void *p, size_t n) {
+void jw_raw(jw *w, const void *p, size_t n) {
     if (w->oom) return;
     if (w->len + n > w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;
@@ -21,7 +21,7 @@ static void jw_put(jw *w, const void *p, size_t n) {
 void jw_int(jw *w, int32_t v) {
     uint32_t u = (uint32_t)v;
     uint8_t b[4] = {(uint8_t)(u >> 24), (uint8_t)(u >> 16), (uint8_t)(u >> 8), (uint8_t)u};
-    jw_put(w, b, 4);
+    jw_raw(w, b, 4);
 }
 
 void jw_long(jw *w, int64_t v) {
@@ -31,13 +31,13 @@ void jw_long(jw *w, int64_t v) {
 
 void jw_bool(jw *w, int v) {
     uint8_t b = v ? 1 : 0;
-    jw_put(w, &b, 1);
+    jw_raw(w, &b, 1);
 }
 
 void jw_buffer(jw *w, const void *p, int len) {
     if (!p && len <= 0) len = p ? 0 : -1;
     jw_int(w, len);
-    if (len > 0) jw_put(w, p, (size_t)len);
+    if (len > 0) jw_raw(w, p, (size_t)len);
 }
 
 void jw_string(jw *w, const char *s) { jw_buffer(w, s, s ? (int)strlen(s) : -1); }
@@ -213,6 +213,12 @@ void enc_multi(jw *w, int n, const zk_op *ops) {
         }
     }
     enc_multi_header(w, -1, 1);
+}
+
+void enc_set_watches2(jw *w, int64_t relative_zxid, const int counts[5], const char **const lists[5]) {
+    enc_header(w, XID_SETWATCHES, OP_SETWATCHES2);
+    jw_long(w, relative_zxid);
+    for (int k = 0; k < 5; k++) jw_strings(w, counts[k], (const char *const *)lists[k]);
 }
 
 int create_opcode(int mode) {

@@ -13,6 +13,7 @@ typedef struct jw { /* a growable writer */
     size_t len, cap;
     int oom;
 } jw;
+void jw_raw(jw *w, const void *p, size_t n);
 void jw_int(jw *w, int32_t v);
 void jw_long(jw *w, int64_t v);
 void jw_bool(jw *w, int v);
@@ -54,6 +55,9 @@ void enc_path_watch(jw *w, const char *path, int watch);
 void enc_delete(jw *w, const char *path, int version);
 void enc_set(jw *w, const char *path, const void *data, int len, int version);
 void enc_multi(jw *w, int n, const zk_op *ops);
+/* Header (xid -8) and body of setWatches2; lists in the wire's order: data, exist, child,
+ * persistent, persistent recursive. */
+void enc_set_watches2(jw *w, int64_t relative_zxid, const int counts[5], const char **const lists[5]);
 /* Opcode to use for a create of this mode (create2, createContainer or createTTL). */
 int create_opcode(int mode);
 

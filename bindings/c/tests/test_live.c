@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -454,6 +456,58 @@ static void t_failover(void) {
     zk_close(zk);
 }
 
+/* A client whose process is stopped past its session timeout learns, once it runs again, that
+ * the session expired: the EXPIRED event, then ZK_ESESSIONEXPIRED for every request. The
+ * client runs in a forked child so that SIGSTOP pauses its I/O thread too. */
+static void t_session_expiry(void) {
+    zk_client *zk = open_client(NULL);
+    CHECK(zk, "no session");
+    make_root(zk, "expiry");
+    const char *eph = at("/eph");
+    int ready[2], verdict[2];
+    CHECK(pipe(ready) == 0 && pipe(verdict) == 0, "pipe");
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        rec ses;
+        rec_init(&ses);
+        int err, code = 1;
+        zk_client *c = zk_open(t_connect, 4000, on_session, &ses, &err);
+        if (c && zk_create(c, eph, NULL, 0, ZK_EPHEMERAL, 0, NULL, 0, NULL) == ZOK) {
+            char ok = 1;
+            if (write(ready[1], &ok, 1) == 1) {
+                /* Stopped here; then, within the deadline, the EXPIRED event. */
+                for (int n = rec_wait(&ses, 1, 0); n < 64; n++) {
+                    if (rec_wait(&ses, n + 1, 30000) <= n) break;
+                    if (ses.types[n] == ZK_STATE_EXPIRED) { code = 0; break; }
+                }
+                if (code == 0 && zk_exists(c, "/", NULL, NULL, NULL) != ZK_ESESSIONEXPIRED) code = 2;
+            }
+        }
+        char v = (char)code;
+        if (write(verdict[1], &v, 1) != 1) code = 3;
+        _exit(code);
+    }
+    char ok = 0;
+    CHECK(read(ready[0], &ok, 1) == 1 && ok == 1, "the child did not get a session");
+    rec deleted;
+    rec_init(&deleted);
+    zk_sync(zk, eph); /* the child's create was acked, perhaps by another server */
+    int seen = zk_exists(zk, eph, on_watch, &deleted, NULL) == ZOK;
+    kill(child, SIGSTOP);
+    /* The ensemble expires the silent session and deletes its ephemeral. */
+    int gone = seen && rec_wait(&deleted, 1, 30000) == 1 && deleted.types[0] == ZK_NODE_DELETED;
+    kill(child, SIGCONT);
+    char v = 9;
+    int got = read(verdict[0], &v, 1) == 1;
+    int status = 0;
+    waitpid(child, &status, 0);
+    close(ready[0]), close(ready[1]), close(verdict[0]), close(verdict[1]);
+    zk_close(zk);
+    CHECK(gone, "the stopped client's ephemeral outlived its session timeout");
+    CHECK(got && v == 0, "the child saw no EXPIRED event, or requests did not fail with session expired (%d)", v);
+}
+
 /* ---- recipes ---- */
 
 static volatile int holders, max_holders, rounds_done;
@@ -532,6 +586,7 @@ const test_case live_tests[] = {
     {"live: four threads share a client", t_threads},
     {"live: session resume, close, wrong password", t_session_resume},
     {"live: pings keep an idle session", t_pings},
+    {"live: a stopped client finds its session expired", t_session_expiry},
     {"live: lock, three contenders", t_lock},
     {"live: election", t_election},
     {"live: failover when the connected server is killed", t_failover},

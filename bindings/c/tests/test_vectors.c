@@ -118,15 +118,23 @@ static int encode_part(jw *w, const char *part, const jv *v) {
         jw_string(w, jstr(v, "path", ""));
         jw_int(w, (int32_t)jnum(v, "type", 0));
     } else if (!strcmp(rec, "SetWatches2")) {
-        static const char *lists[5] = {"data_watches", "exist_watches", "child_watches", "persistent_watches",
+        /* The client's own encoder writes the header too: it replaces the one just written. */
+        static const char *names[5] = {"data_watches", "exist_watches", "child_watches", "persistent_watches",
                                        "persistent_recursive_watches"};
-        jw_long(w, jnum(v, "relative_zxid", 0));
+        int counts[5];
+        const char **lists[5];
         for (int i = 0; i < 5; i++) {
-            const jv *arr = jget(v, lists[i]);
-            const char **items = str_list(arr);
-            jw_strings(w, arr->n, items);
-            free(items);
+            counts[i] = jget(v, names[i])->n;
+            lists[i] = str_list(jget(v, names[i]));
         }
+        jw whole = {0};
+        enc_set_watches2(&whole, jnum(v, "relative_zxid", 0), counts, lists);
+        for (int i = 0; i < 5; i++) free(lists[i]);
+        int after_header = w->len == 8;
+        w->len = 0;
+        jw_raw(w, whole.buf, whole.len);
+        jw_free(&whole);
+        if (!after_header) return -1;
     } else {
         return -1;
     }
