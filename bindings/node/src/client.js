@@ -125,11 +125,15 @@ class Client extends EventEmitter {
     if (this._pinger) { clearInterval(this._pinger); this._pinger = null }
   }
 
+  // Sends are chained (a zeromq socket takes one at a time). A frame that cannot be sent would
+  // leave its request unanswered, so a failed send closes the socket: the connection is lost.
   _send (frame) {
     const sock = this._sock
     if (!sock) return
     this._lastSend = Date.now()
-    this._sendChain = this._sendChain.then(() => sock.send(frame)).catch(() => {})
+    this._sendChain = this._sendChain.then(() => sock.send(frame)).catch(() => {
+      if (this._sock === sock) { try { sock.close() } catch (_) {} }
+    })
   }
 
   async _reconnect () {
@@ -149,7 +153,8 @@ class Client extends EventEmitter {
   }
 
   async _connectOnce (ep) {
-    const sock = new zmq.Dealer({ linger: 0 })
+    // No high-water marks: the server bounds what a client may have outstanding (10,000).
+    const sock = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 })
     this._sock = sock
     const wait = Math.max(500, Math.floor((this.sessionId ? this.negotiatedMs : this.timeoutMs) * 2 / 3))
     sock.receiveTimeout = wait

@@ -182,6 +182,36 @@ test('pings keep an idle session alive past its timeout', async () => {
   await c.close()
 })
 
+test('a client stopped past its session timeout finds its session expired', async () => {
+  const { fork } = require('node:child_process')
+  const path = require('node:path')
+  const c = await open()
+  const eph = `${ROOT}/expiry`
+  const child = fork(path.join(__dirname, '..', 'scripts', 'expiring_client.js'), [connectString(), eph], { stdio: 'inherit' })
+  const messages = []
+  const next = () => new Promise((resolve, reject) => {
+    if (messages.length) return resolve(messages.shift())
+    const t = setTimeout(() => reject(new Error('no message from the child')), 40000)
+    child.once('message', () => { clearTimeout(t); resolve(messages.shift()) })
+  })
+  child.on('message', m => messages.push(m))
+  try {
+    assert.equal(await next(), 'ready')
+    await c.sync(eph) // the child's create was acked, perhaps by another server
+    const { stat, watcher } = await c.exists(eph, { watch: true })
+    assert.ok(stat)
+    child.kill('SIGSTOP')
+    const ev = await watcher.next(30000) // the ensemble expires the silent session
+    assert.equal(ev.value.type, 'deleted')
+    child.kill('SIGCONT')
+    assert.equal(await next(), `expired ${Code.SESSION_EXPIRED}`)
+  } finally {
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+    await c.close()
+  }
+})
+
 test('lock: contenders never hold it at once; a timeout gives up', async () => {
   const path = `${ROOT}/lock`
   let holders = 0; let most = 0; let rounds = 0
