@@ -100,7 +100,7 @@ typedef void (*zk_watch_fn)(zk_client *zk, int type, const char *path, void *ctx
 /* Session state changes: ZK_STATE_CONNECTING, ZK_STATE_CONNECTED, ZK_STATE_EXPIRED, ZK_STATE_CLOSED. */
 typedef void (*zk_session_fn)(zk_client *zk, int state, void *ctx);
 
-/* Opens a client and waits (up to the session timeout) for a session. NULL on failure, with
+/* Opens a client and waits (up to twice the session timeout) for a session. NULL on failure, with
  * *err set. session_fn may be NULL. */
 zk_client *zk_open(const char *connect, int timeout_ms, zk_session_fn session_fn, void *ctx, int *err);
 /* As zk_open, resuming an existing session (id and 16-byte password from zk_session). */
@@ -184,6 +184,7 @@ int zk_async(zk_client *zk, const char *path, zk_done_fn done, void *ctx);
 int zk_amulti(zk_client *zk, int n, const zk_op *ops, zk_done_fn done, void *ctx);
 int zk_aadd_watch(zk_client *zk, const char *path, int mode, zk_watch_fn watcher, void *wctx, zk_done_fn done,
                   void *ctx);
+int zk_aremove_watches(zk_client *zk, const char *path, int type, zk_done_fn done, void *ctx);
 
 /* ---- recipes (kazoo's node layout, so they share a lock with kazoo and zkclient) ---- */
 

@@ -105,7 +105,7 @@ int zk_aadd_watch(zk_client *zk, const char *path, int mode, zk_watch_fn watcher
     return submit(zk, r);
 }
 
-static int aremove_watches(zk_client *zk, const char *path, int type, zk_done_fn done, void *ctx) {
+int zk_aremove_watches(zk_client *zk, const char *path, int type, zk_done_fn done, void *ctx) {
     if (bad_path(path) || type < 1 || type > 5) return ZK_EBADARGUMENTS;
     zk_req *r = req_new(OP_REMOVEWATCHES, done, ctx);
     if (!r || !(r->wpath = strdup(path))) { req_free(r); return ZK_ESYSTEM; }
@@ -283,7 +283,7 @@ int zk_remove_watches(zk_client *zk, const char *path, int type) {
     SYNC_GUARD(zk);
     waiter w;
     waiter_init(&w);
-    int rc = waiter_wait(&w, aremove_watches(zk, path, type, waiter_done, &w));
+    int rc = waiter_wait(&w, zk_aremove_watches(zk, path, type, waiter_done, &w));
     waiter_free(&w);
     return rc;
 }
