@@ -441,9 +441,8 @@ static void t_failover(void) {
     CHECK_RC(rc, ZOK);
     zk_session(zk, &sid2, NULL, NULL);
     CHECK(sid2 == sid, "session changed");
-    char ep2[512];
-    zk_endpoint(zk, ep2, sizeof ep2);
-    CHECK(strcmp(ep, ep2) != 0, "still on %s", ep2);
+    /* (It may be back on the same endpoint: the launcher restarts the node, and if it was the
+     * leader the others refuse until a new one is elected.) */
     CHECK(rec_count(&ses) > before, "no session event for the failover");
     CHECK_RC(zk_exists(zk, at("/eph"), NULL, NULL, NULL), ZOK);
     /* The watch set before the kill was handed to the new server (setWatches2). */
