@@ -106,7 +106,8 @@ zk_client *zk_open(const char *connect, int timeout_ms, zk_session_fn session_fn
 /* As zk_open, resuming an existing session (id and 16-byte password from zk_session). */
 zk_client *zk_resume(const char *connect, int timeout_ms, int64_t session_id, const uint8_t passwd[16],
                      zk_session_fn session_fn, void *ctx, int *err);
-/* Ends the session (closeSession) and frees the client. Pending requests complete with ZK_ECLOSING. */
+/* Ends the session (closeSession) and frees the client. Pending requests complete with ZK_ECLOSING.
+ * Not from a callback (it does nothing there). */
 void zk_close(zk_client *zk);
 /* Frees the client without ending the session (its ephemerals stay until it expires). */
 void zk_detach(zk_client *zk);

@@ -692,13 +692,13 @@ zk_client *zk_open(const char *connect, int timeout_ms, zk_session_fn session_fn
 }
 
 void zk_close(zk_client *zk) {
-    if (!zk) return;
+    if (!zk || on_io_thread(zk)) return; /* from a callback it would wait for itself */
     stop_thread(zk, 1);
     client_free(zk);
 }
 
 void zk_detach(zk_client *zk) {
-    if (!zk) return;
+    if (!zk || on_io_thread(zk)) return;
     stop_thread(zk, 2);
     client_free(zk);
 }
