@@ -19,6 +19,7 @@ static int passed, failed;
 static char data_dir[512];
 static int own_ensemble;
 static const char *py, *root;
+const char *t_python, *t_root;
 
 void run_test(const test_case *t) {
     t_failed = 0;
@@ -118,6 +119,8 @@ int main(void) {
         }
     }
     t_connect = connect;
+    t_python = py;
+    t_root = root;
     printf("ensemble: %s\n", connect);
     for (const test_case *t = live_tests; t->name; t++) run_test(t);
     const char *scenarios = getenv("ZKPY_SCENARIOS") ? getenv("ZKPY_SCENARIOS") : "../../tests/conformance/scenarios.json";

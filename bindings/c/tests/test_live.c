@@ -562,6 +562,83 @@ static void t_lock(void) {
     zk_close(zk);
 }
 
+/* One lock across languages: a Python process (bindings/python_lock.py: kazoo's layout written
+ * with zkclient) and this C client never hold it at once. Holds are logged to one file. */
+static void append_line(const char *file, const char *line) {
+    FILE *f = fopen(file, "a");
+    if (f) { fprintf(f, "%s\n", line); fclose(f); }
+}
+
+static void t_lock_with_python(void) {
+    enum { ROUNDS = 10 };
+    zk_client *zk = open_client(NULL);
+    CHECK(zk, "no session");
+    make_root(zk, "interop");
+    char lock_path[256], dir[] = "/tmp/zkpy-c-interop-XXXXXX", log[300], script[1024], rounds[8];
+    snprintf(lock_path, sizeof lock_path, "%s", at("/lock"));
+    CHECK(mkdtemp(dir), "mkdtemp");
+    snprintf(log, sizeof log, "%s/holds.log", dir);
+    snprintf(script, sizeof script, "%s/bindings/python_lock.py", t_root);
+    snprintf(rounds, sizeof rounds, "%d", ROUNDS);
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        execl(t_python, t_python, script, t_connect, lock_path, log, "python", rounds, (char *)NULL);
+        _exit(127);
+    }
+    zk_lock *l = zk_lock_new(zk, lock_path, "c");
+    int acquired = 0, contended = 0;
+    for (int i = 0; i < ROUNDS; i++) {
+        if (zk_lock_acquire(l, 60000) != ZOK) break;
+        acquired++;
+        if (i == 0) { /* hold the first time until the Python contender queues behind us */
+            for (int tries = 0; tries < 600 && !contended; tries++) {
+                rec ev;
+                rec_init(&ev);
+                zk_strings kids = {0};
+                if (zk_get_children(zk, lock_path, on_watch, &ev, &kids, NULL) != ZOK) break;
+                contended = kids.count >= 2;
+                zk_strings_free(&kids);
+                if (!contended && rec_wait(&ev, 1, 60000) < 1) break;
+            }
+        }
+        append_line(log, "enter c");
+        zk_exists(zk, "/", NULL, NULL, NULL); /* hold it across a round trip */
+        append_line(log, "exit c");
+        zk_lock_release(l);
+    }
+    zk_lock_free(l);
+    int status = -1;
+    waitpid(child, &status, 0);
+    zk_close(zk);
+    CHECK(acquired == ROUNDS && contended, "acquired %d of %d, contended %d", acquired, ROUNDS, contended);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the Python contender failed (status %d)", status);
+    FILE *f = fopen(log, "r");
+    CHECK(f, "no log");
+    char line[64], first[64] = "", who[32];
+    int n = 0, py_holds = 0, c_holds = 0, ok = 1;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (n % 2 == 0) {
+            ok &= sscanf(line, "enter %31s", who) == 1;
+            py_holds += !strcmp(who, "python");
+            c_holds += !strcmp(who, "c");
+            if (n == 2) snprintf(first, sizeof first, "%s", line);
+        } else {
+            char want[64];
+            snprintf(want, sizeof want, "exit %s", who);
+            ok &= !strcmp(line, want);
+        }
+        n++;
+    }
+    fclose(f);
+    unlink(log);
+    rmdir(dir);
+    CHECK(ok && n == 4 * ROUNDS, "holds overlap or are missing (%d lines)", n);
+    CHECK(py_holds == ROUNDS && c_holds == ROUNDS, "python %d holds, c %d", py_holds, c_holds);
+    CHECK(!strcmp(first, "enter python"), "the queued Python contender did not go next (%s)", first);
+}
+
 static volatile int led;
 static void lead(void *ctx) { led = *(int *)ctx; }
 static void t_election(void) {
@@ -588,6 +665,7 @@ const test_case live_tests[] = {
     {"live: a stopped client finds its session expired", t_session_expiry},
     {"live: lock, three contenders", t_lock},
     {"live: election", t_election},
+    {"live: a Python process and this C client share one lock", t_lock_with_python},
     {"live: failover when the connected server is killed", t_failover},
     {NULL, NULL},
 };

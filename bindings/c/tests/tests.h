@@ -9,6 +9,7 @@
 extern int t_failed;        /* set by CHECK in the current test */
 extern char t_msg[512];
 extern const char *t_connect; /* the live ensemble's connect string */
+extern const char *t_python, *t_root; /* the repo's Python (with zkclient) and the repo */
 
 #define CHECK(cond, ...) \
     do { \

@@ -28,7 +28,7 @@ test('a Python and a Node process share one lock and never hold it at once', asy
   const lockPath = `/interop-${process.pid}/lock`
   const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'zkpy-interop-')), 'holds.log')
   const ROUNDS = 10
-  const py = spawn(python(), [path.join(__dirname, '..', 'scripts', 'python_lock.py'), connectString(), lockPath, log, 'python', String(ROUNDS)],
+  const py = spawn(python(), [path.join(ROOT, 'bindings', 'python_lock.py'), connectString(), lockPath, log, 'python', String(ROUNDS)],
     { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
   const pyDone = new Promise((resolve, reject) => { py.on('exit', resolve); py.on('error', reject) })
   const watchdog = setTimeout(() => py.kill('SIGKILL'), 120000)

@@ -1,6 +1,7 @@
-"""A Python contender for the cross-language lock test: kazoo's Lock node layout written with
-zkclient's plain create/get_children/exists, holding the lock `rounds` times. Each hold appends
-`enter NAME` and `exit NAME` to a shared log, so the test can check that no two holders overlap.
+"""A Python contender for the cross-language lock tests of bindings/c and bindings/node: kazoo's
+Lock node layout written with zkclient's plain create/get_children/exists, holding the lock
+`rounds` times. Each hold appends `enter NAME` and `exit NAME` to a shared log, so the test can
+check that no two holders overlap.
 
     python python_lock.py CONNECT LOCK_PATH LOG_FILE NAME ROUNDS
 """
