@@ -190,7 +190,7 @@ static void t_multi(void) {
 }
 
 static void t_watches(void) {
-    rec ev;
+    static rec ev; /* static: a watch left set on a failure path must not outlive its recorder */
     rec_init(&ev);
     zk_client *zk = open_client(NULL), *other = open_client(NULL);
     CHECK(zk && other, "no session");
@@ -218,7 +218,7 @@ static void t_watches(void) {
     CHECK_RC(zk_exists(zk, at("/d"), NULL, NULL, NULL), ZOK);
     CHECK(rec_count(&ev) == 3, "one-shot watch fired again (%d events)", rec_count(&ev));
     /* Persistent recursive: fires every time, for the whole subtree, never children-changed. */
-    rec pr;
+    static rec pr; /* static: a watch left set on a failure path must not outlive its recorder */
     rec_init(&pr);
     CHECK_RC(zk_add_watch(zk, root, ZK_WATCH_PERSISTENT_RECURSIVE, on_watch, &pr), ZOK);
     CHECK_RC(zk_create(other, at("/later/x"), NULL, 0, ZK_PERSISTENT, 0, NULL, 0, NULL), ZOK);
@@ -346,7 +346,7 @@ static void t_threads(void) {
 /* ---- sessions ---- */
 
 static void t_session_resume(void) {
-    rec ses;
+    static rec ses; /* static: a watch left set on a failure path must not outlive its recorder */
     rec_init(&ses);
     zk_client *zk = open_client(&ses);
     CHECK(zk, "no session");
@@ -402,7 +402,7 @@ static void t_pings(void) {
 /* kill -9 the server we are connected to, mid-run: the session, its ephemeral and its watches
  * carry on through another server. */
 static void t_failover(void) {
-    rec ses, ev;
+    static rec ses, ev; /* static: a watch left set on a failure path must not outlive its recorder */
     rec_init(&ses);
     rec_init(&ev);
     zk_client *zk = open_client(&ses);
@@ -489,7 +489,7 @@ static void t_session_expiry(void) {
     }
     char ok = 0;
     CHECK(read(ready[0], &ok, 1) == 1 && ok == 1, "the child did not get a session");
-    rec deleted;
+    static rec deleted; /* static: a watch left set on a failure path must not outlive its recorder */
     rec_init(&deleted);
     zk_sync(zk, eph); /* the child's create was acked, perhaps by another server */
     int seen = zk_exists(zk, eph, on_watch, &deleted, NULL) == ZOK;
@@ -592,14 +592,15 @@ static void t_lock_with_python(void) {
         if (zk_lock_acquire(l, 60000) != ZOK) break;
         acquired++;
         if (i == 0) { /* hold the first time until the Python contender queues behind us */
+            static rec ev; /* lives on: the last child watch may fire after this test */
+            rec_init(&ev);
             for (int tries = 0; tries < 600 && !contended; tries++) {
-                rec ev;
-                rec_init(&ev);
                 zk_strings kids = {0};
+                int before = rec_count(&ev);
                 if (zk_get_children(zk, lock_path, on_watch, &ev, &kids, NULL) != ZOK) break;
                 contended = kids.count >= 2;
                 zk_strings_free(&kids);
-                if (!contended && rec_wait(&ev, 1, 60000) < 1) break;
+                if (!contended && rec_wait(&ev, before + 1, 60000) <= before) break;
             }
         }
         append_line(log, "enter c");

@@ -290,6 +290,67 @@ static void vector_case(void) {
     }
 }
 
+/* Random and mangled frames through every decoder: each must stop at the frame's end and flag
+ * it (r.bad), never read past it (build with -fsanitize=address to see that) or crash. */
+static jv *fuzz_doc;
+static uint32_t fuzz_seed;
+static int fuzz_rand(int n) {
+    fuzz_seed = fuzz_seed * 1103515245u + 12345u;
+    return (int)((fuzz_seed >> 8) % (uint32_t)n);
+}
+#define RAND(n) fuzz_rand(n)
+static void fuzz_case(void) {
+    fuzz_seed = 12345;
+    const jv *vs = jget(fuzz_doc, "vectors");
+    int bad_flagged = 0;
+    for (int i = 0; i < 3000; i++) {
+        size_t n;
+        uint8_t *frame;
+        if (i % 2) {
+            const jv *v = vs->items[RAND(vs->n)];
+            frame = unhex(jstr(v, "hex", ""), &n);
+            for (int k = 0, m = 1 + RAND(4); n && k < m; k++) {
+                int at = RAND((int)n);
+                frame[at] = (uint8_t)RAND(256);
+            }
+        } else {
+            n = (size_t)RAND(96);
+            frame = malloc(n + 1);
+            for (size_t k = 0; k < n; k++) {
+                int keep = RAND(4);
+                frame[k] = keep ? (uint8_t)RAND(256) : 0;
+            }
+        }
+        uint8_t *exact = malloc(n ? n : 1); /* exactly n bytes, so an overread is caught */
+        memcpy(exact, frame, n);
+        free(frame);
+        zk_connect_response cr;
+        dec_connect_response(exact, n, &cr);
+        for (int which = 0; which < 5; which++) {
+            jr r = {exact, n, 0, 0};
+            jr_int(&r), jr_long(&r), jr_int(&r);
+            zk_stat st;
+            zk_strings kids = {0};
+            int len;
+            if (which == 0) { jr_int(&r); jr_int(&r); free(jr_string_dup(&r)); }
+            if (which == 1) {
+                zk_op_result out[16] = {0};
+                zk_result res = {0};
+                decode_multi(&r, &res, out, 16);
+                zk_op_results_free(16, out);
+            }
+            if (which == 2) jr_stat(&r, &st);
+            if (which == 3) { jr_strings(&r, &kids); zk_strings_free(&kids); jr_stat(&r, &st); }
+            if (which == 4) { jr_buffer(&r, &len); jr_stat(&r, &st); }
+            CHECK(r.off <= r.len, "a decoder read past the frame");
+            bad_flagged += r.bad;
+        }
+        free(exact);
+    }
+    CHECK(bad_flagged > 0, "no random frame was ever refused");
+#undef RAND
+}
+
 int vector_tests(const char *path) {
     jv *doc = json_load(path);
     if (!doc) {
@@ -305,6 +366,11 @@ int vector_tests(const char *path) {
         run_test(&t);
     }
     int n = vs ? vs->n : 0;
+    if (vs) {
+        fuzz_doc = doc;
+        test_case f = {"decoders: random and mangled frames", fuzz_case};
+        run_test(&f);
+    }
     json_free(doc);
     return n;
 }

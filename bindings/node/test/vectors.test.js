@@ -93,3 +93,30 @@ for (const v of vectors) {
     }
   })
 }
+
+test('decoders fed random and mangled frames throw only MarshallingError', () => {
+  let seed = 12345
+  const rand = (n) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+  const frames = vectors.filter(v => v.direction === 'server->client').map(v => Buffer.from(v.hex, 'hex'))
+  const decoders = [
+    r => dec.connectResponse(r),
+    r => { dec.replyHeader(r); dec.watcherEvent(r) },
+    r => { dec.replyHeader(r); dec.multi(r) },
+    r => { dec.replyHeader(r); r.stat() },
+    r => { dec.replyHeader(r); r.strings(); r.stat() },
+    r => { dec.replyHeader(r); r.buffer(); r.stat() }
+  ]
+  for (let i = 0; i < 3000; i++) {
+    let frame
+    if (i % 2) {
+      frame = Buffer.from(frames[rand(frames.length)])
+      for (let k = 0; k < 1 + rand(4); k++) frame[rand(frame.length)] = rand(256)
+    } else {
+      frame = Buffer.alloc(rand(96))
+      for (let k = 0; k < frame.length; k++) frame[k] = rand(4) ? rand(256) : 0
+    }
+    for (const decode of decoders) {
+      try { decode(new Reader(frame)) } catch (e) { assert.ok(e instanceof MarshallingError, `${e} on ${frame.toString('hex')}`) }
+    }
+  }
+})
