@@ -3,6 +3,7 @@ connect string, kill the node behind an endpoint, stop everything by pid.
 
     python bindings/testenv.py start DATA_DIR [--nodes 3]   prints `connect: ep,ep,...`
     python bindings/testenv.py kill DATA_DIR ENDPOINT       kill -9 the node serving ENDPOINT
+    python bindings/testenv.py down|up DATA_DIR ENDPOINT    stop that node (no restart) / start it again
     python bindings/testenv.py stop DATA_DIR                stop the launcher and every node pid
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,17 +40,33 @@ def start(data_dir: Path, nodes: int) -> None:
     print(f"connect: {h.connect_string()}", flush=True)
 
 
-def kill(data_dir: Path, endpoint: str) -> None:
+def server_id(data_dir: Path, endpoint: str) -> int:
     conf = config.load(config_path(data_dir.resolve()))
     for sid, server in conf.servers.items():
         if server.client == endpoint:
-            pid = read_pid(node_pid_path(conf, sid))
-            if pid is None:
-                sys.exit(f"node {sid} ({endpoint}) is not running")
-            os.kill(pid, signal.SIGKILL)
-            print(f"killed node {sid} pid {pid}", flush=True)
-            return
+            return sid
     sys.exit(f"no server has client endpoint {endpoint!r}")
+
+
+def kill(data_dir: Path, endpoint: str) -> None:
+    conf = config.load(config_path(data_dir.resolve()))
+    sid = server_id(data_dir, endpoint)
+    pid = read_pid(node_pid_path(conf, sid))
+    if pid is None:
+        sys.exit(f"node {sid} ({endpoint}) is not running")
+    os.kill(pid, signal.SIGKILL)
+    print(f"killed node {sid} pid {pid}", flush=True)
+
+
+def down_or_up(data_dir: Path, endpoint: str, command: str) -> None:
+    """The launcher's stop-node (down for maintenance: not restarted) or start-node."""
+    sid = server_id(data_dir, endpoint)
+    cmd = [sys.executable, "-m", "cluster.launch", "stop-node" if command == "down" else "start-node",
+           "--data-dir", str(data_dir.resolve()), "--id", str(sid)]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout}{out.stderr}")
+    print(out.stdout.strip(), flush=True)
 
 
 def stop(data_dir: Path) -> None:
@@ -75,17 +93,20 @@ def read_pid_alive(pid: int) -> bool:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("start", "kill", "stop"))
+    p.add_argument("command", choices=("start", "kill", "down", "up", "stop"))
     p.add_argument("data_dir", type=Path)
     p.add_argument("endpoint", nargs="?")
     p.add_argument("--nodes", type=int, default=3)
     args = p.parse_args()
     if args.command == "start":
         start(args.data_dir, args.nodes)
-    elif args.command == "kill":
+    elif args.command in ("kill", "down", "up"):
         if not args.endpoint:
-            p.error("kill needs an ENDPOINT")
-        kill(args.data_dir, args.endpoint)
+            p.error(f"{args.command} needs an ENDPOINT")
+        if args.command == "kill":
+            kill(args.data_dir, args.endpoint)
+        else:
+            down_or_up(args.data_dir, args.endpoint, args.command)
     else:
         stop(args.data_dir)
 

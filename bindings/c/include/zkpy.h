@@ -22,8 +22,9 @@
  * re-registers its watches (setWatches2). It pings after a third of the timeout without
  * traffic. Requests still unanswered when a connection is lost complete with ZK_ECONNECTIONLOSS
  * (they may or may not have taken effect); requests made while disconnected wait for the next
- * connection. When the server says the session expired, every request completes with
- * ZK_ESESSIONEXPIRED and the client is finished: close it and open a new one.
+ * connection, up to one session timeout (then ZK_ECONNECTIONLOSS; they were not sent). When the
+ * server says the session expired, every request completes with ZK_ESESSIONEXPIRED and the
+ * client is finished: close it and open a new one.
  */
 #ifndef ZKPY_H
 #define ZKPY_H
@@ -107,7 +108,8 @@ zk_client *zk_open(const char *connect, int timeout_ms, zk_session_fn session_fn
 zk_client *zk_resume(const char *connect, int timeout_ms, int64_t session_id, const uint8_t passwd[16],
                      zk_session_fn session_fn, void *ctx, int *err);
 /* Ends the session (closeSession) and frees the client. Pending requests complete with ZK_ECLOSING.
- * Not from a callback (it does nothing there). */
+ * Without a connection at the time, the session is left to expire. Not from a callback (it does
+ * nothing there). */
 void zk_close(zk_client *zk);
 /* Frees the client without ending the session (its ephemerals stay until it expires). */
 void zk_detach(zk_client *zk);

@@ -105,6 +105,7 @@ int submit(zk_client *zk, zk_req *r) {
     memcpy(r->frame.buf, hdr.buf, 8);
     jw_free(&hdr);
     r->next = NULL;
+    r->queued_ms = now_ms();
     if (zk->outq_tail) zk->outq_tail->next = r;
     else zk->outq_head = r;
     zk->outq_tail = r;
@@ -452,6 +453,24 @@ static int connect_once(zk_client *zk, const char *ep) {
     return 0;
 }
 
+/* A request waits at most one session timeout for a connection, then fails with ConnectionLoss
+ * (it was never sent). The queue is in submit order, so the stale ones are at its head. */
+static void fail_stale(zk_client *zk) {
+    int64_t cutoff = now_ms() - zk->negotiated_ms;
+    zk_req *stale = NULL, **tail = &stale;
+    pthread_mutex_lock(&zk->mu);
+    while (zk->outq_head && zk->outq_head->queued_ms < cutoff) {
+        zk_req *r = zk->outq_head;
+        zk->outq_head = r->next;
+        r->next = NULL;
+        *tail = r;
+        tail = &r->next;
+    }
+    if (!zk->outq_head) zk->outq_tail = NULL;
+    pthread_mutex_unlock(&zk->mu);
+    fail_list(zk, stale, ZK_ECONNECTIONLOSS);
+}
+
 /* Tries servers in turn until one takes the session. 1 connected, 0 closing, -1 expired. */
 static int reconnect(zk_client *zk) {
     int backoff = 50;
@@ -462,6 +481,7 @@ static int reconnect(zk_client *zk) {
             zk->ep_idx = (zk->ep_idx + 1) % zk->n_eps;
             int rc = connect_once(zk, ep);
             if (rc != 0) return rc;
+            fail_stale(zk);
         }
         int64_t until = now_ms() + backoff;
         while (now_ms() < until && !close_requested(zk)) wait_io(zk, (int)(until - now_ms()));

@@ -26,6 +26,7 @@ typedef struct zk_req {
     void *wctx;
     int remove_type;      /* removeWatches: the local watchers to drop on success */
     int n_ops;            /* multi */
+    int64_t queued_ms;    /* when submitted (monotonic) */
     zk_done_fn done;
     void *ctx;
     struct zk_req *next;

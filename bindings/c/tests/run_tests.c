@@ -66,9 +66,11 @@ static int testenv(const char *cmd, const char *arg, char *out, size_t out_len) 
     return pclose(p);
 }
 
-int kill_endpoint(const char *endpoint) {
+int kill_endpoint(const char *endpoint) { return node_command("kill", endpoint); }
+
+int node_command(const char *cmd, const char *endpoint) {
     if (!data_dir[0]) return -1;
-    return testenv("kill", endpoint, NULL, 0);
+    return testenv(cmd, endpoint, NULL, 0);
 }
 
 static void stop_ensemble(void) {

@@ -507,6 +507,37 @@ static void t_session_expiry(void) {
     CHECK(got && v == 0, "the child saw no EXPIRED event, or requests did not fail with session expired (%d)", v);
 }
 
+/* A client that knows one server, which goes down for good: a request made while it has no
+ * connection fails with ConnectionLoss after one session timeout instead of waiting forever. */
+static void t_no_server(void) {
+    static rec ses;
+    rec_init(&ses);
+    const char *last = strrchr(t_connect, ',');
+    char ep[512];
+    snprintf(ep, sizeof ep, "%s", last ? last + 1 : t_connect);
+    int err;
+    zk_client *zk = zk_open(ep, 4000, on_session, &ses, &err);
+    CHECK(zk, "open on %s: %s", ep, zk_strerror(err));
+    int timeout, n = rec_count(&ses);
+    zk_session(zk, NULL, NULL, &timeout);
+    if (node_command("down", ep) != 0) {
+        zk_close(zk);
+        CHECK(0, "could not take %s down", ep);
+    }
+    int lost = rec_wait(&ses, n + 1, 3 * timeout) > n && ses.types[n] == ZK_STATE_CONNECTING;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = lost ? zk_exists(zk, "/", NULL, NULL, NULL) : ZOK;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long waited_ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    int up = node_command("up", ep) == 0;
+    zk_close(zk);
+    CHECK(up, "could not bring %s back", ep);
+    CHECK(lost, "the client did not notice its only server go");
+    CHECK_RC(rc, ZK_ECONNECTIONLOSS);
+    CHECK(waited_ms >= timeout / 2 && waited_ms <= 3 * timeout, "failed after %ld ms (timeout %d)", waited_ms, timeout);
+}
+
 /* ---- recipes ---- */
 
 static volatile int holders, max_holders, rounds_done;
@@ -664,6 +695,7 @@ const test_case live_tests[] = {
     {"live: session resume, close, wrong password", t_session_resume},
     {"live: pings keep an idle session", t_pings},
     {"live: a stopped client finds its session expired", t_session_expiry},
+    {"live: without any server a request fails after the session timeout", t_no_server},
     {"live: lock, three contenders", t_lock},
     {"live: election", t_election},
     {"live: a Python process and this C client share one lock", t_lock_with_python},

@@ -35,6 +35,8 @@ extern const test_case live_tests[];
 int conformance_tests(const char *path);
 /* The ensemble helper (bindings/testenv.py): kill -9 the node serving an endpoint. */
 int kill_endpoint(const char *endpoint);
+/* "down" (stopped, not restarted) or "up" the node serving an endpoint. 0 on success. */
+int node_command(const char *cmd, const char *endpoint);
 /* Waits up to ms for *flag (under no lock: an int written by one thread, polled) to be set. */
 int wait_flag(volatile int *flag, int ms);
 #endif

@@ -30,4 +30,11 @@ function killEndpoint (endpoint) {
   return testenv('kill', dir, endpoint)
 }
 
-module.exports = { ROOT, python, testenv, connectString, killEndpoint }
+// 'down' (stopped, not restarted by the launcher) or 'up' the node serving an endpoint.
+function nodeCommand (command, endpoint) {
+  const dir = process.env.ZKPY_DATA_DIR
+  if (!dir) throw new Error('ZKPY_DATA_DIR is not set: this test needs the ensemble\'s data dir')
+  return testenv(command, dir, endpoint)
+}
+
+module.exports = { ROOT, python, testenv, connectString, killEndpoint, nodeCommand }

@@ -145,6 +145,7 @@ class Client extends EventEmitter {
         this._epIdx = (this._epIdx + 1) % this.endpoints.length
         const rc = await this._connectOnce(ep)
         if (rc !== 'next') return rc
+        this._failStale()
       }
       await new Promise(resolve => { const t = setTimeout(resolve, backoff); this._wakeConnect = () => { clearTimeout(t); resolve() } })
       this._wakeConnect = null
@@ -305,6 +306,16 @@ class Client extends EventEmitter {
     this.emit('watch', event)
   }
 
+  // A request waits at most one session timeout for a connection, then rejects with
+  // ConnectionLoss (it was never sent). The queue is in request order: stale ones lead.
+  _failStale () {
+    const cutoff = Date.now() - this.negotiatedMs
+    while (this._outq.length && this._outq[0].queuedAt < cutoff) {
+      const r = this._outq.shift()
+      r.reject(new ZkError(Code.CONNECTION_LOSS, r.path))
+    }
+  }
+
   _failSent (code) {
     const sent = this._sent
     this._sent = []
@@ -328,7 +339,7 @@ class Client extends EventEmitter {
       const w = new Writer()
       enc.header(w, xid, op)
       encodeBody(w)
-      this._outq.push({ xid, op, path, frame: w.toBuffer(), decode, resolve, reject, ...extra })
+      this._outq.push({ xid, op, path, frame: w.toBuffer(), decode, resolve, reject, queuedAt: Date.now(), ...extra })
       this._flush()
     })
   }

@@ -4,7 +4,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { connect, Client, CreateMode, Code, Lock, Election, Watcher } = require('../src')
-const { connectString, killEndpoint } = require('../scripts/env')
+const { connectString, killEndpoint, nodeCommand } = require('../scripts/env')
 
 const TIMEOUT_MS = 6000
 const ROOT = `/node-${process.pid}`
@@ -208,6 +208,25 @@ test('a client stopped past its session timeout finds its session expired', asyn
   } finally {
     child.kill('SIGCONT')
     child.kill('SIGKILL')
+    await c.close()
+  }
+})
+
+test('without any server, a request fails with ConnectionLoss after the session timeout', async () => {
+  const endpoints = connectString().split(',')
+  const ep = endpoints[endpoints.length - 1]
+  const c = new Client(ep, { timeoutMs: 4000 })
+  await c.connect()
+  const lost = new Promise(resolve => c.once('connecting', resolve))
+  nodeCommand('down', ep)
+  try {
+    await lost
+    const t0 = Date.now()
+    await rejectsWith(c.exists('/'), Code.CONNECTION_LOSS)
+    const waited = Date.now() - t0
+    assert.ok(waited >= c.negotiatedMs / 2 && waited <= 3 * c.negotiatedMs, `failed after ${waited} ms`)
+  } finally {
+    nodeCommand('up', ep)
     await c.close()
   }
 })
