@@ -127,7 +127,7 @@ class Run:
     # --- ops ---------------------------------------------------------------------------------
 
     def start_op(self, c: Client, step: dict[str, Any]) -> Any:
-        """The op as an AsyncResult (pipelined ops) or a thunk's value."""
+        """Start a plain op; its AsyncResult (waited for at once, or later in a pipeline)."""
         op, path = step["op"], self.full(step.get("path", ""))
         data = step.get("data", "").encode()
         client = step.get("client", "a")
