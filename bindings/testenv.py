@@ -4,13 +4,15 @@ connect string, kill the node behind an endpoint, stop everything by pid.
     python bindings/testenv.py start DATA_DIR [--nodes 3]   prints `connect: ep,ep,...`
     python bindings/testenv.py kill DATA_DIR ENDPOINT       kill -9 the node serving ENDPOINT
     python bindings/testenv.py down|up DATA_DIR ENDPOINT    stop that node (no restart) / start it again
-    python bindings/testenv.py stop DATA_DIR                stop the launcher and every node pid
+    python bindings/testenv.py stop DATA_DIR [--remove]     stop the launcher and every node pid
+                                                            (--remove: then delete DATA_DIR)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,7 +71,7 @@ def down_or_up(data_dir: Path, endpoint: str, command: str) -> None:
     print(out.stdout.strip(), flush=True)
 
 
-def stop(data_dir: Path) -> None:
+def stop(data_dir: Path, remove: bool) -> None:
     h = _Attached(data_dir)
     pids = [read_pid(node_pid_path(h.conf, sid)) for sid in h.conf.servers]
     h.stop()
@@ -80,7 +82,9 @@ def stop(data_dir: Path) -> None:
     left = [p for p in pids if p is not None and read_pid_alive(p)]
     if left:
         sys.exit(f"node pids still alive after stop: {left}")
-    print(f"stopped the ensemble in {data_dir}", flush=True)
+    if remove:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"stopped the ensemble in {data_dir}" + (" and removed it" if remove else ""), flush=True)
 
 
 def read_pid_alive(pid: int) -> bool:
@@ -97,6 +101,7 @@ def main() -> None:
     p.add_argument("data_dir", type=Path)
     p.add_argument("endpoint", nargs="?")
     p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--remove", action="store_true", help="stop: delete DATA_DIR afterwards")
     args = p.parse_args()
     if args.command == "start":
         start(args.data_dir, args.nodes)
@@ -108,7 +113,7 @@ def main() -> None:
         else:
             down_or_up(args.data_dir, args.endpoint, args.command)
     else:
-        stop(args.data_dir)
+        stop(args.data_dir, args.remove)
 
 
 if __name__ == "__main__":

@@ -73,10 +73,12 @@ int node_command(const char *cmd, const char *endpoint) {
     return testenv(cmd, endpoint, NULL, 0);
 }
 
+/* Stops the ensemble this runner started; its folder goes too unless a test failed. */
 static void stop_ensemble(void) {
     if (own_ensemble) {
         own_ensemble = 0;
-        if (testenv("stop", NULL, NULL, 0) != 0) fprintf(stderr, "stopping the ensemble in %s failed\n", data_dir);
+        if (testenv("stop", failed ? NULL : "--remove", NULL, 0) != 0)
+            fprintf(stderr, "stopping the ensemble in %s failed\n", data_dir);
     }
 }
 
@@ -85,8 +87,9 @@ static void *watchdog(void *arg) {
     struct timespec t = {seconds, 0};
     nanosleep(&t, NULL);
     printf("FAIL watchdog: the run took more than %d s\n", seconds);
+    failed++;
     stop_ensemble();
-    printf("%d passed, %d failed\n", passed, failed + 1);
+    printf("%d passed, %d failed\n", passed, failed);
     fflush(stdout);
     _exit(1);
 }
@@ -115,8 +118,9 @@ int main(void) {
         own_ensemble = 1;
         if (testenv("start", NULL, connect, sizeof connect) != 0 || !connect[0]) {
             printf("FAIL ensemble: could not start one in %s\n", data_dir);
+            failed++;
             stop_ensemble();
-            printf("%d passed, %d failed\n", passed, failed + 1);
+            printf("%d passed, %d failed\n", passed, failed);
             return 1;
         }
     }

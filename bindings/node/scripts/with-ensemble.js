@@ -21,14 +21,15 @@ if (!env.ZKPY_CONNECT) {
   env.ZKPY_CONNECT = line.slice('connect: '.length).trim()
   env.ZKPY_DATA_DIR = dir
 }
-const stop = () => { if (dir) { const d = dir; dir = null; process.stdout.write(testenv('stop', d)) } }
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stop(); process.exit(1) })
+// Stops the ensemble; its folder goes too unless the tests failed (it holds the nodes' logs).
+const stop = (passed) => { if (dir) { const d = dir; dir = null; process.stdout.write(testenv('stop', d, ...(passed ? ['--remove'] : []))) } }
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stop(false); process.exit(1) })
 let status = 1
 try {
   const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env, timeout: 600000 })
   status = r.status === null ? 1 : r.status
   if (r.error) console.error(r.error)
 } finally {
-  stop()
+  stop(status === 0)
 }
 process.exit(status)

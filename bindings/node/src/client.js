@@ -20,6 +20,7 @@ const CreateMode = Object.freeze({
 })
 const EventType = Object.freeze({ 1: 'created', 2: 'deleted', 3: 'dataChanged', 4: 'childrenChanged' })
 const WatcherType = Object.freeze({ children: 1, data: 2, any: 3, persistent: 4, persistentRecursive: 5 })
+const SOCKET_CLOSED = Symbol('socket closed')
 
 function parseConnect (connect) {
   if (typeof connect !== 'string' || !connect.trim()) throw new TypeError(`connect string must list endpoints, got ${JSON.stringify(connect)}`)
@@ -121,6 +122,7 @@ class Client extends EventEmitter {
   _closeSocket () {
     if (this._sock) { try { this._sock.close() } catch (_) {} }
     this._sock = null
+    if (this._signalClosed) { this._signalClosed(SOCKET_CLOSED); this._signalClosed = null }
     this._sendChain = Promise.resolve()
     if (this._pinger) { clearInterval(this._pinger); this._pinger = null }
   }
@@ -132,8 +134,19 @@ class Client extends EventEmitter {
     if (!sock) return
     this._lastSend = Date.now()
     this._sendChain = this._sendChain.then(() => sock.send(frame)).catch(() => {
-      if (this._sock === sock) { try { sock.close() } catch (_) {} }
+      if (this._sock === sock) this._closeSocket()
     })
+  }
+
+  // A receive that ends when the socket is closed by us, whether or not zeromq settles it then
+  // (a receive pending on a closed socket may never settle, and then nothing keeps Node's event
+  // loop running).
+  async _receive (sock) {
+    const pending = sock.receive()
+    pending.catch(() => {})
+    const got = await Promise.race([pending, this._closed])
+    if (got === SOCKET_CLOSED) throw Object.assign(new Error('socket closed'), { code: 'ECLOSED' })
+    return got
   }
 
   async _reconnect () {
@@ -157,6 +170,7 @@ class Client extends EventEmitter {
     // No high-water marks: the server bounds what a client may have outstanding (10,000).
     const sock = new zmq.Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 })
     this._sock = sock
+    this._closed = new Promise(resolve => { this._signalClosed = resolve })
     const wait = Math.max(500, Math.floor((this.sessionId ? this.negotiatedMs : this.timeoutMs) * 2 / 3))
     sock.receiveTimeout = wait
     sock.sendTimeout = wait
@@ -165,7 +179,7 @@ class Client extends EventEmitter {
       const w = new Writer()
       enc.connect(w, { lastZxid: this.lastZxid, timeoutMs: this.timeoutMs, sessionId: this.sessionId, passwd: this.passwd })
       await sock.send(w.toBuffer())
-      const [frame] = await sock.receive()
+      const [frame] = await this._receive(sock)
       if (frame.length === 0) { this._closeSocket(); return 'next' }
       const cr = dec.connectResponse(new Reader(frame))
       if (cr.timeoutMs <= 0 || cr.sessionId === 0n) { this._closeSocket(); return 'expired' }
@@ -219,7 +233,7 @@ class Client extends EventEmitter {
       sock.receiveTimeout = left
       let frame
       try {
-        [frame] = await sock.receive()
+        [frame] = await this._receive(sock)
       } catch (e) {
         if (this._closing) return 'closing'
         if (e.code === 'EAGAIN') continue
