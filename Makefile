@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test lint deps ensemble bench sim clean
+.PHONY: install test lint deps ensemble bench sim clean bindings-test
 
 $(VENV)/.installed: setup.py pyproject.toml $(wildcard native/src/*)
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,29 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Lint, then the default suite (native tests cover both twins), then storage on the Python twin.
+# Lint, then the default suite (native tests cover both twins), then storage on the Python twin,
+# then the C and Node.js bindings.
 test: lint deps
 	$(PY) -m pytest -q
 	ZKPY_NATIVE=0 $(PY) -m pytest -q tests/storage
+	$(MAKE) bindings-test
+
+# The bindings (bindings/c, bindings/node): vectors, live suites and the conformance scenarios,
+# each against its own launcher-started ensemble. Installs libzmq3-dev when it is missing; a
+# missing tool fails the target, nothing is skipped.
+bindings-test: install
+	@command -v cc >/dev/null || { echo "bindings-test: no C compiler (cc)" >&2; exit 1; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "bindings-test: node >= 20 and npm are required" >&2; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { echo "bindings-test: node >= 20 is required, found $$(node --version)" >&2; exit 1; }
+	@if ! { command -v pkg-config >/dev/null && pkg-config --exists libzmq; }; then \
+		echo "bindings-test: libzmq not found: apt-get install libzmq3-dev"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libzmq3-dev \
+			|| { echo "bindings-test: could not install libzmq3-dev" >&2; exit 1; }; \
+	fi
+	@pkg-config --exists libzmq || { echo "bindings-test: libzmq still not found by pkg-config" >&2; exit 1; }
+	npm ci --prefix bindings/node --no-audit --no-fund
+	$(MAKE) -C bindings/c test PYTHON=$(abspath $(PY))
+	ZKPY_PYTHON=$(abspath $(PY)) npm test --prefix bindings/node
 
 ensemble: install
 	$(PY) -m cluster.launch --nodes 5
@@ -43,4 +62,4 @@ bench: install
 	$(PY) -m pytest bench --benchmark-only -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info native/_zkpy_native*.so
+	rm -rf $(VENV) build *.egg-info native/_zkpy_native*.so bindings/c/build bindings/node/node_modules
