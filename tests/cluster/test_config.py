@@ -73,7 +73,9 @@ def test_zoo_cfg_server_lines_are_accepted() -> None:
         "zoo.cfg",
     )
     # The client port keeps speaking ZooKeeper's protocol; our ZeroMQ door takes the election port.
-    assert conf.servers[1] == config.ServerConfig(1, "participant", "tcp://zoo1:2888", "tcp://zoo1:3888", "zoo1:2181")
+    assert conf.servers[1] == config.ServerConfig(
+        1, "participant", "tcp://zoo1:2888", "tcp://zoo1:3888", "zoo1:2181"
+    )
     assert conf.servers[2].zk == "zoo2:2182"
     assert conf.servers[3] == config.ServerConfig(
         3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:3888", "10.0.0.3:2183"
