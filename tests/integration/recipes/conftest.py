@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Ensemble
+from zkclient import Client
+
+CLIENT_SESSION_S = 3.0
 
 
 @pytest.fixture(scope="package")
@@ -17,6 +20,15 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ensemble]:
     e = Ensemble(Path(tmp_path_factory.mktemp("recipes")) / "e", 3, session_timeout_min_ms=2000)
     yield e
     e.stop()
+
+
+@pytest.fixture
+def zk(ensemble: Ensemble) -> Iterator[Client]:
+    """A client for the test itself (the contenders run in processes of their own)."""
+    client = Client(ensemble.connect_string(), timeout=CLIENT_SESSION_S)
+    client.start(timeout=30)
+    yield client
+    client.stop()
 
 
 @pytest.fixture

@@ -22,14 +22,6 @@ NODE_RE = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
 
 
 @pytest.fixture
-def zk(ensemble: Ensemble) -> Iterator[Client]:
-    client = Client(ensemble.connect_string(), timeout=SESSION_S)
-    client.start(timeout=30)
-    yield client
-    client.stop()
-
-
-@pytest.fixture
 def contenders(tmp_path: Path) -> Iterator[Contenders]:
     c = Contenders(tmp_path / "contenders")
     yield c

@@ -20,14 +20,6 @@ SESSION_S = 3.0
 
 
 @pytest.fixture
-def zk(ensemble: Ensemble) -> Iterator[Client]:
-    client = Client(ensemble.connect_string(), timeout=SESSION_S)
-    client.start(timeout=30)
-    yield client
-    client.stop()
-
-
-@pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Contenders]:
     c = Contenders(tmp_path / "workers")
     yield c
