@@ -2,20 +2,17 @@
 ZooKeeper's does, `/metrics` the mntr figures and a request-latency histogram in Prometheus'
 text format (through prometheus_client).
 
-The HTTP server runs in its own thread, but it never touches the server: each request is handed
-to the node's loop (take_requests/answer), which builds the answer from the server's public API
-on its one thread, as it does for four-letter words.
+The HTTP server has no thread of its own: the node's loop polls its socket and answers on its
+one thread from the server's public API, as it does for four-letter words.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -26,42 +23,53 @@ from cluster._zkdoor import parse_address
 from zkcore.server import LATENCY_BUCKETS_MS
 
 log = logging.getLogger("zkpy.adminserver")
-ANSWER_TIMEOUT_S = 5.0
-PENDING_MAX = 100
+REQUEST_TIMEOUT_S = 0.2  # a client has this long to send its request line and headers
+ACCEPTS_PER_TURN = 8
 COMMANDS = ("ruok", "stat", "monitor", "connections", "watches", "leader", "configuration", "environment",
             "dump", "srvr", "mntr")  # fmt: skip
 
 
 @dataclass(slots=True)
 class AdminRequest:
-    """One HTTP request waiting for the node's loop: a command name, or "metrics"."""
+    """One HTTP request: a command name, or "metrics"; the node fills in the answer."""
 
     command: str
-    done: threading.Event = field(default_factory=threading.Event)
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
 
 
 class AdminServer:
-    def __init__(self, address: str) -> None:
+    """An HTTP server driven by the node's own loop: poll fileno(), call handle() when it is
+    readable. No thread of its own: every answer is built on the node's thread, from the
+    server's public API, and a request's socket may take at most REQUEST_TIMEOUT_S to arrive."""
+
+    def __init__(self, address: str, answer: Callable[[AdminRequest], None]) -> None:
         host, port = parse_address(address)
-        self.requests: queue.Queue[AdminRequest] = queue.Queue(PENDING_MAX)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_S
+
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                outer.handle(self)
+                outer._get(self)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 return
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="adminserver", daemon=True)
-        self.thread.start()
+        self.answer = answer
+        self.httpd = HTTPServer((host, port), Handler)
+        self.httpd.timeout = 0
 
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def fileno(self) -> int:
+        return self.httpd.fileno()
+
+    def handle(self) -> None:
+        """Serve the connections waiting now (a few, so clients cannot hold the loop)."""
+        for _ in range(ACCEPTS_PER_TURN):
+            self.httpd.handle_request()  # timeout 0: returns at once when nobody is waiting
+
+    def _get(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0].rstrip("/")
         if path == "/metrics":
             command = "metrics"
@@ -73,14 +81,7 @@ class AdminServer:
             self._reply(handler, 404, json.dumps({"error": f"unknown command {path!r}"}).encode())
             return
         request = AdminRequest(command)
-        try:
-            self.requests.put_nowait(request)
-        except queue.Full:
-            self._reply(handler, 503, b'{"error": "busy"}')
-            return
-        if not request.done.wait(ANSWER_TIMEOUT_S):
-            self._reply(handler, 503, b'{"error": "the server did not answer in time"}')
-            return
+        self.answer(request)
         self._reply(handler, request.status, request.body, request.content_type)
 
     @staticmethod
@@ -93,22 +94,12 @@ class AdminServer:
         handler.end_headers()
         handler.wfile.write(body)
 
-    def take_requests(self) -> Iterator[AdminRequest]:
-        """For the node's loop: the requests waiting now."""
-        while True:
-            try:
-                yield self.requests.get_nowait()
-            except queue.Empty:
-                return
-
     def close(self) -> None:
-        self.httpd.shutdown()
         self.httpd.server_close()
 
 
 def answer_json(request: AdminRequest, command: str, values: dict[str, Any]) -> None:
     request.body = json.dumps({**values, "command": command, "error": None}, default=str).encode()
-    request.done.set()
 
 
 def metrics_text(mntr: dict[str, object], buckets: tuple[int, ...], latency_sum_ms: float) -> bytes:
@@ -151,6 +142,3 @@ def _number(value: object) -> float | None:
         except ValueError:
             return None
     return None
-
-
-Answer = Callable[[AdminRequest], None]

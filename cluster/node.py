@@ -25,7 +25,7 @@ import native
 from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
-from cluster._adminserver import AdminServer, answer_json, metrics_text
+from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
 from cluster._transport import PeerTransport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
@@ -161,7 +161,7 @@ class Node:
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
         self.admin = AdminText(conf, server_id, self.data_dir, self.peers)
         admin_address = conf.servers[server_id].admin
-        self.admin_server = AdminServer(admin_address) if admin_address else None
+        self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.running = True
 
     # --- the loop -----------------------------------------------------------------------------
@@ -174,6 +174,8 @@ class Node:
             poller.register(monitor, zmq.POLLIN)
         if self.zk is not None:
             poller.register(self.zk.fileno(), zmq.POLLIN)
+        if self.admin_server is not None:
+            poller.register(self.admin_server.fileno(), zmq.POLLIN)
         polled: dict[int, int] = {}  # the ZooKeeper door's connection fds, and what we poll them for
         tick_s = self.conf.tick_ms / 1000
         next_tick = time.monotonic()
@@ -199,8 +201,8 @@ class Node:
             self.handle_ready()
             if self.zk is not None:
                 self._poll_zk_connections(poller, polled)
-            if self.admin_server is not None:
-                self._answer_admin_server()
+            if self.admin_server is not None and self.admin_server.fileno() in events:
+                self.admin_server.handle()
             self._reap_children()
         self.close()
 
@@ -266,20 +268,18 @@ class Node:
                 poller.register(fd, want)
                 polled[fd] = want
 
-    def _answer_admin_server(self) -> None:
-        """AdminServer requests, answered on this thread from the server's public API."""
-        assert self.admin_server is not None
-        for request in self.admin_server.take_requests():
-            if request.command == "metrics":
-                stats = self.server.stats()
-                request.body = metrics_text(self.admin.mntr_values(stats), stats.latency_buckets,
-                                            stats.latency_sum_ms)  # fmt: skip
-                request.content_type = "text/plain; version=0.0.4; charset=utf-8"
-                request.done.set()
-            elif request.command == "list":
-                answer_json(request, "list", {"commands": list(ADMIN_COMMANDS)})
-            else:
-                answer_json(request, request.command, self.admin.command_values(request.command, self.server))
+    def _answer_admin(self, request: AdminRequest) -> None:
+        """An AdminServer request, answered from the server's public API."""
+        if request.command == "metrics":
+            stats = self.server.stats()
+            request.body = metrics_text(
+                self.admin.mntr_values(stats), stats.latency_buckets, stats.latency_sum_ms
+            )
+            request.content_type = "text/plain; version=0.0.4; charset=utf-8"
+        elif request.command == "list":
+            answer_json(request, "list", {"commands": list(ADMIN_COMMANDS)})
+        else:
+            answer_json(request, request.command, self.admin.command_values(request.command, self.server))
 
     def _close_stale_handshakes(self) -> None:
         if self.zk is not None:

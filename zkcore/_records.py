@@ -136,7 +136,9 @@ class ACL(JuteRecord):
 _BE_INT = struct.Struct(">i")
 _ACL_VECTORS: dict[bytes, tuple[ACL, ...]] = {}
 _ACL_VECTORS_MAX = 4096
-_ACL_VECTOR_CACHED_BYTES_MAX = 512  # only small lists are worth keeping (and cheap to keep)
+_ACL_VECTOR_CACHED_BYTES_MAX = 4096  # a list of up to ~100 digest entries (acl_entries_max is 64)
+_ACL_VECTORS_BYTES_MAX = 4 * 1024 * 1024  # what the cache may hold in all: it never pins much
+_acl_cached_bytes = 0
 
 
 def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
@@ -161,8 +163,15 @@ def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
     if count > limits.acl_entries_max:
         raise RemoteError(f"an ACL of {count} entries is over acl_entries_max={limits.acl_entries_max}")
     acl = tuple(ACL.read(r) for _ in range(count))
-    if len(_ACL_VECTORS) < _ACL_VECTORS_MAX and r.pos - start <= _ACL_VECTOR_CACHED_BYTES_MAX:
+    size = r.pos - start
+    global _acl_cached_bytes
+    if (
+        len(_ACL_VECTORS) < _ACL_VECTORS_MAX
+        and size <= _ACL_VECTOR_CACHED_BYTES_MAX
+        and _acl_cached_bytes + size <= _ACL_VECTORS_BYTES_MAX
+    ):
         _ACL_VECTORS[bytes(buf[start : r.pos])] = acl
+        _acl_cached_bytes += size
     return acl
 
 

@@ -312,7 +312,11 @@ class Server:
             self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
             return None
         request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
-        txn, _ = self.prep.prep(request, zxid, self.wall_ms)
+        txn, error = self.prep.prep(request, zxid, self.wall_ms)
+        if error is not None:
+            # Its traceback holds prep's frames, and they the request (up to a megabyte): a cycle
+            # only the collector would free, long after the request is answered.
+            error.__traceback__ = None
         return txn.encode()
 
     # --- sessions and containers --------------------------------------------------------------
