@@ -90,3 +90,9 @@ def check_prefixes(histories: Iterable[Sequence[LogEntry]]) -> None:
         if list(history[: len(longest)]) != list(longest):
             raise Violation(f"prefix: {len(history)}-entry history does not extend {len(longest)}-entry one")
         longest = history
+
+
+def cut_links(ids: list[int], side: set[int], one_way: bool = False) -> set[tuple[int, int]]:
+    """The (source, target) links a partition cuts between `side` and the rest; one way cuts
+    only what leaves `side`."""
+    return {(a, b) for a in ids for b in ids if (a in side) != (b in side) and (not one_way or a in side)}

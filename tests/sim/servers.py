@@ -16,7 +16,7 @@ from random import Random
 from typing import Any
 
 import native
-from tests.sim.checkers import Violation
+from tests.sim.checkers import Violation, cut_links
 from zkcore import DataTree, MemoryLog, Stat, snapshot_chunks, tree_from_snapshot
 from zkcore._errors import Code
 from zkcore._jute import Reader
@@ -686,7 +686,7 @@ class ServerSimulation:
             side = {rng.choice(ids)}  # one server cut off: it serves, falling behind, until it notices
         else:
             side = {sid for sid in ids if rng.random() < 0.5}
-        self._blocked = {(a, b) for a in ids for b in ids if (a in side) != (b in side)}
+        self._blocked = cut_links(ids, side)
         self.trace.append((self.now, "partition", tuple(sorted(side))))
 
     def _heal(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
-from tests.sim.checkers import Checker, Violation
+from tests.sim.checkers import Checker, Violation, cut_links
 from tests.sim.node import Handled, SimNode
 from zkcore import limits
 from zkcore.zab import (
@@ -329,11 +329,7 @@ class Simulation:
             return
         ids = sorted(self.nodes)
         side = {sid for sid in ids if rng.random() < 0.5}
-        for a in ids:
-            for b in ids:
-                if (a in side) != (b in side):
-                    if not self.options.one_way or a in side:
-                        self._blocked.add((a, b))
+        self._blocked = cut_links(ids, side, self.options.one_way)
         self.trace.append((self.now, "partition", tuple(sorted(side)), self.options.one_way))
 
     def _client_writes(self) -> None:
