@@ -66,6 +66,7 @@ class ZkDoor:
         self.connections: dict[int, TcpConnection] = {}
         self.by_fd: dict[int, TcpConnection] = {}
         self.closed_fds: list[int] = []  # for the caller to stop polling
+        self.pending: list[TcpConnection] = []  # output queued this turn, not yet tried
         self.refused = 0
         self.refused_logged = 0.0
         self._ids = itertools.count(1)
@@ -156,13 +157,24 @@ class ZkDoor:
     # --- writing ------------------------------------------------------------------------------
 
     def send(self, conn_id: int, frame: bytes) -> bool:
-        """Queue a frame (length-prefixed) and write what the socket takes now; False when
-        the client has stopped reading (it is cut off) or is gone."""
+        """Queue a frame (length-prefixed), written by flush_pending() with the rest of this
+        loop turn's; False when the client has stopped reading (it is cut off) or is gone."""
         conn = self.connections.get(conn_id)
         if conn is None or conn.closing:
             return False
-        conn.outbuf += LENGTH.pack(len(frame)) + frame
-        return self._flush(conn)
+        out = conn.outbuf
+        if not out:
+            self.pending.append(conn)
+        out += LENGTH.pack(len(frame))
+        out += frame
+        return len(out) <= OUTPUT_BYTES_MAX or self._flush(conn)
+
+    def flush_pending(self) -> list[int]:
+        """Write what this loop turn queued, one send per connection; the connections cut off."""
+        pending, self.pending = self.pending, []
+        return [
+            c.conn_id for c in pending if c.outbuf and c.conn_id in self.connections and not self._flush(c)
+        ]
 
     def send_text(self, conn_id: int, text: str) -> None:
         """A four-letter word's answer: raw text, then the connection is closed."""

@@ -240,27 +240,55 @@ def _compile_reader(name: str, metas: list[Any]) -> Callable[[Any, Reader], Any]
     return reader
 
 
+def _compile_writer(metas: list[tuple[str, Any]]) -> Callable[[Any, Writer], None]:
+    """A write function for one record, generated like its reader: each run of fixed-width
+    fields is one struct pack, buffers and strings are appended in place."""
+    env: dict[str, Any] = {"_INT_pack": _INT.pack}
+    lines = ["def write(self, w):", "    buf = w.buf"]
+    group: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        pack = f"_p{len(env)}"
+        env[pack] = struct.Struct(">" + "".join(_FIXED[kind] for _, kind in group)).pack
+        args = [f"(1 if self.{name} else 0)" if kind == "bool" else f"self.{name}" for name, kind in group]
+        lines.append(f"    buf += {pack}({', '.join(args)})")
+        group.clear()
+
+    for i, (name, meta) in enumerate(metas):
+        if isinstance(meta, _Prim) and meta.name in _FIXED:
+            group.append((name, meta.name))
+            continue
+        flush()
+        if isinstance(meta, _Prim) and meta.name in ("buffer", "snapshot_buffer", "ustring"):
+            encode = ".encode('utf-8')" if meta.name == "ustring" else ""
+            lines.append(f"    v = self.{name}{encode}")
+            lines.append("    buf += _INT_pack(len(v))")
+            lines.append("    buf += v")
+        else:
+            env[f"put{i}"] = _field_codec(meta)[0]
+            lines.append(f"    put{i}(w, self.{name})")
+    flush()
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from field names and types only
+    writer: Callable[[Any, Writer], None] = env["write"]
+    return writer
+
+
 def record(cls: type[R]) -> type[R]:
     """Give a frozen dataclass jute `write/encode/read/decode` from its annotated fields."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    codecs = []
     metas = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         hint = hints[f.name]
-        meta = hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint
-        metas.append(meta)
-        codecs.append((f.name, *_field_codec(meta)))
-    writers = [(name, put) for name, put, _ in codecs]
-    read = _compile_reader(cls.__name__, metas)
-
-    def write(self: Any, w: Writer) -> None:
-        for name, put in writers:
-            put(w, getattr(self, name))
+        metas.append((f.name, hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint))
+    read = _compile_reader(cls.__name__, [meta for _, meta in metas])
+    write = _compile_writer(metas)
 
     def encode(self: Any) -> bytes:
         w = Writer()
         write(self, w)
-        return w.bytes()
+        return bytes(w.buf)
 
     def decode(klass: Any, data: bytes | bytearray | memoryview) -> Any:
         r = Reader(data)

@@ -7,18 +7,23 @@ from random import Random
 
 import pytest
 
+from native import PathIndex
 from zkcore import DataTree, LocalError, MemoryLog
+from zkcore._acl import digest_id
 from zkcore._errors import Code
 from zkcore._jute import Reader
 from zkcore._records import (
+    ACL,
     OPEN_ACL_UNSAFE,
     ConnectRequest,
     ConnectResponse,
     CreateRequest,
     GetDataResponse,
+    Id,
     OpCode,
     PathRequest,
     PathWatchRequest,
+    Perms,
     ReplyHeader,
     RequestHeader,
     SetDataRequest,
@@ -33,7 +38,7 @@ TICK_MS = 50
 class Servers:
     """N servers, messages delivered at once unless a server is paused; storage syncs at once."""
 
-    def __init__(self, voters: int = 1) -> None:
+    def __init__(self, voters: int = 1, indexed: bool = False) -> None:
         ids = tuple(range(1, voters + 1))
         config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5), tick_ms=TICK_MS)
         self.now = 0.0
@@ -46,7 +51,7 @@ class Servers:
                 sid,
                 rng=Random(sid),
                 storage=self.storage[sid],
-                tree=DataTree(),
+                tree=DataTree(PathIndex()) if indexed else DataTree(),
                 now_ms=0.0,
                 wall_ms=1_000_000,
             )  # fmt: skip
@@ -187,6 +192,79 @@ def test_a_watch_event_comes_before_the_reply_that_shows_the_change() -> None:
     net.pump()
     xids = [reply(f)[0].xid for f in net.frames("w")]
     assert xids == [1, 2, -1, 3, 4]
+
+
+def _run_of_frames(batched: bool, tail: list[bytes]) -> tuple[list[bytes | None], list[object]]:
+    """One server, a tree with a world-readable and a private node, then a client's frames in one
+    go (receive_frames) or one by one (receive); what it was sent, and what was closed."""
+    net = Servers(1, indexed=True)
+    server = net.servers[net.settle()]
+    assert net.connect(server.server_id, "c") is not None
+    private = (ACL(Perms.ALL, Id("digest", digest_id("alice", "pw"))),)
+    for xid, (path, acl) in enumerate([("/a", OPEN_ACL_UNSAFE), ("/p", private)], 1):
+        server.receive("c", request(xid, OpCode.CREATE, CreateRequest(path, b"v", acl, 0)))
+    net.pump()
+    frames = [
+        request(10, OpCode.GET_DATA, PathWatchRequest("/a", False)),
+        request(11, OpCode.EXISTS, PathWatchRequest("/missing", True)),  # a watch on a missing node
+        request(12, OpCode.GET_CHILDREN, PathWatchRequest("/", True)),
+        request(13, OpCode.GET_DATA, PathWatchRequest("/p", False)),  # unreadable: the slow path
+        request(14, OpCode.GET_DATA, PathWatchRequest("/a", True)),
+        request(15, OpCode.SET_DATA, SetDataRequest("/a", b"w", -1)),  # a write: later reads wait
+        request(16, OpCode.GET_DATA, PathWatchRequest("/a", False)),
+        *tail,
+    ]
+    if batched:
+        server.receive_frames("c", frames)
+    else:
+        for frame in frames:
+            server.receive("c", frame)
+    net.pump()
+    server.receive("c", request(20, OpCode.CREATE, CreateRequest("/missing", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    return net.frames("c")[2:], net.closed  # after the two creates' replies
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        [],
+        [RequestHeader(18, OpCode.GET_DATA).encode() + b"\x00\x00\x00\x02/\xff\x00"],  # not UTF-8
+    ],
+    ids=["reads-and-a-write", "then-a-path-not-utf8"],
+)
+def test_a_run_of_frames_is_answered_as_one_at_a_time(tail: list[bytes]) -> None:
+    """The native batch for a run of reads gives the same replies, watches, events and order as
+    frames taken one by one: watches set, the slow path for what the batch cannot answer."""
+    batched, one_by_one = _run_of_frames(True, tail), _run_of_frames(False, tail)
+    assert batched == one_by_one
+    sent, closed = batched
+    if tail:  # the bad frame is refused as it comes, before the write is done, and ends the connection
+        assert [reply(f)[0].xid for f in sent[:-1]] == [10, 11, 12, 13, 14, 18]
+        assert sent[-1] is None and closed == ["c"]
+    else:  # the watch on /a fires on the write, those on / and /missing on the create
+        assert [reply(f)[0].xid for f in sent] == [10, 11, 12, 13, 14, -1, 15, 16, -1, -1, 20]
+
+
+def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = Servers(1, indexed=True)
+    server = net.servers[net.settle()]
+    assert net.connect(server.server_id, "c") is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.frames("c")
+
+    def no_decoding(frame: bytes) -> None:
+        raise AssertionError("a plain read was decoded in Python")
+
+    monkeypatch.setattr("zkcore.server._clients.decode_request", no_decoding)
+    server.receive_frames(
+        "c", [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (2, 3, 4)]
+    )
+    net.pump()
+    replies = [reply(f) for f in net.frames("c")]
+    assert [h.xid for h, _ in replies] == [2, 3, 4]
+    assert all(GetDataResponse.read(r).data == b"v" for _, r in replies)
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

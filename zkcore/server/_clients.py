@@ -56,6 +56,11 @@ FRAME = struct.Struct(">i")
 ERR = struct.Struct(">i")
 ERR_OFFSET = 12  # of ReplyHeader's err: after xid (int) and zxid (long)
 NATIVE_READS = frozenset({OpCode.EXISTS, OpCode.GET_DATA, OpCode.GET_CHILDREN, OpCode.GET_CHILDREN2})
+# The same opcodes as a frame carries them (bytes 4-8), to pick out reads without decoding them.
+NATIVE_READ_OPCODES = frozenset(struct.pack(">i", op) for op in NATIVE_READS)
+PING_XID = struct.pack(">i", XID_PING)
+NO_NODE = struct.pack(">i", Code.NO_NODE)
+READ_SLOW, READ_WATCH = 2, 1  # read_batch's status per frame (0: answered)
 WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
@@ -84,8 +89,9 @@ class Host(Protocol):
 
     def serving(self) -> bool: ...
 
-    def submit(self, fwd: ForwardedRequest) -> int:
-        """Hand a write to Zab: Code.OK, or the error code its client gets at once."""
+    def submit(self, fwd: ForwardedRequest, body: object = None) -> int:
+        """Hand a write to Zab: Code.OK, or the error code its client gets at once. `body` is
+        the request's body already decoded, if the caller has it (so it is not decoded again)."""
 
     def sync(self, token: int) -> bool: ...
 
@@ -268,6 +274,59 @@ class ClientTable:
 
     # --- requests ---------------------------------------------------------------------------
 
+    def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> None:
+        """Frames from one connection, in order: as receive() takes them one by one, but a run
+        of plain reads from an idle session is answered natively in one call, undecoded."""
+        conn = self.connections.get(conn_id)
+        done = 0
+        if conn is not None and conn.session_id and conn.connect is None and not conn.queue:
+            done = self._answer_read_run(conn, frames)
+        for frame in itertools.islice(frames, done, None):
+            self.receive(conn_id, frame)
+
+    def _answer_read_run(self, conn: Connection, frames: list[bytes]) -> int:
+        """Answer the reads that open `frames` in one native batch, up to the first frame that
+        is not a plain read or that the slow path must answer; how many frames were answered."""
+        tree = self.host.tree
+        index = tree.index
+        if index is None:
+            return 0
+        run = 0
+        for frame in frames:
+            if frame[4:8] not in NATIVE_READ_OPCODES or frame[:4] == PING_XID or run == limits.read_batch_max:
+                break
+            run += 1
+        if run == 0:
+            return 0
+        batch = b"".join([FRAME.pack(len(f)) + f for f in frames[:run]])
+        replies, status = index.read_batch(batch, tree.last_zxid)
+        sends = self.sends
+        conn_id = conn.conn
+        pos = answered = 0
+        for st in status:
+            if st == READ_SLOW:
+                break
+            (n,) = FRAME.unpack_from(replies, pos)
+            start, pos = pos + 4, pos + 4 + n
+            if st == READ_WATCH or replies[start + ERR_OFFSET : start + ERR_OFFSET + 4] == NO_NODE:
+                # Decoded after all: a watch needs its path, and a path that is not UTF-8 is the
+                # slow path's to refuse (it was not found, so the lookup did not check it).
+                try:
+                    req = decode_request(frames[answered])
+                except RemoteError:
+                    break
+                if st == READ_WATCH:
+                    self._set_watch(conn, req, ERR.unpack_from(replies, start + ERR_OFFSET)[0])
+            sends.append((conn_id, replies[start:pos]))
+            answered += 1
+        if answered:
+            self.host.touch(conn.session_id)
+            self.packets_received += answered
+            self.packets_sent += answered
+            conn.requests += answered
+            self._observe_many(0.0, answered)  # answered as they arrived
+        return answered
+
     def receive(self, conn_id: ConnId, frame: bytes) -> None:
         """One frame from a connection: its connect (or a four-letter word), then requests."""
         self.packets_received += 1
@@ -344,7 +403,7 @@ class ClientTable:
                 err = Code.CONNECTION_LOSS
         else:
             fwd = ForwardedRequest(conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:])
-            err = self.host.submit(fwd)
+            err = self.host.submit(fwd, req.body)
         if err != Code.OK:
             pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, err)
         pending.submitted = True
@@ -366,6 +425,11 @@ class ClientTable:
         self.latency_ms.append(latency_ms)
         self.latency_sum_ms += latency_ms
         self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+
+    def _observe_many(self, latency_ms: float, count: int) -> None:
+        self.latency_ms.extend(itertools.repeat(latency_ms, min(count, LATENCY_SAMPLES_MAX)))
+        self.latency_sum_ms += latency_ms * count
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += count
 
     def reads_ready(self, conn: Connection) -> list[Pending]:
         """The unanswered reads at the head of the queue: none behind a write or sync."""

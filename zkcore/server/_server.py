@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from zkcore import limits
 from zkcore._datatree import DataTree, ReadIndex
@@ -149,6 +149,10 @@ class Server:
         self.txns_since_snapshot = 0
         self.prep = Prep(tree, config.data_bytes_max)
         self.prep_epoch = -1
+        # The leader's own writes, kept decoded from the client table to prep, and prep's txns
+        # until they are applied, so that neither is decoded again on its way (by payload, zxid).
+        self._decoded: dict[bytes, tuple[ForwardedRequest, Any]] = {}
+        self._prepped: dict[int, Txn] = {}
         self.lead_from = 0
         self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
         self.sessions = SessionTracker(config.tick_ms)  # the leader's: who expires when
@@ -215,6 +219,10 @@ class Server:
         """A frame from a client connection (the first one is its connect)."""
         self.clients.receive(conn, frame)
 
+    def receive_frames(self, conn: ConnId, frames: list[bytes]) -> None:
+        """Frames from one client connection, in the order it sent them."""
+        self.clients.receive_frames(conn, frames)
+
     def close(self, conn: ConnId) -> None:
         """A client connection is gone (or its transport gave up on it)."""
         self.clients.close(conn)
@@ -271,12 +279,18 @@ class Server:
 
     # --- the Host side of the client table ----------------------------------------------------
 
-    def submit(self, fwd: ForwardedRequest) -> int:
+    def submit(self, fwd: ForwardedRequest, body: object = None) -> int:
         """A client write: to Zab (the leader preps it). Code.OK, or why it cannot go now."""
         if not self.serving():
             return Code.CONNECTION_LOSS
-        if self.replica.propose(fwd.encode()):
+        payload = fwd.encode()
+        local = self.role.role == Role.LEADING and body is not None
+        if local and len(self._decoded) < limits.client_queue_max:
+            self._decoded[payload] = (fwd, body)
+        if self.replica.propose(payload):
             return Code.OK
+        if local:
+            self._decoded.pop(payload, None)
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
 
     def sync(self, token: int) -> bool:
@@ -294,11 +308,15 @@ class Server:
     def _prepare(self, zxid: int, payload: bytes) -> bytes | None:
         """The txn for a client write at `zxid`; None for a learner's session report (or a
         malformed request), which makes no txn."""
-        try:
-            fwd = ForwardedRequest.decode(payload)
-        except RemoteError as e:
-            self.note(f"dropping a malformed forwarded request: {e}")
-            return None
+        local = self._decoded.pop(payload, None) if self._decoded else None
+        if local is not None:
+            fwd, body = local
+        else:
+            try:
+                fwd = ForwardedRequest.decode(payload)
+            except RemoteError as e:
+                self.note(f"dropping a malformed forwarded request: {e}")
+                return None
         if fwd.opcode == OpCode.PING:
             self._on_session_report(fwd.body)
             return None
@@ -306,17 +324,19 @@ class Server:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self._tree.last_zxid
             self.prep = Prep(self._tree, self.config.data_bytes_max)
-        try:
-            body = forwarded_body(fwd)
-        except RemoteError as e:
-            self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
-            return None
+        if local is None:
+            try:
+                body = forwarded_body(fwd)
+            except RemoteError as e:
+                self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
+                return None
         request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
         txn, error = self.prep.prep(request, zxid, self.wall_ms)
         if error is not None:
             # Its traceback holds prep's frames, and they the request (up to a megabyte): a cycle
             # only the collector would free, long after the request is answered.
             error.__traceback__ = None
+        self._prepped[zxid] = txn
         return txn.encode()
 
     # --- sessions and containers --------------------------------------------------------------
@@ -433,6 +453,7 @@ class Server:
             and not self.clients.connections
         ):
             replay(self._tree, committed)
+            self._prepped.clear()
             self.prep.applied(committed[-1][0])
             self.txns_since_snapshot += len(committed)
             self._track_every_session()
@@ -442,7 +463,9 @@ class Server:
             self.apply(zxid, payload)
 
     def apply(self, zxid: int, payload: bytes) -> None:
-        txn = Txn.decode(payload)
+        txn = self._prepped.pop(zxid, None) if self._prepped else None
+        if txn is None:
+            txn = Txn.decode(payload)
         assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
         result = self._tree.apply(txn)
         self.prep.applied(zxid)
@@ -462,6 +485,7 @@ class Server:
             tree.attach_index(self.hooks.new_index())
         self._tree = tree
         self.prep = Prep(tree, self.config.data_bytes_max)
+        self._prepped.clear()
         self.snapshot_zxid, self.txns_since_snapshot = snapshot.zxid, 0
         self.note(f"installed a snapshot at {snapshot.zxid:#x} from the leader ({len(tree)} znodes)")
 
@@ -480,6 +504,8 @@ class Server:
         was_serving = self.serving()
         if change.role != Role.LEADING:
             self.prep_epoch = -1
+            self._decoded.clear()
+            self._prepped.clear()
         self.role = change
         if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
             self._track_every_session()  # a new leader gives every session a full timeout
