@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import native
+from cluster._shm_transport import ShmPeerTransport
 from cluster._transport import PeerTransport
 from cluster.config import EnsembleConfig
 from cluster.storage import DataDir
@@ -32,7 +33,9 @@ class AdminText:
     """Formats a server's stats() snapshot (and this process's files and sockets) as ZooKeeper
     formats its four-letter words."""
 
-    def __init__(self, conf: EnsembleConfig, server_id: int, data_dir: DataDir, peers: PeerTransport) -> None:
+    def __init__(
+        self, conf: EnsembleConfig, server_id: int, data_dir: DataDir, peers: PeerTransport | ShmPeerTransport
+    ) -> None:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
         self.started = time.monotonic()
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from cluster.config import EnsembleConfig
+
+if TYPE_CHECKING:
+    from cluster._shm_transport import ShmPeerTransport
 
 log = logging.getLogger("zkpy.transport")
 PEER_HWM = 10_000
@@ -69,8 +73,25 @@ class PeerTransport:
         except zmq.Again:
             self.dropped += 1
 
-    def receive(self) -> list[bytes]:
+    # --- the node loop's poll: the same face as ShmPeerTransport ----------------------------
+
+    def poll_targets(self) -> list[zmq.Socket[bytes]]:
+        return [self.inbox, *self.monitors]
+
+    def before_poll(self) -> bool:
+        """True if a message is known to be waiting (ZeroMQ's poll tells for itself)."""
+        return False
+
+    def after_poll(self) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def receive(self, events: dict[object, int]) -> list[bytes]:
         """Every frame waiting now, up to RECV_BATCH_MAX."""
+        if self.inbox not in events:
+            return []
         frames: list[bytes] = []
         while len(frames) < RECV_BATCH_MAX:
             try:
@@ -80,16 +101,18 @@ class PeerTransport:
         self.received += len(frames)
         return frames
 
-    def lost(self, monitor: zmq.Socket[bytes]) -> list[int]:
-        """The peers whose connection closed, from a readable monitor socket."""
+    def lost(self, events: dict[object, int]) -> list[int]:
+        """The peers whose connection closed, from the readable monitor sockets."""
         lost: list[int] = []
-        while True:
-            try:
-                event = recv_monitor_message(monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return lost
-            if event["event"] == zmq.EVENT_DISCONNECTED:
-                lost.append(self.monitors[monitor])
+        for monitor, sid in self.monitors.items():
+            while monitor in events:
+                try:
+                    event = recv_monitor_message(monitor, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    lost.append(sid)
+        return lost
 
     def close(self) -> None:
         self.inbox.close()
@@ -98,3 +121,14 @@ class PeerTransport:
         for sock in self.outboxes.values():
             sock.disable_monitor()
             sock.close()
+
+
+def peer_transport(
+    ctx: zmq.Context[zmq.Socket[bytes]], conf: EnsembleConfig, server_id: int
+) -> PeerTransport | ShmPeerTransport:
+    """Shared memory for `shm://` peer endpoints, ZeroMQ for tcp:// and ipc://."""
+    if conf.servers[server_id].peer.startswith("shm://"):
+        from cluster._shm_transport import ShmPeerTransport
+
+        return ShmPeerTransport(conf, server_id)
+    return PeerTransport(ctx, conf, server_id)

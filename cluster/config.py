@@ -10,6 +10,8 @@ written by the launcher. ZeroMQ endpoints replace ZooKeeper's host:port pairs.
     server.1=participant;peer=tcp://10.0.0.1:2888;client=tcp://10.0.0.1:2181
     server.6=observer;peer=ipc:///var/lib/zkpy/run/6.peer;client=ipc:///var/lib/zkpy/run/6.client
 
+A peer endpoint may also be `shm:///<absolute path>`: peer traffic through shared-memory rings
+(cluster/_shm_transport.py), for an ensemble whose servers all run on one host, all on shm.
 Each node keeps its files in `<dataDir>/node<id>`.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from zkcore import LocalError, limits
 
 ROLES = ("participant", "observer")
+TRANSPORTS = ("ipc", "tcp", "shm")  # shm: peers through shared memory, clients over ipc
 IPC_PATH_BYTES_MAX = 100  # sun_path is 108 bytes on Linux, with its terminating NUL
 # key -> (EnsembleConfig field, smallest allowed, largest allowed)
 _INT_KEYS: dict[str, tuple[str, int, int]] = {
@@ -69,9 +72,16 @@ class ServerConfig:
             raise LocalError(f"server id must be in 1..255: {self.id}")
         if self.role not in ROLES:
             raise LocalError(f"server.{self.id} role must be one of {ROLES}: {self.role!r}")
-        for name, endpoint in (("peer", self.peer), ("client", self.client)):
-            if not endpoint.startswith(("tcp://", "ipc://")):
-                raise LocalError(f"server.{self.id} {name} endpoint must be tcp:// or ipc://: {endpoint!r}")
+        if not self.client.startswith(("tcp://", "ipc://")):
+            raise LocalError(f"server.{self.id} client endpoint must be tcp:// or ipc://: {self.client!r}")
+        if not self.peer.startswith(("tcp://", "ipc://", "shm://")):
+            raise LocalError(
+                f"server.{self.id} peer endpoint must be tcp://, ipc:// or shm://: {self.peer!r}"
+            )
+        if self.peer.startswith("shm://") and not self.peer.startswith("shm:///"):
+            raise LocalError(
+                f"server.{self.id} peer endpoint shm:// needs an absolute path, shm:///...: {self.peer!r}"
+            )
         for name, address in (("zk", self.zk), ("admin", self.admin)):
             host, sep, port = address.rpartition(":")
             if address and (not sep or not port.isdigit() or not 0 < int(port) < 65536):
@@ -123,6 +133,13 @@ class EnsembleConfig:
         if not 0 < self.data_bytes_max <= limits.data_bytes_max * 16:
             raise LocalError(
                 f"maxDataBytes must be in 1..{limits.data_bytes_max * 16}: {self.data_bytes_max}"
+            )
+        shm = sorted(i for i, s in self.servers.items() if s.peer.startswith("shm://"))
+        if shm and len(shm) != len(self.servers):
+            others = sorted(set(self.servers) - set(shm))
+            raise LocalError(
+                f"shm:// peer endpoints work only when every server uses them (one host): servers {shm} "
+                f"do, {others} do not"
             )
         endpoints = [e for s in self.servers.values() for e in (s.peer, s.client, s.zk, s.admin) if e]
         twice = sorted({e for e in endpoints if endpoints.count(e) > 1})
@@ -327,24 +344,25 @@ def local_ensemble(
     base_port: int = 2181,
     **options: Any,
 ) -> EnsembleConfig:
-    """An ensemble on this host: ipc sockets under <data_dir>/run, or tcp on 127.0.0.1 from
-    base_port (clients on base_port + i - 1, peers on base_port + 1000 + i - 1). Every server
-    also gets ZooKeeper's TCP client port: base_port + i - 1 with ipc (2181, 2182, ... by
-    default, as ZooKeeper's), base_port + 2000 + i - 1 with tcp; and an AdminServer (HTTP) on
-    base_port + 6000 + i - 1 (8181, ... by default)."""
+    """An ensemble on this host: ipc sockets under <data_dir>/run; or shm, the same with peers
+    through shared-memory rings (their FIFOs under <data_dir>/run, their rings in /dev/shm); or
+    tcp on 127.0.0.1 from base_port (clients on base_port + i - 1, peers on base_port + 1000 +
+    i - 1). Every server also gets ZooKeeper's TCP client port: base_port + i - 1 with ipc and
+    shm (2181, 2182, ... by default, as ZooKeeper's), base_port + 2000 + i - 1 with tcp; and an
+    AdminServer (HTTP) on base_port + 6000 + i - 1 (8181, ... by default)."""
     if voters < 1 or observers < 0 or voters + observers > 255:
         raise LocalError(
             f"need 1..255 servers with at least one voter: {voters} voters, {observers} observers"
         )
-    if transport not in ("ipc", "tcp"):
-        raise LocalError(f"transport must be ipc or tcp: {transport!r}")
+    if transport not in TRANSPORTS:
+        raise LocalError(f"transport must be one of {', '.join(TRANSPORTS)}: {transport!r}")
     data_dir = data_dir.resolve()
     servers = {}
     for i in range(1, voters + observers + 1):
         role = "participant" if i <= voters else "observer"
-        if transport == "ipc":
+        if transport in ("ipc", "shm"):
             run = data_dir / "run"
-            peer, client = f"ipc://{run}/{i}.peer", f"ipc://{run}/{i}.client"
+            peer, client = f"{transport}://{run}/{i}.peer", f"ipc://{run}/{i}.client"
             if len(client) - len("ipc://") > IPC_PATH_BYTES_MAX:
                 raise LocalError(
                     f"ipc socket path {client[6:]!r} is longer than {IPC_PATH_BYTES_MAX} bytes, the "
@@ -355,7 +373,7 @@ def local_ensemble(
                 f"tcp://127.0.0.1:{base_port + 1000 + i - 1}",
                 f"tcp://127.0.0.1:{base_port + i - 1}",
             )
-        zk_port = base_port + i - 1 if transport == "ipc" else base_port + 2000 + i - 1
+        zk_port = base_port + 2000 + i - 1 if transport == "tcp" else base_port + i - 1
         admin_port = base_port + 6000 + i - 1
         servers[i] = ServerConfig(i, role, peer, client, f"127.0.0.1:{zk_port}", f"127.0.0.1:{admin_port}")
     return EnsembleConfig(servers, data_dir, **options)

@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from cluster import admin, config, faults
+from cluster._shm_transport import remove_rings
 from cluster._supervisor import lock_holder, lock_path, node_processes
 from cluster.launch import config_path, node_pid_path, read_pid
 
@@ -49,7 +50,7 @@ def _port_free(port: int) -> bool:
 def free_base_port(servers: int, transport: str) -> int:
     """A base port whose ports (config.local_ensemble's layout) are all free now, so that
     ensembles of several tests, or of one test, do not collide."""
-    offsets = [0, 6000] if transport == "ipc" else [0, 1000, 2000, 6000]
+    offsets = [0, 1000, 2000, 6000] if transport == "tcp" else [0, 6000]
     start = 20000 + os.getpid() % 1000 * 10
     for attempt in range(2000):
         base = 20000 + (start - 20000 + attempt * 10) % 9000
@@ -174,3 +175,4 @@ class Harness:
                 pass
         if sup and psutil.pid_exists(sup):
             os.kill(sup, signal.SIGKILL)
+        remove_rings(self.conf)

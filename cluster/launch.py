@@ -1,7 +1,7 @@
 """Start, supervise and stop an ensemble: each node its own OS process, restarted with backoff
 when it dies, shown in a live status table. `zkpy` is the same command.
 
-    python -m cluster.launch --nodes 5 [--observers 2] [--data-dir D] [--transport ipc|tcp]
+    python -m cluster.launch --nodes 5 [--observers 2] [--data-dir D] [--transport ipc|shm|tcp]
                              [--base-port P] [--detach]
     python -m cluster.launch --config /etc/zkpy/zoo.cfg --ids 1 --detach   (one host's nodes)
     python -m cluster.launch status|stop [--data-dir D | --config F]
@@ -29,6 +29,7 @@ import psutil
 from tabulate import tabulate
 
 from cluster import admin, config, faults
+from cluster._shm_transport import remove_rings
 from cluster._supervisor import (
     Supervisor,
     down_marker,
@@ -367,6 +368,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
             "stopped nodes without a supervisor: "
             + ", ".join(f"{s} (pid {p.pid})" for s, p in sorted(left.items()))
         )
+    if remove_rings(conf):  # what nodes killed with -9 left in /dev/shm
+        done.append("removed its shared-memory rings")
     print(f"{conf.data_dir}: " + ("; ".join(done) if done else "nothing was running"))
     return 0
 
@@ -465,7 +468,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-dir", default="zkpy-data", help="ensemble folder (default ./zkpy-data)")
     p.add_argument("--config", help="an existing config file (zkpy's or a zoo.cfg) instead of --data-dir's")
     p.add_argument("--ids", type=_ids, help="supervise only these servers of the config (one host's), e.g. 1")
-    p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
+    p.add_argument("--transport", choices=config.TRANSPORTS, default="ipc",
+                   help="ipc (default): ZeroMQ over Unix sockets; shm: peers through shared memory, "
+                   "clients over ipc; tcp: ZeroMQ on 127.0.0.1")  # fmt: skip
     p.add_argument("--base-port", type=int, default=2181, help="first client port for --transport tcp")
     p.add_argument(
         "--detach", action="store_true", help="return once every node serves; print `connect: ...`"

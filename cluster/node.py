@@ -26,7 +26,7 @@ from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
-from cluster._transport import PeerTransport, prepare_ipc
+from cluster._transport import peer_transport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
 from cluster.storage import (
@@ -149,7 +149,7 @@ class Node:
         self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
         self.cut: frozenset[int] = frozenset()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.peers = PeerTransport(self.ctx, conf, server_id)
+        self.peers = peer_transport(self.ctx, conf, server_id)
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -172,10 +172,9 @@ class Node:
 
     def run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.peers.inbox, zmq.POLLIN)
+        for target in self.peers.poll_targets():
+            poller.register(target, zmq.POLLIN)
         poller.register(self.client_sock, zmq.POLLIN)
-        for monitor in self.peers.monitors:
-            poller.register(monitor, zmq.POLLIN)
         if self.zk is not None:
             poller.register(self.zk.fileno(), zmq.POLLIN)
         if self.admin_server is not None:
@@ -185,19 +184,20 @@ class Node:
         next_tick = time.monotonic()
         while self.running:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
+            if self.peers.before_poll():
+                timeout_ms = 0  # a peer message came after we last looked
             events = dict(poller.poll(timeout_ms))
+            self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
             if time.monotonic() >= next_tick:
                 self.cut = self.blocked.poll()
+                self.peers.tick()
                 next_tick = time.monotonic() + tick_s
                 self._close_stale_handshakes()
-            if self.peers.inbox in events:
-                for frame in self.peers.receive():
-                    self.on_peer_frame(frame)
-            for monitor in self.peers.monitors:
-                if monitor in events:
-                    for sid in self.peers.lost(monitor):
-                        self.server.peer_lost(sid)
+            for frame in self.peers.receive(events):
+                self.on_peer_frame(frame)
+            for sid in self.peers.lost(events):
+                self.server.peer_lost(sid)
             if self.client_sock in events:
                 self.on_client_frames()
             if self.zk is not None:

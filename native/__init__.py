@@ -3,7 +3,8 @@ twin of every function with the same interface and results. `ZKPY_NATIVE=0` forc
 
 Exports: crc32c, log_encode, log_append, log_scan (txn log records), PathIndex (the path index
 and batched read path), and decode_txns, scan_snapshot_nodes (a restart's decoders: logged txns
-and snapshot node records into columns). IMPLEMENTATION is "native" or "python".
+and snapshot node records into columns), ShmRing (a shared-memory ring of peer messages).
+IMPLEMENTATION is "native" or "python".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EXPORTS = (
     "PathIndex",
     "decode_txns",
     "scan_snapshot_nodes",
+    "ShmRing",
 )
 
 
@@ -36,18 +38,18 @@ def _namespace(name: str, *modules: Any) -> SimpleNamespace:
 
 
 def python_twin() -> SimpleNamespace:
-    from native import _pyindex, _pylog, _pyrestore
+    from native import _pyindex, _pylog, _pyrestore, _pyshm
 
-    return _namespace("python", _pylog, _pyindex, _pyrestore)
+    return _namespace("python", _pylog, _pyindex, _pyrestore, _pyshm)
 
 
 def compiled() -> SimpleNamespace | None:
     """The cffi implementation, or None when the extension was not built."""
     try:
-        from native import _cindex, _clog, _crestore
+        from native import _cindex, _clog, _crestore, _cshm
     except ImportError:
         return None
-    return _namespace("native", _clog, _cindex, _crestore)
+    return _namespace("native", _clog, _cindex, _crestore, _cshm)
 
 
 def _select() -> SimpleNamespace:
@@ -68,5 +70,6 @@ ScanResult = _impl.ScanResult
 PathIndex = _impl.PathIndex
 decode_txns = _impl.decode_txns
 scan_snapshot_nodes = _impl.scan_snapshot_nodes
+ShmRing = _impl.ShmRing
 
 __all__ = ["IMPLEMENTATION", "compiled", "python_twin", *EXPORTS]

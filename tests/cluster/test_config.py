@@ -49,7 +49,23 @@ def test_tcp_ports(tmp_path: Path) -> None:
         ("dataDir=/x\nserver.1=zoo1:2888:3888\n", "no client port; add ';<clientPort>'"),
         ("dataDir=/x\nserver.1=participant;peer=tcp://a:1\n", "needs both peer= and client="),
         ("dataDir=/x\nserver.1=leader;peer=tcp://a:1;client=tcp://a:2\n", "role must be one of"),
-        ("dataDir=/x\nserver.1=participant;peer=udp://a:1;client=tcp://a:2\n", "must be tcp:// or ipc://"),
+        (
+            "dataDir=/x\nserver.1=participant;peer=udp://a:1;client=tcp://a:2\n",
+            "must be tcp://, ipc:// or shm://",
+        ),
+        (
+            "dataDir=/x\nserver.1=participant;peer=tcp://a:1;client=shm:///a\n",
+            "client endpoint must be tcp:// or ipc://",
+        ),
+        (
+            "dataDir=/x\nserver.1=participant;peer=shm://run/1.peer;client=ipc:///a\n",
+            "needs an absolute path",
+        ),
+        (
+            "dataDir=/x\nserver.1=participant;peer=shm:///r/1.peer;client=ipc:///r/1\n"
+            "server.2=participant;peer=tcp://b:1;client=tcp://b:2\n",
+            "shm:// peer endpoints work only when every server uses them \\(one host\\): servers \\[1\\] do, \\[2\\] do not",
+        ),
         ("dataDir=/x\nserver.1=participant;peer=tcp://a:1;client=tcp://a:1\n", "must be distinct"),
         ("dataDir=/x\nserver.x=participant;peer=tcp://a:1;client=tcp://a:2\n", "server.<id>"),
         ("dataDir=/x\nserver.300=participant;peer=tcp://a:1;client=tcp://a:2\n", "1..255"),
@@ -58,6 +74,19 @@ def test_tcp_ports(tmp_path: Path) -> None:
 def test_bad_configs_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(LocalError, match=message):
         config.parse(text)
+
+
+def test_shm_peers_with_ipc_clients(tmp_path: Path) -> None:
+    conf = config.local_ensemble(tmp_path, voters=3, transport="shm", base_port=3000)
+    assert conf.servers[2].peer == f"shm://{tmp_path.resolve()}/run/2.peer"
+    assert conf.servers[2].client == f"ipc://{tmp_path.resolve()}/run/2.client"
+    assert conf.servers[2].zk == "127.0.0.1:3001"
+    assert config.parse(conf.render()) == conf
+
+
+def test_unknown_transport_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(LocalError, match="transport must be one of ipc, tcp, shm: 'udp'"):
+        config.local_ensemble(tmp_path, voters=3, transport="udp")
 
 
 def test_long_ipc_paths_are_refused_with_advice(tmp_path: Path) -> None:
