@@ -34,10 +34,10 @@ SUBCOMMANDS = {
     "latency": "bench.latency",
     "throughput": "bench.throughput",
 }
-QUICK = {"ensembles": "1,3", "reads": "0,90,100", "seconds": 2.0, "warmup": 0.5, "jit_warmup": 3.0,
-         "unloaded_ops": 200}  # fmt: skip
+QUICK = {"ensembles": "1,3", "reads": "0,90,100", "seconds": 2.0, "warmup": 0.5, "jit_warmup": 2.0,
+         "unloaded_ops": 200, "zmq_reads": "100"}  # fmt: skip
 FULL = {"ensembles": "1,3,5,3+2", "reads": "0,50,90,99,100", "seconds": 5.0, "warmup": 1.0, "jit_warmup": 10.0,
-        "unloaded_ops": 1000}  # fmt: skip
+        "unloaded_ops": 1000, "zmq_reads": None}  # fmt: skip
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -59,12 +59,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--unloaded-ops", type=int, help="ops for unloaded create/getData latency at 3 servers (1000)"
     )
     p.add_argument("--services", default="zookeeper,zkpy", help="zookeeper,zkpy (default both)")
-    p.add_argument("--no-zmq", action="store_true", help="skip zkpy's ZeroMQ-door rows")
+    p.add_argument("--zmq-reads", help="read percentages of zkpy's ZeroMQ-door rows (all; --quick: 100)")
+    p.add_argument("--no-zmq", action="store_true", help="no ZeroMQ-door rows")
     p.add_argument("--pin", action="store_true", help="pin the generator to one core, servers to the others")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for results.json and plots")
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
 
@@ -78,7 +79,8 @@ def options(args: argparse.Namespace) -> _suite.Options:
         ensembles=[_suite.parse_ensemble(e) for e in args.ensembles.split(",")],
         read_pcts=[int(r) for r in args.reads.split(",")], services=services, seconds=args.seconds,
         warmup_s=args.warmup, jit_warmup_s=args.jit_warmup, sessions=args.sessions, outstanding=args.outstanding,
-        unloaded_ops=args.unloaded_ops, zmq=not args.no_zmq, pin=args.pin,
+        unloaded_ops=args.unloaded_ops, pin=args.pin,
+        zmq_read_pcts=[] if args.no_zmq else None if args.zmq_reads is None else [int(r) for r in args.zmq_reads.split(",")],
     )  # fmt: skip
 
 

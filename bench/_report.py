@@ -72,7 +72,19 @@ def notes(results: dict[str, Any]) -> list[str]:
     if idle:
         said.append("zkpy's leader exchanges heartbeats even when idle ("
                     + ", ".join(f"{k} servers: {v:.0f}/s" for k, v in idle.items())
-                    + "); that is all leader messages/op shows at 100% reads.")  # fmt: skip
+                    + ").")  # fmt: skip
+    for r in results["runs"]:
+        rate = idle.get(f"zkpy {r['ensemble']}")
+        if (
+            r["service"] == "zkpy"
+            and r["read_pct"] == 100
+            and rate
+            and r.get("leader_msgs_per_op") is not None
+        ):
+            beats = rate * r["seconds"] / max(r["ops_s"] * r["seconds"], 1)
+            said.append(f"zkpy {r['ensemble']} servers, 100% reads ({r['door']} door): the leader's "
+                        f"{r['leader_msgs_per_op']:.4f} messages per read are its heartbeats ({beats:.4f} per "
+                        f"read at the idle rate): {max(r['leader_msgs_per_op'] - beats, 0):.4f} per read beyond them.")  # fmt: skip
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins
     return said
@@ -118,7 +130,7 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
                     if r["service"] == service and r["ensemble"] == ensemble
                 )
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="-" if service == "zkpy" else "--",
-                        label=f"{names[service].split(' (')[0]}, {ensemble}")  # fmt: skip
+                        label=f"{names[service].split(' (')[0]}, {ensemble} servers")  # fmt: skip
         ax.set(title=f"{q} latency under load", xlabel="percentage of reads", ylabel="ms", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

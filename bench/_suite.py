@@ -34,7 +34,7 @@ class Options:
     outstanding: int = 40
     znodes: int = 1000
     unloaded_ops: int = 500
-    zmq: bool = True
+    zmq_read_pcts: list[int] | None = None  # read ratios of the ZeroMQ-door rows; None: all; []: none
     pin: bool = False
 
 
@@ -200,9 +200,8 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
         if voters == 3 and observers == 0 and opts.unloaded_ops:
             ticker.step = f"{service.name} {name}: one request in flight"
             extra["unloaded"] = _loadgen.unloaded(binary, service.follower(), opts.unloaded_ops)
-        doors = [("zk", measure_c)] + ([("zmq", measure_zmq)] if kind == "zkpy" and opts.zmq else [])
         for read_pct in opts.read_pcts:
-            for door, how in doors:
+            for door, how in doors(kind, read_pct, opts):
                 ticker.step = f"{service.name} {name} servers, {read_pct}% reads, {door} door"
                 row = how(service, binary, opts, read_pct, gen_cores)
                 row = {"service": kind, "door": door, "ensemble": name, "voters": voters, "observers": observers,
@@ -216,6 +215,11 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
     finally:
         service.stop()
     return rows, extra
+
+
+def doors(kind: str, read_pct: int, opts: Options) -> list[tuple[str, Callable[..., dict[str, Any]]]]:
+    zmq = kind == "zkpy" and (opts.zmq_read_pcts is None or read_pct in opts.zmq_read_pcts)
+    return [("zk", measure_c)] + ([("zmq", measure_zmq)] if zmq else [])
 
 
 def one_line(row: dict[str, Any]) -> str:
@@ -240,8 +244,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
     binary = _loadgen.build()
-    per = len(opts.read_pcts)
-    total = sum(per * (2 if k == "zkpy" and opts.zmq else 1) for k in opts.services) * len(opts.ensembles)
+    total = len(opts.ensembles) * sum(len(doors(k, r, opts)) for k in opts.services for r in opts.read_pcts)
     ticker = Ticker(total)
     rows: list[dict[str, Any]] = []
     found: dict[str, Any] = {}
