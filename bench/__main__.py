@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> None:
           + ("" if plots else " (no plots: matplotlib is not installed; pip install -e '.[bench]')")
           + f"; {results['seconds_total']:.0f} s in all")  # fmt: skip
     errors = sum(r["errors"] for r in results["runs"])
-    if errors:
-        raise SystemExit(f"python -m bench: {errors} requests failed (see the errors column)")
+    failed = [k for k, v in results["ensembles"].items() if "error" in v]
+    if errors or failed:
+        raise SystemExit(f"python -m bench: {errors} requests failed (see the errors column)"
+                         + "".join(f"; {k} servers: {results['ensembles'][k]['error']}" for k in failed))  # fmt: skip
 
 
 if __name__ == "__main__":

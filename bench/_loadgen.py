@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,18 @@ def _run_json(cmd: list[str], timeout_s: float) -> dict[str, Any]:
     return result
 
 
-def setup(binary: Path, host: str, znodes: int) -> None:
-    """/b and /b/n0 .. /b/n<znodes-1> of 100 bytes each, through host."""
-    _run_json([str(binary), "setup", host, str(znodes)], 180)
+def setup(binary: Path, host: str, znodes: int, attempts: int = 3) -> None:
+    """/b and /b/n0 .. /b/n<znodes-1> of 100 bytes each, through host. Tried again when the
+    session is lost on the way (a just-started ensemble may still settle); creating a znode that
+    exists counts as done, so a retry finishes what the first attempt began."""
+    for attempt in range(1, attempts + 1):
+        try:
+            _run_json([str(binary), "setup", host, str(znodes)], 180)
+            return
+        except LoadGenError:
+            if attempt == attempts:
+                raise
+            time.sleep(1.0)
 
 
 def unloaded(binary: Path, host: str, ops: int) -> dict[str, Any]:

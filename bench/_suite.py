@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -251,9 +252,21 @@ def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
     try:
         for voters, observers in opts.ensembles:
             for kind in opts.services:
-                got, extra = run_ensemble(kind, voters, observers, opts, binary, tmp, ticker)
+                key = f"{kind} {label(voters, observers)}"
+                try:
+                    got, extra = run_ensemble(kind, voters, observers, opts, binary, tmp, ticker)
+                except (
+                    _loadgen.LoadGenError,
+                    AssertionError,
+                    RuntimeError,
+                    OSError,
+                    subprocess.SubprocessError,
+                ) as e:
+                    # One ensemble that would not start or load is reported; the others still run.
+                    got, extra = [], {"error": f"{type(e).__name__}: {e}"}
+                    ticker.say(f"  {key} servers: FAILED: {e}")
                 rows += got
-                found[f"{kind} {label(voters, observers)}"] = extra
+                found[key] = extra
     finally:
         ticker.close()
     add_ratios(rows)
