@@ -90,16 +90,22 @@ def cpu_s(pids: list[int]) -> float:
 
 
 def pinning(servers: int) -> tuple[set[int] | None, list[set[int]], str]:
-    """Cores for the generator and for each server: the generator on the first core, servers
-    round-robin on the others, one core each where there are enough."""
+    """Cores for the generator and for each server. With more cores than servers: a core of its
+    own for each server, every other core for the generator (it needs them: ZooKeeper's C client
+    costs about as much CPU per request as a server). With fewer: the generator on one core and
+    the servers round-robin on the rest."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None, [], f"--pin: {len(cores)} core, nothing to pin"
+    if len(cores) > servers:
+        per_server = [{core} for core in cores[:servers]]
+        generator = set(cores[servers:])
+        return generator, per_server, (f"pinned: each of {servers} servers on a core of its own, the load "
+                                       f"generator on cores {sorted(generator)}")  # fmt: skip
     rest = cores[1:]
     per_server = [{rest[i % len(rest)]} for i in range(servers)]
-    share = "each server on a core of its own" if servers <= len(rest) else (
-        f"{servers} servers share {len(rest)} core(s)")  # fmt: skip
-    return {cores[0]}, per_server, f"pinned: load generator on core {cores[0]}, {share}"
+    return {cores[0]}, per_server, (f"pinned: the load generator on core {cores[0]}, {servers} servers "
+                                    f"share cores {rest}")  # fmt: skip
 
 
 def measure_c(

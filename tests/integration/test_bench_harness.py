@@ -100,3 +100,19 @@ def test_ratios_pair_runs_of_the_same_ensemble_and_read_ratio() -> None:
     assert rows[3]["ratio_to_zookeeper"] == {"ops_s": 1.5, "p99_ms": 1.0, "server_cpu_us_per_op": 1.0,
                                              "reads_s_per_server": 1.5}  # fmt: skip
     assert "ratio_to_zookeeper" not in rows[4] and "ratio_to_zookeeper" not in rows[0]
+
+
+@pytest.mark.parametrize(
+    ("cores", "servers", "generator", "per_server"),
+    [
+        (2, 1, {1}, [{0}]),  # this machine, one server: a core each
+        (2, 3, {0}, [{1}, {1}, {1}]),  # too few cores: the servers share what the generator leaves
+        (8, 5, {5, 6, 7}, [{0}, {1}, {2}, {3}, {4}]),  # a core per server, the rest drive the load
+        (1, 3, None, []),  # nothing to pin
+    ],
+)
+def test_pinning(monkeypatch: pytest.MonkeyPatch, cores: int, servers: int, generator: set[int] | None,
+                 per_server: list[set[int]]) -> None:  # fmt: skip
+    monkeypatch.setattr(_suite.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    got_generator, got_servers, said = _suite.pinning(servers)
+    assert (got_generator, got_servers) == (generator, per_server), said
