@@ -2,6 +2,7 @@
 
     python -m bench [--quick] [--pin] [--ensembles 1,3,5,3+2] [--reads 0,50,90,99,100] [--out DIR]
     python -m bench failover|recovery|latency|throughput ...   (the older harnesses, their own options)
+    python -m bench report DIR/results.json [--markdown] [--plots DIR]
 
 Each ensemble of each service is started here (fsync on), given 1000 znodes of 100 bytes, warmed
 up (ZooKeeper's JIT), then driven at each read ratio by one C load generator on ZooKeeper's C
@@ -98,12 +99,31 @@ def machine() -> dict[str, Any]:
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
+def report(argv: list[str]) -> None:
+    """python -m bench report DIR/results.json [--markdown] [--plots DIR]: a past run again."""
+    p = argparse.ArgumentParser(prog="python -m bench report", description=report.__doc__)
+    p.add_argument("results", type=Path)
+    p.add_argument("--markdown", action="store_true", help="GitHub markdown tables (for the README)")
+    p.add_argument("--plots", type=Path, help="draw the PNGs into this folder")
+    args = p.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    print(f"{results['command']} ({results['machine']['date']}, {results['machine']['cores']} cores)\n")
+    print(_report.show(results, "github" if args.markdown else "simple"))
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        made = _report.plots(results, args.plots)
+        print("\n" + (", ".join(map(str, made)) if made else "no plots: matplotlib is not installed"))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]])
         sys.argv = [f"python -m bench {argv[0]}", *argv[1:]]
         module.main()
+        return
+    if argv and argv[0] == "report":
+        report(argv[1:])
         return
     args = parse(argv)
     opts = options(args)
@@ -122,11 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     results["notes"] = _report.notes(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    print("\n" + _report.table(results["runs"]))
-    unloaded = _report.unloaded_table(results["ensembles"])
-    if unloaded:
-        print("\n" + unloaded)
-    print("\n" + "\n".join(f"- {n}" for n in results["notes"]))
+    print("\n" + _report.show(results))
     plots = _report.plots(results, args.out)
     print(f"\nwrote {args.out / 'results.json'}" + "".join(f", {p}" for p in plots)
           + ("" if plots else " (no plots: matplotlib is not installed; pip install -e '.[bench]')")

@@ -19,7 +19,7 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[dict[str, Any]], tablefmt: str = "simple") -> str:
     """One line per run; zkpy's figures carry their ratio to ZooKeeper's in the same run."""
     out = []
     for r in rows:
@@ -41,10 +41,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         ])  # fmt: skip
     headers = ["servers", "read %", "service", "ops/s (ours/ZK)", "reads/s per server", "p50/p99/p999 ms",
                "server CPU-µs/op", "client CPU-µs/op", "leader msgs/op", "errors"]  # fmt: skip
-    return tabulate(out, headers=headers, disable_numparse=True)
+    if not any(r["errors"] for r in rows):
+        out, headers = [line[:-1] for line in out], headers[:-1]
+    return tabulate(out, headers=headers, disable_numparse=True, tablefmt=tablefmt)
 
 
-def unloaded_table(ensembles: dict[str, Any]) -> str:
+def unloaded_table(ensembles: dict[str, Any], tablefmt: str = "simple") -> str:
     rows = []
     for key, extra in ensembles.items():
         if "unloaded" in extra:
@@ -54,7 +56,8 @@ def unloaded_table(ensembles: dict[str, Any]) -> str:
     if not rows:
         return ""
     return tabulate(rows, headers=["one request in flight, via a follower", "create p50 ms", "getData p50 ms",
-                                   "create p99 ms", "getData p99 ms"], disable_numparse=True)  # fmt: skip
+                                   "create p99 ms", "getData p99 ms"], disable_numparse=True,
+                    tablefmt=tablefmt)  # fmt: skip
 
 
 def notes(results: dict[str, Any]) -> list[str]:
@@ -88,6 +91,16 @@ def notes(results: dict[str, Any]) -> list[str]:
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins
     return said
+
+
+def show(results: dict[str, Any], tablefmt: str = "simple") -> str:
+    """The tables and the notes, as printed at the end of a run (and by `python -m bench report`)."""
+    parts = [table(results["runs"], tablefmt)]
+    unloaded = unloaded_table(results["ensembles"], tablefmt)
+    if unloaded:
+        parts.append(unloaded)
+    parts.append("\n".join(f"- {n}" for n in results["notes"]))
+    return "\n\n".join(parts)
 
 
 def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
