@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify
+	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify bench
 
 # Debian packages the tests use: ZooKeeper's zkCli.sh and C client (real clients of the
 # ZooKeeper door), and nftables (real network partitions between namespaces).

@@ -87,6 +87,7 @@ setup(
             "types-tabulate",
             "kazoo>=2.9",  # a real ZooKeeper client, for the ZooKeeper-protocol door's tests
         ],
+        "bench": ["matplotlib>=3.5"],  # python -m bench draws its plots with it (optional)
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in CONSOLE_SCRIPTS.items()]},
     setup_requires=["cffi>=1.15"],

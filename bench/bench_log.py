@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def rate(benchmark: pytest.FixtureRequest, records: int, label: str, syncs: int 
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-def test_log_append_without_fsync(benchmark, tmp_path: Path, impl: ModuleType) -> None:
+def test_log_append_without_fsync(benchmark: Any, tmp_path: Path, impl: ModuleType) -> None:
     payloads = [os.urandom(PAYLOAD_BYTES) for _ in range(APPEND_BATCH)]
     zxids = itertools.count(1)
     fd = os.open(tmp_path / "log", os.O_RDWR | os.O_CREAT, 0o644)
@@ -80,14 +81,15 @@ def test_log_append_without_fsync(benchmark, tmp_path: Path, impl: ModuleType) -
 
 
 @pytest.mark.parametrize("batch", [1, 10, 100, 1000])
-def test_group_commit(benchmark, tmp_path: Path, batch: int) -> None:
+def test_group_commit(benchmark: Any, tmp_path: Path, batch: int) -> None:
     payload = os.urandom(PAYLOAD_BYTES)
     zxids = itertools.count(1)
     log = TxnLog(tmp_path)
-    append_and_sync: Callable[[], int] = lambda: (  # noqa: E731 - a benchmark body
-        log.append([(zxid, payload) for zxid in itertools.islice(zxids, batch)]),
-        log.fsync(),
-    )[1]
+
+    def append_and_sync() -> int:
+        log.append([(zxid, payload) for zxid in itertools.islice(zxids, batch)])
+        return log.fsync()
+
     try:
         benchmark(append_and_sync)
     finally:

@@ -30,6 +30,7 @@ import psutil
 import zmq
 from tabulate import tabulate
 
+from bench._services import ZK_CLASSPATH
 from cluster.harness import Harness, wait_for
 from cluster.progress import Progress
 from zkcore import _records as rec
@@ -37,12 +38,6 @@ from zkcore import _records as rec
 ZNODES = 1000
 PAYLOAD = b"x" * 100
 LENGTH = struct.Struct(">i")
-ZK_CLASSPATH = ":".join(
-    f"/usr/share/java/{jar}.jar"
-    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-nop", "netty-all", "commons-cli",
-                "metrics-core", "jackson-databind", "jackson-core", "jackson-annotations", "commons-io",
-                "snappy-java")
-)  # fmt: skip
 
 
 def send_frame(sock: socket.socket, body: bytes) -> None:
@@ -70,6 +65,16 @@ def read_frames(n: int) -> list[bytes]:
     ]
 
 
+def mixed_frames(n: int, read_pct: int) -> list[bytes]:
+    """n requests, read_pct % of them getData and the rest setData of 100 bytes, interleaved."""
+    frames = read_frames(n)
+    for i in range(n):
+        if (i * read_pct) // 100 == ((i + 1) * read_pct) // 100:  # spreads the writes evenly
+            frames[i] = rec.RequestHeader(i + 1, rec.OpCode.SET_DATA).encode() + rec.SetDataRequest(
+                f"/b/n{i % ZNODES}", PAYLOAD, -1).encode()  # fmt: skip
+    return frames
+
+
 def connect_frame() -> bytes:
     return rec.ConnectRequest(0, 0, 30000, 0, bytes(16), False).encode()
 
@@ -77,8 +82,9 @@ def connect_frame() -> bytes:
 # --- load generators (one process each) ------------------------------------------------------------
 
 
-def zmq_generator(endpoints: list[str], outstanding: int, seconds: float, start_at: float, out: Any) -> None:
-    ctx = zmq.Context()
+def zmq_connect(endpoints: list[str]) -> tuple[zmq.Context[zmq.Socket[bytes]], list[zmq.Socket[bytes]]]:
+    """A session on each endpoint (ZeroMQ door), one DEALER socket each."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     socks = []
     for endpoint in endpoints:
         s = ctx.socket(zmq.DEALER)
@@ -88,7 +94,13 @@ def zmq_generator(endpoints: list[str], outstanding: int, seconds: float, start_
         assert s.poll(10000), f"{endpoint} did not answer the connect"
         assert s.recv(), f"{endpoint} refused the session"
         socks.append(s)
-    frames = read_frames(outstanding)
+    return ctx, socks
+
+
+def zmq_drive(socks: list[zmq.Socket[bytes]], frames: list[bytes], start_at: float, warmup_s: float,
+              seconds: float) -> int:  # fmt: skip
+    """Keep len(frames) requests in flight on each socket from start_at; the replies that came in
+    the `seconds` after the warm-up."""
     poller = zmq.Poller()
     for s in socks:
         poller.register(s, zmq.POLLIN)
@@ -96,8 +108,12 @@ def zmq_generator(endpoints: list[str], outstanding: int, seconds: float, start_
     for s in socks:
         for f in frames:
             s.send(f, copy=False)
-    done, end = 0, start_at + seconds
-    while time.time() < end:
+    done, outstanding = 0, len(frames)
+    measure_from, end = start_at + warmup_s, start_at + warmup_s + seconds
+    before = 0 if warmup_s <= 0 else None
+    while (now := time.time()) < end:
+        if before is None and now >= measure_from:
+            before = done
         for s, _ in poller.poll(100):
             while True:
                 try:
@@ -106,7 +122,24 @@ def zmq_generator(endpoints: list[str], outstanding: int, seconds: float, start_
                     break
                 done += 1
                 s.send(frames[done % outstanding], copy=False)
-    out.put(done)
+    return done - (before or 0)
+
+
+def zmq_generator(
+    endpoints: list[str], outstanding: int, seconds: float, start_at: float, out: Any, read_pct: int = 100
+) -> None:
+    ctx, socks = zmq_connect(endpoints)
+    out.put(zmq_drive(socks, mixed_frames(outstanding, read_pct), start_at, 0, seconds))
+    ctx.destroy(linger=0)
+
+
+def zmq_gated_generator(endpoints: list[str], outstanding: int, read_pct: int, warmup_s: float, seconds: float,
+                        gate: Any, out: Any) -> None:  # fmt: skip
+    """zmq_generator that says "ready" on out once connected, then takes its start time from gate."""
+    ctx, socks = zmq_connect(endpoints)
+    out.put("ready")
+    start_at = gate.get(timeout=120)
+    out.put(zmq_drive(socks, mixed_frames(outstanding, read_pct), start_at, warmup_s, seconds))
     ctx.destroy(linger=0)
 
 
@@ -136,8 +169,9 @@ def tcp_generator(endpoints: list[str], outstanding: int, seconds: float, start_
     done, end = 0, start_at + seconds
     while time.time() < end:
         for key, _ in sel.select(0.1):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
+            fileobj = key.fileobj
+            assert isinstance(fileobj, socket.socket)
+            s = fileobj
             try:
                 buf = pending[s] + s.recv(1 << 20)
             except BlockingIOError:

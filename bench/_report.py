@@ -1,0 +1,155 @@
+"""What `python -m bench` shows and keeps: tables of the runs with zkpy / ZooKeeper ratios, the
+notes that say what the figures mean on this machine, and PNG plots when matplotlib is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+
+def _ratio(row: dict[str, Any], key: str) -> str:
+    ratio = row.get("ratio_to_zookeeper", {}).get(key)
+    return f" ({ratio:.2f}x)" if ratio is not None else ""
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def table(rows: list[dict[str, Any]], tablefmt: str = "simple") -> str:
+    """One line per run; zkpy's figures carry their ratio to ZooKeeper's in the same run."""
+    out = []
+    for r in rows:
+        service = {"zookeeper": "ZooKeeper", "zkpy": "zkpy"}[r["service"]] + (
+            " (ZeroMQ)" if r["door"] == "zmq" else ""
+        )
+        lat = (
+            "/".join(_num(r.get(k), ".2f") for k in ("p50_ms", "p99_ms", "p999_ms")) if "p50_ms" in r else "-"
+        )
+        out.append([
+            r["ensemble"], r["read_pct"], service,
+            f"{r['ops_s']:,.0f}{_ratio(r, 'ops_s')}",
+            f"{r['reads_s_per_server']:,.0f}",
+            lat + (_ratio(r, "p99_ms").replace(")", " p99)") if "p50_ms" in r else ""),
+            f"{r['server_cpu_us_per_op']:.1f}{_ratio(r, 'server_cpu_us_per_op')}",
+            f"{r['client_cpu_us_per_op']:.1f}",
+            _num(r.get("leader_msgs_per_op"), ".3f"),
+            r["errors"] or "",
+        ])  # fmt: skip
+    headers = ["servers", "read %", "service", "ops/s (ours/ZK)", "reads/s per server", "p50/p99/p999 ms",
+               "server CPU-µs/op", "client CPU-µs/op", "leader msgs/op", "errors"]  # fmt: skip
+    if not any(r["errors"] for r in rows):
+        out, headers = [line[:-1] for line in out], headers[:-1]
+    return tabulate(out, headers=headers, disable_numparse=True, tablefmt=tablefmt)
+
+
+def unloaded_table(ensembles: dict[str, Any], tablefmt: str = "simple") -> str:
+    rows = []
+    for key, extra in ensembles.items():
+        if "unloaded" in extra:
+            u = extra["unloaded"]
+            rows.append([key, f"{u['create']['p50_us'] / 1000:.3f}", f"{u['get']['p50_us'] / 1000:.3f}",
+                         f"{u['create']['p99_us'] / 1000:.3f}", f"{u['get']['p99_us'] / 1000:.3f}"])  # fmt: skip
+    if not rows:
+        return ""
+    return tabulate(rows, headers=["one request in flight, via a follower", "create p50 ms", "getData p50 ms",
+                                   "create p99 ms", "getData p99 ms"], disable_numparse=True,
+                    tablefmt=tablefmt)  # fmt: skip
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """What the figures mean here: said in the output, not left for the reader to guess."""
+    cores = results["machine"]["cores"]
+    said = [
+        f"{cores} cores here, shared by every server, their peers and the load generator"
+        + (", and with whatever else runs on this machine" if cores <= 4 else "") + ": total throughput "
+        "cannot grow with servers on this machine. What carries over to servers with cores of their own: "
+        "reads/s per server, leader messages per read (zero: reads are answered by the server a session "
+        "is on) and server CPU-µs per op. capacity_reads_s in the JSON = servers x 1e6 / CPU-µs per read, "
+        "the reads/s that many servers with a core each would serve."
+    ]  # fmt: skip
+    idle = {k: v["leader_idle_msgs_s"] for k, v in results["ensembles"].items() if "leader_idle_msgs_s" in v}
+    if idle:
+        said.append("zkpy's leader exchanges heartbeats even when idle ("
+                    + ", ".join(f"{k} servers: {v:.0f}/s" for k, v in idle.items())
+                    + "). Under load each follower and observer also reports the sessions it heard "
+                    "from to the leader once a tick (zkcore's session reports, as ZooKeeper's learners do "
+                    "in their pings): a fixed rate per learner, not a message per read.")  # fmt: skip
+    for r in results["runs"]:
+        rate = idle.get(f"zkpy {r['ensemble']}")
+        if (
+            r["service"] == "zkpy"
+            and r["read_pct"] == 100
+            and rate
+            and r.get("leader_msgs_per_op") is not None
+        ):
+            beats = rate * r["seconds"] / max(r["ops_s"] * r["seconds"], 1)
+            said.append(f"zkpy {r['ensemble']} servers, 100% reads ({r['door']} door): the leader sent and "
+                        f"received {r['leader_msgs_per_op']:.4f} messages per read, {beats:.4f} of them its idle "
+                        f"heartbeats, {max(r['leader_msgs_per_op'] - beats, 0):.4f} beyond them.")  # fmt: skip
+    pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
+    said += pins
+    return said
+
+
+def show(results: dict[str, Any], tablefmt: str = "simple") -> str:
+    """The tables and the notes, as printed at the end of a run (and by `python -m bench report`)."""
+    parts = [table(results["runs"], tablefmt)]
+    unloaded = unloaded_table(results["ensembles"], tablefmt)
+    if unloaded:
+        parts.append(unloaded)
+    parts.append("\n".join(f"- {n}" for n in notes(results)))
+    return "\n\n".join(parts)
+
+
+def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """throughput.png (ops/s against read %, one line per ensemble, a panel per service, as in the
+    ZooKeeper paper's figure) and latency.png (p50/p99/p999 against read %). [] without matplotlib."""
+    try:
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return []
+    rows = [r for r in results["runs"] if r["door"] == "zk"]
+    services = [s for s in ("zookeeper", "zkpy") if any(r["service"] == s for r in rows)]
+    ensembles = list(dict.fromkeys(r["ensemble"] for r in rows))
+    names = {"zookeeper": "Apache ZooKeeper 3.8", "zkpy": "zkpy (ZooKeeper door)"}
+    fig, axes = plt.subplots(1, len(services), figsize=(5 * len(services), 4), sharey=True, squeeze=False)
+    for ax, service in zip(axes[0], services, strict=True):
+        for ensemble in ensembles:
+            pts = sorted(
+                (r["read_pct"], r["ops_s"])
+                for r in rows
+                if r["service"] == service and r["ensemble"] == ensemble
+            )
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{ensemble} servers")
+        ax.set(title=names[service], xlabel="percentage of reads", ylabel="operations per second")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    made = [out_dir / "throughput.png"]
+    fig.savefig(made[0], dpi=80)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    for ax, q in zip(axes, ("p50", "p99", "p999"), strict=True):
+        for service in services:
+            for ensemble in ensembles:
+                pts = sorted(
+                    (r["read_pct"], r[f"{q}_ms"])
+                    for r in rows
+                    if r["service"] == service and r["ensemble"] == ensemble
+                )
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle="-" if service == "zkpy" else "--",
+                        label=f"{names[service].split(' (')[0]}, {ensemble} servers")  # fmt: skip
+        ax.set(title=f"{q} latency under load", xlabel="percentage of reads", ylabel="ms", yscale="log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    made.append(out_dir / "latency.png")
+    fig.savefig(made[1], dpi=80)
+    plt.close(fig)
+    return made

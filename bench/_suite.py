@@ -1,0 +1,279 @@
+"""The runs of `python -m bench`: for each ensemble, each service is started, loaded with znodes,
+warmed up, then measured at each read ratio by the same C load generator; zkpy also through its
+ZeroMQ door by the Python generator of bench.throughput. One dict per run, ratios added after."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import _loadgen
+from bench._services import Ours, Service, ZooKeeper, set_affinity
+from cluster.progress import Progress
+
+SERVICES: dict[str, Callable[[Path, int, int], Service]] = {"zookeeper": ZooKeeper, "zkpy": Ours}
+
+
+@dataclass
+class Options:
+    ensembles: list[tuple[int, int]]  # (voters, observers)
+    read_pcts: list[int]
+    services: list[str]
+    seconds: float = 5.0
+    warmup_s: float = 1.0  # inside each run, before measuring
+    jit_warmup_s: float = 10.0  # once per ensemble, before the first run (ZooKeeper's JIT)
+    sessions: int = 15
+    outstanding: int = 40
+    znodes: int = 1000
+    unloaded_ops: int = 500
+    zmq_read_pcts: list[int] | None = None  # read ratios of the ZeroMQ-door rows; None: all; []: none
+    pin: bool = False
+
+
+def label(voters: int, observers: int) -> str:
+    return f"{voters}+{observers}" if observers else str(voters)
+
+
+def parse_ensemble(text: str) -> tuple[int, int]:
+    voters, _, observers = text.partition("+")
+    return int(voters), int(observers or 0)
+
+
+@dataclass
+class Ticker:
+    """A progress line redrawn from a thread while the main thread waits on a generator."""
+
+    total_runs: int
+    step: str = "starting"
+    runs: int = 0
+    progress: Progress = field(default_factory=lambda: Progress("bench"))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(0.5):
+            with self.lock:
+                self.progress.update(run=f"{self.runs}/{self.total_runs}", now=self.step)
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            self.progress.done()
+            print(text, flush=True)
+
+    def close(self) -> None:
+        self.stopped.set()
+        with self.lock:
+            self.progress.done()
+
+
+def cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def pinning(servers: int) -> tuple[set[int] | None, list[set[int]], str]:
+    """Cores for the generator and for each server. With more cores than servers: a core of its
+    own for each server, every other core for the generator (it needs them: ZooKeeper's C client
+    costs about as much CPU per request as a server). With fewer: the generator on one core and
+    the servers round-robin on the rest."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, [], f"--pin: {len(cores)} core, nothing to pin"
+    if len(cores) > servers:
+        per_server = [{core} for core in cores[:servers]]
+        generator = set(cores[servers:])
+        return generator, per_server, (f"pinned: each of {servers} servers on a core of its own, the load "
+                                       f"generator on cores {sorted(generator)}")  # fmt: skip
+    rest = cores[1:]
+    per_server = [{rest[i % len(rest)]} for i in range(servers)]
+    return {cores[0]}, per_server, (f"pinned: the load generator on core {cores[0]}, {servers} servers "
+                                    f"share cores {rest}")  # fmt: skip
+
+
+def measure_c(
+    service: Service, binary: Path, opts: Options, read_pct: int, gen_cores: set[int] | None
+) -> dict[str, Any]:
+    pids = service.pids()
+    marks: dict[str, tuple[float, int | None, float]] = {}
+    gen: list[int] = []
+
+    def mark(key: str) -> Callable[[], None]:
+        return lambda: marks.__setitem__(key, (cpu_s(pids), service.leader_messages(), cpu_s(gen)))
+
+    result = _loadgen.load(binary, service.hosts, opts.sessions, opts.outstanding, read_pct, opts.warmup_s,
+                           opts.seconds, opts.znodes, mark("start"), mark("stop"), gen_cores,
+                           gen.append)  # fmt: skip
+    (cpu0, msgs0, gen0), (cpu1, msgs1, gen1) = marks["start"], marks["stop"]
+    ops = max(result["all"]["ops"], 1)
+    row: dict[str, Any] = {
+        "ops_s": result["all"]["ops_s"], "reads_s": result["read"]["ops_s"], "writes_s": result["write"]["ops_s"],
+        "errors": result["errors"],
+        **{f"{q}_ms": result["all"][f"{q}_us"] / 1000 for q in ("p50", "p99", "p999")},
+        **{f"{kind}_{q}_ms": result[kind][f"{q}_us"] / 1000 for kind in ("read", "write") for q in ("p50", "p99", "p999")},
+        "server_cpu_us_per_op": (cpu1 - cpu0) * 1e6 / ops, "client_cpu_us_per_op": (gen1 - gen0) * 1e6 / ops,
+        "leader_msgs_per_op": (msgs1 - msgs0) / ops if msgs0 is not None and msgs1 is not None else None,
+    }  # fmt: skip
+    return row
+
+
+def measure_zmq(
+    service: Service, binary: Path, opts: Options, read_pct: int, gen_cores: set[int] | None
+) -> dict[str, Any]:
+    """bench.throughput's Python ZeroMQ generator: counts only (no latencies), 2 processes."""
+    from bench.throughput import zmq_gated_generator
+
+    assert isinstance(service, Ours), "only zkpy has a ZeroMQ door"
+    endpoints = service.endpoints
+    sessions = [endpoints[i % len(endpoints)] for i in range(opts.sessions)]
+    ctx = mp.get_context("spawn")
+    gate, out = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=zmq_gated_generator, args=(sessions[i::2], opts.outstanding, read_pct,
+                                                            opts.warmup_s, opts.seconds, gate, out))
+             for i in range(2)]  # fmt: skip
+    try:
+        for p in procs:
+            p.start()
+        for _ in procs:
+            assert out.get(timeout=120) == "ready"
+        if gen_cores:
+            for p in procs:
+                assert p.pid is not None
+                set_affinity(p.pid, gen_cores)
+        start_at = time.time() + 0.1
+        for _ in procs:
+            gate.put(start_at)
+        time.sleep(max(0.0, start_at + opts.warmup_s - time.time()))
+        pids, gens = service.pids(), [p.pid for p in procs if p.pid]
+        cpu0, msgs0, gen0 = cpu_s(pids), service.leader_messages(), cpu_s(gens)
+        time.sleep(max(0.0, start_at + opts.warmup_s + opts.seconds - time.time()))
+        cpu1, msgs1, gen1 = cpu_s(pids), service.leader_messages(), cpu_s(gens)
+        done = sum(out.get(timeout=60) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    ops = max(done, 1)
+    return {
+        "ops_s": done / opts.seconds, "reads_s": done * read_pct / 100 / opts.seconds,
+        "writes_s": done * (100 - read_pct) / 100 / opts.seconds, "errors": 0,
+        "server_cpu_us_per_op": (cpu1 - cpu0) * 1e6 / ops, "client_cpu_us_per_op": (gen1 - gen0) * 1e6 / ops,
+        "leader_msgs_per_op": (msgs1 - msgs0) / ops if msgs0 is not None and msgs1 is not None else None,
+    }  # fmt: skip
+
+
+def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: Path, tmp: Path,
+                 ticker: Ticker) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """Every run of one service at one ensemble size; and what was found on the way."""
+    name, n = label(voters, observers), voters + observers
+    ticker.step = f"starting {kind} ({name} servers)"
+    service = SERVICES[kind](tmp / f"{kind}-{name}", voters, observers)
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    try:
+        ticker.step = f"{service.name} {name}: {opts.znodes} znodes"
+        _loadgen.setup(binary, service.hosts[0], opts.znodes)
+        service.wait_replicated(opts.znodes)
+        gen_cores, server_cores, extra["pinning"] = pinning(n) if opts.pin else (None, [], "not pinned")
+        for pid, cores in zip(service.pids(), server_cores, strict=False):
+            set_affinity(pid, cores)
+        before, started = service.leader_messages(), time.monotonic()
+        time.sleep(1.0)
+        if before is not None:
+            extra["leader_idle_msgs_s"] = ((service.leader_messages() or 0) - before) / (
+                time.monotonic() - started
+            )
+        ticker.step = f"{service.name} {name}: warm-up {opts.jit_warmup_s:.0f}s"
+        _loadgen.load(binary, service.hosts, opts.sessions, opts.outstanding, 90, 0, opts.jit_warmup_s,
+                      opts.znodes, cores=gen_cores)  # fmt: skip
+        if voters == 3 and observers == 0 and opts.unloaded_ops:
+            ticker.step = f"{service.name} {name}: one request in flight"
+            extra["unloaded"] = _loadgen.unloaded(binary, service.follower(), opts.unloaded_ops)
+        for read_pct in opts.read_pcts:
+            for door, how in doors(kind, read_pct, opts):
+                ticker.step = f"{service.name} {name} servers, {read_pct}% reads, {door} door"
+                row = how(service, binary, opts, read_pct, gen_cores)
+                row = {"service": kind, "door": door, "ensemble": name, "voters": voters, "observers": observers,
+                       "servers": n, "read_pct": read_pct, "seconds": opts.seconds, **row,
+                       "reads_s_per_server": row["reads_s"] / n}  # fmt: skip
+                if read_pct == 100 and row["server_cpu_us_per_op"]:
+                    row["capacity_reads_s"] = n * 1e6 / row["server_cpu_us_per_op"]
+                rows.append(row)
+                ticker.runs += 1
+                ticker.say(one_line(row))
+    finally:
+        service.stop()
+    return rows, extra
+
+
+def doors(kind: str, read_pct: int, opts: Options) -> list[tuple[str, Callable[..., dict[str, Any]]]]:
+    zmq = kind == "zkpy" and (opts.zmq_read_pcts is None or read_pct in opts.zmq_read_pcts)
+    return [("zk", measure_c)] + ([("zmq", measure_zmq)] if zmq else [])
+
+
+def one_line(row: dict[str, Any]) -> str:
+    lat = f", p50/p99 {row['p50_ms']:.2f}/{row['p99_ms']:.2f} ms" if "p50_ms" in row else ""
+    return (f"  {row['service']:9s} {row['door']:3s} {row['ensemble']:>3s} servers {row['read_pct']:3d}% reads: "
+            f"{row['ops_s']:9,.0f} ops/s{lat}, {row['server_cpu_us_per_op']:.1f} server CPU-µs/op"
+            + (f", errors {row['errors']}" if row["errors"] else ""))  # fmt: skip
+
+
+RATIO_KEYS = ("ops_s", "p50_ms", "p99_ms", "p999_ms", "server_cpu_us_per_op", "reads_s_per_server")
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each zkpy figure over ZooKeeper's at the same ensemble and read ratio, from the same run."""
+    zk = {(r["ensemble"], r["read_pct"]): r for r in rows if r["service"] == "zookeeper"}
+    for r in rows:
+        base = zk.get((r["ensemble"], r["read_pct"]))
+        if r["service"] != "zkpy" or base is None:
+            continue
+        r["ratio_to_zookeeper"] = {k: r[k] / base[k] for k in RATIO_KEYS if k in r and base.get(k)}
+
+
+def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
+    binary = _loadgen.build()
+    total = len(opts.ensembles) * sum(len(doors(k, r, opts)) for k in opts.services for r in opts.read_pcts)
+    ticker = Ticker(total)
+    rows: list[dict[str, Any]] = []
+    found: dict[str, Any] = {}
+    try:
+        for voters, observers in opts.ensembles:
+            for kind in opts.services:
+                key = f"{kind} {label(voters, observers)}"
+                try:
+                    got, extra = run_ensemble(kind, voters, observers, opts, binary, tmp, ticker)
+                except (
+                    _loadgen.LoadGenError,
+                    AssertionError,
+                    RuntimeError,
+                    OSError,
+                    subprocess.SubprocessError,
+                ) as e:
+                    # One ensemble that would not start or load is reported; the others still run.
+                    got, extra = [], {"error": f"{type(e).__name__}: {e}"}
+                    ticker.say(f"  {key} servers: FAILED: {e}")
+                rows += got
+                found[key] = extra
+    finally:
+        ticker.close()
+    add_ratios(rows)
+    return {"runs": rows, "ensembles": found}

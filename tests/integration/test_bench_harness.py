@@ -1,0 +1,118 @@
+"""`python -m bench` end to end in a tiny mode: it builds its C load generator, starts the
+services, measures, and writes a results.json whose fields the README and the plots rely on.
+A missing compiler or libzookeeper-mt fails here, it is not skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import _suite
+from bench.throughput import mixed_frames
+from zkcore import _records as rec
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FIELDS = ("service", "door", "ensemble", "servers", "read_pct", "ops_s", "reads_s", "writes_s",
+              "reads_s_per_server", "server_cpu_us_per_op", "client_cpu_us_per_op", "leader_msgs_per_op",
+              "errors")  # fmt: skip
+LATENCY_FIELDS = ("p50_ms", "p99_ms", "p999_ms", "read_p50_ms", "write_p99_ms")
+
+
+def run_bench(tmp_path: Path, *args: str, timeout_s: float) -> dict[str, Any]:
+    env = {**os.environ, "ZKPY_BENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(tmp_path / "out")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=timeout_s)  # fmt: skip
+    assert out.returncode == 0, f"python -m bench failed:\n{out.stdout}\n{out.stderr}"
+    assert "ops/s (ours/ZK)" in out.stdout, out.stdout  # the table was printed
+    results: dict[str, Any] = json.loads((tmp_path / "out" / "results.json").read_text())
+    return results
+
+
+def test_the_harness_against_zkpy_alone(tmp_path: Path) -> None:
+    results = run_bench(tmp_path, "--services", "zkpy", "--ensembles", "1", "--reads", "50,100", "--seconds", "1",
+                        "--warmup", "0.2", "--jit-warmup", "0.5", "--zmq-reads", "100", "--sessions", "2",
+                        "--outstanding", "10", timeout_s=180)  # fmt: skip
+    runs = results["runs"]
+    assert [(r["door"], r["read_pct"]) for r in runs] == [("zk", 50), ("zk", 100), ("zmq", 100)]
+    for r in runs:
+        missing = [f for f in RUN_FIELDS if f not in r]
+        assert not missing, f"run {r} lacks {missing}"
+        assert r["errors"] == 0 and r["ops_s"] > 0 and r["server_cpu_us_per_op"] > 0, r
+        assert r["leader_msgs_per_op"] == 0, "one server has no peers to message"
+    assert all(runs[0][f] > 0 for f in LATENCY_FIELDS), runs[0]
+    assert runs[1]["read_p50_ms"] > 0 and runs[1]["write_p99_ms"] == 0, runs[1]
+    for r in runs[:2]:
+        assert r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"], r
+    assert runs[0]["writes_s"] > 0 and runs[1]["writes_s"] == 0
+    assert runs[1]["capacity_reads_s"] > 0
+    assert results["machine"]["cores"] >= 1 and results["notes"], results
+
+
+@pytest.fixture
+def slow_selected(request: pytest.FixtureRequest) -> None:
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("starts Apache ZooKeeper too: select it with -m slow")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("slow_selected")
+def test_the_harness_against_both_services_on_three_servers(tmp_path: Path) -> None:
+    results = run_bench(tmp_path, "--ensembles", "3", "--reads", "90,100", "--seconds", "2", "--warmup", "0.5",
+                        "--jit-warmup", "3", "--unloaded-ops", "100", "--no-zmq", timeout_s=600)  # fmt: skip
+    ours = [r for r in results["runs"] if r["service"] == "zkpy"]
+    assert {r["service"] for r in results["runs"]} == {"zookeeper", "zkpy"}
+    assert all(set(r["ratio_to_zookeeper"]) >= {"ops_s", "p99_ms", "server_cpu_us_per_op"} for r in ours)
+    for key in ("zookeeper 3", "zkpy 3"):
+        unloaded = results["ensembles"][key]["unloaded"]
+        assert unloaded["create"]["ops"] == unloaded["get"]["ops"] == 100, unloaded
+    reads_only = next(r for r in ours if r["read_pct"] == 100)
+    idle_rate = results["ensembles"]["zkpy 3"]["leader_idle_msgs_s"]
+    beyond = reads_only["leader_msgs_per_op"] - idle_rate / reads_only["ops_s"]
+    assert beyond < 0.01, f"reads cost the leader {beyond:.4f} messages each beyond its heartbeats"
+
+
+# --- the pieces, as tables ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("read_pct", "writes"), [(100, 0), (99, 1), (90, 10), (50, 50), (0, 100)])
+def test_mixed_frames_write_share(read_pct: int, writes: int) -> None:
+    frames = mixed_frames(100, read_pct)
+    kinds = [rec.RequestHeader.decode(f[:8]).type for f in frames]
+    assert kinds.count(rec.OpCode.SET_DATA) == writes
+    assert kinds.count(rec.OpCode.GET_DATA) == 100 - writes
+
+
+def test_ratios_pair_runs_of_the_same_ensemble_and_read_ratio() -> None:
+    def run(service: str, ensemble: str, read_pct: int, ops_s: float) -> dict[str, Any]:
+        return {"service": service, "door": "zk", "ensemble": ensemble, "read_pct": read_pct, "ops_s": ops_s,
+                "p99_ms": 2.0, "server_cpu_us_per_op": 10.0, "reads_s_per_server": ops_s}  # fmt: skip
+
+    rows = [run("zookeeper", "3", 90, 1000), run("zookeeper", "3", 100, 4000), run("zkpy", "3", 90, 500),
+            run("zkpy", "3", 100, 6000), run("zkpy", "5", 100, 1)]  # fmt: skip
+    _suite.add_ratios(rows)
+    assert rows[2]["ratio_to_zookeeper"]["ops_s"] == 0.5
+    assert rows[3]["ratio_to_zookeeper"] == {"ops_s": 1.5, "p99_ms": 1.0, "server_cpu_us_per_op": 1.0,
+                                             "reads_s_per_server": 1.5}  # fmt: skip
+    assert "ratio_to_zookeeper" not in rows[4] and "ratio_to_zookeeper" not in rows[0]
+
+
+@pytest.mark.parametrize(
+    ("cores", "servers", "generator", "per_server"),
+    [
+        (2, 1, {1}, [{0}]),  # this machine, one server: a core each
+        (2, 3, {0}, [{1}, {1}, {1}]),  # too few cores: the servers share what the generator leaves
+        (8, 5, {5, 6, 7}, [{0}, {1}, {2}, {3}, {4}]),  # a core per server, the rest drive the load
+        (1, 3, None, []),  # nothing to pin
+    ],
+)
+def test_pinning(monkeypatch: pytest.MonkeyPatch, cores: int, servers: int, generator: set[int] | None,
+                 per_server: list[set[int]]) -> None:  # fmt: skip
+    monkeypatch.setattr(_suite.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    got_generator, got_servers, said = _suite.pinning(servers)
+    assert (got_generator, got_servers) == (generator, per_server), said
