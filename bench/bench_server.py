@@ -76,7 +76,8 @@ class OneServer:
 
 
 def request(xid: int, opcode: int, record: Any) -> bytes:
-    return RequestHeader(xid, opcode).encode() + record.encode()
+    body: bytes = record.encode()
+    return RequestHeader(xid, opcode).encode() + body
 
 
 @pytest.fixture

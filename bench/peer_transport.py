@@ -84,7 +84,7 @@ def run(transport: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]
         for i in range(ZNODES):
             s.create(f"/w/n{i}", PAYLOAD)
         s.close()
-        servers = [psutil.Process(e.pid(sid)) for sid in e.servers]  # type: ignore[arg-type]
+        servers = [psutil.Process(e.pid(sid)) for sid in e.servers]
         endpoints = [e.endpoint(e.servers[i % len(e.servers)]) for i in range(args.sessions)]
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
