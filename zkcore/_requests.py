@@ -153,11 +153,12 @@ def write_reply_body(opcode: int, result: ApplyResult) -> tuple[int, JuteRecord 
     if opcode == OpCode.CREATE:
         return Code.OK, CreateResponse(result.path)
     if opcode in (OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_CONTAINER):
-        assert result.stat is not None
-        return Code.OK, Create2Response(result.path, result.stat)
+        stat = result.stat
+        assert stat is not None
+        return Code.OK, Create2Response(result.path, stat)
     if opcode in (OpCode.SET_DATA, OpCode.SET_ACL):
-        assert result.stat is not None
-        return Code.OK, StatResponse(result.stat)
+        assert result.node is not None
+        return Code.OK, result.node.stat_bytes()  # a StatResponse is its Stat alone
     return Code.OK, None
 
 
