@@ -54,8 +54,13 @@ class OneServer:
             request(i + 2, OpCode.CREATE, CreateRequest(f"/b/n{i}", DATA, OPEN_ACL_UNSAFE, 0))
             for i in range(ZNODES)
         ]
-        self.server.receive_frames("c", frames)
+        self.feed(frames)
         self.pump()
+
+    def feed(self, frames: list[bytes]) -> None:
+        frames = list(frames)
+        while frames:
+            del frames[: self.server.receive_frames("c", frames)]
 
     def pump(self) -> None:
         server = self.server
@@ -70,7 +75,7 @@ class OneServer:
 
     def run(self, frames: list[bytes]) -> None:
         before = self.replies
-        self.server.receive_frames("c", frames)
+        self.feed(frames)
         self.pump()
         assert self.replies - before == len(frames)
 

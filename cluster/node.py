@@ -150,6 +150,7 @@ class Node:
         self.cut: frozenset[int] = frozenset()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.peers = peer_transport(self.ctx, conf, server_id)
+        self.held: dict[bytes, list[bytes]] = {}  # client frames taken off the socket, not yet fed
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -184,8 +185,8 @@ class Node:
         next_tick = time.monotonic()
         while self.running:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-            if self.peers.before_poll():
-                timeout_ms = 0  # a peer message came after we last looked
+            if self.peers.before_poll() or self.held:
+                timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             events = dict(poller.poll(timeout_ms))
             self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
@@ -198,7 +199,7 @@ class Node:
                 self.on_peer_frame(frame)
             for sid in self.peers.lost(events):
                 self.server.peer_lost(sid)
-            if self.client_sock in events:
+            if self.client_sock in events or self.held:
                 self.on_client_frames()
             if self.zk is not None:
                 self.on_zk_events(events)
@@ -224,30 +225,49 @@ class Node:
 
     def on_client_frames(self) -> None:
         """Client frames waiting now, for at most CLIENT_TURN_S: peers and ticks come first, so
-        costly requests cannot starve Zab into an election."""
-        sock = self.client_sock
+        costly requests cannot starve Zab into an election. Frames taken off the socket but not
+        yet given to the server when the time is up are held, and go first next turn."""
         deadline = time.monotonic() + CLIENT_TURN_S
         for _ in range(CLIENT_TURN_FRAMES_MAX // CLIENT_BATCH_FRAMES):
-            # A ROUTER message is [identity, frame]; anything else is not ours. Each client's
-            # frames go in together, in its order, so that its reads are answered in one batch.
-            # (recv, not recv_multipart: pyzmq's multipart calls cost five times as much.)
-            by_conn: dict[bytes, list[bytes]] = {}
-            taken = 0
-            while taken < CLIENT_BATCH_FRAMES:
-                try:
-                    conn = sock.recv(NOBLOCK)
-                    part = sock.recv(NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                taken += 1
-                if part.more:
-                    self._discard_rest(sock)
-                else:
-                    by_conn.setdefault(conn, []).append(part.bytes)
-            for conn, frames in by_conn.items():
-                self.server.receive_frames(conn, frames)
-            if taken < CLIENT_BATCH_FRAMES or time.monotonic() > deadline:
+            if not self._feed_held(deadline):
                 return
+            if self._take_client_frames() < CLIENT_BATCH_FRAMES:
+                self._feed_held(deadline)
+                return
+
+    def _take_client_frames(self) -> int:
+        """Up to CLIENT_BATCH_FRAMES messages from the socket into `held`, grouped by client in
+        its order, so that a client's reads are answered in one batch; how many were taken. A
+        ROUTER message is [identity, frame]; anything else is not ours. (recv, not recv_multipart:
+        pyzmq's multipart calls cost five times as much.)"""
+        sock, held = self.client_sock, self.held
+        taken = 0
+        while taken < CLIENT_BATCH_FRAMES:
+            try:
+                conn = sock.recv(NOBLOCK)
+                part = sock.recv(NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            taken += 1
+            if part.more:
+                self._discard_rest(sock)
+            else:
+                held.setdefault(conn, []).append(part.bytes)
+        return taken
+
+    def _feed_held(self, deadline: float) -> bool:
+        """Give the server the held frames, each client's in order; False if time ran out."""
+        held = self.held
+        for conn in list(held):
+            frames = held[conn]
+            while frames:
+                del frames[: self.server.receive_frames(conn, frames)]
+                if time.monotonic() > deadline:
+                    if not frames:
+                        del held[conn]
+                    return False
+            del held[conn]
+        return True
 
     @staticmethod
     def _discard_rest(sock: zmq.Socket[bytes]) -> None:
@@ -277,15 +297,14 @@ class Node:
                         frames.append(item)
                         owner = conn
                         continue
-                    if frames:
-                        server.receive_frames(conn, frames)
-                        frames = []
+                    while frames:
+                        del frames[: server.receive_frames(conn, frames)]
                     if item is None:
                         server.close(conn)
                     else:
                         zk.send_text(conn, self.admin.answer(item, server))
-                if frames:
-                    server.receive_frames(owner, frames)
+                while frames:
+                    del frames[: server.receive_frames(owner, frames)]
 
     def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
         """Poll each open connection for reading, and for writing while it has output queued."""

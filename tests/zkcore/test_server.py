@@ -215,7 +215,12 @@ def _run_of_frames(batched: bool, tail: list[bytes]) -> tuple[list[bytes | None]
         *tail,
     ]
     if batched:
-        server.receive_frames("c", frames)
+        taken = []
+        while frames:
+            taken.append(server.receive_frames("c", frames))
+            del frames[: taken[-1]]
+        # The three reads first, then the unreadable one alone, then the read with a watch, ...
+        assert taken[:2] == [3, 1] and sum(taken) == 7 + len(tail)
     else:
         for frame in frames:
             server.receive("c", frame)
@@ -258,9 +263,8 @@ def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.Monk
         raise AssertionError("a plain read was decoded in Python")
 
     monkeypatch.setattr("zkcore.server._clients.decode_request", no_decoding)
-    server.receive_frames(
-        "c", [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (2, 3, 4)]
-    )
+    reads = [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (2, 3, 4)]
+    assert server.receive_frames("c", reads) == 3
     net.pump()
     replies = [reply(f) for f in net.frames("c")]
     assert [h.xid for h, _ in replies] == [2, 3, 4]

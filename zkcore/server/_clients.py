@@ -274,15 +274,19 @@ class ClientTable:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> None:
-        """Frames from one connection, in order: as receive() takes them one by one, but a run
-        of plain reads from an idle session is answered natively in one call, undecoded."""
+    def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> int:
+        """Take the frames that open `frames` (one connection's, in order) and say how many: a
+        run of plain reads from an idle session, answered natively in one call and undecoded,
+        or else the first frame alone, as receive() takes it. Call again with the rest: a
+        shell bounding its loop turn can stop between calls, as no call costs more than one
+        request or one native batch."""
         conn = self.connections.get(conn_id)
-        done = 0
         if conn is not None and conn.session_id and conn.connect is None and not conn.queue:
             done = self._answer_read_run(conn, frames)
-        for frame in itertools.islice(frames, done, None):
-            self.receive(conn_id, frame)
+            if done:
+                return done
+        self.receive(conn_id, frames[0])
+        return 1
 
     def _answer_read_run(self, conn: Connection, frames: list[bytes]) -> int:
         """Answer the reads that open `frames` in one native batch, up to the first frame that

@@ -219,9 +219,10 @@ class Server:
         """A frame from a client connection (the first one is its connect)."""
         self.clients.receive(conn, frame)
 
-    def receive_frames(self, conn: ConnId, frames: list[bytes]) -> None:
-        """Frames from one client connection, in the order it sent them."""
-        self.clients.receive_frames(conn, frames)
+    def receive_frames(self, conn: ConnId, frames: list[bytes]) -> int:
+        """Frames from one client connection, in the order it sent them: how many of the first
+        were taken (a run of reads answered in one batch, or one frame); give it the rest next."""
+        return self.clients.receive_frames(conn, frames)
 
     def close(self, conn: ConnId) -> None:
         """A client connection is gone (or its transport gave up on it)."""
