@@ -378,7 +378,11 @@ class ServerSimulation:
 
     def _send(self, message: Message) -> None:
         source, target = message.source, message.target
-        if (source, target) in self._blocked or self.rng.random() < self.options.loss:
+        # Loss is drawn even after healing, so the schedule up to there stays the seed's; once
+        # healed the network loses nothing: a lost forwarded write leaves its client silent
+        # until it times out, so liveness under loss would have no bound.
+        lost = self.rng.random() < self.options.loss
+        if (source, target) in self._blocked or (lost and not self.liveness):
             return
         payload: Any = encode_message(message) if self.options.wire else message
         self._push(self._later((source, target), self.options.delay_max), _DELIVER, (source, target, payload))
@@ -690,7 +694,8 @@ class ServerSimulation:
         self.trace.append((self.now, "partition", tuple(sorted(side))))
 
     def _heal(self) -> None:
-        """Every server up, unpaused and connected; clients finish what they started."""
+        """Every server up, unpaused and connected, no message lost; clients finish what they
+        started."""
         self.liveness = True
         self.core = tuple(sorted(self.nodes))
         self._blocked = set()
