@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import zmq
 from tabulate import tabulate
 
-from bench.throughput import connect_frame
+from bench.throughput import zmq_connect, zmq_drive
 from cluster.harness import Harness, wait_for
 from cluster.progress import Progress
 from cluster.wire import WireSession
@@ -44,35 +43,8 @@ def write_frames(n: int) -> list[bytes]:
 
 def generator(endpoints: list[str], outstanding: int, seconds: float, start_at: float, out: Any) -> None:
     """Keep `outstanding` writes in flight on a session per endpoint; count the replies."""
-    ctx = zmq.Context()
-    socks = []
-    for endpoint in endpoints:
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(endpoint)
-        s.send(connect_frame())
-        assert s.poll(10000), f"{endpoint} did not answer the connect"
-        assert s.recv(), f"{endpoint} refused the session"
-        socks.append(s)
-    frames = write_frames(outstanding)
-    poller = zmq.Poller()
-    for s in socks:
-        poller.register(s, zmq.POLLIN)
-    time.sleep(max(0.0, start_at - time.time()))
-    for s in socks:
-        for f in frames:
-            s.send(f, copy=False)
-    done, end = 0, start_at + seconds
-    while time.time() < end:
-        for s, _ in poller.poll(100):
-            while True:
-                try:
-                    s.recv(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                done += 1
-                s.send(frames[done % outstanding], copy=False)
-    out.put(done)
+    ctx, socks = zmq_connect(endpoints)
+    out.put(zmq_drive(socks, write_frames(outstanding), start_at, 0, seconds))
     ctx.destroy(linger=0)
 
 
