@@ -25,7 +25,7 @@ import psutil
 from tabulate import tabulate
 
 from bench._services import Ours, Service, ZooKeeper, node_count
-from bench.throughput import LENGTH, connect_frame, recv_frame, send_frame
+from bench.throughput import LENGTH, connect_frame, frame_starts, recv_frame, send_frame
 from cluster.harness import wait_for
 from cluster.progress import Progress
 from zkcore import _records as rec
@@ -68,16 +68,12 @@ def create_all(host: str, count: int, data: bytes, progress: Progress) -> float:
             if not chunk:
                 raise ConnectionError(f"{host} closed the connection after {done} creates")
             buf += chunk
-            pos = 0
-            while len(buf) - pos >= 4:
-                (n,) = LENGTH.unpack_from(buf, pos)
-                if len(buf) - pos - 4 < n:
-                    break
-                err = int.from_bytes(buf[pos + 16 : pos + 20], "big", signed=True)
+            starts, pos = frame_starts(buf)
+            for start in starts:  # a reply header: xid, zxid, err
+                err = int.from_bytes(buf[start + 12 : start + 16], "big", signed=True)
                 if err != 0:
                     raise RuntimeError(f"a create failed on {host} with error {err}")
-                pos += 4 + n
-                done += 1
+            done += len(starts)
             buf = buf[pos:]
             progress.update(created=f"{done:,} of {count:,}")
         return time.monotonic() - started

@@ -23,10 +23,9 @@ from typing import Any
 import psutil
 from tabulate import tabulate
 
-from bench.throughput import zmq_connect, zmq_drive
-from cluster.harness import Harness, wait_for
+from bench.throughput import populate, zmq_connect, zmq_drive
+from cluster.harness import Harness
 from cluster.progress import Progress
-from cluster.wire import WireSession
 from zkcore import _records as rec
 
 ZNODES = 100
@@ -51,11 +50,7 @@ def generator(endpoints: list[str], outstanding: int, seconds: float, start_at: 
 def run(transport: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     e = Harness(tmp / f"{transport}-{time.monotonic_ns()}", 3, transport=transport)
     try:
-        s = WireSession(e.endpoint(wait_for(e.leader, 30, "a leader")))  # type: ignore[arg-type]
-        s.create("/w")
-        for i in range(ZNODES):
-            s.create(f"/w/n{i}", PAYLOAD)
-        s.close()
+        populate(e, "/w", ZNODES)
         servers = [psutil.Process(e.pid(sid)) for sid in e.servers]
         endpoints = [e.endpoint(e.servers[i % len(e.servers)]) for i in range(args.sessions)]
         ctx = mp.get_context("spawn")

@@ -143,6 +143,19 @@ def zmq_gated_generator(endpoints: list[str], outstanding: int, read_pct: int, w
     ctx.destroy(linger=0)
 
 
+def frame_starts(buf: bytes) -> tuple[list[int], int]:
+    """Where each whole length-prefixed frame in `buf` begins (past its length), and where the
+    unfinished rest begins."""
+    starts, pos = [], 0
+    while len(buf) - pos >= 4:
+        (n,) = LENGTH.unpack_from(buf, pos)
+        if len(buf) - pos - 4 < n:
+            break
+        starts.append(pos + 4)
+        pos += 4 + n
+    return starts, pos
+
+
 def tcp_generator(endpoints: list[str], outstanding: int, seconds: float, start_at: float, out: Any) -> None:
     """The same load over ZooKeeper's TCP protocol (every frame after a 4-byte length)."""
     socks = []
@@ -176,13 +189,8 @@ def tcp_generator(endpoints: list[str], outstanding: int, seconds: float, start_
                 buf = pending[s] + s.recv(1 << 20)
             except BlockingIOError:
                 continue
-            replies, pos = 0, 0
-            while len(buf) - pos >= 4:
-                (n,) = LENGTH.unpack_from(buf, pos)
-                if len(buf) - pos - 4 < n:
-                    break
-                pos += 4 + n
-                replies += 1
+            starts, pos = frame_starts(buf)
+            replies = len(starts)
             pending[s] = buf[pos:]
             done += replies
             if replies:
@@ -227,16 +235,21 @@ def drive(kind: str, endpoints: list[str], pids: list[int], args: argparse.Names
 # --- the two services -------------------------------------------------------------------------------
 
 
+def populate(e: Harness, parent: str, count: int) -> None:
+    """Create `parent` and `count` children of it holding PAYLOAD, through the leader."""
+    from cluster.wire import WireSession
+
+    s = WireSession(e.endpoint(wait_for(e.leader, 30, "a leader")))  # type: ignore[arg-type]
+    s.create(parent)
+    for i in range(count):
+        s.create(f"{parent}/n{i}", PAYLOAD)
+    s.close()
+
+
 def zkpy_run(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     e = Harness(tmp / f"zkpy{n}", n)
     try:
-        from cluster.wire import WireSession
-
-        s = WireSession(e.endpoint(wait_for(e.leader, 30, "a leader")))  # type: ignore[arg-type]
-        s.create("/b")
-        for i in range(ZNODES):
-            s.create(f"/b/n{i}", PAYLOAD)
-        s.close()
+        populate(e, "/b", ZNODES)
         pids = [e.pid(sid) for sid in e.servers]
         wait_for(lambda: all(e.mntr(sid).get("zk_znode_count") == e.mntr(e.servers[0]).get("zk_znode_count")
                              for sid in e.servers), 30, "every server to have every znode")  # fmt: skip

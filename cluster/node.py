@@ -289,13 +289,13 @@ class Node:
                 cut = zk.on_writable(fd)
                 if cut is not None:
                     server.close(cut)
-            if event & zmq.POLLIN:
-                frames: list[bytes] = []  # one connection's, given to the server together
-                owner = None
-                for conn, item in zk.read(fd):
+            tcp = zk.by_fd.get(fd)  # gone if the write above cut it off
+            if event & zmq.POLLIN and tcp is not None:
+                conn = tcp.conn_id  # every item read from this fd is its connection's
+                frames: list[bytes] = []  # given to the server together
+                for _, item in zk.read(fd):
                     if isinstance(item, bytes):
                         frames.append(item)
-                        owner = conn
                         continue
                     while frames:
                         del frames[: server.receive_frames(conn, frames)]
@@ -304,7 +304,7 @@ class Node:
                     else:
                         zk.send_text(conn, self.admin.answer(item, server))
                 while frames:
-                    del frames[: server.receive_frames(owner, frames)]
+                    del frames[: server.receive_frames(conn, frames)]
 
     def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
         """Poll each open connection for reading, and for writing while it has output queued."""

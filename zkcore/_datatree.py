@@ -143,6 +143,7 @@ class ApplyResult:
     node: Node | None = None  # the node a create, setData or setACL left; see `stat`
     multi: list[OpResult] | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
+    stat_packed: bytes | None = None  # the node's Stat as packed for the read index, if it was
 
     @property
     def stat(self) -> Stat | None:
@@ -185,9 +186,13 @@ class DataTree:
             readable = self._readable[acl] = _acl.world_readable(acl)
         return readable
 
-    def _mirror(self, path: str, node: Node) -> None:
-        if self._index is not None:
-            self._index.put(path, node.data, node.stat_bytes(), self._world_readable(node.acl))
+    def _mirror(self, path: str, node: Node) -> bytes | None:
+        """Copy the node into the read index, if there is one; the Stat packed for it."""
+        if self._index is None:
+            return None
+        stat = node.stat_bytes()
+        self._index.put(path, node.data, stat, self._world_readable(node.acl))
+        return stat
 
     def _insert(self, path: str, node: Node, mirror: bool = True) -> None:
         self.nodes[path] = node
@@ -380,7 +385,7 @@ class DataTree:
         node.mtime = header.time
         node.mzxid = header.zxid
         node.version = txn.version
-        self._mirror(txn.path, node)
+        result.stat_packed = self._mirror(txn.path, node)
         result.path = txn.path
         result.node = node
         result.events.append((NODE_DATA_CHANGED, txn.path))
@@ -392,7 +397,7 @@ class DataTree:
             return
         node.acl = self.intern_acl(txn.acl)
         node.aversion = txn.version
-        self._mirror(txn.path, node)
+        result.stat_packed = self._mirror(txn.path, node)
         result.path = txn.path
         result.node = node
 

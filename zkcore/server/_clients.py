@@ -21,7 +21,7 @@ from typing import Protocol
 
 from zkcore import limits
 from zkcore._acl import auth_identity
-from zkcore._datatree import ApplyResult, DataTree
+from zkcore._datatree import ApplyResult, DataTree, ReadIndex
 from zkcore._errors import Code, KeeperError, RemoteError
 from zkcore._paths import path_problem
 from zkcore._records import (
@@ -291,8 +291,7 @@ class ClientTable:
     def _answer_read_run(self, conn: Connection, frames: list[bytes]) -> int:
         """Answer the reads that open `frames` in one native batch, up to the first frame that
         is not a plain read or that the slow path must answer; how many frames were answered."""
-        tree = self.host.tree
-        index = tree.index
+        index = self.host.tree.index
         if index is None:
             return 0
         run = 0
@@ -302,17 +301,13 @@ class ClientTable:
             run += 1
         if run == 0:
             return 0
-        batch = b"".join([FRAME.pack(len(f)) + f for f in frames[:run]])
-        replies, status = index.read_batch(batch, tree.last_zxid)
         sends = self.sends
         conn_id = conn.conn
-        pos = answered = 0
-        for st in status:
-            if st == READ_SLOW:
+        answered = 0
+        for st, reply in self._read_batch(index, frames[:run]):
+            if reply is None:
                 break
-            (n,) = FRAME.unpack_from(replies, pos)
-            start, pos = pos + 4, pos + 4 + n
-            if st == READ_WATCH or replies[start + ERR_OFFSET : start + ERR_OFFSET + 4] == NO_NODE:
+            if st == READ_WATCH or reply[ERR_OFFSET : ERR_OFFSET + 4] == NO_NODE:
                 # Decoded after all: a watch needs its path, and a path that is not UTF-8 is the
                 # slow path's to refuse (it was not found, so the lookup did not check it).
                 try:
@@ -320,8 +315,8 @@ class ClientTable:
                 except RemoteError:
                     break
                 if st == READ_WATCH:
-                    self._set_watch(conn, req, ERR.unpack_from(replies, start + ERR_OFFSET)[0])
-            sends.append((conn_id, replies[start:pos]))
+                    self._set_watch(conn, req, ERR.unpack_from(reply, ERR_OFFSET)[0])
+            sends.append((conn_id, reply))
             answered += 1
         if answered:
             self.host.touch(conn.session_id)
@@ -330,6 +325,23 @@ class ClientTable:
             conn.requests += answered
             self._observe_many(0.0, answered)  # answered as they arrived
         return answered
+
+    def _read_batch(self, index: ReadIndex, frames: list[bytes]) -> list[tuple[int, bytes | None]]:
+        """Each frame's status from one native read batch, and its reply (None for a frame the
+        slow path must answer)."""
+        replies, status = index.read_batch(
+            b"".join([FRAME.pack(len(f)) + f for f in frames]), self.host.tree.last_zxid
+        )
+        out: list[tuple[int, bytes | None]] = []
+        pos = 0
+        for st in status:
+            if st == READ_SLOW:
+                out.append((st, None))
+                continue
+            (n,) = FRAME.unpack_from(replies, pos)
+            out.append((st, replies[pos + 4 : pos + 4 + n]))
+            pos += 4 + n
+        return out
 
     def receive(self, conn_id: ConnId, frame: bytes) -> None:
         """One frame from a connection: its connect (or a four-letter word), then requests."""
@@ -454,16 +466,9 @@ class ClientTable:
         index = tree.index
         for first in range(0, len(native) if index is not None else 0, limits.read_batch_max):
             chunk = native[first : first + limits.read_batch_max]
-            batch = b"".join(FRAME.pack(len(p.frame)) + p.frame for p in chunk)
             assert index is not None
-            replies, status = index.read_batch(batch, tree.last_zxid)
-            pos = 0
-            for p, st in zip(chunk, status, strict=True):
-                if st == 2:
-                    continue
-                (n,) = FRAME.unpack_from(replies, pos)
-                p.reply = replies[pos + 4 : pos + 4 + n]
-                pos += 4 + n
+            for p, (_, reply) in zip(chunk, self._read_batch(index, [p.frame for p in chunk]), strict=True):
+                p.reply = reply
         for p in reads:
             if p.reply is None:
                 body: JuteRecord | bytes | None
