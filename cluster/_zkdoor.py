@@ -70,6 +70,9 @@ class ZkDoor:
         self.refused = 0
         self.refused_logged = 0.0
         self._ids = itertools.count(1)
+        # One buffer for every recv: a fresh 256 KiB bytes per recv costs an mmap, an mremap
+        # and a munmap (the node's malloc maps blocks of 128 KiB and up on their own).
+        self._recv_view = memoryview(bytearray(RECV_BYTES))
 
     # --- the poll set -------------------------------------------------------------------------
 
@@ -119,17 +122,18 @@ class ZkDoor:
         conn = self.by_fd.get(fd)
         if conn is None or conn.closing:
             return
+        view = self._recv_view
         try:
-            data = conn.sock.recv(RECV_BYTES)
+            n = conn.sock.recv_into(view)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
+            n = 0
+        if not n:
             self.close(conn.conn_id)
             yield conn.conn_id, None
             return
-        conn.inbuf += data
+        conn.inbuf += view[:n]
         for _ in range(FRAMES_PER_TURN_MAX):
             buf = conn.inbuf
             if len(buf) < 4:

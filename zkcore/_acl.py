@@ -92,6 +92,7 @@ def allows(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id]) -> bool:
     """Whether a caller holding `auth_ids` may do `perm` on a node with `acl`."""
     if not acl:
         return True
+    perm = int(perm)  # `int & Perms` would run enum's Python-level __and__ for every entry
     if any(i.scheme == "super" for i in auth_ids):
         return True
     for entry in acl:

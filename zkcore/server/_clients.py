@@ -537,7 +537,7 @@ class ClientTable:
     def on_applied(self, header: TxnHeader, result: ApplyResult) -> None:
         """Notify the watchers of what the txn changed, then reply to the local client whose
         write it was, if that client is connected here."""
-        if result.events:
+        if result.events and self.watches.watchers():  # no watch anywhere: nothing to fire
             self._notify(self.watches.trigger(result.events), header.zxid)
         if self.syncs:
             self._answer_syncs()
