@@ -5,7 +5,7 @@
     python -m bench report DIR/results.json [--markdown] [--plots DIR]
 
 Each ensemble of each service is started here (fsync on), given 1000 znodes of 100 bytes, warmed
-up (ZooKeeper's JIT), then driven at each read ratio by one C load generator on ZooKeeper's C
+up (ZooKeeper's JIT: 60 s of load, after which it has stopped speeding up here), then driven at each read ratio by one C load generator on ZooKeeper's C
 client (getData / setData of 100 bytes, SESSIONS sessions spread evenly over the servers, each
 with OUTSTANDING requests in flight) on ZooKeeper's client port and on zkpy's ZooKeeper door;
 zkpy again through its ZeroMQ door by bench.throughput's Python generator. Prints a table and
@@ -38,7 +38,7 @@ SUBCOMMANDS = {
 }
 QUICK = {"ensembles": "1,3", "reads": "0,90,100", "seconds": 2.0, "warmup": 0.5, "jit_warmup": 2.0,
          "unloaded_ops": 200, "zmq_reads": "100"}  # fmt: skip
-FULL = {"ensembles": "1,3,5,3+2", "reads": "0,50,90,99,100", "seconds": 5.0, "warmup": 1.0, "jit_warmup": 10.0,
+FULL = {"ensembles": "1,3,5,3+2", "reads": "0,50,90,99,100", "seconds": 5.0, "warmup": 1.0, "jit_warmup": 60.0,
         "unloaded_ops": 1000, "zmq_reads": None}  # fmt: skip
 
 
@@ -54,7 +54,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reads", help=f"read percentages ({FULL['reads']})")
     p.add_argument("--seconds", type=float, help=f"measured seconds per run ({FULL['seconds']:.0f})")
     p.add_argument("--warmup", type=float, help="seconds of load before each measured run (1)")
-    p.add_argument("--jit-warmup", type=float, help="seconds of load after each ensemble starts (10)")
+    p.add_argument(
+        "--jit-warmup",
+        type=float,
+        help="seconds of load after each ensemble starts (60; --quick: 2, which leaves ZooKeeper cold)",
+    )
     p.add_argument("--sessions", type=int, default=15, help="sessions, spread evenly over the servers (15)")
     p.add_argument("--outstanding", type=int, default=40, help="requests in flight per session (40)")
     p.add_argument(

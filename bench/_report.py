@@ -89,6 +89,13 @@ def notes(results: dict[str, Any]) -> list[str]:
             said.append(f"zkpy {r['ensemble']} servers, 100% reads ({r['door']} door): the leader sent and "
                         f"received {r['leader_msgs_per_op']:.4f} messages per read, {beats:.4f} of them its idle "
                         f"heartbeats, {max(r['leader_msgs_per_op'] - beats, 0):.4f} beyond them.")  # fmt: skip
+    for key, extra in results["ensembles"].items():
+        slices = extra.get("warmup_ops_s") or []
+        if len(slices) < 2 or abs(slices[-1] - slices[-2]) > 0.1 * max(slices[-2], 1):
+            said.append(f"{key} servers: still warming up when measuring began (warm-up ops/s by slice: "
+                        + ", ".join(f"{v:,.0f}" for v in slices) + "); ZooKeeper's JIT in particular needs "
+                        "tens of seconds of load, so its figures here are below its steady state and the "
+                        "ratios flatter zkpy. The full run (python -m bench) warms each ensemble for 60 s.")  # fmt: skip
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins
     return said
