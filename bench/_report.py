@@ -92,10 +92,10 @@ def notes(results: dict[str, Any]) -> list[str]:
     for key, extra in results["ensembles"].items():
         slices = extra.get("warmup_ops_s") or []
         if len(slices) < 2 or abs(slices[-1] - slices[-2]) > 0.1 * max(slices[-2], 1):
-            said.append(f"{key} servers: still warming up when measuring began (warm-up ops/s by slice: "
-                        + ", ".join(f"{v:,.0f}" for v in slices) + "); ZooKeeper's JIT in particular needs "
-                        "tens of seconds of load, so its figures here are below its steady state and the "
-                        "ratios flatter zkpy. The full run (python -m bench) warms each ensemble for 60 s.")  # fmt: skip
+            said.append(f"{key} servers: not settled when measuring began, its last two warm-up slices more "
+                        "than 10% apart (ops/s by slice: " + ", ".join(f"{v:,.0f}" for v in slices) + "): "
+                        "still warming up (ZooKeeper's JIT needs tens of seconds of load; measured cold it "
+                        "flatters zkpy; the full run warms each ensemble for 60 s) or a noisy machine.")  # fmt: skip
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins
     return said
