@@ -34,7 +34,7 @@ deps:
 # Lint, then the default suite (native tests cover both twins), then storage on the Python twin,
 # then the C and Node.js bindings. The suite runs as two pytest sessions side by side: the tests
 # that start real processes (ensembles, clients, the launcher) at normal priority, and beside
-# them at nice 19 the sans-I/O ones (no process of their own, CPU-bound), which take only the
+# them at nice 19 the sans-I/O ones (no ensemble or server process, CPU-bound), which take only the
 # CPU the first leave idle: on 2 cores that is about 9 minutes instead of 12. Both must pass;
 # the sans-I/O session's output follows the other's. `python -m pytest -q` runs them all in one.
 SANS_IO_TESTS := tests/sim tests/zkcore tests/zab tests/native tests/storage tests/checker \

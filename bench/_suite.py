@@ -229,7 +229,7 @@ def warm_up(service: Service, name: str, binary: Path, opts: Options, gen_cores:
             ticker: Ticker) -> list[float]:  # fmt: skip
     """Load at 90 % reads for opts.jit_warmup_s, in slices of up to WARMUP_SLICE_S; each slice's
     ops/s. On this machine ZooKeeper 3.8 was still speeding up after 25 s of load (8.3k reads/s at
-    121 CPU-µs each, then 16.1k at 57 and 18.3k at 50 in the next 5 s runs): its JIT compiles the
+    121 CPU-µs each, then 16.1k at 57 and 18.3k at 50 in the two runs after): its JIT compiles the
     hot paths late. Runs measured before that flatter zkpy, so the full run warms for 60 s, and
     the report says when the last slices were still far apart."""
     slices: list[float] = []
