@@ -32,24 +32,9 @@ deps:
 	fi
 
 # Lint, then the default suite (native tests cover both twins), then storage on the Python twin,
-# then the C and Node.js bindings. The suite runs as two pytest sessions side by side: the tests
-# that start real processes (ensembles, clients, the launcher) at normal priority, and beside
-# them the sans-I/O ones (no ensemble or server process, CPU-bound) in the idle scheduling class
-# (SCHED_IDLE: they run only on a core nothing else wants, and yield it at once), so that the
-# timing of the ensembles is not disturbed; nice 19 alone was not enough for a test that gives its
-# leader half a second. On 2 cores that is about 9 minutes instead of 12. Both must pass; the
-# sans-I/O session's output follows the other's. `python -m pytest -q` runs them all in one.
-SANS_IO_TESTS := tests/sim tests/zkcore tests/zab tests/native tests/storage tests/checker \
-	tests/client tests/test_purity.py tests/test_tree_index.py
-IDLE_CLASS := $(shell command -v chrt >/dev/null 2>&1 && echo "chrt --idle 0" || echo "nice -n 19")
-
+# then the C and Node.js bindings.
 test: lint deps
-	@log=$$(mktemp); \
-	$(IDLE_CLASS) $(PY) -m pytest -q $(SANS_IO_TESTS) >$$log 2>&1 & sans=$$!; \
-	$(PY) -m pytest -q $(addprefix --ignore=,$(SANS_IO_TESTS)); procs=$$?; \
-	wait $$sans; unit=$$?; \
-	echo "--- the sans-I/O tests, run beside ($(IDLE_CLASS)): $(SANS_IO_TESTS)"; cat $$log; rm -f $$log; \
-	test $$procs -eq 0 && test $$unit -eq 0
+	$(PY) -m pytest -q
 	ZKPY_NATIVE=0 $(PY) -m pytest -q tests/storage
 	$(MAKE) bindings-test
 
