@@ -298,14 +298,17 @@ class Node:
                     if isinstance(item, bytes):
                         frames.append(item)
                         continue
-                    while frames:
-                        del frames[: server.receive_frames(conn, frames)]
+                    self._feed(conn, frames)
                     if item is None:
                         server.close(conn)
                     else:
                         zk.send_text(conn, self.admin.answer(item, server))
-                while frames:
-                    del frames[: server.receive_frames(conn, frames)]
+                self._feed(conn, frames)
+
+    def _feed(self, conn: ConnId, frames: list[bytes]) -> None:
+        """Give the server all of one connection's frames, in order (it takes them a run at a time)."""
+        while frames:
+            del frames[: self.server.receive_frames(conn, frames)]
 
     def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
         """Poll each open connection for reading, and for writing while it has output queued."""
