@@ -55,7 +55,7 @@ class PathIndex:
     One thread at a time: calls release the GIL and share buffers owned by the index.
     """
 
-    __slots__ = ("_index", "_view", "_result")
+    __slots__ = ("_index", "_view", "_result", "_run")
 
     def __init__(self) -> None:
         index = lib.zk_index_new()
@@ -64,6 +64,7 @@ class PathIndex:
         self._index: Any = ffi.gc(index, lib.zk_index_free)
         self._view: Any = ffi.new("zk_index_view *")
         self._result: Any = ffi.new("zk_read_result *")
+        self._run: Any = ffi.new("zk_run_result *")
 
     def __len__(self) -> int:
         return int(lib.zk_index_len(self._index))
@@ -193,3 +194,18 @@ class PathIndex:
         replies = ffi.buffer(result.replies, result.replies_len)[:] if result.replies_len else b""
         status = ffi.buffer(result.status, result.status_len)[:] if result.status_len else b""
         return replies, status
+
+    def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]:
+        """The plain reads that open a stream of frames, answered: (replies, frames, bytes taken)."""
+        buf = read_check(requests, zxid)
+        pointer = buf if isinstance(buf, bytes) else ffi.from_buffer(buf)
+        run = self._run
+        rc = lib.zk_read_run(
+            self._index, pointer, len(buf), zxid, limits.read_batch_max, limits.frame_bytes_max, run
+        )
+        del pointer  # a bytearray may not be resized while a buffer of it is held
+        if rc == lib.ZK_INDEX_NOMEM:
+            raise MemoryError(f"out of memory answering a read run of {len(buf)} bytes")
+        assert rc == lib.ZK_INDEX_OK, f"zk_read_run returned {rc}"
+        replies = ffi.buffer(run.replies, run.replies_len)[:] if run.replies_len else b""
+        return replies, run.frames, run.consumed

@@ -35,6 +35,7 @@ _OP_GET_CHILDREN = int(OpCode.GET_CHILDREN)
 _OP_GET_CHILDREN2 = int(OpCode.GET_CHILDREN2)
 _READ_OPS = frozenset({_OP_EXISTS, _OP_GET_DATA, _OP_GET_CHILDREN, _OP_GET_CHILDREN2})
 _ERR_NO_NODE = int(Code.NO_NODE)
+_OK = bytes(4)  # a reply's err field when it succeeded
 
 _INT = struct.Struct(">i")
 _COUNTS = struct.Struct(">ii")  # dataLength, numChildren
@@ -167,6 +168,35 @@ class PathIndex:
             pos += 4 + length
         return b"".join(replies), bytes(status)
 
+    def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]:
+        """The plain reads that open a stream of frames, answered: (replies, frames, bytes taken).
+        A frame is taken while it is complete, within frame_bytes_max, a read of a node that
+        exists and is readable, without a watch and with a non-negative xid; the run stops
+        before the first that is not, or after read_batch_max frames."""
+        buf = read_check(requests, zxid)
+        if not isinstance(buf, bytes):
+            buf = bytes(buf)
+        frames_max, frame_max = limits.read_batch_max, limits.frame_bytes_max
+        replies: list[bytes] = []
+        pos = frames = 0
+        end = len(buf)
+        while frames < frames_max and end - pos >= 4:
+            (length,) = _INT.unpack_from(buf, pos)
+            if length < 0 or length > frame_max or length > end - pos - 4:
+                break
+            mark = len(replies)
+            status = self._read_frame(buf, pos + 4, length, zxid, replies)
+            if (
+                status != STATUS_ANSWERED
+                or _INT.unpack_from(buf, pos + 4)[0] < 0
+                or replies[mark][16:20] != _OK
+            ):
+                del replies[mark:]
+                break
+            pos += 4 + length
+            frames += 1
+        return b"".join(replies), frames, pos
+
     def _read_frame(self, buf: bytes, pos: int, length: int, zxid: int, replies: list[bytes]) -> int:
         if length < _REQUEST_BYTES_MIN:
             return STATUS_SLOW
@@ -284,7 +314,7 @@ def remove_check(path: str) -> None:
         raise ValueError("the root '/' cannot be removed")
 
 
-def read_check(requests: bytes, zxid: int) -> bytes | bytearray:
+def read_check(requests: bytes | bytearray, zxid: int) -> bytes | bytearray:
     """read_batch's requests as bytes or bytearray, or TypeError/ValueError naming the rule."""
     if not isinstance(requests, _BYTES_LIKE):
         raise TypeError(f"requests must be bytes, got {type(requests).__name__}")

@@ -85,6 +85,8 @@ class ReadIndex(Protocol):
 
     def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]: ...
 
+    def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]: ...
+
 
 def ephemeral_kind(owner: int) -> str:
     """'', 'session', 'container' or 'ttl' for a node's ephemeralOwner (ZooKeeper's EphemeralType)."""

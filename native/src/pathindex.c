@@ -572,3 +572,35 @@ int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int6
     result->status_len = frame;
     return ZK_INDEX_OK;
 }
+
+int zk_read_run(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid, size_t frames_max,
+                size_t frame_bytes_max, zk_run_result *result) {
+    if (frame_bytes_max > INT32_MAX) frame_bytes_max = INT32_MAX;
+    if (frame_bytes_max < REPLY_HEADER_BYTES) return ZK_INDEX_BAD_SIZE;
+    memset(result, 0, sizeof *result);
+    idx->out_len = 0;
+    size_t pos = 0;
+    size_t frame = 0;
+    while (frame < frames_max && requests_len - pos >= LENGTH_BYTES) {
+        int32_t len = load_be32(requests + pos);
+        if (len < 0 || (size_t)len > frame_bytes_max || (size_t)len > requests_len - pos - LENGTH_BYTES) break;
+        const char *body = requests + pos + LENGTH_BYTES;
+        size_t mark = idx->out_len;
+        char status;
+        int rc = read_frame(idx, body, (size_t)len, zxid, frame_bytes_max, &status);
+        if (rc != ZK_INDEX_OK) return rc;
+        /* Anything but a plain answer stops the run, unanswered: a watch to set, a missing node,
+         * a reserved (negative) xid such as a ping's, or a frame the slow path must answer. */
+        if (status != STATUS_ANSWERED || (int32_t)load_be32(body) < 0 || load_be32(idx->out + mark + 16) != 0) {
+            idx->out_len = mark;
+            break;
+        }
+        pos += LENGTH_BYTES + (size_t)len;
+        frame++;
+    }
+    result->replies = idx->out;
+    result->replies_len = idx->out_len;
+    result->frames = frame;
+    result->consumed = pos;
+    return ZK_INDEX_OK;
+}

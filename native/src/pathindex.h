@@ -45,6 +45,14 @@ typedef struct {
     size_t error_offset;
 } zk_read_result;
 
+/* What read_run hands back. */
+typedef struct {
+    const char *replies;
+    size_t replies_len;
+    size_t frames;   /* how many frames were answered */
+    size_t consumed; /* the bytes of requests they took up */
+} zk_run_result;
+
 zk_index *zk_index_new(void);
 void zk_index_free(zk_index *idx);
 size_t zk_index_len(const zk_index *idx);
@@ -64,5 +72,13 @@ int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_inde
 int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
 int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid,
                   size_t frames_max, size_t reply_bytes_max, zk_read_result *result);
+
+/* The run of plain reads that opens a stream of length-prefixed frames (a ZooKeeper client's TCP
+ * bytes): each frame answered in order while it is complete, within frame_bytes_max, a read of a
+ * node that exists and is readable, without a watch and with a non-negative xid; it stops before
+ * the first frame that is not, or after frames_max. Never an error for what the stream holds:
+ * what it leaves is the caller's to take frame by frame. */
+int zk_read_run(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid, size_t frames_max,
+                size_t frame_bytes_max, zk_run_result *result);
 
 #endif

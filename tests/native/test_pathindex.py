@@ -404,6 +404,72 @@ def test_read_batch_reply_over_frame_bytes_max_goes_slow(
         assert index.read_batch(batch, ZXID)[1] == status, body_max
 
 
+# --- read_run: the plain reads that open a stream ----------------------------------------------
+
+
+def _plain(expected: bytes, status: int) -> bool:
+    """Whether read_run takes a READ_CASES frame: answered, no watch, found, xid not negative."""
+    (xid,), (err,) = struct.unpack_from(">i", expected, 4), struct.unpack_from(">i", expected, 16)
+    return status == 0 and err == 0 and xid >= 0
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "status"), [c[1:] for c in READ_CASES], ids=[c[0] for c in READ_CASES]
+)
+def test_read_run_stops_before_what_is_not_a_plain_read(
+    impl: Callable[[], Any], body: bytes, expected: bytes, status: int
+) -> None:
+    index = small_tree(impl)
+    good_reply = index.read_batch(GOOD, ZXID)[0]
+    replies, frames, taken = index.read_run(GOOD + frame(body) + GOOD, ZXID)
+    if expected and _plain(expected, status):
+        assert (replies, frames, taken) == (
+            good_reply + expected + good_reply,
+            3,
+            2 * len(GOOD) + 4 + len(body),
+        )
+    else:
+        assert (replies, frames, taken) == (good_reply, 1, len(GOOD))
+
+
+def test_read_run_takes_whole_frames_only(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    other = frame(request(2, GET_CHILDREN, b"/a"))
+    stream = GOOD + other
+    expected = index.read_batch(stream, ZXID)[0]
+    for cut in range(len(stream) + 1):
+        whole = 2 if cut == len(stream) else 1 if cut >= len(GOOD) else 0
+        replies, frames, taken = index.read_run(bytearray(stream[:cut]), ZXID)
+        assert frames == whole and taken == (0, len(GOOD), len(stream))[whole], cut
+        assert replies == (b"", index.read_batch(GOOD, ZXID)[0], expected)[whole], cut
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [struct.pack(">i", -1) + bytes(4), struct.pack(">i", 1 << 30) + bytes(4), frame(b""), frame(b"\x00" * 3)],
+    ids=["negative length", "length over frame_bytes_max", "empty frame", "short frame"],
+)
+def test_read_run_leaves_bad_frames_to_the_caller(impl: Callable[[], Any], bad: bytes) -> None:
+    index = small_tree(impl)
+    assert index.read_run(GOOD + bad + GOOD, ZXID)[1:] == (1, len(GOOD))
+    assert index.read_run(bad, ZXID) == (b"", 0, 0)
+
+
+def test_read_run_frames_max(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    replies, frames, taken = index.read_run(GOOD * (limits.read_batch_max + 3), ZXID)
+    assert (frames, taken) == (limits.read_batch_max, len(GOOD) * limits.read_batch_max)
+    assert replies == index.read_batch(GOOD * limits.read_batch_max, ZXID)[0]
+
+
+def test_read_run_checks_arguments(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    with pytest.raises(TypeError):
+        index.read_run("text", ZXID)
+    with pytest.raises(ValueError):
+        index.read_run(GOOD, 1 << 63)
+
+
 # --- differential: the twin and the C module agree --------------------------------------------
 
 NAMES = ["a", "é", "中 z"]
@@ -505,6 +571,7 @@ def test_differential_random_trees_and_batches(tree_and_steps: tuple[list[Any], 
     for kind, *args in tree_and_steps[0] + tree_and_steps[1]:
         if kind == "read":
             assert outcome(twin.read_batch, *args) == outcome(compiled.read_batch, *args)
+            assert outcome(twin.read_run, *args) == outcome(compiled.read_run, *args)
             continue
         if kind == "remove leaf":
             leaves = [p for p in dict.fromkeys(seen) if twin.children(p) == [] and p != "/"]
@@ -550,3 +617,4 @@ def test_differential_seeded_churn(seed: int) -> None:
             frame(request(i, rng.choice(ops), p.encode(), i & 1)) for i, p in enumerate(chunk)
         )
         assert twin.read_batch(requests, seed) == compiled.read_batch(requests, seed)
+        assert twin.read_run(requests, seed) == compiled.read_run(requests, seed)
