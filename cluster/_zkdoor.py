@@ -15,11 +15,11 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from zkcore import limits
-from zkcore.server import ADMIN_WORDS
+from zkcore.server import ADMIN_WORDS, Framed
 
 log = logging.getLogger("zkpy.zkdoor")
 LENGTH = struct.Struct(">i")
@@ -67,6 +67,7 @@ class ZkDoor:
         self.by_fd: dict[int, TcpConnection] = {}
         self.closed_fds: list[int] = []  # for the caller to stop polling
         self.pending: list[TcpConnection] = []  # output queued this turn, not yet tried
+        self.changed: set[TcpConnection] = set()  # opened, or output queued or written, since interest()
         self.refused = 0
         self.refused_logged = 0.0
         self._ids = itertools.count(1)
@@ -79,10 +80,11 @@ class ZkDoor:
     def fileno(self) -> int:
         return self.listener.fileno()
 
-    def interest(self) -> Iterator[tuple[int, bool]]:
-        """(fd, wants to write) for every open connection."""
-        for fd, conn in self.by_fd.items():
-            yield fd, bool(conn.outbuf)
+    def interest(self) -> list[tuple[int, bool]]:
+        """(fd, wants to write) for each open connection that was opened, or whose output was
+        queued or written, since the last call: what may have to be polled differently."""
+        changed, self.changed = self.changed, set()
+        return [(c.sock.fileno(), bool(c.outbuf)) for c in changed if c.conn_id in self.connections]
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -112,13 +114,18 @@ class ZkDoor:
             conn = TcpConnection(next(self._ids), sock, address, time.monotonic())
             self.connections[conn.conn_id] = conn
             self.by_fd[sock.fileno()] = conn
+            self.changed.add(conn)
             fds.append(sock.fileno())
         return fds
 
-    def read(self, fd: int) -> Iterator[tuple[int, bytes | str | None]]:
+    def read(
+        self, fd: int, take_run: Callable[[int, bytearray], int] | None = None
+    ) -> Iterator[tuple[int, bytes | str | None]]:
         """Frames from one readable socket: (conn id, frame), (conn id, word) for a four-letter
         word, or (conn id, None) when the connection is gone (closed by the client, or by us
-        for a frame of a bad length)."""
+        for a frame of a bad length). `take_run(conn id, bytes)`, given, sees what has arrived
+        first and says how many bytes of whole frames it took (Server.receive_stream: a run of
+        reads answered at once); the frames after them are split and handed over one by one."""
         conn = self.by_fd.get(fd)
         if conn is None or conn.closing:
             return
@@ -134,6 +141,10 @@ class ZkDoor:
             yield conn.conn_id, None
             return
         conn.inbuf += view[:n]
+        if take_run is not None and conn.greeted:
+            taken = take_run(conn.conn_id, conn.inbuf)
+            if taken:
+                del conn.inbuf[:taken]
         for _ in range(FRAMES_PER_TURN_MAX):
             buf = conn.inbuf
             if len(buf) < 4:
@@ -161,15 +172,18 @@ class ZkDoor:
     # --- writing ------------------------------------------------------------------------------
 
     def send(self, conn_id: int, frame: bytes) -> bool:
-        """Queue a frame (length-prefixed), written by flush_pending() with the rest of this
-        loop turn's; False when the client has stopped reading (it is cut off) or is gone."""
+        """Queue a frame (length-prefixed, unless it is Framed already), written by
+        flush_pending() with the rest of this loop turn's; False when the client has stopped
+        reading (it is cut off) or is gone."""
         conn = self.connections.get(conn_id)
         if conn is None or conn.closing:
             return False
         out = conn.outbuf
         if not out:
             self.pending.append(conn)
-        out += LENGTH.pack(len(frame))
+            self.changed.add(conn)
+        if not isinstance(frame, Framed):  # Framed replies carry their own lengths
+            out += LENGTH.pack(len(frame))
         out += frame
         return len(out) <= OUTPUT_BYTES_MAX or self._flush(conn)
 
@@ -185,6 +199,7 @@ class ZkDoor:
         conn = self.connections.get(conn_id)
         if conn is not None:
             conn.outbuf += text.encode()
+            self.changed.add(conn)
             self.close_after_flush(conn_id)
 
     def close_after_flush(self, conn_id: int) -> None:
@@ -201,6 +216,7 @@ class ZkDoor:
         return None
 
     def _flush(self, conn: TcpConnection) -> bool:
+        self.changed.add(conn)
         while conn.outbuf:
             try:
                 sent = conn.sock.send(conn.outbuf)

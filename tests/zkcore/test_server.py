@@ -3,6 +3,7 @@ connection ids and frames, time passed in by hand."""
 
 from __future__ import annotations
 
+import struct
 from random import Random
 
 import pytest
@@ -29,10 +30,25 @@ from zkcore._records import (
     SetDataRequest,
     WatcherEvent,
 )
-from zkcore.server import Server, ServerConfig
+from zkcore.server import Framed, Server, ServerConfig
 from zkcore.zab import Config, Message
 
 TICK_MS = 50
+
+
+def split_frames(stream: bytes) -> list[bytes | None]:
+    """Length-prefixed frames back to back -> the frames."""
+    frames: list[bytes | None] = []
+    pos = 0
+    while pos < len(stream):
+        (n,) = struct.unpack_from(">i", stream, pos)
+        frames.append(stream[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return frames
+
+
+def framed(frames: list[bytes]) -> bytes:
+    return b"".join(struct.pack(">i", len(f)) + f for f in frames)
 
 
 class Servers:
@@ -60,6 +76,7 @@ class Servers:
         self.sent: dict[object, list[bytes | None]] = {}
         self.closed: list[object] = []
         self.admin: list[tuple[object, str]] = []
+        self.framed = 0  # Framed sends seen
 
     def pump(self) -> None:
         for _ in range(10_000):
@@ -75,7 +92,11 @@ class Servers:
                         log.truncate(ready.truncate_zxid)
                     log.append(ready.entries)
                     for conn, frame in ready.sends:
-                        self.sent.setdefault(conn, []).append(frame)
+                        if isinstance(frame, Framed):  # a run of replies: keep them as frames
+                            self.framed += 1
+                            self.sent.setdefault(conn, []).extend(split_frames(frame))
+                        else:
+                            self.sent.setdefault(conn, []).append(frame)
                     self.closed.extend(ready.closed)
                     self.admin.extend(ready.admin)
                     self.held.extend(ready.messages)
@@ -194,9 +215,11 @@ def test_a_watch_event_comes_before_the_reply_that_shows_the_change() -> None:
     assert xids == [1, 2, -1, 3, 4]
 
 
-def _run_of_frames(batched: bool, tail: list[bytes]) -> tuple[list[bytes | None], list[object]]:
+def _run_of_frames(mode: str, tail: list[bytes]) -> tuple[list[bytes | None], list[object]]:
     """One server, a tree with a world-readable and a private node, then a client's frames in one
-    go (receive_frames) or one by one (receive); what it was sent, and what was closed."""
+    go (receive_frames), one by one (receive), or as a TCP stream is taken (receive_stream on the
+    bytes, then a frame by receive_frames where the run stops); what it was sent, and what was
+    closed."""
     net = Servers(1, indexed=True)
     server = net.servers[net.settle()]
     assert net.connect(server.server_id, "c") is not None
@@ -214,13 +237,25 @@ def _run_of_frames(batched: bool, tail: list[bytes]) -> tuple[list[bytes | None]
         request(16, OpCode.GET_DATA, PathWatchRequest("/a", False)),
         *tail,
     ]
-    if batched:
+    if mode == "batched":
         taken = []
         while frames:
             taken.append(server.receive_frames("c", frames))
             del frames[: taken[-1]]
         # The three reads first, then the unreadable one alone, then the read with a watch, ...
         assert taken[:2] == [3, 1] and sum(taken) == 7 + len(tail)
+    elif mode == "streamed":
+        stream = bytearray(framed(frames))
+        runs = []
+        while stream:
+            runs.append(server.receive_stream("c", stream))
+            del stream[: runs[-1]]
+            if stream:
+                (n,) = struct.unpack_from(">i", stream)
+                assert server.receive_frames("c", [bytes(stream[4 : 4 + n])]) == 1
+                del stream[: 4 + n]
+        # The plain read of /a alone; then only the exists of a missing node, which stops the run.
+        assert runs[0] == len(framed(frames[:1])) and runs[1] == 0
     else:
         for frame in frames:
             server.receive("c", frame)
@@ -241,8 +276,9 @@ def _run_of_frames(batched: bool, tail: list[bytes]) -> tuple[list[bytes | None]
 def test_a_run_of_frames_is_answered_as_one_at_a_time(tail: list[bytes]) -> None:
     """The native batch for a run of reads gives the same replies, watches, events and order as
     frames taken one by one: watches set, the slow path for what the batch cannot answer."""
-    batched, one_by_one = _run_of_frames(True, tail), _run_of_frames(False, tail)
+    batched, one_by_one = _run_of_frames("batched", tail), _run_of_frames("one-by-one", tail)
     assert batched == one_by_one
+    assert _run_of_frames("streamed", tail) == one_by_one
     sent, closed = batched
     if tail:  # the bad frame is refused as it comes, before the write is done, and ends the connection
         assert [reply(f)[0].xid for f in sent[:-1]] == [10, 11, 12, 13, 14, 18]
@@ -269,6 +305,53 @@ def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.Monk
     replies = [reply(f) for f in net.frames("c")]
     assert [h.xid for h, _ in replies] == [2, 3, 4]
     assert all(GetDataResponse.read(r).data == b"v" for _, r in replies)
+
+
+def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
+    net = Servers(1, indexed=True)
+    server = net.servers[net.settle()]
+    assert (
+        server.receive_stream("c", framed([request(1, OpCode.GET_DATA, PathWatchRequest("/", False))])) == 0
+    )
+    assert net.connect(server.server_id, "c") is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.frames("c")
+    reads = [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (2, 3, 4)]
+    whole = framed(reads)
+    # Only whole frames are taken: the last one's missing byte leaves it for the next recv.
+    assert server.receive_stream("c", whole[:-1]) == len(framed(reads[:2]))
+    assert server.receive_stream("c", whole[len(framed(reads[:2])) :]) == len(framed(reads[2:]))
+    net.pump()
+    assert net.framed == 2
+    replies = [reply(f) for f in net.frames("c")]
+    assert [h.xid for h, _ in replies] == [2, 3, 4]
+    assert all(GetDataResponse.read(r).data == b"v" for _, r in replies)
+    stats = server.stats()
+    assert stats.packets_received == stats.packets_sent == 5  # connect, create, three reads
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        request(5, OpCode.GET_DATA, PathWatchRequest("/a", True)),  # a watch to set
+        request(5, OpCode.GET_DATA, PathWatchRequest("/nope", False)),  # a missing node
+        request(-2, OpCode.EXISTS, PathWatchRequest("/a", False)),  # a reserved xid
+        request(5, OpCode.SET_DATA, SetDataRequest("/a", b"w", -1)),  # a write
+    ],
+    ids=["watch", "missing", "reserved-xid", "write"],
+)
+def test_a_stream_run_stops_before_what_needs_more_than_a_lookup(frame: bytes) -> None:
+    net = Servers(1, indexed=True)
+    server = net.servers[net.settle()]
+    assert net.connect(server.server_id, "c") is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    read = request(2, OpCode.GET_DATA, PathWatchRequest("/a", False))
+    assert server.receive_stream("c", framed([read, frame, read])) == len(framed([read]))
+    assert server.receive_stream("c", framed([frame, read])) == 0
+    server.receive("c", request(3, OpCode.SET_DATA, SetDataRequest("/a", b"x", -1)))
+    assert server.receive_stream("c", framed([read])) == 0  # behind its own write: it waits
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

@@ -1,7 +1,15 @@
 """The whole server above the disk and the sockets: Zab, the tree, prep, sessions, the reaper and
 the client table, as one sans-I/O state machine (Server) that a shell feeds and drains."""
 
-from zkcore.server._clients import ADMIN_WORDS, LATENCY_BUCKETS_MS, ClientTable, Connection, ConnId, Pending
+from zkcore.server._clients import (
+    ADMIN_WORDS,
+    LATENCY_BUCKETS_MS,
+    ClientTable,
+    Connection,
+    ConnId,
+    Framed,
+    Pending,
+)
 from zkcore.server._server import SESSION_SECRET_DEFAULT, Hooks, Server, ServerConfig, ServerReady
 from zkcore.server._stats import ConnectionStats, ServerStats
 
@@ -11,6 +19,7 @@ __all__ = [
     "ConnId",
     "Connection",
     "ConnectionStats",
+    "Framed",
     "Hooks",
     "LATENCY_BUCKETS_MS",
     "Pending",

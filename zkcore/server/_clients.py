@@ -111,6 +111,13 @@ def is_barrier(req: ClientRequest) -> bool:
     return req.is_write or req.opcode == OpCode.SYNC
 
 
+class Framed(bytes):
+    """Replies already length-prefixed and back to back, as a stream connection carries them:
+    what receive_stream answers a run of reads with, in one send."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class Pending:
     req: ClientRequest
@@ -288,6 +295,30 @@ class ClientTable:
         self.receive(conn_id, frames[0])
         return 1
 
+    def receive_stream(self, conn_id: ConnId, data: bytes | bytearray) -> int:
+        """The run of plain reads that opens `data`, a stream connection's bytes (length-prefixed
+        frames, as ZooKeeper's TCP clients send them): answered natively in one call, with one
+        Framed send. How many bytes were taken; the rest go to receive_frames, frame by frame.
+        Nothing is taken unless the session is idle here (its earlier requests all answered),
+        and nothing that needs more than a lookup: watches, missing nodes and ACLs stop the run."""
+        conn = self.connections.get(conn_id)
+        index = self.host.tree.index
+        if conn is None or not conn.session_id or conn.connect is not None or conn.queue or index is None:
+            return 0
+        replies, answered, taken = index.read_run(data, self.host.tree.last_zxid)
+        if answered:
+            self.sends.append((conn_id, Framed(replies)))
+            self._answered(conn, answered)
+        return taken
+
+    def _answered(self, conn: Connection, reads: int) -> None:
+        """The accounting of reads answered natively, as they arrived."""
+        self.host.touch(conn.session_id)
+        self.packets_received += reads
+        self.packets_sent += reads
+        conn.requests += reads
+        self._observe_many(0.0, reads)
+
     def _answer_read_run(self, conn: Connection, frames: list[bytes]) -> int:
         """Answer the reads that open `frames` in one native batch, up to the first frame that
         is not a plain read or that the slow path must answer; how many frames were answered."""
@@ -319,11 +350,7 @@ class ClientTable:
             sends.append((conn_id, reply))
             answered += 1
         if answered:
-            self.host.touch(conn.session_id)
-            self.packets_received += answered
-            self.packets_sent += answered
-            conn.requests += answered
-            self._observe_many(0.0, answered)  # answered as they arrived
+            self._answered(conn, answered)
         return answered
 
     def _read_batch(self, index: ReadIndex, frames: list[bytes]) -> list[tuple[int, bytes | None]]:
