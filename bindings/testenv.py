@@ -37,7 +37,7 @@ class _Attached(Harness):
 
 
 def start(data_dir: Path, nodes: int) -> None:
-    h = Harness(data_dir, nodes, transport="ipc")
+    h = Harness(data_dir, nodes)
     h.wait_healthy(90)
     print(f"connect: {h.connect_string()}", flush=True)
 

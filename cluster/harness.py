@@ -68,7 +68,7 @@ class Harness:
         data_dir: Path,
         nodes: int,
         observers: int = 0,
-        transport: str = "ipc",
+        transport: str = config.TRANSPORT_DEFAULT,
         base_port: int | None = None,
         **options: Any,
     ) -> None:

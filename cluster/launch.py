@@ -1,7 +1,7 @@
 """Start, supervise and stop an ensemble: each node its own OS process, restarted with backoff
 when it dies, shown in a live status table. `zkpy` is the same command.
 
-    python -m cluster.launch --nodes 5 [--observers 2] [--data-dir D] [--transport ipc|shm|tcp]
+    python -m cluster.launch --nodes 5 [--observers 2] [--data-dir D] [--transport shm|ipc|tcp]
                              [--base-port P] [--detach]
     python -m cluster.launch --config /etc/zkpy/zoo.cfg --ids 1 --detach   (one host's nodes)
     python -m cluster.launch status|stop [--data-dir D | --config F]
@@ -468,9 +468,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-dir", default="zkpy-data", help="ensemble folder (default ./zkpy-data)")
     p.add_argument("--config", help="an existing config file (zkpy's or a zoo.cfg) instead of --data-dir's")
     p.add_argument("--ids", type=_ids, help="supervise only these servers of the config (one host's), e.g. 1")
-    p.add_argument("--transport", choices=config.TRANSPORTS, default="ipc",
-                   help="ipc (default): ZeroMQ over Unix sockets; shm: peers through shared memory, "
-                   "clients over ipc; tcp: ZeroMQ on 127.0.0.1")  # fmt: skip
+    p.add_argument("--transport", choices=config.TRANSPORTS, default=config.TRANSPORT_DEFAULT,
+                   help="shm (default): peers through shared memory, clients over ipc; ipc: ZeroMQ "
+                   "over Unix sockets; tcp: ZeroMQ on 127.0.0.1")  # fmt: skip
     p.add_argument("--base-port", type=int, default=2181, help="first client port for --transport tcp")
     p.add_argument(
         "--detach", action="store_true", help="return once every node serves; print `connect: ...`"

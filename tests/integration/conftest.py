@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster import config
 from cluster.harness import Harness, wait_for
 from tests.integration.wire import NoAnswer, Refused, WireSession
 
@@ -36,7 +37,9 @@ class Ensemble(Harness):
 def ensemble_factory(tmp_path: Path) -> Iterator[Callable[..., Ensemble]]:
     made: list[Ensemble] = []
 
-    def make(nodes: int = 3, observers: int = 0, transport: str = "ipc", **options: int) -> Ensemble:
+    def make(
+        nodes: int = 3, observers: int = 0, transport: str = config.TRANSPORT_DEFAULT, **options: int
+    ) -> Ensemble:
         e = Ensemble(tmp_path / f"e{len(made)}", nodes, observers, transport, **options)
         made.append(e)
         return e
