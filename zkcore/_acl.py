@@ -96,7 +96,7 @@ def allows(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id]) -> bool:
     if any(i.scheme == "super" for i in auth_ids):
         return True
     for entry in acl:
-        if not entry.perms & perm:
+        if not int(entry.perms) & perm:  # entry.perms may be a Perms (OPEN_ACL_UNSAFE's is)
             continue
         if entry.id.scheme == "world" and entry.id.id == "anyone":
             return True
