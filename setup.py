@@ -81,6 +81,7 @@ setup(
             "pytest>=7",
             "hypothesis>=6",
             "pytest-benchmark>=4",
+            "pytest-xdist>=3",  # the sans-I/O tests on two workers (make test)
             "mypy>=1.8",
             "ruff>=0.4",
             "types-psutil",
