@@ -573,6 +573,33 @@ TXN_TYPES: dict[int, type[JuteRecord]] = {
 }
 
 
+_TXN_HEADER = struct.Struct(">qiqqi")  # clientId, cxid, zxid, time, type
+_TXN_INT = struct.Struct(">i")
+_OP_SET_DATA = int(OpCode.SET_DATA)
+
+
+def _set_data_txn(data: bytes, fields: tuple[int, int, int, int, int]) -> Txn | None:
+    """A well-formed setData txn decoded with plain struct calls (every follower decodes each
+    one it applies); None for anything else, which Txn.decode's general path then takes and
+    judges. Returns only what that path would: non-null path and data within frame_bytes_max, a
+    UTF-8 path, nothing after the version."""
+    end = len(data)
+    (n,) = _TXN_INT.unpack_from(data, 32)
+    at = 36 + n
+    if n < 0 or n > limits.frame_bytes_max or at + 8 > end:
+        return None
+    (m,) = _TXN_INT.unpack_from(data, at)
+    at += 4
+    if m < 0 or m > limits.frame_bytes_max or at + m + 4 != end:
+        return None
+    try:
+        path = data[36 : 36 + n].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    (version,) = _TXN_INT.unpack_from(data, at + m)
+    return Txn(TxnHeader(*fields), SetDataTxn(path, data[at : at + m], version))
+
+
 @dataclass(frozen=True, slots=True)
 class Txn:
     """A txn as it is logged and replicated: TxnHeader then the body for its type."""
@@ -593,6 +620,12 @@ class Txn:
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Txn:
+        if type(data) is bytes and len(data) >= 44:  # a header and at least three ints
+            fields = _TXN_HEADER.unpack_from(data)
+            if fields[4] == _OP_SET_DATA:
+                txn = _set_data_txn(data, fields)
+                if txn is not None:
+                    return txn
         r = Reader(data)
         header = TxnHeader.read(r)
         kind = TXN_TYPES.get(header.type)

@@ -160,3 +160,56 @@ def test_txn_round_trip_every_type() -> None:
     for kind, body in zip(types, bodies, strict=True):
         txn = rec.Txn(rec.TxnHeader(0x55, 3, 0x100000009, 1700000000000, kind), body)
         assert rec.Txn.decode(txn.encode()) == txn
+
+
+# --- setData txns: the struct fast path of Txn.decode agrees with the general one ---------------
+
+
+def _txn_outcome(data: bytes | bytearray) -> object:
+    try:
+        return rec.Txn.decode(data)
+    except RemoteError as e:
+        return ("RemoteError", str(e))
+
+
+SET_DATA_TXN = rec.Txn(
+    rec.TxnHeader(0x1234, 7, 0x1_0000_0009, 1_700_000_000_000, rec.OpCode.SET_DATA),
+    rec.SetDataTxn("/a/é", b"\x00data", 4),
+).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SET_DATA_TXN,
+        SET_DATA_TXN + b"\x00",  # trailing byte
+        SET_DATA_TXN[:-1],  # cut version
+        SET_DATA_TXN[:32] + b"\xff\xff\xff\xff" + SET_DATA_TXN[32 + 4 + 5 :],  # null path
+        SET_DATA_TXN[:32] + b"\x00\x00\x00\x02\xc3\x28" + SET_DATA_TXN[32 + 4 + 5 :],  # not UTF-8
+        SET_DATA_TXN[:41] + b"\xff\xff\xff\xff\x00\x00\x00\x04",  # null data
+        SET_DATA_TXN[:41] + b"\x7f\xff\xff\xff\x00\x00\x00\x04",  # data length past the end
+        SET_DATA_TXN[:32] + b"\x80\x00\x00\x00" + SET_DATA_TXN[36:],  # path length negative
+    ],
+    ids=["whole", "trailing", "cut", "null-path", "not-utf8", "null-data", "long-data", "negative-path"],
+)
+def test_set_data_txn_fast_path_matches_the_general_one(data: bytes) -> None:
+    assert _txn_outcome(data) == _txn_outcome(bytearray(data))  # bytearray takes the general path
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_set_data_txn_fast_path_matches_the_general_one_on_mutations(data: st.DataObject) -> None:
+    raw = bytearray(SET_DATA_TXN)
+    for _ in range(data.draw(st.integers(1, 3))):
+        kind = data.draw(st.sampled_from(["byte", "cut", "extend", "int"]))
+        if kind == "byte" and raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        elif kind == "cut":
+            del raw[data.draw(st.integers(0, len(raw))) :]
+        elif kind == "extend":
+            raw += data.draw(st.binary(min_size=1, max_size=6))
+        elif kind == "int" and len(raw) >= 36:
+            at = data.draw(st.sampled_from([32, 36 + raw[35] if raw[32:35] == b"\x00\x00\x00" else 32]))
+            value = data.draw(st.sampled_from([-1, -2, 0, 1, 5, 6, 1 << 30, (1 << 31) - 1]))
+            raw[at : at + 4] = value.to_bytes(4, "big", signed=True)
+    assert _txn_outcome(bytes(raw)) == _txn_outcome(raw)
