@@ -543,22 +543,36 @@ static int read_frame(zk_index *idx, const char *body, size_t len, int64_t zxid,
     return ZK_INDEX_OK;
 }
 
+/* The start of both read entry points: reply frame lengths are int32s and must hold at least a
+ * ReplyHeader; the replies of the last call are dropped. */
+static int read_begin(zk_index *idx, size_t *reply_bytes_max) {
+    if (*reply_bytes_max > INT32_MAX) *reply_bytes_max = INT32_MAX;
+    if (*reply_bytes_max < REPLY_HEADER_BYTES) return ZK_INDEX_BAD_SIZE;
+    idx->out_len = 0;
+    return ZK_INDEX_OK;
+}
+
+/* The length of the whole frame at pos: -1 when fewer than 4 bytes are left, or the length is
+ * negative, over len_max or runs past the end of requests. */
+static int64_t whole_frame(const char *requests, size_t requests_len, size_t pos, size_t len_max) {
+    if (requests_len - pos < LENGTH_BYTES) return -1;
+    int32_t len = load_be32(requests + pos);
+    if (len < 0 || (size_t)len > len_max || (size_t)len > requests_len - pos - LENGTH_BYTES) return -1;
+    return len;
+}
+
 int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid, size_t frames_max,
                   size_t reply_bytes_max, zk_read_result *result) {
-    /* Reply frame lengths are int32s and must hold at least a ReplyHeader. */
-    if (reply_bytes_max > INT32_MAX) reply_bytes_max = INT32_MAX;
-    if (reply_bytes_max < REPLY_HEADER_BYTES) return ZK_INDEX_BAD_SIZE;
     memset(result, 0, sizeof *result);
-    idx->out_len = 0;
+    if (read_begin(idx, &reply_bytes_max) != ZK_INDEX_OK) return ZK_INDEX_BAD_SIZE;
     size_t pos = 0;
     size_t frame = 0;
     while (pos < requests_len) {
         result->error_frame = frame;
         result->error_offset = pos;
         if (frame == frames_max) return ZK_READ_FRAMES_MAX;
-        if (requests_len - pos < LENGTH_BYTES) return ZK_READ_FRAME_LENGTH;
-        int32_t len = load_be32(requests + pos);
-        if (len < 0 || (size_t)len > requests_len - pos - LENGTH_BYTES) return ZK_READ_FRAME_LENGTH;
+        int64_t len = whole_frame(requests, requests_len, pos, SIZE_MAX);
+        if (len < 0) return ZK_READ_FRAME_LENGTH;
         if (buffer_reserve(&idx->status, &idx->status_cap, frame + 1) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
         int rc = read_frame(idx, requests + pos + LENGTH_BYTES, (size_t)len, zxid, reply_bytes_max,
                             &idx->status[frame]);
@@ -575,15 +589,13 @@ int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int6
 
 int zk_read_run(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid, size_t frames_max,
                 size_t frame_bytes_max, zk_run_result *result) {
-    if (frame_bytes_max > INT32_MAX) frame_bytes_max = INT32_MAX;
-    if (frame_bytes_max < REPLY_HEADER_BYTES) return ZK_INDEX_BAD_SIZE;
     memset(result, 0, sizeof *result);
-    idx->out_len = 0;
+    if (read_begin(idx, &frame_bytes_max) != ZK_INDEX_OK) return ZK_INDEX_BAD_SIZE;
     size_t pos = 0;
     size_t frame = 0;
-    while (frame < frames_max && requests_len - pos >= LENGTH_BYTES) {
-        int32_t len = load_be32(requests + pos);
-        if (len < 0 || (size_t)len > frame_bytes_max || (size_t)len > requests_len - pos - LENGTH_BYTES) break;
+    while (frame < frames_max) {
+        int64_t len = whole_frame(requests, requests_len, pos, frame_bytes_max);
+        if (len < 0) break;
         const char *body = requests + pos + LENGTH_BYTES;
         size_t mark = idx->out_len;
         char status;
