@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zkcore import LocalError, RemoteError
 from zkcore.zab import (
@@ -147,3 +149,40 @@ def test_construction_checks_values(name: str, build: object, message: str) -> N
 def test_encode_rejects_non_messages() -> None:
     with pytest.raises(LocalError, match="not a Zab message"):
         encode_message(Entry(Z1, b""))  # type: ignore[arg-type]
+
+
+# --- Proposal, Ack and Commit: decode_message's struct fast path agrees with the general one -----
+
+
+def _outcome(data: bytes | bytearray) -> object:
+    try:
+        return decode_message(data)
+    except RemoteError as e:
+        return ("RemoteError", str(e))
+
+
+BROADCAST = [
+    encode_message(Proposal(1, 2, (5 << 32) | 9, b"txn bytes")),
+    encode_message(Proposal(3, 1, 1, b"")),
+    encode_message(Ack(2, 1, 5, (5 << 32) | 9)),
+    encode_message(Commit(1, 3, 5, (5 << 32) | 9)),
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.data())
+def test_broadcast_fast_path_matches_the_general_one(data: st.DataObject) -> None:
+    raw = bytearray(data.draw(st.sampled_from(BROADCAST)))
+    for _ in range(data.draw(st.integers(0, 3))):
+        kind = data.draw(st.sampled_from(["byte", "cut", "extend", "int"]))
+        if kind == "byte" and raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        elif kind == "cut":
+            del raw[data.draw(st.integers(0, len(raw))) :]
+        elif kind == "extend":
+            raw += data.draw(st.binary(min_size=1, max_size=6))
+        elif kind == "int" and len(raw) >= 4:
+            at = data.draw(st.sampled_from([0, 4, 8, 12, 16, 20]))
+            value = data.draw(st.sampled_from([-1, 0, 1, 2, 3, 4, 9, 1 << 30, (1 << 31) - 1, -(1 << 31)]))
+            raw[at : at + 4] = value.to_bytes(4, "big", signed=True)
+    assert _outcome(bytes(raw)) == _outcome(raw)  # a bytearray takes the general path
