@@ -454,35 +454,35 @@ def encode_message(message: Message) -> bytes:
 # The broadcast messages, a few per write, read with one struct call each (decode_message).
 _PROPOSAL_HEAD = struct.Struct(">iiiqi")  # kind, source, target, zxid, payload length
 _EPOCH_ZXID = struct.Struct(">iiiqq")  # kind, source, target, epoch, zxid: Ack and Commit
-_FAST_PAIRS = {int(Kind.ACK): Ack, int(Kind.COMMIT): Commit}
+_FAST_PAIRS: dict[int, type[Ack] | type[Commit]] = {int(Kind.ACK): Ack, int(Kind.COMMIT): Commit}
 
 
 def _decode_broadcast(data: bytes) -> Message | None:
     """A well-formed Proposal, Ack or Commit; None for anything else, which decode_message's
     general path then takes and judges (a differential test holds the two to the same answers)."""
     size = len(data)
-    cls: type[Message]
     if size == _EPOCH_ZXID.size:
         kind, source, target, epoch, zxid = _EPOCH_ZXID.unpack(data)
         pair = _FAST_PAIRS.get(kind)
         if pair is None:
             return None
-        cls, fields = pair, (source, target, epoch, zxid)
-    elif size >= _PROPOSAL_HEAD.size:
-        kind, source, target, zxid, length = _PROPOSAL_HEAD.unpack_from(data)
-        if (
-            kind != Kind.PROPOSAL
-            or not 0 <= length <= limits.frame_bytes_max
-            or _PROPOSAL_HEAD.size + length != size
-        ):
-            return None
-        cls, fields = Proposal, (source, target, zxid, data[_PROPOSAL_HEAD.size :])
-    else:
+        try:
+            return pair(source, target, epoch, zxid)
+        except LocalError as e:
+            raise RemoteError(f"bad {pair.__name__}: {e}") from e
+    if size < _PROPOSAL_HEAD.size:
+        return None
+    kind, source, target, zxid, length = _PROPOSAL_HEAD.unpack_from(data)
+    if (
+        kind != Kind.PROPOSAL
+        or not 0 <= length <= limits.frame_bytes_max
+        or _PROPOSAL_HEAD.size + length != size
+    ):
         return None
     try:
-        return cls(*fields)
+        return Proposal(source, target, zxid, data[_PROPOSAL_HEAD.size :])
     except LocalError as e:
-        raise RemoteError(f"bad {cls.__name__}: {e}") from e
+        raise RemoteError(f"bad Proposal: {e}") from e
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
