@@ -199,8 +199,7 @@ class ZkDoor:
         conn = self.connections.get(conn_id)
         if conn is not None:
             conn.outbuf += text.encode()
-            self.changed.add(conn)
-            self.close_after_flush(conn_id)
+            self.close_after_flush(conn_id)  # its _flush marks the connection changed
 
     def close_after_flush(self, conn_id: int) -> None:
         conn = self.connections.get(conn_id)

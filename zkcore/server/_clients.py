@@ -287,13 +287,22 @@ class ClientTable:
         or else the first frame alone, as receive() takes it. Call again with the rest: a
         shell bounding its loop turn can stop between calls, as no call costs more than one
         request or one native batch."""
-        conn = self.connections.get(conn_id)
-        if conn is not None and conn.session_id and conn.connect is None and not conn.queue:
-            done = self._answer_read_run(conn, frames)
+        conn, index = self._native_reader(conn_id)
+        if conn is not None and index is not None:
+            done = self._answer_read_run(conn, index, frames)
             if done:
                 return done
         self.receive(conn_id, frames[0])
         return 1
+
+    def _native_reader(self, conn_id: ConnId) -> tuple[Connection | None, ReadIndex | None]:
+        """The connection and the read index, when its reads may be answered natively now: it
+        has a session, and no request of its is still waiting here (FIFO order); else Nones."""
+        conn = self.connections.get(conn_id)
+        index = self.host.tree.index
+        if conn is None or not conn.session_id or conn.connect is not None or conn.queue or index is None:
+            return None, None
+        return conn, index
 
     def receive_stream(self, conn_id: ConnId, data: bytes | bytearray) -> int:
         """The run of plain reads that opens `data`, a stream connection's bytes (length-prefixed
@@ -301,9 +310,8 @@ class ClientTable:
         Framed send. How many bytes were taken; the rest go to receive_frames, frame by frame.
         Nothing is taken unless the session is idle here (its earlier requests all answered),
         and nothing that needs more than a lookup: watches, missing nodes and ACLs stop the run."""
-        conn = self.connections.get(conn_id)
-        index = self.host.tree.index
-        if conn is None or not conn.session_id or conn.connect is not None or conn.queue or index is None:
+        conn, index = self._native_reader(conn_id)
+        if conn is None or index is None:
             return 0
         replies, answered, taken = index.read_run(data, self.host.tree.last_zxid)
         if answered:
@@ -319,12 +327,9 @@ class ClientTable:
         conn.requests += reads
         self._observe_many(0.0, reads)
 
-    def _answer_read_run(self, conn: Connection, frames: list[bytes]) -> int:
+    def _answer_read_run(self, conn: Connection, index: ReadIndex, frames: list[bytes]) -> int:
         """Answer the reads that open `frames` in one native batch, up to the first frame that
         is not a plain read or that the slow path must answer; how many frames were answered."""
-        index = self.host.tree.index
-        if index is None:
-            return 0
         run = 0
         for frame in frames:
             if frame[4:8] not in NATIVE_READ_OPCODES or frame[:4] == PING_XID or run == limits.read_batch_max:
