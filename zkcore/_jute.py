@@ -1,8 +1,9 @@
 """Jute, ZooKeeper's binary layout: big-endian ints, length-prefixed buffers, strings, vectors.
 
 `@record` turns a frozen, slotted dataclass whose fields are annotated with the jute types below
-into a record with `encode()`/`write(w)` and `decode(b)`/`read(r)`. Decoding raises only
-RemoteError, whatever the bytes.
+into a record with `encode()`/`write(w)` and `decode(b)`/`read(r)`/`read_at(buf, pos, end)`, its
+reader generated from the field types (see _compile_reader). Decoding raises only RemoteError,
+whatever the bytes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Reader:
     __slots__ = ("buf", "pos", "end")
 
     def __init__(self, buf: builtins.bytes | bytearray | memoryview, pos: builtins.int = 0) -> None:
-        self.buf = memoryview(buf)
+        self.buf = buf if type(buf) is bytes else bytes(buf)  # bytes, so that a slice is bytes already
         self.pos = pos
         self.end = len(self.buf)
 
@@ -63,7 +64,7 @@ class Reader:
         if n > limits.frame_bytes_max:
             raise RemoteError(f"buffer length {n} exceeds frame_bytes_max {limits.frame_bytes_max}")
         pos = self._need(n, "buffer")
-        return bytes(self.buf[pos : pos + n])
+        return self.buf[pos : pos + n]
 
     def snapshot_buffer(self) -> builtins.bytes:
         """A buffer that may hold a whole tree (a SNAP): bounded by snapshot_bytes_max instead."""
@@ -71,7 +72,7 @@ class Reader:
         if not 0 <= n <= limits.snapshot_bytes_max:
             raise RemoteError(f"snapshot length must be in [0, {limits.snapshot_bytes_max}], got {n}")
         pos = self._need(n, "snapshot")
-        return builtins.bytes(self.buf[pos : pos + n])
+        return self.buf[pos : pos + n]
 
     def ustring(self) -> str:
         raw = self.buffer()
@@ -92,7 +93,7 @@ class Reader:
     def rest(self) -> builtins.bytes:
         pos = self.pos
         self.pos = self.end
-        return bytes(self.buf[pos:])
+        return self.buf[pos:]
 
     def expect_end(self, what: str) -> None:
         if self.pos != self.end:
@@ -175,42 +176,102 @@ class Record(Protocol):
 R = TypeVar("R")
 
 
+# A record's read_at(buf, pos, end) -> (value, pos after it): buf is bytes; every length is
+# checked against end, and anything malformed raises RemoteError.
+ReadAt = Callable[[builtins.bytes, builtins.int, builtins.int], tuple[Any, builtins.int]]
+
 # Readers that replace the generic one for a vector of some record type (see _records: ACLs).
-VECTOR_READERS: dict[Any, Callable[[Reader], Any]] = {}
+VECTOR_READERS: dict[Any, ReadAt] = {}
 
 
-def _field_codec(meta: Any) -> tuple[Callable[[Writer, Any], None], Callable[[Reader], Any]]:
+def _length_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
+    if end - pos < 4:
+        raise RemoteError(f"truncated int: need 4 bytes at offset {pos}, have {end - pos}")
+    return int(_INT.unpack_from(buf, pos)[0])
+
+
+def _vector_length_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
+    n = _length_at(buf, pos, end)
+    if n < -1 or n > limits.vector_length_max:
+        raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
+    return max(n, 0)
+
+
+def _prim_at(name: str) -> ReadAt:
+    """read_at for one primitive through Reader: vectors of primitives and snapshots are rare."""
+    method = getattr(Reader, name)
+
+    def read_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> tuple[Any, builtins.int]:
+        r = Reader(buf, pos)
+        r.end = end
+        return method(r), r.pos
+
+    return read_at
+
+
+def _vector_at(item: ReadAt) -> ReadAt:
+    def read_at(
+        buf: builtins.bytes, pos: builtins.int, end: builtins.int
+    ) -> tuple[tuple[Any, ...], builtins.int]:
+        count = _vector_length_at(buf, pos, end)
+        pos += 4
+        items = []
+        for _ in range(count):
+            value, pos = item(buf, pos, end)
+            items.append(value)
+        return tuple(items), pos
+
+    return read_at
+
+
+def _field_writer(meta: Any) -> Callable[[Writer, Any], None]:
     if isinstance(meta, _Prim):
-        return getattr(Writer, meta.name), getattr(Reader, meta.name)
+        writer: Callable[[Writer, Any], None] = getattr(Writer, meta.name)
+        return writer
     if isinstance(meta, _Vec):
         item = meta.item
-        if isinstance(item, _Prim):
-            put, get = getattr(Writer, item.name), getattr(Reader, item.name)
-        else:
-            put, get = (lambda w, v: v.write(w)), item.read
+        put = getattr(Writer, item.name) if isinstance(item, _Prim) else (lambda w, v: v.write(w))
 
         def write_vec(w: Writer, vs: tuple[Any, ...]) -> None:
             w.int(len(vs))
             for v in vs:
                 put(w, v)
 
-        def read_vec(r: Reader) -> tuple[Any, ...]:
-            return tuple(get(r) for _ in range(r.vector_length()))
+        return write_vec
+    return lambda w, v: v.write(w)  # a nested record
 
-        return write_vec, VECTOR_READERS.get(item, read_vec)
-    # A nested record.
-    return (lambda w, v: v.write(w)), meta.read
+
+def _field_reader(meta: Any) -> ReadAt:
+    """read_at for a field that is neither fixed-width nor a buffer or string."""
+    if isinstance(meta, _Prim):
+        return _prim_at(meta.name)
+    if isinstance(meta, _Vec):
+        item = meta.item
+        special = VECTOR_READERS.get(item)
+        if special is not None:
+            return special
+        return _vector_at(_prim_at(item.name) if isinstance(item, _Prim) else item.read_at)
+    reader: ReadAt = meta.read_at  # a nested record
+    return reader
 
 
 _FIXED = {"int": "i", "long": "q", "bool": "B"}
+EMPTY_TEXT, EMPTY_BYTES = repr(""), repr(b"")
 
 
-def _compile_reader(name: str, metas: list[Any]) -> Callable[[Any, Reader], Any]:
-    """A read function for one record, generated so each run of fixed-width fields is a single
-    struct unpack: decoding is on every request's and every replayed txn's path."""
-    env: dict[str, Any] = {"RemoteError": RemoteError}
-    lines = ["def read(klass, r):"]
+def _compile_reader(name: str, metas: list[Any]) -> Callable[..., tuple[Any, builtins.int]]:
+    """read_at(klass, buf, pos, end) for one record, generated so that each run of fixed-width
+    fields is a single struct unpack and buffers and strings are sliced in place: decoding is
+    on every request's, every Zab message's and every applied txn's path."""
+    env: dict[str, Any] = {"RemoteError": RemoteError, "limits": limits, "_INT_from": _INT.unpack_from}
+    lines = ["def read_at(klass, buf, pos, end):"]
     group: list[tuple[str, str]] = []
+
+    def need(n: str, what: str) -> None:
+        lines.append(f"    if end - pos < {n}:")
+        lines.append(
+            f"        raise RemoteError(f'truncated {what}: need {{{n}}} bytes at offset {{pos}}, have {{end - pos}}')"
+        )
 
     def flush() -> None:
         if not group:
@@ -218,8 +279,10 @@ def _compile_reader(name: str, metas: list[Any]) -> Callable[[Any, Reader], Any]
         fmt = ">" + "".join(_FIXED[kind] for _, kind in group)
         unpack = f"_u{len(env)}"
         env[unpack] = struct.Struct(fmt).unpack_from
-        lines.append(f"    pos = r._need({struct.calcsize(fmt)}, {name!r})")
-        lines.append(f"    {', '.join(v for v, _ in group)}, = {unpack}(r.buf, pos)")
+        size = struct.calcsize(fmt)
+        need(str(size), name)
+        lines.append(f"    {', '.join(v for v, _ in group)}, = {unpack}(buf, pos)")
+        lines.append(f"    pos += {size}")
         for v, kind in group:
             if kind == "bool":
                 lines.append(f"    if {v} > 1:")
@@ -227,17 +290,48 @@ def _compile_reader(name: str, metas: list[Any]) -> Callable[[Any, Reader], Any]
                 lines.append(f"    {v} = {v} == 1")
         group.clear()
 
+    def sliced(v: str, text: bool) -> None:
+        """A buffer or string inline: Reader.buffer's checks and messages, then the slice."""
+        need("4", "int")
+        lines.append("    n, = _INT_from(buf, pos)")
+        lines.append("    pos += 4")
+        lines.append("    if n < 0:")
+        lines.append("        if n != -1:")
+        lines.append("            raise RemoteError(f'buffer length must be >= -1, got {n}')")
+        lines.append(f"        {v} = {EMPTY_TEXT if text else EMPTY_BYTES}")
+        lines.append("    else:")
+        lines.append("        if n > limits.frame_bytes_max:")
+        lines.append(
+            "            raise RemoteError(f'buffer length {n} exceeds frame_bytes_max {limits.frame_bytes_max}')"
+        )
+        lines.append("        if end - pos < n:")
+        lines.append(
+            "            raise RemoteError(f'truncated buffer: need {n} bytes at offset {pos}, have {end - pos}')"
+        )
+        if text:
+            lines.append("        raw = buf[pos : pos + n]")
+            lines.append("        try:")
+            lines.append(f"            {v} = raw.decode('utf-8')")
+            lines.append("        except UnicodeDecodeError as e:")
+            lines.append("            raise RemoteError(f'string is not valid UTF-8: {raw[:40]!r}') from e")
+        else:
+            lines.append(f"        {v} = buf[pos : pos + n]")
+        lines.append("        pos += n")
+
     for i, meta in enumerate(metas):
         if isinstance(meta, _Prim) and meta.name in _FIXED:
             group.append((f"f{i}", meta.name))
             continue
         flush()
-        env[f"get{i}"] = _field_codec(meta)[1]
-        lines.append(f"    f{i} = get{i}(r)")
+        if isinstance(meta, _Prim) and meta.name in ("buffer", "ustring"):
+            sliced(f"f{i}", meta.name == "ustring")
+            continue
+        env[f"get{i}"] = _field_reader(meta)
+        lines.append(f"    f{i}, pos = get{i}(buf, pos, end)")
     flush()
-    lines.append(f"    return klass({', '.join(f'f{i}' for i in range(len(metas)))})")
+    lines.append(f"    return klass({', '.join(f'f{i}' for i in range(len(metas)))}), pos")
     exec("\n".join(lines), env)  # noqa: S102 - source built above from field types only
-    reader: Callable[[Any, Reader], Any] = env["read"]
+    reader: Callable[..., tuple[Any, builtins.int]] = env["read_at"]
     return reader
 
 
@@ -268,7 +362,7 @@ def _compile_writer(metas: list[tuple[str, Any]]) -> Callable[[Any, Writer], Non
             lines.append("    buf += _INT_pack(len(v))")
             lines.append("    buf += v")
         else:
-            env[f"put{i}"] = _field_codec(meta)[0]
+            env[f"put{i}"] = _field_writer(meta)
             lines.append(f"    put{i}(w, self.{name})")
     flush()
     exec("\n".join(lines), env)  # noqa: S102 - source built above from field names and types only
@@ -302,7 +396,7 @@ def record(cls: type[R]) -> type[R]:
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         hint = hints[f.name]
         metas.append((f.name, hint.__metadata__[0] if hasattr(hint, "__metadata__") else hint))
-    read = _compile_reader(cls.__name__, [meta for _, meta in metas])
+    read_at = _compile_reader(cls.__name__, [meta for _, meta in metas])
     write = _compile_writer(metas)
     _compile_init(cls)
 
@@ -311,14 +405,20 @@ def record(cls: type[R]) -> type[R]:
         write(self, w)
         return bytes(w.buf)
 
+    def read(klass: Any, r: Reader) -> Any:
+        value, r.pos = read_at(klass, r.buf, r.pos, r.end)
+        return value
+
     def decode(klass: Any, data: bytes | bytearray | memoryview) -> Any:
-        r = Reader(data)
-        value = read(klass, r)
-        r.expect_end(klass.__name__)
+        buf = data if type(data) is bytes else bytes(data)
+        value, pos = read_at(klass, buf, 0, len(buf))
+        if pos != len(buf):
+            raise RemoteError(f"{len(buf) - pos} trailing bytes after {klass.__name__}")
         return value
 
     cls.write = write  # type: ignore[attr-defined]
     cls.encode = encode  # type: ignore[attr-defined]
+    cls.read_at = classmethod(read_at)  # type: ignore[attr-defined]
     cls.read = classmethod(read)  # type: ignore[attr-defined]
     cls.decode = classmethod(decode)  # type: ignore[attr-defined]
     return cls
@@ -334,6 +434,10 @@ class JuteRecord:
         raise NotImplementedError
 
     def encode(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def read_at(cls: type[T], buf: bytes, pos: int, end: int) -> tuple[T, int]:
         raise NotImplementedError
 
     @classmethod

@@ -141,10 +141,9 @@ _ACL_VECTORS_BYTES_MAX = 4 * 1024 * 1024  # what the cache may hold in all: it n
 _acl_cached_bytes = 0
 
 
-def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
+def _read_acl_vector(buf: bytes, start: int, end: int) -> tuple[tuple[ACL, ...], int]:
     """A vector of ACLs, shared by encoding: nearly every node carries one of a few ACL lists,
     so finding the span and looking it up beats decoding it again."""
-    buf, start, end = r.buf, r.pos, r.end
     pos = start + 4
     if pos <= end:
         count = _BE_INT.unpack_from(buf, start)[0]
@@ -155,10 +154,11 @@ def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
                     break
                 pos += 4 + max(0, _BE_INT.unpack_from(buf, pos)[0])
         if 0 < count <= limits.acl_entries_max and pos <= end:
-            cached = _ACL_VECTORS.get(bytes(buf[start:pos]))
+            cached = _ACL_VECTORS.get(buf[start:pos])
             if cached is not None:
-                r.pos = pos
-                return cached
+                return cached, pos
+    r = Reader(buf, start)
+    r.end = end
     count = r.vector_length()
     if count > limits.acl_entries_max:
         raise RemoteError(f"an ACL of {count} entries is over acl_entries_max={limits.acl_entries_max}")
@@ -170,9 +170,9 @@ def _read_acl_vector(r: Reader) -> tuple[ACL, ...]:
         and size <= _ACL_VECTOR_CACHED_BYTES_MAX
         and _acl_cached_bytes + size <= _ACL_VECTORS_BYTES_MAX
     ):
-        _ACL_VECTORS[bytes(buf[start : r.pos])] = acl
+        _ACL_VECTORS[buf[start : r.pos]] = acl
         _acl_cached_bytes += size
-    return acl
+    return acl, r.pos
 
 
 VECTOR_READERS[ACL] = _read_acl_vector
@@ -573,33 +573,6 @@ TXN_TYPES: dict[int, type[JuteRecord]] = {
 }
 
 
-_TXN_HEADER = struct.Struct(">qiqqi")  # clientId, cxid, zxid, time, type
-_TXN_INT = struct.Struct(">i")
-_OP_SET_DATA = int(OpCode.SET_DATA)
-
-
-def _set_data_txn(data: bytes, fields: tuple[int, int, int, int, int]) -> Txn | None:
-    """A well-formed setData txn decoded with plain struct calls (every follower decodes each
-    one it applies); None for anything else, which Txn.decode's general path then takes and
-    judges. Returns only what that path would: non-null path and data within frame_bytes_max, a
-    UTF-8 path, nothing after the version."""
-    end = len(data)
-    (n,) = _TXN_INT.unpack_from(data, 32)
-    at = 36 + n
-    if n < 0 or n > limits.frame_bytes_max or at + 8 > end:
-        return None
-    (m,) = _TXN_INT.unpack_from(data, at)
-    at += 4
-    if m < 0 or m > limits.frame_bytes_max or at + m + 4 != end:
-        return None
-    try:
-        path = data[36 : 36 + n].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    (version,) = _TXN_INT.unpack_from(data, at + m)
-    return Txn(TxnHeader(*fields), SetDataTxn(path, data[at : at + m], version))
-
-
 @dataclass(frozen=True, slots=True)
 class Txn:
     """A txn as it is logged and replicated: TxnHeader then the body for its type."""
@@ -620,20 +593,18 @@ class Txn:
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Txn:
-        if type(data) is bytes and len(data) >= 44:  # a header and at least three ints
-            fields = _TXN_HEADER.unpack_from(data)
-            if fields[4] == _OP_SET_DATA:
-                txn = _set_data_txn(data, fields)
-                if txn is not None:
-                    return txn
-        r = Reader(data)
-        header = TxnHeader.read(r)
+        buf = data if type(data) is bytes else bytes(data)
+        end = len(buf)
+        header, pos = TxnHeader.read_at(buf, 0, end)
         kind = TXN_TYPES.get(header.type)
         if kind is None:
             # closeSession from older writers may carry no body; anything else is garbage.
             raise RemoteError(f"unknown txn type {header.type} at zxid {header.zxid:#x}")
-        body = None if header.type == OpCode.CLOSE_SESSION and r.remaining() == 0 else kind.read(r)
-        r.expect_end("txn")
+        body = None
+        if header.type != OpCode.CLOSE_SESSION or pos != end:
+            body, pos = kind.read_at(buf, pos, end)
+        if pos != end:
+            raise RemoteError(f"{end - pos} trailing bytes after txn")
         return cls(header, body)  # type: ignore[arg-type]
 
 

@@ -18,7 +18,7 @@ from typing import Final
 
 from zkcore import limits
 from zkcore._errors import LocalError, RemoteError
-from zkcore._jute import VECTOR_READERS, Reader
+from zkcore._jute import VECTOR_READERS
 from zkcore._records import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
@@ -148,13 +148,12 @@ def _decode_txn_body(payload: bytes) -> tuple[int, int, int, str, bytes, tuple[A
 
 def decode_acl_vector(raw: bytes) -> tuple[ACL, ...] | None:
     """A create's ACL vector, exactly as Txn.decode reads it, or None when it does not decode."""
-    r = Reader(raw)
     try:
-        acl: tuple[ACL, ...] = VECTOR_READERS[ACL](r)
-        r.expect_end("ACL vector")
+        acl: tuple[ACL, ...]
+        acl, end = VECTOR_READERS[ACL](raw, 0, len(raw))
     except RemoteError:
         return None
-    return acl
+    return acl if end == len(raw) else None
 
 
 # --- snapshot node records --------------------------------------------------------------------

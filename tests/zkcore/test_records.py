@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.jute_reference import outcome, read_record
 from tests.mutations import mutated
 from zkcore import RemoteError
 from zkcore import _records as rec
@@ -163,19 +164,45 @@ def test_txn_round_trip_every_type() -> None:
         assert rec.Txn.decode(txn.encode()) == txn
 
 
-# --- setData txns: the struct fast path of Txn.decode agrees with the general one ---------------
+# --- the generated readers agree with the plain field-by-field reading ---------------------------
 
 
-def _txn_outcome(data: bytes | bytearray) -> object:
-    try:
-        return rec.Txn.decode(data)
-    except RemoteError as e:
-        return ("RemoteError", str(e))
+def _plain_decode(cls: type) -> typing.Callable[[bytes], object]:
+    def decode(data: bytes) -> object:
+        r = Reader(data)
+        value = read_record(r, cls)
+        r.expect_end(cls.__name__)
+        return value
+
+    return decode
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_generated_readers_match_the_plain_reading_on_mutations(cls: type, data: st.DataObject) -> None:
+    encoded = data.draw(record_strategy(cls)).encode()
+    raw = bytes(mutated(data, encoded, list(range(max(1, len(encoded) - 3)))))
+    assert outcome(cls.decode, raw) == outcome(_plain_decode(cls), raw)
+
+
+def _plain_txn(data: bytes) -> object:
+    r = Reader(data)
+    header = read_record(r, rec.TxnHeader)
+    kind = rec.TXN_TYPES.get(header.type)
+    if kind is None:
+        raise RemoteError("unknown txn type")
+    body = None if header.type == rec.OpCode.CLOSE_SESSION and r.remaining() == 0 else read_record(r, kind)
+    r.expect_end("txn")
+    return rec.Txn(header, body)
 
 
 SET_DATA_TXN = rec.Txn(
     rec.TxnHeader(0x1234, 7, 0x1_0000_0009, 1_700_000_000_000, rec.OpCode.SET_DATA),
     rec.SetDataTxn("/a/é", b"\x00data", 4),
+).encode()
+CLOSE_SESSION_TXN = rec.TxnHeader(
+    0x1234, 8, 0x1_0000_000A, 1_700_000_000_000, rec.OpCode.CLOSE_SESSION
 ).encode()
 
 
@@ -190,15 +217,29 @@ SET_DATA_TXN = rec.Txn(
         SET_DATA_TXN[:41] + b"\xff\xff\xff\xff\x00\x00\x00\x04",  # null data
         SET_DATA_TXN[:41] + b"\x7f\xff\xff\xff\x00\x00\x00\x04",  # data length past the end
         SET_DATA_TXN[:32] + b"\x80\x00\x00\x00" + SET_DATA_TXN[36:],  # path length negative
+        CLOSE_SESSION_TXN,  # no body: older writers
+        CLOSE_SESSION_TXN + b"\x00",
     ],
-    ids=["whole", "trailing", "cut", "null-path", "not-utf8", "null-data", "long-data", "negative-path"],
+    ids=[
+        "whole",
+        "trailing",
+        "cut",
+        "null-path",
+        "not-utf8",
+        "null-data",
+        "long-data",
+        "negative-path",
+        "close-empty",
+        "close-trailing",
+    ],  # fmt: skip
 )
-def test_set_data_txn_fast_path_matches_the_general_one(data: bytes) -> None:
-    assert _txn_outcome(data) == _txn_outcome(bytearray(data))  # bytearray takes the general path
+def test_txn_decode_matches_the_plain_reading(data: bytes) -> None:
+    assert outcome(rec.Txn.decode, data) == outcome(_plain_txn, data)
+    assert outcome(rec.Txn.decode, data) == outcome(rec.Txn.decode, bytearray(data))  # type: ignore[arg-type]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.data())
-def test_set_data_txn_fast_path_matches_the_general_one_on_mutations(data: st.DataObject) -> None:
-    raw = mutated(data, SET_DATA_TXN, [32, 41, 50])  # the path's length, the data's, the version
-    assert _txn_outcome(bytes(raw)) == _txn_outcome(raw)
+def test_txn_decode_matches_the_plain_reading_on_mutations(data: st.DataObject) -> None:
+    raw = bytes(mutated(data, SET_DATA_TXN, [32, 41, 50]))  # the path's length, the data's, the version
+    assert outcome(rec.Txn.decode, raw) == outcome(_plain_txn, raw)

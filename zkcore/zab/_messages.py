@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from zkcore import limits
 from zkcore._errors import LocalError, RemoteError
-from zkcore._jute import Buffer, Int, JuteRecord, Long, Reader, SnapshotBuffer, Vector, Writer, record
+from zkcore._jute import Buffer, Int, JuteRecord, Long, SnapshotBuffer, Vector, Writer, record
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
 
 SERVER_ID_MAX = (1 << 31) - 1
@@ -439,6 +439,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Refused,
 )
 _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
+_KIND = struct.Struct(">i")
 
 
 def encode_message(message: Message) -> bytes:
@@ -451,54 +452,20 @@ def encode_message(message: Message) -> bytes:
     return w.bytes()
 
 
-# The broadcast messages, a few per write, read with one struct call each (decode_message).
-_PROPOSAL_HEAD = struct.Struct(">iiiqi")  # kind, source, target, zxid, payload length
-_EPOCH_ZXID = struct.Struct(">iiiqq")  # kind, source, target, epoch, zxid: Ack and Commit
-_FAST_PAIRS: dict[int, type[Ack] | type[Commit]] = {int(Kind.ACK): Ack, int(Kind.COMMIT): Commit}
-
-
-def _decode_broadcast(data: bytes) -> Message | None:
-    """A well-formed Proposal, Ack or Commit; None for anything else, which decode_message's
-    general path then takes and judges (a differential test holds the two to the same answers)."""
-    size = len(data)
-    if size == _EPOCH_ZXID.size:
-        kind, source, target, epoch, zxid = _EPOCH_ZXID.unpack(data)
-        pair = _FAST_PAIRS.get(kind)
-        if pair is None:
-            return None
-        try:
-            return pair(source, target, epoch, zxid)
-        except LocalError as e:
-            raise RemoteError(f"bad {pair.__name__}: {e}") from e
-    if size < _PROPOSAL_HEAD.size:
-        return None
-    kind, source, target, zxid, length = _PROPOSAL_HEAD.unpack_from(data)
-    if (
-        kind != Kind.PROPOSAL
-        or not 0 <= length <= limits.frame_bytes_max
-        or _PROPOSAL_HEAD.size + length != size
-    ):
-        return None
-    try:
-        return Proposal(source, target, zxid, data[_PROPOSAL_HEAD.size :])
-    except LocalError as e:
-        raise RemoteError(f"bad Proposal: {e}") from e
-
-
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
     """One whole message; anything malformed or out of range raises RemoteError."""
-    if type(data) is bytes:
-        message = _decode_broadcast(data)
-        if message is not None:
-            return message
-    r = Reader(data)
-    kind = r.int()
+    buf = data if type(data) is bytes else bytes(data)
+    end = len(buf)
+    if end < 4:
+        raise RemoteError(f"truncated int: need 4 bytes at offset 0, have {end}")
+    (kind,) = _KIND.unpack_from(buf)
     cls = _BY_KIND.get(kind)
     if cls is None:
         raise RemoteError(f"unknown Zab message kind {kind}")
     try:
-        message = cls.read(r)
+        message, pos = cls.read_at(buf, 4, end)
     except LocalError as e:
         raise RemoteError(f"bad {cls.__name__}: {e}") from e
-    r.expect_end(cls.__name__)
+    if pos != end:
+        raise RemoteError(f"{end - pos} trailing bytes after {cls.__name__}")
     return message
