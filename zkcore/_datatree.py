@@ -99,6 +99,29 @@ def ephemeral_kind(owner: int) -> str:
     return "session"
 
 
+class _NoChildren(dict[str, None]):
+    """The empty children dict that every leaf shares (a dict of its own costs a leaf 64 bytes,
+    most of a tree's nodes are leaves). It refuses writes: a node gets its own dict with its first
+    child (Node.add_child)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("a leaf's children are the shared NO_CHILDREN: add one with Node.add_child")
+
+    __setitem__ = __delitem__ = setdefault = update = pop = popitem = clear = __ior__ = _refuse
+
+    def __reduce__(self) -> str:
+        return "NO_CHILDREN"  # pickle and copy keep the one shared instance
+
+
+NO_CHILDREN: dict[str, None] = _NoChildren()
+
+
+def _no_children() -> dict[str, None]:
+    return NO_CHILDREN
+
+
 @dataclass(slots=True, eq=False)
 class Node:
     """A znode as the tree keeps it; `stat()` adds dataLength and numChildren."""
@@ -114,7 +137,14 @@ class Node:
     aversion: int = 0
     ephemeral_owner: int = 0
     pzxid: int = 0
-    children: dict[str, None] = field(default_factory=dict)
+    children: dict[str, None] = field(default_factory=_no_children)
+
+    def add_child(self, name: str) -> None:
+        children = self.children
+        if children:
+            children[name] = None
+        else:  # NO_CHILDREN, a copy of it, or a dict its children all left
+            self.children = {name: None}
 
     def stat_fields(self) -> tuple[int, ...]:
         """Stat as clients see it. `cversion` is kept as the count of creates (it names the
@@ -173,7 +203,7 @@ class DataTree:
         # ZooKeeper's system nodes: added as children without counting as creates.
         for path, acl, aversion in SYSTEM_NODES:
             parent_path, name = split_path(path)
-            self.nodes[parent_path].children[name] = None
+            self.nodes[parent_path].add_child(name)
             self._insert(path, Node(b"", self.intern_acl(acl), 0, 0, 0, 0, aversion=aversion))
             self._mirror(parent_path, self.nodes[parent_path])
 
@@ -330,7 +360,7 @@ class DataTree:
         node = Node(
             txn.data, self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner, pzxid=zxid
         )
-        parent.children[name] = None
+        parent.add_child(name)
         # A replayed create may be older than the parent's state; never move cversion back.
         if txn.parent_cversion > parent.cversion:
             parent.cversion = txn.parent_cversion
@@ -471,7 +501,7 @@ class DataTree:
                         if txn_acl is not given:
                             given, acl = txn_acl, self.intern_acl(txn_acl)
                         node = Node(data, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
-                        parent.children[path[cut + 1 :]] = None
+                        parent.add_child(path[cut + 1 :])
                         if number > parent.cversion:
                             parent.cversion = number
                             parent.pzxid = zxid

@@ -9,7 +9,14 @@ import pytest
 
 from zkcore import Code, KeeperError, RemoteError, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
-from zkcore._datatree import NODE_CHILDREN_CHANGED, NODE_CREATED, NODE_DATA_CHANGED, NODE_DELETED, DataTree
+from zkcore._datatree import (
+    NO_CHILDREN,
+    NODE_CHILDREN_CHANGED,
+    NODE_CREATED,
+    NODE_DATA_CHANGED,
+    NODE_DELETED,
+    DataTree,
+)
 from zkcore._prep import Prep, Request, next_version
 
 S1, S2 = 0x101, 0x202
@@ -256,3 +263,20 @@ def test_failed_multi_restores_earlier_in_flight_records(leader: Leader) -> None
     assert err is None, "the failed multi's change to /r must be rolled back to the earlier record"
     leader.commit_all()
     assert leader.tree.get_data("/r")[0] == b"3"
+
+
+def test_leaves_share_one_read_only_children_dict(leader: Leader) -> None:
+    """A leaf keeps no dict of its own (64 bytes a znode); a node gets one with its first child,
+    also after its children all left, and in a tree loaded from a snapshot."""
+    leader.write(S1, *create("/p"))
+    leader.write(S1, *create("/p/a"))
+    tree = leader.tree
+    assert tree.node("/p/a").children is NO_CHILDREN and tree.node("/p").children == {"a": None}
+    with pytest.raises(TypeError, match="add_child"):
+        NO_CHILDREN["x"] = None
+    leader.write(S1, rec.OpCode.DELETE, rec.DeleteRequest("/p/a", -1))
+    leader.write(S1, *create("/p/b"))
+    leader.write(S1, *create("/p/a/c"))  # no parent: refused, and nothing shared is touched
+    assert tree.get_children("/p")[0] == ["b"] and not NO_CHILDREN
+    copy = tree_from_snapshot(b"".join(snapshot_chunks(tree)))
+    assert copy.node("/p/b").children is NO_CHILDREN and copy.digest() == tree.digest()
