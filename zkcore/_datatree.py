@@ -150,7 +150,9 @@ class Node:
         """Stat as clients see it. `cversion` is kept as the count of creates (it names the
         next sequential child) and reported as creates + deletes; ephemeralOwner is reported
         only for session ephemerals, as ZooKeeper does."""
-        owner = self.ephemeral_owner if ephemeral_kind(self.ephemeral_owner) == "session" else 0
+        owner = self.ephemeral_owner
+        if owner and ephemeral_kind(owner) != "session":
+            owner = 0
         children = len(self.children)
         return (
             self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
@@ -197,6 +199,10 @@ class DataTree:
         self._index = index
         self._acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
         self._readable: dict[tuple[ACL, ...], bool] = {}
+        # The ACL list last interned and last judged, and the answers: a tree mostly has one or
+        # two, and hashing one runs the dataclass __hash__ of each entry and its Id in Python.
+        self._last_acl: tuple[tuple[ACL, ...], tuple[ACL, ...]] | None = None
+        self._last_readable: tuple[tuple[ACL, ...], bool] | None = None
         if not populate:  # from_snapshot brings every node, the root and system nodes too
             return
         self._insert("/", Node(b"", self.intern_acl(OPEN_ACL_UNSAFE), 0, 0, 0, 0))
@@ -210,12 +216,21 @@ class DataTree:
     # --- bookkeeping ----------------------------------------------------------------------
 
     def intern_acl(self, acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
-        return self._acls.setdefault(acl, acl)
+        last = self._last_acl
+        if last is not None and last[0] is acl:  # decoding shares the tuple of a repeated ACL
+            return last[1]
+        interned = self._acls.setdefault(acl, acl)
+        self._last_acl = (acl, interned)
+        return interned
 
     def _world_readable(self, acl: tuple[ACL, ...]) -> bool:
+        last = self._last_readable
+        if last is not None and last[0] is acl:
+            return last[1]
         readable = self._readable.get(acl)
         if readable is None:
             readable = self._readable[acl] = _acl.world_readable(acl)
+        self._last_readable = (acl, readable)
         return readable
 
     def _mirror(self, path: str, node: Node) -> bytes | None:

@@ -154,13 +154,15 @@ class Prep:
         self._order.append((rec.zxid, rec.path))
 
     def applied(self, zxid: int) -> None:
-        while self._order and self._order[0][0] <= zxid:
-            rec_zxid, path = self._order.popleft()
+        order = self._order
+        while order and order[0][0] <= zxid:
+            rec_zxid, path = order.popleft()
             rec = self._pending.get(path)
             if rec is not None and rec.zxid == rec_zxid:
                 del self._pending[path]
-        for session in [s for s, (z, _) in self._sessions.items() if z <= zxid]:
-            del self._sessions[session]
+        if self._sessions:  # a follower, and a leader between session changes, has none
+            for session in [s for s, (z, _) in self._sessions.items() if z <= zxid]:
+                del self._sessions[session]
 
     def reset(self) -> None:
         self._pending.clear()
