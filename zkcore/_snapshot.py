@@ -30,26 +30,36 @@ def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
     w = Writer()
     w.buf += SNAPSHOT_MAGIC
     w.long(tree.last_zxid)
-    acl_numbers: dict[tuple[ACL, ...], int] = {}
+    # ACL lists numbered by identity: nodes share the tree's interned lists, and hashing one by
+    # value runs the dataclass __hash__ of each entry in Python, twice a node.
+    acl_numbers: dict[int, int] = {}
+    acls: list[tuple[ACL, ...]] = []
     for node in tree.nodes.values():
-        acl_numbers.setdefault(node.acl, len(acl_numbers))
-    w.int(len(acl_numbers))
-    for acl in acl_numbers:
+        if id(node.acl) not in acl_numbers:
+            acl_numbers[id(node.acl)] = len(acls)
+            acls.append(node.acl)
+    w.int(len(acls))
+    for acl in acls:
         w.int(len(acl))
         for entry in acl:
             entry.write(w)
     w.int(len(tree.nodes))
-    pack = SNAPSHOT_NODE.pack
+    pack, int_pack = SNAPSHOT_NODE.pack, _INT.pack
+    buf = w.buf
     for i, (path, node) in enumerate(tree.nodes.items()):
         raw = path.encode("utf-8", "surrogatepass")
-        w.buf += _INT.pack(len(raw)) + raw + _INT.pack(len(node.data)) + node.data
-        w.buf += pack(
-            acl_numbers[node.acl], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+        data = node.data
+        buf += int_pack(len(raw))
+        buf += raw
+        buf += int_pack(len(data))
+        buf += data
+        buf += pack(
+            acl_numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
             node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
         )  # fmt: skip
         if i % chunk_nodes == chunk_nodes - 1:
-            yield bytes(w.buf)
-            w.buf.clear()
+            yield bytes(buf)
+            buf.clear()
     w.int(len(tree.sessions))
     for session, timeout in tree.sessions.items():
         w.long(session)
