@@ -75,27 +75,32 @@ class ClientRequest:
         return self.opcode in WRITE_OPS
 
 
+_MULTI_OPS = frozenset({int(OpCode.MULTI), int(OpCode.MULTI_READ)})
+_BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING)})
+
+
 def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
     """Decode RequestHeader + body; raises RemoteError for anything malformed or unknown."""
-    if len(frame) > limits.frame_bytes_max:
-        raise RemoteError(f"request of {len(frame)} bytes exceeds frame_bytes_max {limits.frame_bytes_max}")
-    r = Reader(frame)
-    header = RequestHeader.read(r)
+    buf = frame if type(frame) is bytes else bytes(frame)
+    end = len(buf)
+    if end > limits.frame_bytes_max:
+        raise RemoteError(f"request of {end} bytes exceeds frame_bytes_max {limits.frame_bytes_max}")
+    header, pos = RequestHeader.read_at(buf, 0, end)
     opcode = header.type
-    body: Any
-    if opcode in (OpCode.MULTI, OpCode.MULTI_READ):
+    body: Any = None
+    if opcode in _MULTI_OPS:
+        r = Reader(buf, pos)
         body = read_multi_request(r)
-        allowed = MULTI_READ_OPS if opcode == OpCode.MULTI_READ else None
-        if allowed is not None and any(op not in allowed for op, _ in body):
+        pos = r.pos
+        if opcode == OpCode.MULTI_READ and any(op not in MULTI_READ_OPS for op, _ in body):
             raise RemoteError("multiRead may only hold getData and getChildren ops")
-    elif opcode in (OpCode.CLOSE_SESSION, OpCode.PING):
-        body = None
-    else:
+    elif opcode not in _BODILESS_OPS:
         kind = REQUEST_TYPES.get(opcode)
         if kind is None:
             raise UnknownOpcodeError(f"unknown opcode {opcode}")
-        body = kind.read(r)
-    r.expect_end(f"request opcode {opcode}")
+        body, pos = kind.read_at(buf, pos, end)
+    if pos != end:
+        raise RemoteError(f"{end - pos} trailing bytes after request opcode {opcode}")
     return ClientRequest(header.xid, opcode, body)
 
 
@@ -114,19 +119,22 @@ class ForwardedRequest(JuteRecord):
 
 def forwarded_body(fwd: ForwardedRequest) -> Any:
     """The decoded body of a forwarded write, as prep takes it; raises RemoteError."""
-    r = Reader(fwd.body)
-    body: Any
-    if fwd.opcode == OpCode.MULTI:
+    buf, opcode = fwd.body, fwd.opcode
+    end, pos = len(buf), 0
+    body: Any = None
+    if opcode == OpCode.MULTI:
+        r = Reader(buf)
         body = read_multi_request(r)
-    elif fwd.opcode == OpCode.CLOSE_SESSION:
-        body = None
-    elif fwd.opcode == OpCode.CREATE_SESSION:
-        body = CreateSessionTxn.read(r)
-    elif fwd.opcode in WRITE_OPS:
-        body = REQUEST_TYPES[fwd.opcode].read(r)
+        pos = r.pos
+    elif opcode == OpCode.CREATE_SESSION:
+        body, pos = CreateSessionTxn.read_at(buf, 0, end)
+    elif opcode in WRITE_OPS:
+        if opcode != OpCode.CLOSE_SESSION:
+            body, pos = REQUEST_TYPES[opcode].read_at(buf, 0, end)
     else:
-        raise RemoteError(f"opcode {fwd.opcode} is not a write")
-    r.expect_end(f"forwarded opcode {fwd.opcode}")
+        raise RemoteError(f"opcode {opcode} is not a write")
+    if pos != end:
+        raise RemoteError(f"{end - pos} trailing bytes after forwarded opcode {opcode}")
     return body
 
 
