@@ -93,15 +93,18 @@ def allows(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id]) -> bool:
     if not acl:
         return True
     perm = int(perm)  # `int & Perms` would run enum's Python-level __and__ for every entry
-    if any(i.scheme == "super" for i in auth_ids):
-        return True
+    for ident in auth_ids:  # loops, not any(): this runs for every write and slow-path read
+        if ident.scheme == "super":
+            return True
     for entry in acl:
         if not int(entry.perms) & perm:  # entry.perms may be a Perms (OPEN_ACL_UNSAFE's is)
             continue
-        if entry.id.scheme == "world" and entry.id.id == "anyone":
+        acl_id = entry.id
+        if acl_id.scheme == "world" and acl_id.id == "anyone":
             return True
-        if any(_matches(i, entry.id) for i in auth_ids):
-            return True
+        for ident in auth_ids:
+            if _matches(ident, acl_id):
+                return True
     return False
 
 
