@@ -1,0 +1,31 @@
+"""What the node process changes about its own interpreter, checked in a process of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHECK = """
+import enum, gc
+import cluster.node
+cluster.node.fast_enum_members()
+cluster.node.fast_enum_members()  # twice is harmless
+assert "__getattr__" not in vars(enum.EnumType)
+from zkcore import Code
+from zkcore._records import OpCode, Perms
+from zkcore.zab import Role
+assert (OpCode.SET_DATA, Code.OK, Perms.WRITE, Role.LEADING) == (5, 0, 2, 2)
+unreachable = [(cls.__name__, name) for cls in gc.get_objects() if isinstance(cls, enum.EnumType)
+               for name in cls._member_map_ if getattr(cls, name, None) is not cls._member_map_[name]]
+assert not unreachable, unreachable
+"""
+
+
+def test_enum_members_stay_reachable_without_the_getattr_fallback() -> None:
+    """Every enum member loaded in a node process (ours, pyzmq's, the stdlib's) is still found
+    as a class attribute once the node drops EnumType.__getattr__ (fast_enum_members)."""
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
