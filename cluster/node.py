@@ -71,7 +71,7 @@ def fast_enum_members() -> None:
     server's CPU per write. Every member is in its class's dict, so this process drops the
     fallback."""
     if "__getattr__" in vars(enum.EnumType):
-        del enum.EnumType.__getattr__
+        delattr(enum.EnumType, "__getattr__")
 
 
 def load_tree(payload: bytes | None) -> DataTree:
