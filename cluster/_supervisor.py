@@ -167,16 +167,18 @@ class Adopted:
             pass
 
 
+def die_with_parent(parent: int, sig: int) -> None:
+    """Have the kernel send this process `sig` when `parent` (its parent's pid) dies, however it
+    dies; at once if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os.kill(os.getpid(), sig)
+
+
 def _die_with_parent(parent: int) -> Callable[[], None]:
     """preexec_fn for a node: SIGTERM when the supervisor dies, however it dies."""
-
-    def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the supervisor died before the line above
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
+    return lambda: die_with_parent(parent, signal.SIGTERM)
 
 
 def node_env() -> dict[str, str]:

@@ -28,6 +28,7 @@ from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
+from cluster._supervisor import die_with_parent
 from cluster._transport import peer_transport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
@@ -445,10 +446,15 @@ class Node:
     def _start_snapshot(self, zxid: int) -> None:
         """A forked child writes the copy-on-write image of the tree while this process keeps
         serving; _reap_children reports the result."""
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                # It shares every descriptor of the node: the log's lock, the client port, the
+                # rings. Were it to outlive a node killed with kill -9, the node's restart would
+                # find them taken until the snapshot is written (a minute for 10M znodes).
+                die_with_parent(parent, signal.SIGKILL)
                 write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(self.server.tree))
                 code = 0
             finally:
@@ -477,6 +483,11 @@ class Node:
         self.server.snapshot_done(zxid, ok)
 
     def close(self) -> None:
+        if self.snapshot_child is not None:  # the log holds all it would have written
+            pid, zxid, _ = self.snapshot_child
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            log.info("stopped writing the snapshot at %#x", zxid)
         if self.unsynced:
             self.log.fsync()
         self.log.close()

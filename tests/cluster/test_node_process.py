@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = """
@@ -29,3 +31,31 @@ def test_enum_members_stay_reachable_without_the_getattr_fallback() -> None:
     as a class attribute once the node drops EnumType.__getattr__ (fast_enum_members)."""
     out = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+ORPHAN = """
+import os, signal, sys, time
+from cluster._supervisor import die_with_parent
+parent = os.getpid()
+pid = os.fork()
+if pid == 0:
+    die_with_parent(parent, signal.SIGKILL)
+    time.sleep(60)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_forked_child_dies_with_its_node() -> None:
+    """A node's snapshot child shares the node's log lock, client port and rings: kill -9 of
+    the node must take the child too, or the node's restart finds them taken."""
+    node = subprocess.Popen([sys.executable, "-c", ORPHAN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        child = psutil.Process(int(node.stdout.readline()))
+        node.kill()
+        node.wait(10)
+        child.wait(10)  # psutil.TimeoutExpired if the child outlived its parent
+    finally:
+        node.kill()
