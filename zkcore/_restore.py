@@ -148,6 +148,7 @@ def _decode_txn_body(payload: bytes) -> tuple[int, int, int, str, bytes, tuple[A
 
 def decode_acl_vector(raw: bytes) -> tuple[ACL, ...] | None:
     """A create's ACL vector, exactly as Txn.decode reads it, or None when it does not decode."""
+    raw = raw if type(raw) is bytes else bytes(raw)  # the readers slice it: slices must be bytes
     try:
         acl: tuple[ACL, ...]
         acl, end = VECTOR_READERS[ACL](raw, 0, len(raw))
