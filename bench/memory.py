@@ -25,6 +25,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -44,13 +46,20 @@ def path(i: int) -> str:
     return f"{PARENT}/{i:017d}"  # 20 characters in all
 
 
-def create_all(host: str, count: int, data: bytes, progress: Progress) -> float:
-    """Create count znodes under PARENT through one connection; the seconds it took."""
+@contextmanager
+def session(host: str) -> Iterator[socket.socket]:
+    """A connection to host's ZooKeeper port with a new session on it."""
     address, port = host.rsplit(":", 1)
     with socket.create_connection((address, int(port)), timeout=60) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         send_frame(s, connect_frame())
         recv_frame(s)
+        yield s
+
+
+def create_all(host: str, count: int, data: bytes, progress: Progress) -> float:
+    """Create count znodes under PARENT through one connection; the seconds it took."""
+    with session(host) as s:
         acl = rec.OPEN_ACL_UNSAFE
         send_frame(
             s,
@@ -98,10 +107,7 @@ def java_live_heap(pid: int) -> int:
 
 def request(host: str, frames: list[bytes]) -> list[tuple[int, bytes]]:
     """Send requests on a new session and return each reply's (err, body), in order."""
-    address, port = host.rsplit(":", 1)
-    with socket.create_connection((address, int(port)), timeout=60) as s:
-        send_frame(s, connect_frame())
-        recv_frame(s)
+    with session(host) as s:
         replies = []
         for frame in frames:
             send_frame(s, frame)

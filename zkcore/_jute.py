@@ -23,15 +23,47 @@ _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 
 
+def as_bytes(data: builtins.bytes | bytearray | memoryview) -> builtins.bytes:
+    """The bytes to decode from: readers slice them, and a slice of bytes is bytes already."""
+    return data if type(data) is bytes else bytes(data)
+
+
+def int_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
+    """The int at pos, checked against end (a length, a count, a message kind)."""
+    if end - pos < 4:
+        raise RemoteError(f"truncated int: need 4 bytes at offset {pos}, have {end - pos}")
+    return int(_INT.unpack_from(buf, pos)[0])
+
+
+def vector_length_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
+    n = int_at(buf, pos, end)
+    if n < -1 or n > limits.vector_length_max:
+        raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
+    return max(n, 0)
+
+
+def expect_end(pos: builtins.int, end: builtins.int, what: str, detail: object = None) -> None:
+    """Decoding `what` (and `detail`, formatted only for the error) must have used every byte
+    up to end."""
+    if pos != end:
+        named = what if detail is None else f"{what} {detail}"
+        raise RemoteError(f"{end - pos} trailing bytes after {named}")
+
+
 class Reader:
     """Reads jute values from a buffer, checking every length against what is left."""
 
     __slots__ = ("buf", "pos", "end")
 
-    def __init__(self, buf: builtins.bytes | bytearray | memoryview, pos: builtins.int = 0) -> None:
-        self.buf = buf if type(buf) is bytes else bytes(buf)  # bytes, so that a slice is bytes already
+    def __init__(
+        self,
+        buf: builtins.bytes | bytearray | memoryview,
+        pos: builtins.int = 0,
+        end: builtins.int | None = None,
+    ) -> None:
+        self.buf = as_bytes(buf)
         self.pos = pos
-        self.end = len(self.buf)
+        self.end = len(self.buf) if end is None else end
 
     def _need(self, n: builtins.int, what: str) -> builtins.int:
         pos = self.pos
@@ -82,10 +114,9 @@ class Reader:
             raise RemoteError(f"string is not valid UTF-8: {raw[:40]!r}") from e
 
     def vector_length(self) -> builtins.int:
-        n = self.int()
-        if n < -1 or n > limits.vector_length_max:
-            raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
-        return max(n, 0)
+        n = vector_length_at(self.buf, self.pos, self.end)
+        self.pos += 4
+        return n
 
     def remaining(self) -> builtins.int:
         return self.end - self.pos
@@ -96,8 +127,7 @@ class Reader:
         return self.buf[pos:]
 
     def expect_end(self, what: str) -> None:
-        if self.pos != self.end:
-            raise RemoteError(f"{self.end - self.pos} trailing bytes after {what}")
+        expect_end(self.pos, self.end, what)
 
 
 class Writer:
@@ -184,26 +214,12 @@ ReadAt = Callable[[builtins.bytes, builtins.int, builtins.int], tuple[Any, built
 VECTOR_READERS: dict[Any, ReadAt] = {}
 
 
-def _length_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
-    if end - pos < 4:
-        raise RemoteError(f"truncated int: need 4 bytes at offset {pos}, have {end - pos}")
-    return int(_INT.unpack_from(buf, pos)[0])
-
-
-def _vector_length_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> builtins.int:
-    n = _length_at(buf, pos, end)
-    if n < -1 or n > limits.vector_length_max:
-        raise RemoteError(f"vector length must be in [-1, {limits.vector_length_max}], got {n}")
-    return max(n, 0)
-
-
 def _prim_at(name: str) -> ReadAt:
     """read_at for one primitive through Reader: vectors of primitives and snapshots are rare."""
     method = getattr(Reader, name)
 
     def read_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> tuple[Any, builtins.int]:
-        r = Reader(buf, pos)
-        r.end = end
+        r = Reader(buf, pos, end)
         return method(r), r.pos
 
     return read_at
@@ -213,7 +229,7 @@ def _vector_at(item: ReadAt) -> ReadAt:
     def read_at(
         buf: builtins.bytes, pos: builtins.int, end: builtins.int
     ) -> tuple[tuple[Any, ...], builtins.int]:
-        count = _vector_length_at(buf, pos, end)
+        count = vector_length_at(buf, pos, end)
         pos += 4
         items = []
         for _ in range(count):
@@ -410,10 +426,9 @@ def record(cls: type[R]) -> type[R]:
         return value
 
     def decode(klass: Any, data: bytes | bytearray | memoryview) -> Any:
-        buf = data if type(data) is bytes else bytes(data)
+        buf = as_bytes(data)
         value, pos = read_at(klass, buf, 0, len(buf))
-        if pos != len(buf):
-            raise RemoteError(f"{len(buf) - pos} trailing bytes after {klass.__name__}")
+        expect_end(pos, len(buf), klass.__name__)
         return value
 
     cls.write = write  # type: ignore[attr-defined]

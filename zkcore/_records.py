@@ -23,6 +23,8 @@ from zkcore._jute import (
     UString,
     Vector,
     Writer,
+    as_bytes,
+    expect_end,
     record,
 )
 
@@ -157,8 +159,7 @@ def _read_acl_vector(buf: bytes, start: int, end: int) -> tuple[tuple[ACL, ...],
             cached = _ACL_VECTORS.get(buf[start:pos])
             if cached is not None:
                 return cached, pos
-    r = Reader(buf, start)
-    r.end = end
+    r = Reader(buf, start, end)
     count = r.vector_length()
     if count > limits.acl_entries_max:
         raise RemoteError(f"an ACL of {count} entries is over acl_entries_max={limits.acl_entries_max}")
@@ -593,7 +594,7 @@ class Txn:
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Txn:
-        buf = data if type(data) is bytes else bytes(data)
+        buf = as_bytes(data)
         end = len(buf)
         header, pos = TxnHeader.read_at(buf, 0, end)
         kind = TXN_TYPES.get(header.type)
@@ -603,8 +604,7 @@ class Txn:
         body = None
         if header.type != OpCode.CLOSE_SESSION or pos != end:
             body, pos = kind.read_at(buf, pos, end)
-        if pos != end:
-            raise RemoteError(f"{end - pos} trailing bytes after txn")
+        expect_end(pos, end, "txn")
         return cls(header, body)  # type: ignore[arg-type]
 
 
@@ -680,6 +680,12 @@ def read_multi_request(r: Reader) -> list[MultiOp]:
         if len(ops) >= limits.multi_ops_max:
             raise RemoteError(f"multi has more than multi_ops_max={limits.multi_ops_max} ops")
         ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
+
+
+def read_multi_request_at(buf: bytes, pos: int, end: int) -> tuple[list[MultiOp], int]:
+    """read_multi_request in the read_at form the request decoders use."""
+    r = Reader(buf, pos, end)
+    return read_multi_request(r), r.pos
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 from zkcore import limits
 from zkcore._datatree import ApplyResult, DataTree
 from zkcore._errors import Code, KeeperError, NoNodeError, RemoteError
-from zkcore._jute import Buffer, Int, Long, Reader, Vector, Writer, record
+from zkcore._jute import Buffer, Int, Long, Vector, Writer, as_bytes, expect_end, record
 from zkcore._records import (
     MULTI_READ_OPS,
     REQUEST_TYPES,
@@ -33,7 +33,7 @@ from zkcore._records import (
     StatResponse,
     encode_multi_response,
     error_result,
-    read_multi_request,
+    read_multi_request_at,
 )
 
 # Writes go through prep and Zab; everything else is answered by the server the client is on.
@@ -81,7 +81,7 @@ _BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING)})
 
 def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
     """Decode RequestHeader + body; raises RemoteError for anything malformed or unknown."""
-    buf = frame if type(frame) is bytes else bytes(frame)
+    buf = as_bytes(frame)
     end = len(buf)
     if end > limits.frame_bytes_max:
         raise RemoteError(f"request of {end} bytes exceeds frame_bytes_max {limits.frame_bytes_max}")
@@ -89,9 +89,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
     opcode = header.type
     body: Any = None
     if opcode in _MULTI_OPS:
-        r = Reader(buf, pos)
-        body = read_multi_request(r)
-        pos = r.pos
+        body, pos = read_multi_request_at(buf, pos, end)
         if opcode == OpCode.MULTI_READ and any(op not in MULTI_READ_OPS for op, _ in body):
             raise RemoteError("multiRead may only hold getData and getChildren ops")
     elif opcode not in _BODILESS_OPS:
@@ -99,8 +97,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
         if kind is None:
             raise UnknownOpcodeError(f"unknown opcode {opcode}")
         body, pos = kind.read_at(buf, pos, end)
-    if pos != end:
-        raise RemoteError(f"{end - pos} trailing bytes after request opcode {opcode}")
+    expect_end(pos, end, "request opcode", opcode)
     return ClientRequest(header.xid, opcode, body)
 
 
@@ -123,18 +120,14 @@ def forwarded_body(fwd: ForwardedRequest) -> Any:
     end, pos = len(buf), 0
     body: Any = None
     if opcode == OpCode.MULTI:
-        r = Reader(buf)
-        body = read_multi_request(r)
-        pos = r.pos
+        body, pos = read_multi_request_at(buf, 0, end)
     elif opcode == OpCode.CREATE_SESSION:
         body, pos = CreateSessionTxn.read_at(buf, 0, end)
-    elif opcode in WRITE_OPS:
-        if opcode != OpCode.CLOSE_SESSION:
-            body, pos = REQUEST_TYPES[opcode].read_at(buf, 0, end)
-    else:
+    elif opcode not in WRITE_OPS:
         raise RemoteError(f"opcode {opcode} is not a write")
-    if pos != end:
-        raise RemoteError(f"{end - pos} trailing bytes after forwarded opcode {opcode}")
+    elif opcode != OpCode.CLOSE_SESSION:
+        body, pos = REQUEST_TYPES[opcode].read_at(buf, 0, end)
+    expect_end(pos, end, "forwarded opcode", opcode)
     return body
 
 

@@ -18,7 +18,7 @@ from typing import Final
 
 from zkcore import limits
 from zkcore._errors import LocalError, RemoteError
-from zkcore._jute import VECTOR_READERS
+from zkcore._jute import VECTOR_READERS, as_bytes
 from zkcore._records import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
@@ -148,7 +148,7 @@ def _decode_txn_body(payload: bytes) -> tuple[int, int, int, str, bytes, tuple[A
 
 def decode_acl_vector(raw: bytes) -> tuple[ACL, ...] | None:
     """A create's ACL vector, exactly as Txn.decode reads it, or None when it does not decode."""
-    raw = raw if type(raw) is bytes else bytes(raw)  # the readers slice it: slices must be bytes
+    raw = as_bytes(raw)
     try:
         acl: tuple[ACL, ...]
         acl, end = VECTOR_READERS[ACL](raw, 0, len(raw))

@@ -7,13 +7,24 @@ raises only RemoteError, whatever the bytes.
 from __future__ import annotations
 
 import enum
-import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
 from zkcore import limits
 from zkcore._errors import LocalError, RemoteError
-from zkcore._jute import Buffer, Int, JuteRecord, Long, SnapshotBuffer, Vector, Writer, record
+from zkcore._jute import (
+    Buffer,
+    Int,
+    JuteRecord,
+    Long,
+    SnapshotBuffer,
+    Vector,
+    Writer,
+    as_bytes,
+    expect_end,
+    int_at,
+    record,
+)
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
 
 SERVER_ID_MAX = (1 << 31) - 1
@@ -439,7 +450,6 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Refused,
 )
 _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
-_KIND = struct.Struct(">i")
 
 
 def encode_message(message: Message) -> bytes:
@@ -454,11 +464,9 @@ def encode_message(message: Message) -> bytes:
 
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
     """One whole message; anything malformed or out of range raises RemoteError."""
-    buf = data if type(data) is bytes else bytes(data)
+    buf = as_bytes(data)
     end = len(buf)
-    if end < 4:
-        raise RemoteError(f"truncated int: need 4 bytes at offset 0, have {end}")
-    (kind,) = _KIND.unpack_from(buf)
+    kind = int_at(buf, 0, end)
     cls = _BY_KIND.get(kind)
     if cls is None:
         raise RemoteError(f"unknown Zab message kind {kind}")
@@ -466,6 +474,5 @@ def decode_message(data: bytes | bytearray | memoryview) -> Message:
         message, pos = cls.read_at(buf, 4, end)
     except LocalError as e:
         raise RemoteError(f"bad {cls.__name__}: {e}") from e
-    if pos != end:
-        raise RemoteError(f"{end - pos} trailing bytes after {cls.__name__}")
+    expect_end(pos, end, cls.__name__)
     return message
