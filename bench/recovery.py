@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import native
 from cluster.progress import Progress
-from cluster.storage import DataDir, TxnLog, recover, restore_tree, write_snapshot
+from cluster.storage import DataDir, TxnLog, list_snapshots, recover, restore_tree, write_snapshot
 from zkcore import DataTree, Node, Txn, snapshot_chunks, tree_from_snapshot, world_readable
 from zkcore import _records as rec
 from zkcore._jute import Reader
@@ -276,8 +276,7 @@ def node_restart(n: int) -> None:
             elapsed = time.perf_counter() - started
             znodes = e.mntr(1).get("zk_znode_count")
             if what == "the log":  # let the node finish the snapshot it forked after catching up
-                wait_for(lambda: list(data_dir.snap_dir.glob("snapshot.*")), 300, "the node's snapshot")
-                time.sleep(1.0)
+                wait_for(lambda: list_snapshots(data_dir.snap_dir), 300, "the node's snapshot")
             e.stop()
             print(
                 f"node restart from {what}: serving {znodes} znodes {elapsed:.2f} s after the launcher started"

@@ -39,6 +39,7 @@ from cluster.storage import (
     StorageError,
     TxnLog,
     drop_snapshots_after,
+    load_snapshot,
     purge,
     read_epoch,
     recover,
@@ -75,11 +76,10 @@ def fast_enum_members() -> None:
         delattr(enum.EnumType, "__getattr__")
 
 
-def load_tree(payload: bytes | None) -> DataTree:
-    """A tree from a snapshot (its records scanned natively), without its read index: replay
-    is faster without one, and the server attaches it before it answers its first read."""
-    if payload is None:
-        return DataTree()
+def load_tree(payload: bytes) -> DataTree:
+    """A leader's SNAP as a tree (its records scanned natively), without its read index: the
+    txns that came with it replay faster without one, and the server attaches it before it
+    answers its first read."""
     with collector_paused():
         tree = tree_from_snapshot(payload, scan=native.scan_snapshot_nodes)
     gc.freeze()  # a million long-lived nodes: later collections need not walk them
@@ -140,9 +140,12 @@ class Node:
         for report in recovered.report:
             log.warning("recovery: %s", report)
         started = time.monotonic()
-        tree = load_tree(recovered.snapshot_payload)
-        log.info("loaded snapshot at %#x (%d znodes) in %.2fs; %d logged txns after it",
-                 recovered.snapshot_zxid, len(tree), time.monotonic() - started, len(recovered.txns))  # fmt: skip
+        with collector_paused():  # the read index too, if cheaper now than after the replay
+            tree = load_snapshot(recovered.snapshot_payload, new_index(), len(recovered.txns))
+        gc.freeze()  # a million long-lived nodes: later collections need not walk them
+        log.info("loaded snapshot at %#x (%d znodes%s) in %.2fs; %d logged txns after it",
+                 recovered.snapshot_zxid, len(tree), "" if tree.index is None else " and their read index",
+                 time.monotonic() - started, len(recovered.txns))  # fmt: skip
         cls = server_class(conf.extra.get("serverClass", ""))
         if cls is not Server:
             log.warning(

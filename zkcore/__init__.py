@@ -28,7 +28,7 @@ from zkcore._records import (
     Txn,
     TxnHeader,
 )
-from zkcore._snapshot import snapshot_chunks, tree_from_snapshot
+from zkcore._snapshot import snapshot_chunks, snapshot_node_count, tree_from_snapshot
 from zkcore._storage import LogEntry, MemoryLog, Storage
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "parent_of",
     "path_problem",
     "snapshot_chunks",
+    "snapshot_node_count",
     "split_path",
     "tree_from_snapshot",
     "validate_path",

@@ -73,17 +73,10 @@ def tree_from_snapshot(
     """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes. `scan`
     reads the node records: pass native.scan_snapshot_nodes to have C do it."""
     payload = payload if isinstance(payload, bytes) else bytes(payload)
-    r = Reader(payload)
-    if bytes(r.buf[:8]) != SNAPSHOT_MAGIC:
-        raise RemoteError("snapshot payload does not start with the tree magic")
-    r.pos = 8
+    r, last_zxid, acl_lists, count = _read_header(payload)
     tree = DataTree(None, populate=False)
-    tree.last_zxid = r.long()
-    acls = [
-        tree.intern_acl(tuple(ACL.read(r) for _ in range(r.vector_length())))
-        for _ in range(r.vector_length())
-    ]
-    count = r.int()
+    tree.last_zxid = last_zxid
+    acls = [tree.intern_acl(acl) for acl in acl_lists]
     with collector_paused():
         nodes = scan(payload, r.pos, count, len(acls))
         tree.load_columns(nodes, acls)
@@ -95,3 +88,20 @@ def tree_from_snapshot(
     if index is not None:
         tree.attach_loaded_index(index, nodes, acls)
     return tree
+
+
+def snapshot_node_count(payload: bytes) -> int:
+    """How many znodes a snapshot holds, read from its header alone; raises RemoteError on bad
+    bytes."""
+    return _read_header(payload)[3]
+
+
+def _read_header(payload: bytes) -> tuple[Reader, int, list[tuple[ACL, ...]], int]:
+    """A reader past the header, with what the header says: last zxid, ACL lists, node count."""
+    r = Reader(payload)
+    if bytes(r.buf[:8]) != SNAPSHOT_MAGIC:
+        raise RemoteError("snapshot payload does not start with the tree magic")
+    r.pos = 8
+    last_zxid = r.long()
+    acls = [tuple(ACL.read(r) for _ in range(r.vector_length())) for _ in range(r.vector_length())]
+    return r, last_zxid, acls, r.int()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from zkcore import Code, KeeperError, RemoteError, snapshot_chunks, tree_from_snapshot
+from zkcore import Code, KeeperError, RemoteError, snapshot_chunks, snapshot_node_count, tree_from_snapshot
 from zkcore import _records as rec
 from zkcore._datatree import (
     NO_CHILDREN,
@@ -219,6 +219,7 @@ def test_snapshot_round_trip_keeps_everything(leader: Leader) -> None:
     assert copy.last_zxid == leader.tree.last_zxid
     assert copy.ephemerals == leader.tree.ephemerals and copy.ttls == leader.tree.ttls
     assert copy.node("/s/e0000000000").acl == rec.READ_ACL_UNSAFE
+    assert snapshot_node_count(payload) == len(copy) == len(leader.tree)
     # And the copy keeps working as the original would.
     follower = Leader(copy)
     follower.zxid = leader.zxid
@@ -230,6 +231,8 @@ def test_truncated_snapshot_is_a_remote_error(leader: Leader, cut: int) -> None:
     payload = b"".join(snapshot_chunks(leader.tree))
     with pytest.raises(RemoteError):
         tree_from_snapshot(payload[:cut])
+    with pytest.raises(RemoteError):  # every cut is inside the header (magic, zxid, ACLs, count)
+        snapshot_node_count(payload[:cut])
 
 
 def test_all_children_number_and_digest_changes(leader: Leader) -> None:
