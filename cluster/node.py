@@ -162,7 +162,9 @@ class Node:
             wall_ms=wall_ms,
             accepted_epoch=read_epoch(self.data_dir.root, ACCEPTED_EPOCH) or 0,
             current_epoch=read_epoch(self.data_dir.root, CURRENT_EPOCH) or 0,
-            hooks=Hooks(load_tree=load_tree, replay=replay, new_index=new_index),
+            hooks=Hooks(
+                load_tree=load_tree, replay=replay, new_index=new_index, decode_txns=native.decode_txns
+            ),
         )
         self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
         self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here

@@ -87,6 +87,16 @@ class TxnColumns:
     def __len__(self) -> int:
         return len(self.kinds)
 
+    def rows(self, lo: int, hi: int) -> TxnColumns:
+        """Rows lo..hi-1 (all of them without a copy)."""
+        if lo == 0 and hi == len(self.kinds):
+            return self
+        part = slice(lo, hi)
+        return TxnColumns(
+            self.kinds[part], self.zxids[part], self.times[part], self.client_ids[part], self.owners[part],
+            self.numbers[part], self.paths[part], self.datas[part], self.acls[part],
+        )  # fmt: skip
+
 
 def payloads_check(payloads: Sequence[bytes]) -> Sequence[bytes]:
     """decode_txns' argument, or LocalError naming the first payload that is not bytes."""

@@ -166,7 +166,7 @@ class SimServer:
             config, self.server_id, rng=Random(self.sim.seed * 1000 + self.server_id * 31 + self.incarnation),
             storage=self.storage, tree=tree, now_ms=now_ms, wall_ms=wall_ms,
             accepted_epoch=self.accepted_epoch, current_epoch=self.current_epoch,
-            hooks=Hooks(new_index=native.PathIndex),
+            hooks=Hooks(new_index=native.PathIndex, decode_txns=native.decode_txns),
         )  # fmt: skip
 
     def crash(self) -> None:

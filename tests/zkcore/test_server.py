@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import struct
 from random import Random
+from typing import Any
 
 import pytest
 
 from native import PathIndex
-from zkcore import DataTree, LocalError, MemoryLog
+from tests.zkcore.test_replay import index_state, tree_state
+from zkcore import DataTree, LocalError, MemoryLog, Txn
 from zkcore._acl import digest_id
 from zkcore._errors import Code
 from zkcore._jute import Reader
@@ -19,6 +21,8 @@ from zkcore._records import (
     ConnectRequest,
     ConnectResponse,
     CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
     GetDataResponse,
     Id,
     OpCode,
@@ -29,6 +33,7 @@ from zkcore._records import (
     RequestHeader,
     SetDataRequest,
     WatcherEvent,
+    encode_multi_request,
 )
 from zkcore.server import Framed, Server, ServerConfig
 from zkcore.zab import Config, Message
@@ -77,6 +82,7 @@ class Servers:
         self.closed: list[object] = []
         self.admin: list[tuple[object, str]] = []
         self.framed = 0  # Framed sends seen
+        self.slow_disks: set[int] = set()  # servers told of their syncs only by synced()
 
     def pump(self) -> None:
         for _ in range(10_000):
@@ -101,7 +107,7 @@ class Servers:
                     self.admin.extend(ready.admin)
                     self.held.extend(ready.messages)
                     server.advance(ready)
-                    if ready.entries:
+                    if ready.entries and sid not in self.slow_disks:
                         server.persisted(log.fsync())
             messages, self.held = self.held, []
             for m in messages:
@@ -129,6 +135,12 @@ class Servers:
             if len(leaders) == 1 and len(serving) == len(self.servers) - len(self.paused):
                 return leaders[0]
         raise AssertionError("no leader")
+
+    def synced(self, sid: int) -> None:
+        """A slow disk catches up: its server learns that all it logged is durable."""
+        self.slow_disks.discard(sid)
+        self.servers[sid].persisted(self.storage[sid].fsync())
+        self.pump()
 
     def frames(self, conn: object) -> list[bytes | None]:
         frames, self.sent[conn] = self.sent.get(conn, []), []
@@ -389,3 +401,131 @@ def test_stats_are_a_snapshot() -> None:
     stats = net.servers[sid].stats()
     assert stats.serving and stats.leader == sid and [c.conn for c in stats.connections] == ["s"]
     assert WatcherEvent  # imported for the reader's benefit: events are WatcherEvent records
+
+
+def _writes_from_every_server(net: Servers, rounds: int, seed: int) -> dict[object, list[int]]:
+    """Creates (of every kind), setData, deletes and multis from a client on each server; the
+    xids each client sent, in order."""
+    rng, sent = Random(seed), {}
+    for sid in net.servers:
+        assert net.connect(sid, f"c{sid}") is not None
+        sent[f"c{sid}"] = []
+    kinds = [(OpCode.CREATE, 0), (OpCode.CREATE, 1), (OpCode.CREATE, 2), (OpCode.CREATE_CONTAINER, 0)]
+    for i in range(rounds):
+        for sid, server in net.servers.items():
+            conn, xid, path = f"c{sid}", len(sent[f"c{sid}"]) + 1, f"/n{rng.randrange(8)}"
+            what = rng.random()
+            if what < 0.4:
+                opcode, flags = rng.choice(kinds)
+                body: object = CreateRequest(path, b"d" * rng.randrange(5), OPEN_ACL_UNSAFE, flags)
+                if flags == 0 and rng.random() < 0.3:
+                    opcode, body = OpCode.CREATE_TTL, CreateTTLRequest(path, b"t", OPEN_ACL_UNSAFE, 5, 60_000)
+            elif what < 0.75:
+                opcode, body = OpCode.SET_DATA, SetDataRequest(path, str(i).encode(), -1)
+            elif what < 0.9:
+                opcode, body = OpCode.DELETE, DeleteRequest(path, -1)
+            else:
+                ops = [(OpCode.CREATE, CreateRequest(f"{path}m", b"", OPEN_ACL_UNSAFE, 0)),
+                       (OpCode.SET_DATA, SetDataRequest(path, b"m", -1))]  # fmt: skip
+                opcode, body = OpCode.MULTI, MultiBody(ops)
+            server.receive(conn, request(xid, opcode, body))
+            sent[conn].append(xid)
+        if i % 3 == 2:
+            net.pump()
+    net.pump()
+    return sent
+
+
+class MultiBody:
+    def __init__(self, ops: list[tuple[int, object]]) -> None:
+        self.ops = ops
+
+    def encode(self) -> bytes:
+        return encode_multi_request(self.ops)  # type: ignore[arg-type]
+
+
+def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no watch set, a server applies the creates, deletes and setData of sessions on
+    other servers through DataTree.replay; every server still ends with the tree and read
+    index that applying each committed txn gives, and each client has all its replies."""
+    replayed: list[int] = []
+    real_replay = DataTree.replay
+
+    def counting_replay(tree: DataTree, txns: Any) -> None:
+        replayed.append(len(txns))
+        real_replay(tree, txns)
+
+    monkeypatch.setattr(DataTree, "replay", counting_replay)
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    sent = _writes_from_every_server(net, 40, seed=3)
+    other = next(sid for sid in net.servers if sid != leader)  # last, a write the leader does not see
+    sent[f"c{other}"].append(xid := len(sent[f"c{other}"]) + 1)
+    net.servers[other].receive(
+        f"c{other}", request(xid, OpCode.CREATE, CreateRequest("/z", b"", OPEN_ACL_UNSAFE, 0))
+    )
+    net.pump()
+    assert sum(replayed) > 40  # most of the other servers' writes went in bulk
+    expected = DataTree(PathIndex())
+    for _, payload in net.storage[leader].entries(0, net.storage[leader].last_zxid()):
+        expected.apply(Txn.decode(payload))
+    assert not net.servers[leader].prep._pending  # what was in flight is forgotten once applied
+    for sid, server in net.servers.items():
+        assert tree_state(server.tree) == tree_state(expected), sid
+        assert index_state(server.tree) == index_state(expected), sid
+        assert [reply(f)[0].xid for f in net.frames(f"c{sid}")] == sent[f"c{sid}"]
+
+
+def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower = next(sid for sid in net.servers if sid != leader)
+    writer = next(sid for sid in net.servers if sid not in (leader, follower))
+    assert net.connect(follower, "w") is not None and net.connect(writer, "c") is not None
+    net.servers[writer].receive("c", request(1, OpCode.CREATE, CreateRequest("/n", b"0", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.servers[follower].receive("w", request(1, OpCode.GET_DATA, PathWatchRequest("/n", True)))
+    net.pump()
+    net.frames("w")
+    net.servers[writer].receive("c", request(2, OpCode.SET_DATA, SetDataRequest("/n", b"1", -1)))
+    net.servers[writer].receive("c", request(3, OpCode.SET_DATA, SetDataRequest("/n", b"2", -1)))
+    net.pump()
+    events = net.frames("w")
+    assert [reply(f)[0].xid for f in events] == [-1]  # the one-shot watch fired once
+    assert net.servers[follower].tree.node("/n").data == b"2"
+    # A sync after a write it did not see itself is answered once that write is applied here,
+    # which waits for this server's disk: the sync is answered by applying it.
+    net.slow_disks.add(follower)
+    net.servers[writer].receive("c", request(4, OpCode.SET_DATA, SetDataRequest("/n", b"3", -1)))
+    net.pump()
+    assert net.servers[leader].tree.node("/n").data == b"3"  # committed without this server
+    net.servers[follower].receive("w", request(2, OpCode.SYNC, PathRequest("/n")))
+    net.servers[follower].receive("w", request(3, OpCode.GET_DATA, PathWatchRequest("/n", False)))
+    net.pump()
+    assert net.frames("w") == [] and net.servers[follower].tree.node("/n").data == b"2"
+    net.synced(follower)
+    answers = net.frames("w")
+    assert [reply(f)[0].xid for f in answers] == [2, 3]
+    header, r = reply(answers[1])
+    assert GetDataResponse.read(r).data == b"3" and header.err == Code.OK
+
+
+def test_a_watch_set_by_a_read_behind_a_write_sees_the_next_txn_of_the_batch() -> None:
+    """A client's read waits behind its write; applying the write answers both, and the read's
+    watch must then see the next txn, although it came in the same batch of commits."""
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower, other = (sid for sid in net.servers if sid != leader)
+    assert net.connect(follower, "w") is not None and net.connect(other, "c") is not None
+    net.servers[other].receive("c", request(1, OpCode.CREATE, CreateRequest("/n", b"0", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.servers[follower].receive("w", request(1, OpCode.SET_DATA, SetDataRequest("/n", b"1", -1)))
+    net.servers[follower].receive("w", request(2, OpCode.GET_DATA, PathWatchRequest("/n", True)))
+    net.servers[other].receive("c", request(2, OpCode.SET_DATA, SetDataRequest("/n", b"2", -1)))
+    net.pump()
+    frames = net.frames("w")
+    assert [reply(f)[0].xid for f in frames] == [1, 2, -1]
+    header, r = reply(frames[1])
+    assert header.err == Code.OK and GetDataResponse.read(r).data == b"1"

@@ -596,6 +596,12 @@ class ClientTable:
         if header.type == OpCode.CLOSE_SESSION:
             self._end_conn(conn)
 
+    def on_replayed(self) -> None:
+        """Txns were applied that no client here sees (none of theirs, and no watch is set):
+        only the syncs waiting for them may be due."""
+        if self.syncs:
+            self._answer_syncs()
+
     def on_refused(self, fwd: ForwardedRequest, err: int) -> None:
         """Zab could not take this client's write after all: it gets `err` now."""
         conn = self.by_session.get(fwd.session_id)

@@ -8,8 +8,10 @@ acted on in field order and then handed back through advance(), as zab.Ready is.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from zkcore import limits
@@ -19,6 +21,7 @@ from zkcore._jute import Reader, Writer
 from zkcore._prep import Prep, Request
 from zkcore._records import CreateSessionTxn, OpCode, PathRequest, Txn
 from zkcore._requests import ForwardedRequest, forwarded_body
+from zkcore._restore import REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA, TxnColumns, decode_txns
 from zkcore._sessions import SessionTracker
 from zkcore._snapshot import snapshot_chunks, tree_from_snapshot
 from zkcore._storage import LogEntry, Storage
@@ -38,6 +41,9 @@ from zkcore.zab import (
 )
 
 SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
+# The txn kinds DataTree.replay applies inline, which change nothing but the tree.
+UNSEEN_KINDS = frozenset((REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA))
+CLIENT_ID = struct.Struct(">q")  # a txn's first field: the session whose write it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,7 @@ class Hooks:
     load_tree: Callable[[bytes], DataTree] = tree_from_snapshot
     replay: Callable[[DataTree, Sequence[LogEntry]], None] | None = None
     new_index: Callable[[], ReadIndex] | None = None
+    decode_txns: Callable[[Sequence[bytes]], TxnColumns] = decode_txns
 
 
 @dataclass(slots=True)  # not frozen: a frozen one costs 3 µs more to make, each loop turn
@@ -467,8 +474,56 @@ class Server:
             self._track_every_session()
             self.note(f"replayed {len(committed)} committed txns in bulk")
             return
-        for zxid, payload in committed:
+        if self.clients.watches.watchers():  # each txn's events are wanted
+            for zxid, payload in committed:
+                self.apply(zxid, payload)
+        else:
+            self._apply_unwatched(committed)
+
+    def _apply_unwatched(self, committed: Sequence[LogEntry]) -> None:
+        """apply() while no watch is set on this server: a create, delete or setData of a session
+        connected elsewhere then has no one here to tell, so runs of them go through
+        DataTree.replay after one decode of the lot (the shell's native one); the rest, and any
+        txn that is not what its log entry says, one by one through apply(). Answering a client
+        (a write's reply, a sync) lets the reads queued behind it run, and one may set a watch:
+        from then on every txn goes through apply()."""
+        local, client_id_at = self.clients.by_session, CLIENT_ID.unpack_from
+        if all(len(payload) >= 8 and client_id_at(payload)[0] in local for _, payload in committed):
+            for zxid, payload in committed:  # all of them answered here: nothing to skip
+                self.apply(zxid, payload)
+            return
+        txns = self.hooks.decode_txns([payload for _, payload in committed])
+        watches, quiet, start = self.clients.watches, UNSEEN_KINDS, 0
+        for i, (zxid, kind, client_id, stamped) in enumerate(
+            zip(map(itemgetter(0), committed), txns.kinds, txns.client_ids, txns.zxids, strict=True)
+        ):
+            if kind in quiet and client_id not in local and stamped == zxid:
+                continue
+            if start < i:
+                self._replay_unseen(txns, committed, start, i)  # may answer a sync
+                start = i
+            if watches.watchers():
+                break
+            self.apply(zxid, committed[i][1])  # may answer its client
+            start = i + 1
+            if watches.watchers():
+                break
+        else:
+            if start < len(committed):
+                self._replay_unseen(txns, committed, start, len(committed))
+            return
+        for zxid, payload in committed[start:]:  # a watch is set now: every txn's events count
             self.apply(zxid, payload)
+
+    def _replay_unseen(self, txns: TxnColumns, committed: Sequence[LogEntry], lo: int, hi: int) -> None:
+        """What apply() does for txns lo..hi-1, which nobody here sees: no results, no events."""
+        self._tree.replay(txns.rows(lo, hi))
+        if self._prepped:
+            for zxid, _ in committed[lo:hi]:
+                self._prepped.pop(zxid, None)
+        self.prep.applied(committed[hi - 1][0])
+        self.txns_since_snapshot += hi - lo
+        self.clients.on_replayed()
 
     def apply(self, zxid: int, payload: bytes) -> None:
         txn = self._prepped.pop(zxid, None) if self._prepped else None
