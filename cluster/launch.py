@@ -47,6 +47,12 @@ __all__ = ["CONFIG_NAME", "config_path", "main", "node_pid_path", "read_pid"]
 log = logging.getLogger("zkpy.launch")
 CONFIG_NAME = "ensemble.cfg"
 CRASH_LOOP_DEATHS = 2  # a node that died this often while starting is not going to serve
+# A node past --timeout that still uses this much of a core is loading a big snapshot or log,
+# not stuck: it is waited for, looked at again every WORKING_RECHECK_S, for up to
+# WORKING_WAIT_MAX_S more (a 10-million-znode tree takes a minute or two to load).
+WORKING_CPU_PERCENT = 30.0
+WORKING_RECHECK_S = 5.0
+WORKING_WAIT_MAX_S = 1800.0
 SERVING = ("leader", "follower", "observer")
 
 
@@ -266,9 +272,16 @@ def start_detached(path: Path, conf: config.EnsembleConfig, ids: list[int], time
                "--ids", ",".join(map(str, ids))]  # fmt: skip
         sup = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     views: dict[int, dict[str, str]] = {}
-    while time.monotonic() < deadline:
+    told: set[int] = set()
+    while True:
+        if time.monotonic() >= deadline:  # a quorum serving is enough then; else wait while nodes work
+            failing = [sid for sid in ids if sid not in views]
+            if has_quorum(conf, views) or not still_working(path, failing, started, timeout_s, told):
+                break
+            deadline = time.monotonic() + WORKING_RECHECK_S
         if sup.poll() is not None:
             raise Failed(f"the supervisor exited ({sup.returncode}): {last_error(sup_log)}")
         if not state_path(conf).exists():  # the supervisor holds the lock and has adopted
@@ -295,8 +308,25 @@ def start_detached(path: Path, conf: config.EnsembleConfig, ids: list[int], time
         sup.wait(30)
     except subprocess.TimeoutExpired:
         sup.kill()
-    raise Failed(f"no quorum serves after {time.monotonic() - deadline + timeout_s:.0f}s; stopped the ensemble "
+    raise Failed(f"no quorum serves after {time.monotonic() - started:.0f}s; stopped the ensemble "
                  f"again. Why each node that did not serve stopped:\n" + "\n".join(reasons))  # fmt: skip
+
+
+def still_working(path: Path, sids: list[int], started: float, timeout_s: float, told: set[int]) -> bool:
+    """Past the timeout: whether any of these nodes, not serving yet, is busy on a core (loading
+    a big snapshot or log), so is worth waiting for; says so once per node."""
+    waited = time.monotonic() - started
+    if not sids or waited >= timeout_s + WORKING_WAIT_MAX_S:
+        return False
+    procs = {sid: proc for sid, proc in node_processes(path).items() if sid in sids}
+    busy = {sid: pct for sid, pct in cpu_percents(procs, sample_s=1.0).items() if pct >= WORKING_CPU_PERCENT}
+    if set(busy) - told:
+        told.update(busy)
+        shares = ", ".join(f"node {sid} at {pct:.0f}% CPU" for sid, pct in sorted(busy.items()))
+        print(f"not serving yet after {waited:.0f}s, but working ({shares}): loading a big snapshot or log "
+              f"takes a while; waiting while they work, for up to {WORKING_WAIT_MAX_S / 60:.0f} more "
+              "minutes", file=sys.stderr, flush=True)  # fmt: skip
+    return bool(busy)
 
 
 def crash_looping(conf: config.EnsembleConfig, ids: list[int], views: dict[int, dict[str, str]]) -> list[int]:
@@ -397,20 +427,30 @@ def cmd_start_node(args: argparse.Namespace) -> int:
         raise Failed(f"no supervisor runs {conf.data_dir}, so nothing will start node {args.id}: start the "
                      "ensemble (`python -m cluster.launch --detach ...`)")  # fmt: skip
     endpoint = conf.servers[args.id].client
+    started, told = time.monotonic(), set[int]()
     wait_until(
-        lambda: admin.query(endpoint, "ruok", 300) == "imok", args.timeout, f"node {args.id} to answer"
+        lambda: admin.query(endpoint, "ruok", 300) == "imok",
+        args.timeout,
+        f"node {args.id} to answer",
+        working=lambda: still_working(path, [args.id], started, args.timeout, told),
     )
     print(f"node {args.id} is back")
     return 0
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
+def wait_until(
+    predicate: Callable[[], object], timeout_s: float, what: str, working: Callable[[], bool] | None = None
+) -> None:
+    """Until predicate() holds, for timeout_s, and past it for as long as working() says the
+    wait is worth it."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            if working is None or not working():
+                raise Failed(f"timed out after {time.monotonic() - started:.0f}s waiting for {what}")
+            deadline = time.monotonic() + WORKING_RECHECK_S
         time.sleep(0.1)
-    raise Failed(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
 def cmd_partition(args: argparse.Namespace) -> int:

@@ -47,7 +47,16 @@ from cluster.storage import (
     write_epoch,
     write_snapshot,
 )
-from zkcore import DataTree, LocalError, LogEntry, RemoteError, limits, snapshot_chunks, tree_from_snapshot
+from zkcore import (
+    DataTree,
+    LocalError,
+    LogEntry,
+    RemoteError,
+    limits,
+    snapshot_chunks,
+    snapshot_node_count,
+    tree_from_snapshot,
+)
 from zkcore._restore import collector_paused
 from zkcore.server import SESSION_SECRET_DEFAULT, ConnId, Hooks, Server, ServerConfig, ServerReady
 from zkcore.zab import Config, decode_message, encode_message
@@ -136,10 +145,14 @@ class Node:
         self.conf, self.server_id = conf, server_id
         self.data_dir = DataDir.create(conf.node_dir(server_id))
         self.log = TxnLog(self.data_dir.log_dir)
+        log.info("reading the snapshot and txn log in %s", self.data_dir.root)
         recovered = recover(self.data_dir.root, log=self.log)
         for report in recovered.report:
             log.warning("recovery: %s", report)
         started = time.monotonic()
+        if recovered.snapshot_payload is not None:  # a big one takes a while: say what is going on
+            log.info("loading the snapshot at %#x: %d znodes in %.1f MB", recovered.snapshot_zxid,
+                     snapshot_node_count(recovered.snapshot_payload), len(recovered.snapshot_payload) / 1e6)  # fmt: skip
         with collector_paused():  # the read index too, if cheaper now than after the replay
             tree = load_snapshot(recovered.snapshot_payload, new_index(), len(recovered.txns))
         gc.freeze()  # a million long-lived nodes: later collections need not walk them

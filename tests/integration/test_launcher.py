@@ -93,6 +93,22 @@ def test_no_quorum_fails_with_every_reason_and_leaves_nothing_running(data_dir: 
     assert status.returncode == 1 and "NO QUORUM" in status.stderr, status.stdout + status.stderr
 
 
+def test_a_node_still_loading_past_the_timeout_is_waited_for(data_dir: Path) -> None:
+    """A node busy on its core (as loading a big snapshot is) is not given up at --timeout."""
+    conf = config.local_ensemble(data_dir, 1)
+    conf.extra["serverClass"] = "tests.integration.slow_server:SlowToLoad"
+    data_dir.mkdir(parents=True)
+    conf.write(config_path(data_dir))
+    out = launch("--config", str(config_path(data_dir)), "--detach", "--timeout", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "not serving yet after" in out.stderr and "but working (node 1 at" in out.stderr, out.stderr
+    assert "connect:" in out.stdout
+    # So is a node restarted by start-node.
+    assert launch("stop-node", "--config", str(config_path(data_dir)), "--id", "1", "--force").returncode == 0
+    out = launch("start-node", "--config", str(config_path(data_dir)), "--id", "1", "--timeout", "1")
+    assert out.returncode == 0 and "node 1 is back" in out.stdout, out.stdout + out.stderr
+
+
 def test_nodes_die_with_their_supervisor_and_a_relaunch_works_at_once(data_dir: Path) -> None:
     assert launch("--nodes", "3", "--data-dir", str(data_dir), "--detach").returncode == 0
     conf = config.load(config_path(data_dir))
