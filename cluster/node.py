@@ -14,6 +14,7 @@ import faulthandler
 import gc
 import importlib
 import logging
+import math
 import os
 import random
 import signal
@@ -53,6 +54,7 @@ from zkcore import (
     LogEntry,
     RemoteError,
     limits,
+    snapshot_bytes,
     snapshot_chunks,
     snapshot_node_count,
     tree_from_snapshot,
@@ -106,6 +108,23 @@ def replay(tree: DataTree, entries: Sequence[LogEntry]) -> None:
 
 def new_index() -> native.PathIndex:
     return native.PathIndex()
+
+
+def snap_stall_warning(znodes: int, spent_s: float, conf: config_mod.EnsembleConfig) -> str | None:
+    """What to tell the operator when writing the tree for a SNAP held this leader up longer
+    than its followers wait for it (syncLimit x tickTime): they may elect again, and the
+    follower that needed the SNAP waits initLimit x tickTime for all of it."""
+    tick_s = conf.tick_ms / 1000
+    if spent_s <= conf.sync_limit_ticks * tick_s:
+        return None
+    sync_ticks, init_ticks = (max(now, math.ceil(factor * spent_s / tick_s)) for now, factor in
+                              ((conf.sync_limit_ticks, 2), (conf.init_limit_ticks, 6)))  # fmt: skip
+    return (
+        f"a follower needed the whole tree (SNAP): writing its {znodes:,} znodes took {spent_s:.2f}s, and "
+        f"this leader heard and answered nobody meanwhile. Followers give up on a leader silent for "
+        f"syncLimit x tickTime = {conf.sync_limit_ticks * tick_s:.2f}s, so they may have elected again. "
+        f"For a tree this size set syncLimit={sync_ticks} and initLimit={init_ticks} (tickTime={conf.tick_ms})"
+    )
 
 
 def server_class(spec: str) -> type[Server]:
@@ -176,8 +195,12 @@ class Node:
             accepted_epoch=read_epoch(self.data_dir.root, ACCEPTED_EPOCH) or 0,
             current_epoch=read_epoch(self.data_dir.root, CURRENT_EPOCH) or 0,
             hooks=Hooks(
-                load_tree=load_tree, replay=replay, new_index=new_index, decode_txns=native.decode_txns
-            ),
+                load_tree=load_tree,
+                replay=replay,
+                new_index=new_index,
+                decode_txns=native.decode_txns,
+                serialize=self._serialize_for_snap,
+            ),  # fmt: skip
         )
         self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
         self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
@@ -204,6 +227,15 @@ class Node:
         admin_address = conf.servers[server_id].admin
         self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.running = True
+
+    def _serialize_for_snap(self, tree: DataTree) -> bytes:
+        """The tree for a SNAP to a follower far behind: written here, in the loop."""
+        started = time.monotonic()
+        payload = snapshot_bytes(tree)
+        warning = snap_stall_warning(len(tree), time.monotonic() - started, self.conf)
+        if warning is not None:
+            log.warning("%s", warning)
+        return payload
 
     # --- the loop -----------------------------------------------------------------------------
 

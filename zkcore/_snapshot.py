@@ -67,6 +67,11 @@ def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
     yield bytes(w.buf)
 
 
+def snapshot_bytes(tree: DataTree) -> bytes:
+    """The whole snapshot_chunks() output as one bytes, as a SNAP carries it."""
+    return b"".join(snapshot_chunks(tree))
+
+
 def tree_from_snapshot(
     payload: bytes, index: ReadIndex | None = None, *, scan: SnapshotScan = scan_snapshot_nodes
 ) -> DataTree:

@@ -59,3 +59,22 @@ def test_a_forked_child_dies_with_its_node() -> None:
         child.wait(10)  # psutil.TimeoutExpired if the child outlived its parent
     finally:
         node.kill()
+
+
+def test_a_snap_that_holds_the_leader_up_past_sync_limit_names_the_limits_to_raise(tmp_path: Path) -> None:
+    from cluster.config import local_ensemble
+    from cluster.node import snap_stall_warning
+
+    conf = local_ensemble(tmp_path, 3)  # tickTime 50 ms, syncLimit 10, initLimit 40
+    assert snap_stall_warning(400_000, conf.sync_limit_ticks * conf.tick_ms / 1000, conf) is None
+    warning = snap_stall_warning(400_005, 1.93, conf)
+    assert warning is not None
+    assert "writing its 400,005 znodes took 1.93s" in warning and "= 0.50s" in warning
+    # Twice the stall for syncLimit, six times for initLimit (the follower receives and loads it).
+    assert warning.endswith("set syncLimit=78 and initLimit=232 (tickTime=50)")
+    # Limits already above what the stall needs are kept.
+    roomy = local_ensemble(tmp_path, 3, sync_limit_ticks=20, init_limit_ticks=1000)
+    assert snap_stall_warning(10, 0.9, roomy) is None
+    assert (snap_stall_warning(10, 1.5, roomy) or "").endswith(
+        "set syncLimit=60 and initLimit=1000 (tickTime=50)"
+    )

@@ -64,6 +64,8 @@ class Role(enum.IntEnum):
 
 
 def _check(name: str, value: object, lo: int, hi: int) -> None:
+    if type(value) is int and lo <= value <= hi:  # every message checks several: the usual case first
+        return
     if not isinstance(value, int) or isinstance(value, bool):
         raise LocalError(f"{name} must be an int: {value!r}")
     if not lo <= value <= hi:
