@@ -200,7 +200,7 @@ class Node:
                 new_index=new_index,
                 decode_txns=native.decode_txns,
                 serialize=self._serialize_for_snap,
-            ),  # fmt: skip
+            ),
         )
         self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
         self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
