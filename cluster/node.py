@@ -474,7 +474,9 @@ class Node:
         except zmq.Again:
             log.warning("client %s is not reading its replies; cutting it off", conn.hex())
         except zmq.ZMQError as e:
-            log.info("client %s is gone (%s)", conn.hex(), e)
+            # One that asked a four-letter word and gave up (`forget` is False for those) is no
+            # news: a launcher polls a node that is still loading a big tree hundreds of times.
+            (log.info if forget else log.debug)("client %s is gone (%s)", conn.hex(), e)
         if forget:
             self.server.close(conn)
         return False
