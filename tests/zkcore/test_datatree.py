@@ -3,6 +3,7 @@ limits, replay, and snapshots. Semantics checked against ZooKeeper live in test_
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from zkcore._datatree import (
     NODE_DATA_CHANGED,
     NODE_DELETED,
     DataTree,
+    Node,
 )
 from zkcore._prep import Prep, Request, next_version
 
@@ -283,3 +285,15 @@ def test_leaves_share_one_read_only_children_dict(leader: Leader) -> None:
     assert tree.get_children("/p")[0] == ["b"] and not NO_CHILDREN
     copy = tree_from_snapshot(b"".join(snapshot_chunks(tree)))
     assert copy.node("/p/b").children is NO_CHILDREN and copy.digest() == tree.digest()
+
+
+@pytest.mark.parametrize(
+    "owner", [0, 0x1234, rec.CONTAINER_EPHEMERAL_OWNER, rec.ttl_to_ephemeral_owner(5000)]
+)
+@pytest.mark.parametrize("children", [0, 3])
+def test_stat_bytes_packs_stat_fields(owner: int, children: int) -> None:
+    node = Node(b"abc", rec.OPEN_ACL_UNSAFE, 5, 6, 7, 8, 2, 4, 1, owner, 9)
+    for i in range(children):
+        node.add_child(f"c{i}")
+    assert node.stat_bytes() == struct.pack(">qqqqiiiqiiq", *node.stat_fields())
+    assert node.stat() == rec.Stat(*node.stat_fields())
