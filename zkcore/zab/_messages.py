@@ -7,6 +7,7 @@ raises only RemoteError, whatever the bytes.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -452,16 +453,18 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Refused,
 )
 _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
+_KIND_BYTES: dict[type, bytes] = {cls: struct.pack(">i", cls.KIND) for cls in MESSAGE_TYPES}
 
 
 def encode_message(message: Message) -> bytes:
     """The kind number, then the message's jute fields."""
-    if not isinstance(message, Message) or type(message) not in MESSAGE_TYPES:
+    kind = _KIND_BYTES.get(type(message))
+    if kind is None:
         raise LocalError(f"not a Zab message: {type(message).__name__}")
     w = Writer()
-    w.int(message.KIND)
+    w.buf += kind
     message.write(w)
-    return w.bytes()
+    return bytes(w.buf)
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
