@@ -529,3 +529,26 @@ def test_a_watch_set_by_a_read_behind_a_write_sees_the_next_txn_of_the_batch() -
     assert [reply(f)[0].xid for f in frames] == [1, 2, -1]
     header, r = reply(frames[1])
     assert header.err == Code.OK and GetDataResponse.read(r).data == b"1"
+
+
+def test_a_session_closed_from_an_older_connection_drops_the_newer_one() -> None:
+    """A client asks to close its session, loses that connection and comes back on another
+    before the close is applied: once it is, the new connection is told to go (an empty frame),
+    so that its next request is not taken for a new connection's handshake; reconnecting then
+    finds the session gone."""
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower = next(sid for sid in net.servers if sid != leader)
+    server = net.servers[follower]
+    first = net.connect(follower, "old")
+    assert first is not None
+    server.receive("old", RequestHeader(7, OpCode.CLOSE_SESSION).encode())  # forwarded, not applied yet
+    server.close("old")
+    server.receive("new", ConnectRequest(0, 0, 10_000, first.session_id, first.passwd, False).encode())
+    net.pump()
+    answer, go = net.frames("new")  # the session is still there; then the close is applied
+    assert answer is not None and ConnectResponse.decode(answer).timeout_ms > 0
+    assert go is None
+    assert first.session_id not in server.tree.sessions
+    expired = net.connect(follower, "newer", first.session_id, first.passwd)
+    assert expired is not None and expired.timeout_ms == 0  # ZooKeeper's "session expired"

@@ -587,14 +587,23 @@ class ClientTable:
                     self._submit(conn, pending)
             self.flush(conn)
             return
+        asked = False  # whether this connection sent the write, so gets its reply
         for pending in conn.queue:
             if pending.submitted and pending.reply is None and pending.req.xid == header.cxid:
                 err, body = write_reply_body(pending.req.opcode, result)
                 pending.reply = encode_reply(pending.req.xid, header.zxid, err, body)
+                asked = pending.req.opcode == header.type
                 break
         self.flush(conn)
         if header.type == OpCode.CLOSE_SESSION:
-            self._end_conn(conn)
+            # The session is over. The connection that closed it has its reply and knows; one
+            # that did not (the session expired, or its client asked on an older connection and
+            # came back before the close was applied) is told to go, or on ZeroMQ its next
+            # request would be taken for a new connection's handshake.
+            if asked:
+                self._end_conn(conn)
+            else:
+                self._drop_conn(conn)
 
     def on_replayed(self) -> None:
         """Txns were applied that no client here sees (none of theirs, and no watch is set):
