@@ -57,7 +57,6 @@ from zkcore import (
     snapshot_bytes,
     snapshot_chunks,
     snapshot_node_count,
-    tree_from_snapshot,
 )
 from zkcore._restore import collector_paused
 from zkcore.server import SESSION_SECRET_DEFAULT, ConnId, Hooks, Server, ServerConfig, ServerReady
@@ -87,12 +86,13 @@ def fast_enum_members() -> None:
         delattr(enum.EnumType, "__getattr__")
 
 
-def load_tree(payload: bytes) -> DataTree:
-    """A leader's SNAP as a tree (its records scanned natively), without its read index: the
-    txns that came with it replay faster without one, and the server attaches it before it
-    answers its first read."""
+def load_tree(payload: bytes | None, index: native.PathIndex | None = None, txns: int = 0) -> DataTree:
+    """A snapshot as a tree (None: the empty tree), its records scanned natively: a restart's,
+    with `index` filled as it loads when load_snapshot finds that cheaper than after the `txns`
+    logged txns are replayed, or a leader's SNAP, without one (the server attaches it before it
+    answers its first read)."""
     with collector_paused():
-        tree = tree_from_snapshot(payload, scan=native.scan_snapshot_nodes)
+        tree = load_snapshot(payload, index, txns)
     gc.freeze()  # a million long-lived nodes: later collections need not walk them
     return tree
 
@@ -172,9 +172,7 @@ class Node:
         if recovered.snapshot_payload is not None:  # a big one takes a while: say what is going on
             log.info("loading the snapshot at %#x: %d znodes in %.1f MB", recovered.snapshot_zxid,
                      snapshot_node_count(recovered.snapshot_payload), len(recovered.snapshot_payload) / 1e6)  # fmt: skip
-        with collector_paused():  # the read index too, if cheaper now than after the replay
-            tree = load_snapshot(recovered.snapshot_payload, new_index(), len(recovered.txns))
-        gc.freeze()  # a million long-lived nodes: later collections need not walk them
+        tree = load_tree(recovered.snapshot_payload, new_index(), len(recovered.txns))
         log.info("loaded snapshot at %#x (%d znodes%s) in %.2fs; %d logged txns after it",
                  recovered.snapshot_zxid, len(tree), "" if tree.index is None else " and their read index",
                  time.monotonic() - started, len(recovered.txns))  # fmt: skip

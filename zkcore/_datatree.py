@@ -163,15 +163,7 @@ class Node:
         return Stat(*self.stat_fields())
 
     def stat_bytes(self) -> bytes:
-        """stat_fields() packed, without the tuple between (the read index takes one per write)."""
-        owner = self.ephemeral_owner
-        if owner and ephemeral_kind(owner) != "session":
-            owner = 0
-        children = len(self.children)
-        return _STAT.pack(
-            self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-            self.cversion * 2 - children, self.aversion, owner, len(self.data), children, self.pzxid,
-        )  # fmt: skip
+        return _STAT.pack(*self.stat_fields())
 
 
 @dataclass(slots=True)

@@ -214,15 +214,21 @@ ReadAt = Callable[[builtins.bytes, builtins.int, builtins.int], tuple[Any, built
 VECTOR_READERS: dict[Any, ReadAt] = {}
 
 
-def _prim_at(name: str) -> ReadAt:
-    """read_at for one primitive through Reader: vectors of primitives and snapshots are rare."""
-    method = getattr(Reader, name)
+def read_at_from(
+    read: Callable[[Reader], T],
+) -> Callable[[builtins.bytes, builtins.int, builtins.int], tuple[T, builtins.int]]:
+    """The read_at form (buf, pos, end) -> (value, pos) of a function that reads through a Reader."""
 
-    def read_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> tuple[Any, builtins.int]:
+    def read_at(buf: builtins.bytes, pos: builtins.int, end: builtins.int) -> tuple[T, builtins.int]:
         r = Reader(buf, pos, end)
-        return method(r), r.pos
+        return read(r), r.pos
 
     return read_at
+
+
+def _prim_at(name: str) -> ReadAt:
+    """read_at for one primitive through Reader: vectors of primitives and snapshots are rare."""
+    return read_at_from(getattr(Reader, name))
 
 
 def _vector_at(item: ReadAt) -> ReadAt:

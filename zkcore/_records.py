@@ -25,6 +25,7 @@ from zkcore._jute import (
     Writer,
     as_bytes,
     expect_end,
+    read_at_from,
     record,
 )
 
@@ -682,10 +683,7 @@ def read_multi_request(r: Reader) -> list[MultiOp]:
         ops.append((h.type, REQUEST_TYPES[h.type].read(r)))
 
 
-def read_multi_request_at(buf: bytes, pos: int, end: int) -> tuple[list[MultiOp], int]:
-    """read_multi_request in the read_at form the request decoders use."""
-    r = Reader(buf, pos, end)
-    return read_multi_request(r), r.pos
+read_multi_request_at = read_at_from(read_multi_request)  # the form the request decoders use
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from zkcore._datatree import DataTree, ReadIndex
 from zkcore._errors import RemoteError
-from zkcore._jute import Reader, Writer
+from zkcore._jute import Reader, Writer, as_bytes
 from zkcore._records import ACL
 from zkcore._restore import SNAPSHOT_NODE, SnapshotNodes, collector_paused, scan_snapshot_nodes
 
@@ -77,7 +77,7 @@ def tree_from_snapshot(
 ) -> DataTree:
     """Rebuild a tree from snapshot_chunks() output; raises RemoteError on bad bytes. `scan`
     reads the node records: pass native.scan_snapshot_nodes to have C do it."""
-    payload = payload if isinstance(payload, bytes) else bytes(payload)
+    payload = as_bytes(payload)
     r, last_zxid, acl_lists, count = _read_header(payload)
     tree = DataTree(None, populate=False)
     tree.last_zxid = last_zxid

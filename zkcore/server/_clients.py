@@ -571,8 +571,7 @@ class ClientTable:
         write it was, if that client is connected here."""
         if result.events and self.watches.watchers():  # no watch anywhere: nothing to fire
             self._notify(self.watches.trigger(result.events), header.zxid)
-        if self.syncs:
-            self._answer_syncs()
+        self.answer_due_syncs()
         conn = self.by_session.get(header.client_id)
         if conn is None:
             return
@@ -605,9 +604,9 @@ class ClientTable:
             else:
                 self._drop_conn(conn)
 
-    def on_replayed(self) -> None:
-        """Txns were applied that no client here sees (none of theirs, and no watch is set):
-        only the syncs waiting for them may be due."""
+    def answer_due_syncs(self) -> None:
+        """Answer the syncs the applied txns have caught up with (all a txn that no client here
+        sees can do)."""
         if self.syncs:
             self._answer_syncs()
 

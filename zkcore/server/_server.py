@@ -475,7 +475,10 @@ class Server:
             self._track_every_session()
             self.note(f"replayed {len(committed)} committed txns in bulk")
             return
-        if self.clients.watches.watchers():  # each txn's events are wanted
+        local, client_id_at = self.clients.by_session, CLIENT_ID.unpack_from
+        if self.clients.watches.watchers() or all(  # each txn's events, or its reply, are wanted
+            len(payload) >= 8 and client_id_at(payload)[0] in local for _, payload in committed
+        ):
             for zxid, payload in committed:
                 self.apply(zxid, payload)
         else:
@@ -488,13 +491,8 @@ class Server:
         txn that is not what its log entry says, one by one through apply(). Answering a client
         (a write's reply, a sync) lets the reads queued behind it run, and one may set a watch:
         from then on every txn goes through apply()."""
-        local, client_id_at = self.clients.by_session, CLIENT_ID.unpack_from
-        if all(len(payload) >= 8 and client_id_at(payload)[0] in local for _, payload in committed):
-            for zxid, payload in committed:  # all of them answered here: nothing to skip
-                self.apply(zxid, payload)
-            return
         txns = self.hooks.decode_txns([payload for _, payload in committed])
-        watches, quiet, start = self.clients.watches, UNSEEN_KINDS, 0
+        local, watches, quiet, start = self.clients.by_session, self.clients.watches, UNSEEN_KINDS, 0
         for i, (zxid, kind, client_id, stamped) in enumerate(
             zip(map(itemgetter(0), committed), txns.kinds, txns.client_ids, txns.zxids, strict=True)
         ):
@@ -524,7 +522,7 @@ class Server:
                 self._prepped.pop(zxid, None)
         self.prep.applied(committed[hi - 1][0])
         self.txns_since_snapshot += hi - lo
-        self.clients.on_replayed()
+        self.clients.answer_due_syncs()
 
     def apply(self, zxid: int, payload: bytes) -> None:
         txn = self._prepped.pop(zxid, None) if self._prepped else None

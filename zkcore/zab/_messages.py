@@ -464,7 +464,7 @@ def encode_message(message: Message) -> bytes:
     w = Writer()
     w.buf += kind
     message.write(w)
-    return bytes(w.buf)
+    return w.bytes()
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
