@@ -57,6 +57,12 @@ class SimNode:
         self.replica: Replica | None = None
         self.incarnation = 0
         self.sync_pending = False
+        # A SNAP's image made in the background, as a node's forked child makes it: captured
+        # when asked for (the copy-on-write moment), handed over when the simulator says.
+        self.images_in_background = False
+        self.image_wanted = False
+        self.image_making: Snapshot | None = None
+        self.image: Snapshot | None = None
 
     @property
     def up(self) -> bool:
@@ -85,12 +91,37 @@ class SimNode:
         self.applied = []
         self.incarnation += 1
         self.sync_pending = False
+        self.image_wanted, self.image_making, self.image = False, None, None
 
     # --- SnapshotSource ---------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot | None:
         zxid = self.applied[-1][0] if self.applied else 0
-        return Snapshot(zxid, encode_history(self.applied))
+        if not self.images_in_background:
+            return Snapshot(zxid, encode_history(self.applied))
+        assert self.replica is not None
+        image = self.image
+        if image is not None and self.replica.snapshot_usable(image.zxid):
+            return image
+        self.image = None
+        if self.image_making is None:
+            self.image_making = Snapshot(zxid, encode_history(self.applied))
+            self.image_wanted = True
+        return None
+
+    def image_made(self, failed: bool = False) -> int:
+        """The background image is done (or failed): the replica sends it to whoever waits;
+        its zxid."""
+        assert self.replica is not None and self.image_making is not None
+        self.image, self.image_making = self.image_making, None
+        zxid = self.image.zxid
+        if failed:
+            self.image = None
+            self.replica.snapshot_failed()
+            return zxid
+        self.replica.snapshot_ready()
+        self.image = None
+        return zxid
 
     def take_snapshot(self) -> None:
         """Persist a snapshot of the applied history and let the replica forget that log prefix."""

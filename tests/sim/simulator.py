@@ -27,7 +27,7 @@ from zkcore.zab import (
 
 TICK_UNITS = 10  # simulated time units per tick; message delays are in units
 EVENTS_MAX = 1_000_000  # a run this busy is a message storm, which is a bug in itself
-_DELIVER, _TICK, _FSYNC, _WORLD = 0, 1, 2, 3
+_DELIVER, _TICK, _FSYNC, _WORLD, _IMAGE = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class Options:
     election_finalize_ticks: int
     diff_entries_max: int
     zxid_counter_max: int
+    image_delay_max: int = 0  # > 0: a leader's SNAP image is made in the background, this slow
+    transfer_entries_max: int = limits.zab_sync_entries_max
 
 
 def options_for(
@@ -102,6 +104,9 @@ def _draw_options(seed: int, voters: int | None, observers: int | None) -> Optio
         election_finalize_ticks=rng.choice([0, 1, 2]),
         diff_entries_max=rng.choice([limits.zab_diff_entries_max, 20, 3]),
         zxid_counter_max=rng.choice([limits.zab_zxid_counter_max] * 3 + [25, 60]),
+        # Drawn apart, so that adding it changed no other option of an existing seed.
+        image_delay_max=Random(f"image-{seed}").choice([0, 0, 3, 10, 40]),
+        transfer_entries_max=Random(f"transfer-{seed}").choice([limits.zab_sync_entries_max] * 2 + [1, 4]),
     )
 
 
@@ -141,8 +146,11 @@ class Simulation:
             election_finalize_ticks=options.election_finalize_ticks,
             diff_entries_max=options.diff_entries_max,
             zxid_counter_max=options.zxid_counter_max,
+            transfer_entries_max=options.transfer_entries_max,
         )
         self.nodes = {sid: SimNode(sid, self.config, replica_class, seed) for sid in voters + observers}
+        for node in self.nodes.values():
+            node.images_in_background = options.image_delay_max > 0
         self.checker = Checker()
         self.trace: list[tuple[Any, ...]] = []
         self.now = 0
@@ -193,6 +201,8 @@ class Simulation:
                 self._node_tick(*data)
             elif kind == _FSYNC:
                 self._fsync(*data)
+            elif kind == _IMAGE:
+                self._image(*data)
             elif self._world():
                 return
             if self.tick > self.end_tick:
@@ -230,10 +240,22 @@ class Simulation:
         self.trace.append((self.now, "fsync", sid, node.storage.durable_zxid))
         self._handle(node)
 
+    def _image(self, sid: int, incarnation: int) -> None:
+        node = self.nodes[sid]
+        if node.replica is None or node.incarnation != incarnation:
+            return
+        failed = self.rng.random() < 0.2  # the child died: a full disk, say
+        self.trace.append((self.now, "image", sid, failed, node.image_made(failed)))
+        self._handle(node)
+
     # --- a node's outputs -------------------------------------------------------------------
 
     def _handle(self, node: SimNode) -> None:
         while True:
+            if node.image_wanted:  # the SnapshotSource said it is making one: it takes a while
+                node.image_wanted = False
+                delay = self.rng.randint(0, self.options.image_delay_max)
+                self._push(self.now + delay, _IMAGE, (node.server_id, node.incarnation))
             handled = node.handle()
             if handled is None:
                 return

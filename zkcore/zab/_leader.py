@@ -296,6 +296,9 @@ class Leader:
 
     def _on_ack_epoch(self, message: AckEpoch) -> None:
         h = self.learners.get(message.source)
+        if h is not None and h.phase == HandlerPhase.EPOCH_ACKED and message.epoch == self.epoch:
+            h.heard_tick = self.core.ticks  # it repeats its ack while it waits for its sync
+            return
         if h is None or h.phase != HandlerPhase.EPOCH_SENT or message.epoch != self.epoch:
             return
         h.heard_tick = self.core.ticks
@@ -335,27 +338,57 @@ class Leader:
         log = core.log
         me, sid = core.server_id, h.server_id
         kind, zxid = choose_transfer(log, h.zxid_last, core.config.diff_entries_max)
-        message: Message
+        snapshot = None
         if kind == TransferKind.SNAP:
             snapshot = core.snapshots.snapshot()
+            if snapshot is None:
+                return  # the source is making one and calls snapshot_ready(); the learner waits
             if not log.contains(snapshot.zxid) or snapshot.zxid > core.zxid_committed:
                 raise LocalError(
                     f"snapshot zxid {zxid_text(snapshot.zxid)} must be a committed point of the log "
                     f"(base {zxid_text(log.base)}, committed {zxid_text(core.zxid_committed)})"
                 )
-            entries = _entries(log, snapshot.zxid)
-            if len(entries) > limits.zab_sync_entries_max:
-                return  # the shell has applied too little for a snapshot now; the learner retries
-            message = Snap(me, sid, self.epoch, snapshot.zxid, snapshot.payload, core.zxid_committed, entries)
+            zxid = snapshot.zxid
+        entries = _entries(log, zxid)
+        most = core.config.transfer_entries_max
+        first, rest = entries[:most], entries[most:]
+        # A message commits no further than it reaches; the last one commits what we have.
+        committed = min(core.zxid_committed, first[-1].zxid if rest else log.last())
+        message: Message
+        if snapshot is not None:
+            message = Snap(me, sid, self.epoch, zxid, snapshot.payload, committed, first)
         elif kind == TransferKind.TRUNC:
-            message = Trunc(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
+            message = Trunc(me, sid, self.epoch, zxid, committed, first)
         else:
-            message = Diff(me, sid, self.epoch, zxid, core.zxid_committed, _entries(log, zxid))
+            message = Diff(me, sid, self.epoch, zxid, committed, first)
         core.send(message)
+        # More than one message holds: the rest follows in DIFFs, each from where the last ended
+        # (a SNAP made in the background brings every txn committed while it was being made).
+        while rest:
+            start = first[-1].zxid
+            first, rest = rest[:most], rest[most:]
+            committed = min(core.zxid_committed, first[-1].zxid if rest else log.last())
+            core.send(Diff(me, sid, self.epoch, start, committed, first))
         core.send(NewLeader(me, sid, self.epoch, log.last()))
         h.phase = HandlerPhase.TRANSFER_SENT
         h.zxid_newleader = log.last()
         h.sent_tick = core.ticks
+
+    def snapshot_failed(self) -> None:
+        """The SnapshotSource could not make the snapshot it was making: the learners waiting
+        for it are dropped (no more pings), so they time out and register again, and the
+        first of them to need a SNAP asks for a new one."""
+        if self.epoch_quorum:
+            for sid, h in list(self.learners.items()):
+                if h.phase == HandlerPhase.EPOCH_ACKED:
+                    del self.learners[sid]
+
+    def snapshot_ready(self) -> None:
+        """The SnapshotSource has the snapshot it was making: the learners waiting for it get it."""
+        if self.epoch_quorum:
+            for h in list(self.learners.values()):
+                if h.phase == HandlerPhase.EPOCH_ACKED:
+                    self._transfer(h)
 
     def _on_ack(self, message: Ack) -> None:
         h = self.learners.get(message.source)

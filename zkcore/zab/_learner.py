@@ -9,6 +9,7 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
+from zkcore._storage import LogEntry
 from zkcore.zab._core import Core
 from zkcore.zab._election import Election
 from zkcore.zab._messages import (
@@ -72,6 +73,12 @@ class Learner:
         self.zxid_acked = 0
         self.newleader_acked = False
         self.fresh_epoch = -1
+        # A SNAP and the DIFFs that go on from it, held until NEWLEADER says the sync is whole:
+        # installed piecemeal, it would leave a log shorter than the one we had (and acked).
+        self._snap: Snapshot | None = None
+        self._snap_entries: list[LogEntry] = []
+        self._snap_committed = 0
+        self._moved_on = False  # a sync step was taken in since the last tick (see _progress)
         self._handlers: dict[type[Message], Callable[[Any], None]] = {
             LeaderInfo: self._on_leader_info,
             Diff: self._on_transfer,
@@ -105,6 +112,10 @@ class Learner:
     def on_tick(self) -> None:
         core, config = self.core, self.core.config
         ticks = core.ticks
+        if self._moved_on:
+            self._moved_on = False
+            self.heard_tick = ticks
+            self.deadline_tick = max(self.deadline_tick, ticks + config.init_limit_ticks)
         if self.phase == LearnerPhase.BROADCAST:
             if ticks - self.heard_tick > config.sync_limit_ticks:
                 core.abandon(f"leader {self.leader} silent for {config.sync_limit_ticks} ticks")
@@ -157,6 +168,7 @@ class Learner:
         self.zxid_newleader = 0
         self.zxid_acked = 0
         self.newleader_acked = False
+        self._snap, self._snap_entries = None, []
         self.deadline_tick = core.ticks + core.config.init_limit_ticks
         self.registered_tick = core.ticks
         core.emit_role(self.role, Phase.DISCOVERY, self.leader, 0, reason)
@@ -201,14 +213,20 @@ class Learner:
     # --- synchronisation --------------------------------------------------------------------
 
     def _on_transfer(self, message: Diff | Trunc | Snap) -> None:
-        if self.phase != LearnerPhase.EPOCH_ACKED or message.epoch != self.epoch:
+        if message.epoch != self.epoch:
+            return
+        if self.phase == LearnerPhase.TRANSFERRED and isinstance(message, Diff):
+            self._continue_transfer(message)
+            return
+        if self.phase != LearnerPhase.EPOCH_ACKED:
             return
         core = self.core
-        self.heard_tick = core.ticks
+        self._progress()
         log = core.log
         if isinstance(message, Snap):
-            entries = [(entry.zxid, entry.payload) for entry in message.entries]
-            core.install_snapshot(Snapshot(message.zxid, message.snapshot), entries)
+            self._snap = Snapshot(message.zxid, message.snapshot)
+            self._snap_entries = [(entry.zxid, entry.payload) for entry in message.entries]
+            self._snap_committed = message.zxid_committed
         elif isinstance(message, Trunc):
             if not log.contains(message.zxid) or message.zxid < core.zxid_committed:
                 self._register(f"cannot truncate to {zxid_text(message.zxid)}")
@@ -220,11 +238,46 @@ class Learner:
         if not isinstance(message, Snap):
             for entry in message.entries:
                 core.append(entry.zxid, entry.payload)
-        core.commit(message.zxid_committed)
+            core.commit(message.zxid_committed)
         self.phase = LearnerPhase.TRANSFERRED
         core.emit_role(
             self.role, Phase.SYNCHRONISATION, self.leader, self.epoch, type(message).__name__.upper()
         )
+
+    def _continue_transfer(self, message: Diff) -> None:
+        """A sync longer than one message goes on in DIFFs, each from where the last ended."""
+        core = self.core
+        last = self._transferred_last()
+        if message.zxid < last:
+            return  # a duplicate: we have it (one leader's epoch names each txn once)
+        if message.zxid > last:
+            self._register(f"sync goes on from {zxid_text(message.zxid)}, it ends at {zxid_text(last)}")
+            return
+        self._progress()
+        if self._snap is not None:
+            self._snap_entries.extend((entry.zxid, entry.payload) for entry in message.entries)
+            self._snap_committed = max(self._snap_committed, message.zxid_committed)
+            return
+        for entry in message.entries:
+            core.append(entry.zxid, entry.payload)
+        core.commit(message.zxid_committed)
+
+    def _progress(self) -> None:
+        """The sync moves on: init_limit_ticks is how long we wait for each step of it, as
+        ZooKeeper's learner socket times out on each read, not on the whole (the leader may
+        take a while to make a SNAP's image, and a big one takes a while to arrive). Taking
+        in a step may take us a while too (loading a SNAP, applying a long DIFF): the wait
+        for the next counts from the tick after it, not from before our own stall."""
+        core = self.core
+        self.heard_tick = core.ticks
+        self.deadline_tick = max(self.deadline_tick, core.ticks + core.config.init_limit_ticks)
+        self._moved_on = True
+
+    def _transferred_last(self) -> int:
+        """Where the sync received so far ends: the held SNAP's last txn, or our log's."""
+        if self._snap is None:
+            return self.core.log.last()
+        return self._snap_entries[-1][0] if self._snap_entries else self._snap.zxid
 
     def _on_newleader(self, message: NewLeader) -> None:
         if self.phase != LearnerPhase.TRANSFERRED or message.epoch != self.epoch:
@@ -232,12 +285,16 @@ class Learner:
                 self._register("NEWLEADER without a sync: the sync was lost")
             return
         core = self.core
-        self.heard_tick = core.ticks
-        if core.log.last() != message.zxid:
+        self._progress()
+        if self._transferred_last() != message.zxid:
             self._register(
-                f"NEWLEADER at {zxid_text(message.zxid)}, log ends at {zxid_text(core.log.last())}"
+                f"NEWLEADER at {zxid_text(message.zxid)}, the sync ends at {zxid_text(self._transferred_last())}"
             )
             return
+        if self._snap is not None:  # the whole sync is here: it replaces our history at once
+            core.install_snapshot(self._snap, self._snap_entries)
+            core.commit(self._snap_committed)
+            self._snap, self._snap_entries = None, []
         self.phase = LearnerPhase.NEWLEADER
         self.zxid_newleader = message.zxid
         self._maybe_ack()
@@ -268,6 +325,7 @@ class Learner:
             self._register(f"UPTODATE commits {zxid_text(message.zxid_committed)} beyond our log")
             return
         core.commit(message.zxid_committed)
+        self._progress()  # applying what the sync brought may take a while, too
         self.phase = LearnerPhase.BROADCAST
         self.election.update_epoch(self.epoch)
         core.emit_role(self.role, Phase.BROADCAST, self.leader, self.epoch, "UPTODATE")
@@ -327,6 +385,10 @@ class Learner:
             return
         core = self.core
         self.heard_tick = core.ticks
+        if self.phase == LearnerPhase.EPOCH_ACKED:
+            # It is alive and has our ack of its epoch: it waits for a quorum of them, or makes
+            # the image of its tree that our SNAP needs. As long as it says so, we wait.
+            self.deadline_tick = max(self.deadline_tick, core.ticks + core.config.init_limit_ticks)
         if self._following():
             self._commit(message.zxid_committed, "ping")
             if self.phase < LearnerPhase.EPOCH_ACKED:

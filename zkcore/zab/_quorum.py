@@ -31,6 +31,7 @@ class Config:
     election_resend_ticks: a LOOKING server repeats its vote this often.
     election_finalize_ticks: after a quorum agrees, wait this long for a better vote.
     learner_retry_ticks: a learner repeats its handshake message this often while unanswered.
+    transfer_entries_max: txns in one sync message; a longer sync goes on in DIFFs.
     """
 
     voters: tuple[int, ...]
@@ -44,6 +45,7 @@ class Config:
     diff_entries_max: int = limits.zab_diff_entries_max
     proposals_outstanding_max: int = limits.zab_proposals_outstanding_max
     zxid_counter_max: int = limits.zab_zxid_counter_max
+    transfer_entries_max: int = limits.zab_sync_entries_max
 
     def __post_init__(self) -> None:
         for name, ids in (("voters", self.voters), ("observers", self.observers)):
@@ -73,6 +75,7 @@ class Config:
             limits.zab_proposals_outstanding_max,
         )
         _check_ticks("zxid_counter_max", self.zxid_counter_max, 1, limits.zab_zxid_counter_max)
+        _check_ticks("transfer_entries_max", self.transfer_entries_max, 1, limits.zab_sync_entries_max)
 
     @property
     def quorum_size(self) -> int:

@@ -189,6 +189,26 @@ class Replica:
             raise LocalError(f"compact zxid {zxid_text(zxid)} is not a zxid of the log")
         core.compact(zxid)
 
+    def snapshot_usable(self, zxid: int) -> bool:
+        """Whether a snapshot through `zxid` can still bring a learner up to date: a committed
+        point of the log (one made a while ago may predate a compaction since)."""
+        core = self._core
+        return zxid <= core.zxid_committed and core.log.contains(zxid)
+
+    def snapshot_ready(self) -> None:
+        """The SnapshotSource made the snapshot it said it was making: learners waiting for
+        it get it now (from snapshot() again)."""
+        if self._leader is not None:
+            self._leader.snapshot_ready()
+        self._settle()
+
+    def snapshot_failed(self) -> None:
+        """The SnapshotSource could not make the snapshot it said it was making: learners
+        waiting for it give up on this sync and register again."""
+        if self._leader is not None:
+            self._leader.snapshot_failed()
+        self._settle()
+
     # --- outputs ----------------------------------------------------------------------------
 
     def has_ready(self) -> bool:
