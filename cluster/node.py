@@ -20,7 +20,9 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import zmq
 
@@ -54,7 +56,6 @@ from zkcore import (
     LogEntry,
     RemoteError,
     limits,
-    snapshot_bytes,
     snapshot_chunks,
     snapshot_node_count,
 )
@@ -111,20 +112,34 @@ def new_index() -> native.PathIndex:
 
 
 def snap_stall_warning(znodes: int, spent_s: float, conf: config_mod.EnsembleConfig) -> str | None:
-    """What to tell the operator when writing the tree for a SNAP held this leader up longer
-    than its followers wait for it (syncLimit x tickTime): they may elect again, and the
-    follower that needed the SNAP waits initLimit x tickTime for all of it."""
+    """What to tell the operator when sending a SNAP (reading the tree's image a child made,
+    and handing it to the peer transport) held this leader up longer than its followers wait
+    for it (syncLimit x tickTime): they may elect again, and the follower that needed the SNAP
+    waits initLimit x tickTime for all of it."""
     tick_s = conf.tick_ms / 1000
     if spent_s <= conf.sync_limit_ticks * tick_s:
         return None
     sync_ticks, init_ticks = (max(now, math.ceil(factor * spent_s / tick_s)) for now, factor in
                               ((conf.sync_limit_ticks, 2), (conf.init_limit_ticks, 6)))  # fmt: skip
     return (
-        f"a follower needed the whole tree (SNAP): writing its {znodes:,} znodes took {spent_s:.2f}s, and "
+        f"a follower needed the whole tree (SNAP): sending its {znodes:,} znodes took {spent_s:.2f}s, and "
         f"this leader heard and answered nobody meanwhile. Followers give up on a leader silent for "
         f"syncLimit x tickTime = {conf.sync_limit_ticks * tick_s:.2f}s, so they may have elected again. "
         f"For a tree this size set syncLimit={sync_ticks} and initLimit={init_ticks} (tickTime={conf.tick_ms})"
     )
+
+
+IMAGE_PREFIX = "snap-image."  # in the node's directory: a SNAP's tree, while a child writes it
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A forked writer: of a snapshot (`path` None) or of a SNAP's image to `path`."""
+
+    kind: str
+    zxid: int
+    started: float
+    path: Path | None = None
 
 
 def server_class(spec: str) -> type[Server]:
@@ -141,7 +156,7 @@ def server_class(spec: str) -> type[Server]:
 
 def server_config(conf: config_mod.EnsembleConfig) -> ServerConfig:
     zab = Config(tuple(conf.voters), tuple(conf.observers), init_limit_ticks=conf.init_limit_ticks,
-                 sync_limit_ticks=conf.sync_limit_ticks)  # fmt: skip
+                 sync_limit_ticks=conf.sync_limit_ticks, diff_entries_max=conf.diff_entries_max)  # fmt: skip
     return ServerConfig(
         zab,
         tick_ms=conf.tick_ms,
@@ -197,10 +212,12 @@ class Node:
                 replay=replay,
                 new_index=new_index,
                 decode_txns=native.decode_txns,
-                serialize=self._serialize_for_snap,
+                snap_images=True,
             ),
         )
-        self.snapshot_child: tuple[int, int, float] | None = None  # pid, zxid, start
+        self.children: dict[int, Child] = {}  # pid: the forked writers of snapshots and SNAP images
+        for stale in self.data_dir.root.glob(f"{IMAGE_PREFIX}*"):  # a kill -9 left it
+            stale.unlink(missing_ok=True)
         self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
         self.unsynced = False
         self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
@@ -225,15 +242,6 @@ class Node:
         admin_address = conf.servers[server_id].admin
         self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.running = True
-
-    def _serialize_for_snap(self, tree: DataTree) -> bytes:
-        """The tree for a SNAP to a follower far behind: written here, in the loop."""
-        started = time.monotonic()
-        payload = snapshot_bytes(tree)
-        warning = snap_stall_warning(len(tree), time.monotonic() - started, self.conf)
-        if warning is not None:
-            log.warning("%s", warning)
-        return payload
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -430,6 +438,8 @@ class Node:
                 self._send(conn, self.admin.answer(word, server).encode(), forget=False)
             if ready.snapshot_due is not None:
                 self._start_snapshot(ready.snapshot_due)
+            if ready.snap_image_due is not None:
+                self._start_snap_image(ready.snap_image_due)
             for note in ready.notes:
                 log.info("%s", note)
             server.advance(ready)
@@ -493,9 +503,9 @@ class Node:
 
     # --- snapshots ----------------------------------------------------------------------------
 
-    def _start_snapshot(self, zxid: int) -> None:
-        """A forked child writes the copy-on-write image of the tree while this process keeps
-        serving; _reap_children reports the result."""
+    def _fork(self, kind: str, zxid: int, write: Callable[[], object], path: Path | None = None) -> None:
+        """A forked child runs `write` on the copy-on-write image of the tree while this process
+        keeps serving; _reap_children reports the result."""
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -505,39 +515,83 @@ class Node:
                 # rings. Were it to outlive a node killed with kill -9, the node's restart would
                 # find them taken until the snapshot is written (a minute for 10M znodes).
                 die_with_parent(parent, signal.SIGKILL)
-                write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(self.server.tree))
+                write()
                 code = 0
             finally:
                 os._exit(code)
-        self.snapshot_child = (pid, zxid, time.monotonic())
+        self.children[pid] = Child(kind, zxid, time.monotonic(), path)
+
+    def _start_snapshot(self, zxid: int) -> None:
+        tree = self.server.tree
+        self._fork(
+            "snapshot", zxid, lambda: write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(tree))
+        )
+
+    def _start_snap_image(self, zxid: int) -> None:
+        """The tree for a leader's SNAP, written by a child to a file that is read back when it
+        is done (not durable: a node that restarts removes it)."""
+        path = self.data_dir.root / f"{IMAGE_PREFIX}{zxid:016x}"
+        tree = self.server.tree
+
+        def write() -> None:
+            with open(path, "wb") as f:
+                for chunk in snapshot_chunks(tree):
+                    f.write(chunk)
+
+        self._fork("image", zxid, write, path)
 
     def _reap_children(self) -> None:
-        if self.snapshot_child is None:
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 1
+            if done:
+                self._child_done(self.children.pop(pid), status == 0)
+
+    def _child_done(self, child: Child, ok: bool) -> None:
+        spent = time.monotonic() - child.started
+        if child.path is not None:
+            self._send_snap_image(child, ok, spent)
             return
-        pid, zxid, started = self.snapshot_child
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            done, status = pid, 1
-        if not done:
-            return
-        self.snapshot_child = None
-        ok = status == 0
         if ok:
             removed = []
             if time.monotonic() - self.purged_at >= self.conf.purge_interval_hours * 3600:
                 self.purged_at = time.monotonic()
                 removed = purge(self.data_dir.root, keep=self.conf.snap_retain_count, log=self.log)
-            log.info("snapshot at %#x written in %.2fs; purged %d old files",
-                     zxid, time.monotonic() - started, len(removed))  # fmt: skip
-        self.server.snapshot_done(zxid, ok)
+            log.info("snapshot at %#x written in %.2fs; purged %d old files", child.zxid, spent, len(removed))
+        self.server.snapshot_done(child.zxid, ok)
+
+    def _send_snap_image(self, child: Child, ok: bool, spent: float) -> None:
+        """Hand the server the image a child made: the learners waiting for it are sent it now,
+        in this loop turn, which is the one stop a SNAP still costs the leader."""
+        assert child.path is not None
+        payload = None
+        try:
+            if ok:
+                payload = child.path.read_bytes()
+        except OSError as e:
+            log.warning("cannot read the image of the tree for a SNAP: %s", e)
+        child.path.unlink(missing_ok=True)
+        started = time.monotonic()
+        self.server.snap_image(child.zxid, payload)
+        self.handle_ready()
+        if payload is not None:
+            znodes = len(self.server.tree)
+            log.info("image of the tree at %#x for a SNAP: %d znodes, %.1f MB, made in %.2fs by a child",
+                     child.zxid, znodes, len(payload) / 1e6, spent)  # fmt: skip
+            warning = snap_stall_warning(znodes, time.monotonic() - started, self.conf)
+            if warning is not None:
+                log.warning("%s", warning)
 
     def close(self) -> None:
-        if self.snapshot_child is not None:  # the log holds all it would have written
-            pid, zxid, _ = self.snapshot_child
+        for pid, child in self.children.items():  # the log holds all a snapshot would have written
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            log.info("stopped writing the snapshot at %#x", zxid)
+            if child.path is not None:
+                child.path.unlink(missing_ok=True)
+            log.info("stopped writing the %s at %#x", child.kind, child.zxid)
+        self.children.clear()
         if self.unsynced:
             self.log.fsync()
         self.log.close()

@@ -47,11 +47,14 @@ zab_syncs_max = 100_000
 # Messages waiting in one replica's outbox between ready() calls; beyond this a message is
 # dropped, which Zab survives (the peer sees a gap or a silence and resynchronises).
 zab_outbox_messages_max = 100_000
-# Txns a leader sends in a DIFF or TRUNC; a learner further behind gets a SNAP (ZooKeeper keeps
-# the last 500 committed proposals in memory for this).
-zab_diff_entries_max = 500
-# Entries in one decoded sync message (DIFF, TRUNC, SNAP): a diff plus what is in flight.
-zab_sync_entries_max = zab_diff_entries_max + 2 * zab_proposals_outstanding_max
+# Txns a leader sends as a DIFF or TRUNC (in messages of zab_sync_entries_max); a learner further
+# behind gets a SNAP. The log since the last snapshot is in memory, so this is a matter of what
+# costs less to send and apply: ZooKeeper syncs from its txn log while that is under a third of
+# its snapshot's size (snapshotSizeFactor), and keeps 500 proposals in memory besides. A
+# follower that loaded a big SNAP for a few seconds under write load comes back this far behind.
+zab_diff_entries_max = 20_000
+# Entries in one decoded sync message (DIFF, TRUNC, SNAP); a longer sync goes on in DIFFs.
+zab_sync_entries_max = 2_500
 # The largest zxid counter a leader assigns; the proposal after it forces a new epoch
 # (ZooKeeper re-elects when the counter would reach 0xffffffff).
 zab_zxid_counter_max = 0xFFFFFFFE

@@ -69,7 +69,7 @@ def test_a_snap_that_holds_the_leader_up_past_sync_limit_names_the_limits_to_rai
     assert snap_stall_warning(400_000, conf.sync_limit_ticks * conf.tick_ms / 1000, conf) is None
     warning = snap_stall_warning(400_005, 1.93, conf)
     assert warning is not None
-    assert "writing its 400,005 znodes took 1.93s" in warning and "= 0.50s" in warning
+    assert "sending its 400,005 znodes took 1.93s" in warning and "= 0.50s" in warning
     # Twice the stall for syncLimit, six times for initLimit (the follower receives and loads it).
     assert warning.endswith("set syncLimit=78 and initLimit=232 (tickTime=50)")
     # Limits already above what the stall needs are kept.

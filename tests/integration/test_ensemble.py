@@ -127,7 +127,7 @@ def test_sigstop_leader_steps_down_and_rejoins(ensemble_factory: Callable[..., E
 def test_lagging_node_catches_up(
     ensemble_factory: Callable[..., Ensemble], writes: int, size: int, sync: str
 ) -> None:
-    e = ensemble_factory(nodes=3)
+    e = ensemble_factory(nodes=3, diff_entries_max=500)  # ZooKeeper's in-memory commit log
     leader = wait_for(e.leader, 10, "a leader")
     lagger = [sid for sid in e.conf.voters if sid != leader][0]
     e.launch("stop-node", "--id", str(lagger))
@@ -140,6 +140,10 @@ def test_lagging_node_catches_up(
     assert reader.get(f"/w{writes - 1}") == (0, b"x" * size)  # type: ignore[union-attr]
     log_text = (e.conf.node_dir(lagger) / "node.log").read_text()
     assert f"phase SYNCHRONISATION leader {leader} epoch 1: {sync}" in log_text
+    if sync == "SNAP":  # the leader had a forked child write the tree, and served meanwhile
+        leader_log = (e.conf.node_dir(leader) / "node.log").read_text()  # type: ignore[operator]
+        assert "for a SNAP: 804 znodes" in leader_log and "by a child" in leader_log
+        assert not list(e.conf.node_dir(leader).glob("snap-image.*"))  # type: ignore[operator]
 
 
 def _try_session(e: Ensemble, sid: int, last_zxid: int) -> WireSession | None:

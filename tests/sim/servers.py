@@ -42,7 +42,7 @@ from zkcore.zab import Config, Message, Phase, Role, decode_message, encode_mess
 
 TICK_MS = 10  # simulated ms per tick (the servers' tick_ms)
 KEYS = 4
-_DELIVER, _TICK, _FSYNC, _WORLD, _CLIENT, _TO_SERVER = 0, 1, 2, 3, 4, 5
+_DELIVER, _TICK, _FSYNC, _WORLD, _CLIENT, _TO_SERVER, _IMAGE = 0, 1, 2, 3, 4, 5, 6
 EVENTS_MAX = 2_000_000
 XID_NOTIFICATION = -1
 
@@ -72,6 +72,7 @@ class Options:
     sync_limit_ticks: int
     session_timeout_ms: int
     wire: bool
+    image_delay_max: int = 0  # > 0: a leader's SNAP image is made off the loop, in up to this many ms
 
 
 def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
@@ -111,6 +112,8 @@ def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
         sync_limit_ticks=sync_limit,
         session_timeout_ms=rng.choice([300, 600, 2000]),
         wire=rng.random() < 0.3,
+        # Drawn apart, so that adding it changed no other option of an existing seed.
+        image_delay_max=Random(f"server-image-{seed}").choice([0, 40, 200, 1000]),
     )
 
 
@@ -166,7 +169,8 @@ class SimServer:
             config, self.server_id, rng=Random(self.sim.seed * 1000 + self.server_id * 31 + self.incarnation),
             storage=self.storage, tree=tree, now_ms=now_ms, wall_ms=wall_ms,
             accepted_epoch=self.accepted_epoch, current_epoch=self.current_epoch,
-            hooks=Hooks(new_index=native.PathIndex, decode_txns=native.decode_txns),
+            hooks=Hooks(new_index=native.PathIndex, decode_txns=native.decode_txns,
+                        snap_images=self.sim.options.image_delay_max > 0),
         )  # fmt: skip
 
     def crash(self) -> None:
@@ -275,6 +279,8 @@ class ServerSimulation:
                 self._client_frame(*data)
             elif kind == _TO_SERVER:
                 self._server_receive(*data)
+            elif kind == _IMAGE:
+                self._image(*data)
             elif self._world():
                 return
             if self.tick > self.end_tick:
@@ -336,6 +342,20 @@ class ServerSimulation:
         node.server.persisted(node.storage.fsync())
         self._handle(node)
 
+    def _image(self, sid: int, incarnation: int, zxid: int, image: bytes) -> None:
+        node = self.nodes[sid]
+        if node.server is None or node.incarnation != incarnation:
+            return
+        if node.paused():
+            self._push(node.paused_until, _IMAGE, (sid, incarnation, zxid, image))
+            return
+        self.trace.append((self.now, "image", sid, zxid))
+        server = self._wake(node)
+        assert server is not None
+        failed = self.rng.random() < 0.2  # the child died: a full disk, say
+        server.snap_image(zxid, None if failed else image)
+        self._handle(node)
+
     def _handle(self, node: SimServer) -> None:
         server = node.server
         while server is not None and server.has_ready():
@@ -366,6 +386,13 @@ class ServerSimulation:
                 self._to_client(node.server_id, conn, frame)
             for change in ready.roles:
                 self._on_role(node.server_id, change)
+            if ready.snap_image_due is not None:  # a forked child's copy of the tree as it is now
+                assert ready.snap_image_due == server.tree.last_zxid
+                image = b"".join(snapshot_chunks(server.tree))
+                delay = self.rng.randint(0, self.options.image_delay_max)
+                self._push(
+                    self.now + delay, _IMAGE, (node.server_id, node.incarnation, ready.snap_image_due, image)
+                )
             if ready.snapshot_due is not None:
                 node.snapshot = b"".join(snapshot_chunks(server.tree))
                 server.advance(ready)

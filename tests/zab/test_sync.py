@@ -263,19 +263,28 @@ def test_lost_sync_message_makes_the_learner_register_again() -> None:
     assert ensemble.applied(follower) == [b"a"]
 
 
-def test_a_snap_made_in_the_background_goes_to_the_learner_waiting_while_the_leader_serves() -> None:
-    ensemble = Ensemble(3, diff_entries_max=2)
+def _waiting_for_an_image(writes: list[bytes], **config: int) -> tuple[Ensemble, int, int]:
+    """Servers that make SNAP images in the background; a follower that missed `writes` (too
+    many for a DIFF) started again: the leader is making its image. (ensemble, leader, it)."""
+    ensemble = Ensemble(3, diff_entries_max=2, **config)
     for node in ensemble.nodes.values():
         node.images_in_background = True
     leader = ensemble.settle()
-    follower, other = others(ensemble, leader)
+    follower = others(ensemble, leader)[0]
     ensemble.crash(follower)
-    writes = [b"w%d" % i for i in range(5)]
     for payload in writes:
         ensemble.propose(leader, payload)
     ensemble.run()
     ensemble.restart(follower)
     ensemble.run()
+    assert ensemble.nodes[leader].image_making is not None
+    return ensemble, leader, follower
+
+
+def test_a_snap_made_in_the_background_goes_to_the_learner_waiting_while_the_leader_serves() -> None:
+    writes = [b"w%d" % i for i in range(5)]
+    ensemble, leader, follower = _waiting_for_an_image(writes)
+    other = next(sid for sid in others(ensemble, leader) if sid != follower)
     source = ensemble.nodes[leader]
     assert (
         source.image_making is not None and source.image_making.zxid == ensemble.status(leader).zxid_applied
@@ -296,17 +305,7 @@ def test_a_snap_made_in_the_background_goes_to_the_learner_waiting_while_the_lea
 
 
 def test_a_background_snap_outrun_by_a_compaction_is_made_again() -> None:
-    ensemble = Ensemble(3, diff_entries_max=2)
-    for node in ensemble.nodes.values():
-        node.images_in_background = True
-    leader = ensemble.settle()
-    follower = others(ensemble, leader)[0]
-    ensemble.crash(follower)
-    for payload in (b"a", b"b", b"c"):
-        ensemble.propose(leader, payload)
-    ensemble.run()
-    ensemble.restart(follower)
-    ensemble.run()
+    ensemble, leader, follower = _waiting_for_an_image([b"a", b"b", b"c"])
     source = ensemble.nodes[leader]
     stale = source.image_making
     assert stale is not None
@@ -339,24 +338,14 @@ def test_a_sync_longer_than_one_message_goes_on_in_diffs() -> None:
 
 
 def test_a_background_snap_brings_what_was_committed_meanwhile_in_diffs() -> None:
-    ensemble = Ensemble(3, diff_entries_max=2, transfer_entries_max=2)
-    for node in ensemble.nodes.values():
-        node.images_in_background = True
-    leader = ensemble.settle()
-    follower = others(ensemble, leader)[0]
-    ensemble.crash(follower)
-    for payload in (b"a", b"b", b"c"):
-        ensemble.propose(leader, payload)
-    ensemble.run()
-    restarted = len(ensemble.sent)
-    ensemble.restart(follower)
-    ensemble.run()
+    ensemble, leader, follower = _waiting_for_an_image([b"a", b"b", b"c"], transfer_entries_max=2)
     for payload in (b"l1", b"l2", b"l3"):
         ensemble.propose(leader, payload)
     ensemble.run()
+    sent = len(ensemble.sent)
     ensemble.nodes[leader].image_made()
     ensemble.settle()
-    sync = [m for m in ensemble.sent[restarted:] if m.target == follower and isinstance(m, Snap | Diff)]
+    sync = [m for m in ensemble.sent[sent:] if m.target == follower and isinstance(m, Snap | Diff)]
     assert [(type(m), [e.payload for e in m.entries]) for m in sync] == [
         (Snap, [b"l1", b"l2"]),
         (Diff, [b"l3"]),
@@ -401,17 +390,7 @@ def test_a_gap_in_a_long_snap_leaves_the_log_as_it_was() -> None:
 
 
 def test_a_learner_waits_for_a_slow_image_as_long_as_the_leader_pings_it() -> None:
-    ensemble = Ensemble(3, diff_entries_max=2, init_limit_ticks=5)
-    for node in ensemble.nodes.values():
-        node.images_in_background = True
-    leader = ensemble.settle()
-    follower = others(ensemble, leader)[0]
-    ensemble.crash(follower)
-    for payload in (b"a", b"b", b"c"):
-        ensemble.propose(leader, payload)
-    ensemble.run()
-    ensemble.restart(follower)
-    ensemble.run()
+    ensemble, leader, follower = _waiting_for_an_image([b"a", b"b", b"c"], init_limit_ticks=5)
     for _ in range(4 * 5):  # four init limits: pings keep it waiting, its repeated acks keep it known
         ensemble.tick()
         ensemble.run()
@@ -423,17 +402,7 @@ def test_a_learner_waits_for_a_slow_image_as_long_as_the_leader_pings_it() -> No
 
 
 def test_learners_waiting_for_an_image_that_failed_register_again_and_ask_anew() -> None:
-    ensemble = Ensemble(3, diff_entries_max=2, init_limit_ticks=5)
-    for node in ensemble.nodes.values():
-        node.images_in_background = True
-    leader = ensemble.settle()
-    follower = others(ensemble, leader)[0]
-    ensemble.crash(follower)
-    for payload in (b"a", b"b", b"c"):
-        ensemble.propose(leader, payload)
-    ensemble.run()
-    ensemble.restart(follower)
-    ensemble.run()
+    ensemble, leader, follower = _waiting_for_an_image([b"a", b"b", b"c"], init_limit_ticks=5)
     ensemble.nodes[leader].image_made(failed=True)
     assert ensemble.nodes[leader].image_making is None
     for _ in range(10):

@@ -35,8 +35,9 @@ from zkcore._records import (
     WatcherEvent,
     encode_multi_request,
 )
-from zkcore.server import Framed, Server, ServerConfig
-from zkcore.zab import Config, Message
+from zkcore._snapshot import snapshot_bytes
+from zkcore.server import Framed, Hooks, Server, ServerConfig
+from zkcore.zab import Config, Message, Snap
 
 TICK_MS = 50
 
@@ -59,9 +60,11 @@ def framed(frames: list[bytes]) -> bytes:
 class Servers:
     """N servers, messages delivered at once unless a server is paused; storage syncs at once."""
 
-    def __init__(self, voters: int = 1, indexed: bool = False) -> None:
+    def __init__(
+        self, voters: int = 1, indexed: bool = False, hooks: Hooks | None = None, **zab: Any
+    ) -> None:
         ids = tuple(range(1, voters + 1))
-        config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5), tick_ms=TICK_MS)
+        config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5, **zab), tick_ms=TICK_MS)
         self.now = 0.0
         self.paused: set[int] = set()
         self.held: list[Message] = []
@@ -75,6 +78,7 @@ class Servers:
                 tree=DataTree(PathIndex()) if indexed else DataTree(),
                 now_ms=0.0,
                 wall_ms=1_000_000,
+                hooks=hooks,
             )  # fmt: skip
             for sid in ids
         }
@@ -83,6 +87,8 @@ class Servers:
         self.admin: list[tuple[object, str]] = []
         self.framed = 0  # Framed sends seen
         self.slow_disks: set[int] = set()  # servers told of their syncs only by synced()
+        self.images: dict[int, tuple[int, bytes]] = {}  # snap_image_due: the tree then, as a child copies it
+        self.notes: list[str] = []
 
     def pump(self) -> None:
         for _ in range(10_000):
@@ -94,6 +100,8 @@ class Servers:
                     busy = True
                     ready = server.ready()
                     log = self.storage[sid]
+                    if ready.snapshot is not None:
+                        log.truncate(0)
                     if ready.truncate_zxid is not None:
                         log.truncate(ready.truncate_zxid)
                     log.append(ready.entries)
@@ -105,7 +113,11 @@ class Servers:
                             self.sent.setdefault(conn, []).append(frame)
                     self.closed.extend(ready.closed)
                     self.admin.extend(ready.admin)
+                    self.notes.extend(ready.notes)
                     self.held.extend(ready.messages)
+                    if ready.snap_image_due is not None:
+                        assert ready.snap_image_due == server.tree.last_zxid
+                        self.images[sid] = (ready.snap_image_due, snapshot_bytes(server.tree))
                     server.advance(ready)
                     if ready.entries and sid not in self.slow_disks:
                         server.persisted(log.fsync())
@@ -552,3 +564,65 @@ def test_a_session_closed_from_an_older_connection_drops_the_newer_one() -> None
     assert first.session_id not in server.tree.sessions
     expired = net.connect(follower, "newer", first.session_id, first.passwd)
     assert expired is not None and expired.timeout_ms == 0  # ZooKeeper's "session expired"
+
+
+def _behind_waiting_for_an_image() -> tuple[Servers, int, int]:
+    """3 servers that make SNAP images off the loop; one of them paused while 5 creates went
+    through the leader (too many for a DIFF), then resumed: (net, leader, the one behind) once
+    the leader asked its shell for an image. Client "c" is connected to the leader."""
+    net = Servers(3, hooks=Hooks(snap_images=True), diff_entries_max=2)
+    leader = net.settle()
+    behind = next(sid for sid in net.servers if sid != leader)
+    assert net.connect(leader, "c") is not None
+    net.paused.add(behind)
+    for i in range(5):
+        net.servers[leader].receive(
+            "c", request(i + 1, OpCode.CREATE, CreateRequest(f"/n{i}", b"x", OPEN_ACL_UNSAFE, 0))
+        )
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("c")] == [Code.OK] * 5
+    net.paused.discard(behind)
+    return net, leader, behind
+
+
+def _image_asked(net: Servers, leader: int) -> tuple[int, bytes]:
+    """Time passes until the leader asks for an image (the one behind notices the silence and
+    registers again): its zxid, and the tree then as a forked child would write it."""
+    for _ in range(40):
+        net.advance()
+        if leader in net.images:
+            return net.images.pop(leader)
+    raise AssertionError("the leader asked for no image")
+
+
+def test_a_leader_serves_while_the_image_for_a_snap_is_made_off_its_loop() -> None:
+    net, leader, behind = _behind_waiting_for_an_image()
+    zxid, image = _image_asked(net, leader)
+    assert zxid == net.servers[leader].tree.last_zxid
+    assert not [m for m in net.held if isinstance(m, Snap)]
+    # The leader goes on serving meanwhile; what it commits follows the image.
+    net.servers[leader].receive(
+        "c", request(9, OpCode.CREATE, CreateRequest("/late", b"", OPEN_ACL_UNSAFE, 0))
+    )
+    net.pump()
+    assert reply(net.frames("c")[0])[0].err == Code.OK
+    net.servers[leader].snap_image(zxid, image)
+    net.pump()
+    net.settle()
+    assert tree_state(net.servers[behind].tree) == tree_state(net.servers[leader].tree)
+    assert "/late" in net.servers[behind].tree.nodes and net.servers[behind].serving()
+    with pytest.raises(LocalError, match="without an image due"):
+        net.servers[leader].snap_image(zxid, image)
+
+
+def test_an_image_that_could_not_be_made_is_asked_for_again() -> None:
+    net, leader, behind = _behind_waiting_for_an_image()
+    zxid, _ = _image_asked(net, leader)
+    net.servers[leader].snap_image(zxid, None)  # the child failed: a full disk, say
+    net.pump()
+    assert any("could not be made" in note for note in net.notes)
+    zxid, image = _image_asked(net, leader)  # dropped, it times out, registers again, and asks anew
+    net.servers[leader].snap_image(zxid, image)
+    net.pump()
+    net.settle()
+    assert tree_state(net.servers[behind].tree) == tree_state(net.servers[leader].tree)

@@ -83,6 +83,10 @@ class Hooks:
     new_index: Callable[[], ReadIndex] | None = None
     decode_txns: Callable[[Sequence[bytes]], TxnColumns] = decode_txns
     serialize: Callable[[DataTree], bytes] = snapshot_bytes
+    # True: the shell makes a SNAP's image of the tree off the loop (ServerReady.snap_image_due,
+    # then snap_image()), so that a leader keeps serving while it is made; False: serialize
+    # makes it in the loop, which stops the leader for as long as that takes.
+    snap_images: bool = False
 
 
 @dataclass(slots=True)  # not frozen: a frozen one costs 3 µs more to make, each loop turn
@@ -102,7 +106,10 @@ class ServerReady:
     7. admin: four-letter words to answer (from stats()), on connections that sent nothing else.
     8. snapshot_due: write a snapshot of the tree (zkcore.snapshot_chunks) through this zxid, then
        report snapshot_done.
-    9. roles, notes: for logs and monitoring.
+    9. snap_image_due (with Hooks.snap_images): make the tree's image through this zxid, as
+       hooks.serialize would, without stopping (a forked child: the tree as it is now, before
+       anything else changes it), then report snap_image().
+    10. roles, notes: for logs and monitoring.
     """
 
     snapshot: Snapshot | None
@@ -115,6 +122,7 @@ class ServerReady:
     closed: tuple[ConnId, ...]
     admin: tuple[tuple[ConnId, str], ...]
     snapshot_due: int | None
+    snap_image_due: int | None
     roles: tuple[RoleChange, ...]
     notes: tuple[str, ...]
     zab: Ready | None = field(default=None, repr=False)
@@ -156,6 +164,11 @@ class Server:
         self.snapshot_zxid = tree.last_zxid
         self.snapshot_pending = False
         self.txns_since_snapshot = 0
+        # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made,
+        # and the one made, held only while the learners waiting for it are sent it.
+        self._image_due = False
+        self._image_making = False
+        self._image: Snapshot | None = None
         self.prep = Prep(tree, config.data_bytes_max)
         self.prep_epoch = -1
         # The leader's own writes, kept decoded from the client table to prep, and prep's txns
@@ -199,9 +212,18 @@ class Server:
     def leading(self) -> bool:
         return self.role.role == Role.LEADING and self.serving()
 
-    def snapshot(self) -> Snapshot:
-        """Zab's SnapshotSource: the tree as it is now, for a SNAP to a learner far behind."""
-        return Snapshot(self._tree.last_zxid, self.hooks.serialize(self._tree))
+    def snapshot(self) -> Snapshot | None:
+        """Zab's SnapshotSource: the tree, for a SNAP to a learner far behind. Made here and
+        now, or (Hooks.snap_images) asked of the shell, and None until it reports snap_image."""
+        if not self.hooks.snap_images:
+            return Snapshot(self._tree.last_zxid, self.hooks.serialize(self._tree))
+        image = self._image
+        if image is not None and self.replica.snapshot_usable(image.zxid):
+            return image
+        self._image = None
+        if not self._image_making:
+            self._image_due = True
+        return None
 
     def note(self, text: str) -> None:
         if len(self._notes) < limits.server_notes_max:
@@ -292,6 +314,22 @@ class Server:
             self.replica.compact(previous)
         except LocalError:
             pass  # the previous snapshot is older than what Zab still holds
+
+    def snap_image(self, zxid: int, payload: bytes | None) -> None:
+        """The image asked for by snap_image_due, or None if it could not be made (the learners
+        waiting for it register again, and ask for another)."""
+        if not self._image_making:
+            raise LocalError(f"snap_image({zxid:#x}) without an image due")
+        self._image_making = False
+        if payload is None:
+            self.note(f"the image of the tree at {zxid:#x} for a SNAP could not be made")
+            self.replica.snapshot_failed()
+            self._check_serving()
+            return
+        self._image = Snapshot(zxid, payload)
+        self.replica.snapshot_ready()
+        self._image = None  # a copy of the whole tree: kept no longer than the syncs it serves
+        self._check_serving()
 
     # --- the Host side of the client table ----------------------------------------------------
 
@@ -406,6 +444,7 @@ class Server:
             or clients.admin
             or self._notes
             or (self._snapshot_wanted() and not self.snapshot_pending)
+            or self._image_due
         )
 
     def ready(self) -> ServerReady:
@@ -427,6 +466,10 @@ class Server:
             self.snapshot_pending = True
             self.txns_since_snapshot = 0
             snapshot_due = self._tree.last_zxid  # applied txns are committed, so logged already
+        image_due = None
+        if self._image_due:
+            self._image_due, self._image_making = False, True
+            image_due = self._tree.last_zxid
         notes, self._notes = tuple(self._notes), []
         return ServerReady(
             snapshot=zab.snapshot if zab else None,
@@ -439,6 +482,7 @@ class Server:
             closed=self.clients.take_closed(),
             admin=self.clients.take_admin(),
             snapshot_due=snapshot_due,
+            snap_image_due=image_due,
             roles=zab.roles if zab else (),
             notes=notes,
             zab=zab,
