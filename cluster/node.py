@@ -88,14 +88,20 @@ def fast_enum_members() -> None:
 
 
 def load_tree(payload: bytes | None, index: native.PathIndex | None = None, txns: int = 0) -> DataTree:
-    """A snapshot as a tree (None: the empty tree), its records scanned natively: a restart's,
-    with `index` filled as it loads when load_snapshot finds that cheaper than after the `txns`
-    logged txns are replayed, or a leader's SNAP, without one (the server attaches it before it
-    answers its first read)."""
+    """A snapshot as a tree (None: the empty tree), its records scanned natively, with `index`
+    filled as it loads when load_snapshot finds that cheaper than after the `txns` logged txns
+    are replayed (a restart's), or always (a leader's SNAP: load_snap)."""
     with collector_paused():
         tree = load_snapshot(payload, index, txns)
     gc.freeze()  # a million long-lived nodes: later collections need not walk them
     return tree
+
+
+def load_snap(payload: bytes) -> DataTree:
+    """A leader's SNAP, its read index filled as it loads (from the snapshot's columns): that
+    costs the sync, where initLimit applies, not the moment this follower starts serving,
+    where a second of filling it made the leader give up on it (syncLimit)."""
+    return load_tree(payload, new_index())
 
 
 def replay(tree: DataTree, entries: Sequence[LogEntry]) -> None:
@@ -129,6 +135,7 @@ def snap_stall_warning(znodes: int, spent_s: float, conf: config_mod.EnsembleCon
     )
 
 
+CHILD_NICE = 10  # the forked writers of snapshots and SNAP images run at this lower priority
 IMAGE_PREFIX = "snap-image."  # in the node's directory: a SNAP's tree, while a child writes it
 
 
@@ -208,7 +215,7 @@ class Node:
             accepted_epoch=read_epoch(self.data_dir.root, ACCEPTED_EPOCH) or 0,
             current_epoch=read_epoch(self.data_dir.root, CURRENT_EPOCH) or 0,
             hooks=Hooks(
-                load_tree=load_tree,
+                load_tree=load_snap,
                 replay=replay,
                 new_index=new_index,
                 decode_txns=native.decode_txns,
@@ -515,6 +522,9 @@ class Node:
                 # rings. Were it to outlive a node killed with kill -9, the node's restart would
                 # find them taken until the snapshot is written (a minute for 10M znodes).
                 die_with_parent(parent, signal.SIGKILL)
+                # Nobody waits on it by the millisecond: on a host short of cores, the servers'
+                # loops come first (a leader starved for syncLimit x tickTime loses its quorum).
+                os.nice(CHILD_NICE)
                 write()
                 code = 0
             finally:

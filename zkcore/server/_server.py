@@ -78,7 +78,7 @@ class ServerConfig:
 class Hooks:
     """The shell's faster ways (native code) to build trees; each optional, same results."""
 
-    load_tree: Callable[[bytes], DataTree] = tree_from_snapshot
+    load_tree: Callable[[bytes], DataTree] = tree_from_snapshot  # may come with its read index
     replay: Callable[[DataTree, Sequence[LogEntry]], None] | None = None
     new_index: Callable[[], ReadIndex] | None = None
     decode_txns: Callable[[Sequence[bytes]], TxnColumns] = decode_txns
@@ -587,7 +587,7 @@ class Server:
     def _install(self, snapshot: Snapshot) -> None:
         """A leader's SNAP: the tree becomes the snapshot's."""
         tree = self.hooks.load_tree(snapshot.payload)
-        if self.serving() and self.hooks.new_index is not None:
+        if self.serving() and tree.index is None and self.hooks.new_index is not None:
             tree.attach_index(self.hooks.new_index())
         self._tree = tree
         self.prep = Prep(tree, self.config.data_bytes_max)
