@@ -43,7 +43,8 @@ from cluster.storage import (
     TxnLog,
     drop_snapshots_after,
     load_snapshot,
-    purge,
+    purge_before,
+    purge_point,
     read_epoch,
     recover,
     replay_entries,
@@ -141,12 +142,14 @@ IMAGE_PREFIX = "snap-image."  # in the node's directory: a SNAP's tree, while a 
 
 @dataclass(frozen=True, slots=True)
 class Child:
-    """A forked writer: of a snapshot (`path` None) or of a SNAP's image to `path`."""
+    """A forked writer: of a snapshot (`path` None), which may answer on the pipe `answer` how
+    old the files it found to purge are, or of a SNAP's image to `path`."""
 
     kind: str
     zxid: int
     started: float
     path: Path | None = None
+    answer: int | None = None
 
 
 def server_class(spec: str) -> type[Server]:
@@ -510,7 +513,14 @@ class Node:
 
     # --- snapshots ----------------------------------------------------------------------------
 
-    def _fork(self, kind: str, zxid: int, write: Callable[[], object], path: Path | None = None) -> None:
+    def _fork(
+        self,
+        kind: str,
+        zxid: int,
+        write: Callable[[], object],
+        path: Path | None = None,
+        answer: int | None = None,
+    ) -> None:
         """A forked child runs `write` on the copy-on-write image of the tree while this process
         keeps serving; _reap_children reports the result."""
         parent = os.getpid()
@@ -529,13 +539,24 @@ class Node:
                 code = 0
             finally:
                 os._exit(code)
-        self.children[pid] = Child(kind, zxid, time.monotonic(), path)
+        self.children[pid] = Child(kind, zxid, time.monotonic(), path, answer)
 
     def _start_snapshot(self, zxid: int) -> None:
         tree = self.server.tree
-        self._fork(
-            "snapshot", zxid, lambda: write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(tree))
-        )
+        purge_due = time.monotonic() - self.purged_at >= self.conf.purge_interval_hours * 3600
+        if purge_due:
+            self.purged_at = time.monotonic()
+        answer, tell = os.pipe()
+
+        def write() -> None:
+            write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(tree))
+            # Which older files may go: that reads every byte of the snapshots kept (seconds for
+            # a big tree, which in the loop lost a leader its quorum), so the child finds out.
+            point = purge_point(self.data_dir.root, self.conf.snap_retain_count) if purge_due else None
+            os.write(tell, b"" if point is None else b"%d" % point)
+
+        self._fork("snapshot", zxid, write, answer=answer)
+        os.close(tell)
 
     def _start_snap_image(self, zxid: int) -> None:
         """The tree for a leader's SNAP, written by a child to a file that is read back when it
@@ -564,11 +585,12 @@ class Node:
         if child.path is not None:
             self._send_snap_image(child, ok, spent)
             return
+        point = b""
+        if child.answer is not None:
+            point = os.read(child.answer, 32) if ok else b""
+            os.close(child.answer)
         if ok:
-            removed = []
-            if time.monotonic() - self.purged_at >= self.conf.purge_interval_hours * 3600:
-                self.purged_at = time.monotonic()
-                removed = purge(self.data_dir.root, keep=self.conf.snap_retain_count, log=self.log)
+            removed = purge_before(self.data_dir.root, int(point), log=self.log) if point else []
             log.info("snapshot at %#x written in %.2fs; purged %d old files", child.zxid, spent, len(removed))
         self.server.snapshot_done(child.zxid, ok)
 
@@ -600,6 +622,8 @@ class Node:
             os.waitpid(pid, 0)
             if child.path is not None:
                 child.path.unlink(missing_ok=True)
+            if child.answer is not None:
+                os.close(child.answer)
             log.info("stopped writing the %s at %#x", child.kind, child.zxid)
         self.children.clear()
         if self.unsynced:

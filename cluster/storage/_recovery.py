@@ -210,13 +210,24 @@ def purge(data_dir: Path | str, keep: int = 3, *, log: TxnLog | None = None) -> 
     """Keep the `keep` newest snapshots that verify and the log segments needed to replay from
     the oldest of them; remove older snapshots and segments. Returns the removed files. With
     fewer valid snapshots than `keep`, nothing is removed. Pass the node's open log, if any."""
+    point = purge_point(data_dir, keep)
+    return [] if point is None else purge_before(data_dir, point, log=log)
+
+
+def purge_point(data_dir: Path | str, keep: int = 3) -> int | None:
+    """The zxid of the oldest of the `keep` newest snapshots that verify, or None when fewer
+    verify: what purge_before may remove below. It reads every byte of those snapshots (a
+    node has a forked child do it, not its loop)."""
     if not isinstance(keep, int) or keep < 1:
         raise LocalError(f"keep must be a positive int: {keep!r}")
+    kept = valid_snapshots(DataDir.create(data_dir).snap_dir, keep)
+    return kept[-1][0] if len(kept) == keep else None
+
+
+def purge_before(data_dir: Path | str, oldest_zxid: int, *, log: TxnLog | None = None) -> list[Path]:
+    """Remove the snapshots older than `oldest_zxid` (see purge_point) and the log segments
+    that only they need. Returns the removed files. Pass the node's open log, if any."""
     layout = DataDir.create(data_dir)
-    kept = valid_snapshots(layout.snap_dir, keep)
-    if len(kept) < keep:
-        return []
-    oldest_zxid = kept[-1][0]
     old_snapshots = [path for zxid, path in list_snapshots(layout.snap_dir) if zxid < oldest_zxid]
     if log is not None:
         old_segments = log.remove_segments_before(oldest_zxid + 1)

@@ -18,6 +18,8 @@ from cluster.storage import (
     latest_snapshot,
     list_snapshots,
     purge,
+    purge_before,
+    purge_point,
     read_epoch,
     recover,
     write_epoch,
@@ -193,6 +195,20 @@ def test_purge_counts_only_valid_snapshots(tmp_path: Path, codec: ModuleType) ->
     assert purge(tmp_path, keep=5) == [], "fewer valid snapshots than keep: nothing goes"
     with pytest.raises(LocalError, match="keep"):
         purge(tmp_path, keep=0)
+
+
+def test_purge_in_two_steps_decides_on_valid_snapshots_then_removes(
+    tmp_path: Path, codec: ModuleType
+) -> None:
+    """A node's child reads the snapshots (purge_point); its loop only removes (purge_before)."""
+    data_dir = make_node(tmp_path, codec, epoch1(1, 100), [E1 + 20, E1 + 40, E1 + 60, E1 + 80])
+    flip_byte(list_snapshots(data_dir.snap_dir)[-1][1], 20)
+    assert purge_point(tmp_path, keep=2) == E1 + 40  # the broken newest one does not count
+    assert purge_point(tmp_path, keep=4) is None
+    removed = purge_before(tmp_path, E1 + 40)
+    assert data_dir.snap_dir / "snapshot.0000000100000014" in removed
+    assert [zxid for zxid, _ in list_snapshots(data_dir.snap_dir)] == [E1 + 40, E1 + 60, E1 + 80]
+    assert recover(tmp_path).snapshot_zxid == E1 + 60
 
 
 def test_purge_through_an_open_log(tmp_path: Path, codec: ModuleType) -> None:
