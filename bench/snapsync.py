@@ -78,6 +78,7 @@ def run(znodes: int, transport: str, root: Path) -> dict[str, Any]:
         time.sleep(1)
         writer.running = False
         writer.join(15)
+        writer.session.close()
         during = [(lat, err) for at, lat, err in writer.samples if at >= started - 0.5]
         image = IMAGE_LINE.search(logs[leader].read_text())
         after = {sid: elections(logs[sid].read_text()) for sid in (leader, other)}

@@ -598,6 +598,7 @@ class Node:
         """Hand the server the image a child made: the learners waiting for it are sent it now,
         in this loop turn, which is the one stop a SNAP still costs the leader."""
         assert child.path is not None
+        started = time.monotonic()
         payload = None
         try:
             if ok:
@@ -605,7 +606,6 @@ class Node:
         except OSError as e:
             log.warning("cannot read the image of the tree for a SNAP: %s", e)
         child.path.unlink(missing_ok=True)
-        started = time.monotonic()
         self.server.snap_image(child.zxid, payload)
         self.handle_ready()
         if payload is not None:
