@@ -28,7 +28,7 @@ from zkcore._records import (
     Txn,
     TxnHeader,
 )
-from zkcore._snapshot import snapshot_bytes, snapshot_chunks, snapshot_node_count, tree_from_snapshot
+from zkcore._snapshot import snapshot_chunks, snapshot_node_count, tree_from_snapshot
 from zkcore._storage import LogEntry, MemoryLog, Storage
 
 __all__ = [
@@ -68,7 +68,6 @@ __all__ = [
     "limits",
     "parent_of",
     "path_problem",
-    "snapshot_bytes",
     "snapshot_chunks",
     "snapshot_node_count",
     "split_path",

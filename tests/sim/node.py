@@ -62,7 +62,6 @@ class SimNode:
         self.images_in_background = False
         self.image_wanted = False
         self.image_making: Snapshot | None = None
-        self.image: Snapshot | None = None
 
     @property
     def up(self) -> bool:
@@ -91,7 +90,7 @@ class SimNode:
         self.applied = []
         self.incarnation += 1
         self.sync_pending = False
-        self.image_wanted, self.image_making, self.image = False, None, None
+        self.image_wanted, self.image_making = False, None
 
     # --- SnapshotSource ---------------------------------------------------------------------
 
@@ -99,11 +98,6 @@ class SimNode:
         zxid = self.applied[-1][0] if self.applied else 0
         if not self.images_in_background:
             return Snapshot(zxid, encode_history(self.applied))
-        assert self.replica is not None
-        image = self.image
-        if image is not None and self.replica.snapshot_usable(image.zxid):
-            return image
-        self.image = None
         if self.image_making is None:
             self.image_making = Snapshot(zxid, encode_history(self.applied))
             self.image_wanted = True
@@ -113,15 +107,12 @@ class SimNode:
         """The background image is done (or failed): the replica sends it to whoever waits;
         its zxid."""
         assert self.replica is not None and self.image_making is not None
-        self.image, self.image_making = self.image_making, None
-        zxid = self.image.zxid
+        image, self.image_making = self.image_making, None
         if failed:
-            self.image = None
             self.replica.snapshot_failed()
-            return zxid
-        self.replica.snapshot_ready()
-        self.image = None
-        return zxid
+        else:
+            self.replica.snapshot_ready(image)
+        return image.zxid
 
     def take_snapshot(self) -> None:
         """Persist a snapshot of the applied history and let the replica forget that log prefix."""

@@ -82,9 +82,8 @@ class Hooks:
     replay: Callable[[DataTree, Sequence[LogEntry]], None] | None = None
     new_index: Callable[[], ReadIndex] | None = None
     decode_txns: Callable[[Sequence[bytes]], TxnColumns] = decode_txns
-    serialize: Callable[[DataTree], bytes] = snapshot_bytes
     # True: the shell makes a SNAP's image of the tree off the loop (ServerReady.snap_image_due,
-    # then snap_image()), so that a leader keeps serving while it is made; False: serialize
+    # then snap_image()), so that a leader keeps serving while it is made; False: the server
     # makes it in the loop, which stops the leader for as long as that takes.
     snap_images: bool = False
 
@@ -107,7 +106,7 @@ class ServerReady:
     8. snapshot_due: write a snapshot of the tree (zkcore.snapshot_chunks) through this zxid, then
        report snapshot_done.
     9. snap_image_due (with Hooks.snap_images): make the tree's image through this zxid, as
-       hooks.serialize would, without stopping (a forked child: the tree as it is now, before
+       zkcore.snapshot_chunks writes it, without stopping (a forked child: the tree as it is now, before
        anything else changes it), then report snap_image().
     10. roles, notes: for logs and monitoring.
     """
@@ -164,11 +163,9 @@ class Server:
         self.snapshot_zxid = tree.last_zxid
         self.snapshot_pending = False
         self.txns_since_snapshot = 0
-        # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made,
-        # and the one made, held only while the learners waiting for it are sent it.
+        # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made.
         self._image_due = False
         self._image_making = False
-        self._image: Snapshot | None = None
         self.prep = Prep(tree, config.data_bytes_max)
         self.prep_epoch = -1
         # The leader's own writes, kept decoded from the client table to prep, and prep's txns
@@ -216,11 +213,7 @@ class Server:
         """Zab's SnapshotSource: the tree, for a SNAP to a learner far behind. Made here and
         now, or (Hooks.snap_images) asked of the shell, and None until it reports snap_image."""
         if not self.hooks.snap_images:
-            return Snapshot(self._tree.last_zxid, self.hooks.serialize(self._tree))
-        image = self._image
-        if image is not None and self.replica.snapshot_usable(image.zxid):
-            return image
-        self._image = None
+            return Snapshot(self._tree.last_zxid, snapshot_bytes(self._tree))
         if not self._image_making:
             self._image_due = True
         return None
@@ -326,9 +319,7 @@ class Server:
             self.replica.snapshot_failed()
             self._check_serving()
             return
-        self._image = Snapshot(zxid, payload)
-        self.replica.snapshot_ready()
-        self._image = None  # a copy of the whole tree: kept no longer than the syncs it serves
+        self.replica.snapshot_ready(Snapshot(zxid, payload))
         self._check_serving()
 
     # --- the Host side of the client table ----------------------------------------------------

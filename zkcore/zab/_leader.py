@@ -39,7 +39,7 @@ from zkcore.zab._messages import (
     UpToDate,
 )
 from zkcore.zab._quorum import is_quorum, quorum_zxid
-from zkcore.zab._ready import Phase
+from zkcore.zab._ready import Phase, Snapshot
 from zkcore.zab._zxid import EPOCH_MAX, make_zxid, zxid_counter, zxid_epoch, zxid_text
 
 
@@ -333,14 +333,17 @@ class Leader:
 
     # --- synchronisation --------------------------------------------------------------------
 
-    def _transfer(self, h: LearnerHandler) -> None:
+    def _transfer(self, h: LearnerHandler, made: Snapshot | None = None) -> None:
+        """Sync a learner whose epoch ack we have; a SNAP from `made` (one the source has just
+        made) while that is still a committed point of our log, else from the source."""
         core = self.core
         log = core.log
         me, sid = core.server_id, h.server_id
         kind, zxid = choose_transfer(log, h.zxid_last, core.config.diff_entries_max)
         snapshot = None
         if kind == TransferKind.SNAP:
-            snapshot = core.snapshots.snapshot()
+            usable = made is not None and log.contains(made.zxid) and made.zxid <= core.zxid_committed
+            snapshot = made if usable else core.snapshots.snapshot()
             if snapshot is None:
                 return  # the source is making one and calls snapshot_ready(); the learner waits
             if not log.contains(snapshot.zxid) or snapshot.zxid > core.zxid_committed:
@@ -383,12 +386,13 @@ class Leader:
                 if h.phase == HandlerPhase.EPOCH_ACKED:
                     del self.learners[sid]
 
-    def snapshot_ready(self) -> None:
-        """The SnapshotSource has the snapshot it was making: the learners waiting for it get it."""
+    def snapshot_ready(self, snapshot: Snapshot) -> None:
+        """The SnapshotSource made the snapshot it was making: the learners waiting get it (or,
+        if a compaction since has left it behind our log, ask the source for another)."""
         if self.epoch_quorum:
             for h in list(self.learners.values()):
                 if h.phase == HandlerPhase.EPOCH_ACKED:
-                    self._transfer(h)
+                    self._transfer(h, snapshot)
 
     def _on_ack(self, message: Ack) -> None:
         h = self.learners.get(message.source)

@@ -268,10 +268,7 @@ class Learner:
         take a while to make a SNAP's image, and a big one takes a while to arrive). Taking
         in a step may take us a while too (loading a SNAP, applying a long DIFF): the wait
         for the next counts from the tick after it, not from before our own stall."""
-        core = self.core
-        self.heard_tick = core.ticks
-        self.deadline_tick = max(self.deadline_tick, core.ticks + core.config.init_limit_ticks)
-        self._moved_on = True
+        self._moved_on = True  # on_tick counts heard_tick and the deadline from there
 
     def _transferred_last(self) -> int:
         """Where the sync received so far ends: the held SNAP's last txn, or our log's."""

@@ -33,11 +33,11 @@ class Snapshot:
 class SnapshotSource(Protocol):
     def snapshot(self) -> Snapshot | None:
         """The shell's applied state, for a learner too far behind for a DIFF: everything
-        applied through the zxid it reports, a committed point of the replica's log (see
-        Replica.snapshot_usable). None when it has none now and is making one (a copy of the
-        tree written in the background, so that the leader keeps serving meanwhile): it then
-        calls Replica.snapshot_ready(), and the learners waiting get it (or, if it cannot,
-        Replica.snapshot_failed(), and they register again)."""
+        applied through the zxid it reports, a committed point of the replica's log. None when
+        it has none now and is making one (a copy of the tree written in the background, so
+        that the leader keeps serving meanwhile): it then hands it to Replica.snapshot_ready(),
+        and the learners waiting get it (or, if it cannot, calls Replica.snapshot_failed(),
+        and they register again)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from zkcore.zab._learner import Learner
 from zkcore.zab._log import ReplicaLog
 from zkcore.zab._messages import FollowerInfo, Message, Notification, ObserverInfo, Role
 from zkcore.zab._quorum import Config
-from zkcore.zab._ready import Phase, Ready, SnapshotSource, Status
+from zkcore.zab._ready import Phase, Ready, Snapshot, SnapshotSource, Status
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
 
 TICKS_MAX = 1 << 32  # ticks passing in one call; far beyond any timeout
@@ -189,17 +189,13 @@ class Replica:
             raise LocalError(f"compact zxid {zxid_text(zxid)} is not a zxid of the log")
         core.compact(zxid)
 
-    def snapshot_usable(self, zxid: int) -> bool:
-        """Whether a snapshot through `zxid` can still bring a learner up to date: a committed
-        point of the log (one made a while ago may predate a compaction since)."""
-        core = self._core
-        return zxid <= core.zxid_committed and core.log.contains(zxid)
-
-    def snapshot_ready(self) -> None:
+    def snapshot_ready(self, snapshot: Snapshot) -> None:
         """The SnapshotSource made the snapshot it said it was making: learners waiting for
-        it get it now (from snapshot() again)."""
+        it get it now. Nothing keeps it: a learner that comes later asks for another."""
+        if not isinstance(snapshot, Snapshot):
+            raise LocalError(f"snapshot_ready takes a Snapshot: {type(snapshot).__name__}")
         if self._leader is not None:
-            self._leader.snapshot_ready()
+            self._leader.snapshot_ready(snapshot)
         self._settle()
 
     def snapshot_failed(self) -> None:
