@@ -4,6 +4,11 @@ every operation with its real-time interval and outcome.
 
 An operation whose outcome the client cannot know (a connection lost or a timeout while a write
 was in flight) is recorded as unknown: it may have happened, at any time after it started.
+
+A client whose last operation took longer than STALL_S (its server was paused, cut off or gone)
+reads linearizably next: the moments after a stall are when a server that lost its place (a
+leader that has not yet noticed it was replaced) answers, and a sync then a read is the operation
+that shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from zkclient import exceptions as zke
 
 T = TypeVar("T")
 OP_TIMEOUT_S = 3.0
+STALL_S = 1.0
 SESSION_TIMEOUT_S = 4.0
 REGISTER_ROOT = "/verify/r"
 SEQ_ROOT = "/verify/seq"
@@ -130,6 +136,7 @@ class Worker(threading.Thread):
         self.errors: list[str] = []
         self.closing = False  # we are closing the session ourselves: LOST is no expiry
         self.completion: Stamp | None = None  # of the request the current call() waits for
+        self.stalled = False  # the last call() took longer than STALL_S
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -174,9 +181,11 @@ class Worker(threading.Thread):
             result = action(self.client)
         except DEFINITE_FAILURES as e:
             record.update(status="fail", end=self.recorder.now(), error=type(e).__name__)
+            self.stalled = record["end"] - t0 >= STALL_S
             self.recorder.add(**record)
             return None
         except Exception as e:  # noqa: BLE001 - lost connection, timeout, expiry: outcome unknown
+            self.stalled = self.recorder.now() - t0 >= STALL_S
             if write:
                 record.update(status="info", end=None, error=type(e).__name__)
             else:
@@ -192,6 +201,7 @@ class Worker(threading.Thread):
         if completion is not None:
             completion.flag.wait(1.0)
         end = completion.at if completion is not None and completion.at is not None else self.recorder.now()
+        self.stalled = end - t0 >= STALL_S
         record.update(status="ok", end=end, **result)
         self.recorder.add(**record)
         return result
@@ -390,7 +400,10 @@ class Worker(threading.Thread):
                 self.stop_event.wait(0.5)
                 continue
             try:
-                self.rng.choices(actions, weights)[0]()
+                if self.stalled:
+                    self.rng.choice((self.sync_read, self.linearizable_read))()
+                else:
+                    self.rng.choices(actions, weights)[0]()
             except Exception as e:  # noqa: BLE001 - a bug in the workload must not hang the run
                 self.errors.append(f"{type(e).__name__}: {e}")
                 self.reconnect()

@@ -36,7 +36,8 @@ def test_a_short_run_under_faults_finds_nothing(tmp_path: Path) -> None:
         ("stale_reads", "kill,partition", "20", "2.5"),
         ("early_ack", "partition-leader", "20", "2.5"),
         # Only a client on the resumed leader, syncing in the half second before it notices, sees
-        # it: about 14 pauses in 60 s. In 40 s (9 pauses) it went uncaught in one CI run in several.
+        # it; about 14 pauses in 60 s. Before a stalled client read linearizably next (workload.py),
+        # 3-5 of 13 pauses showed it and a fresh-clone CI run missed it; after, 10 of 13.
         ("stalled_clock", "pause-leader", "60", "2"),
     ],
 )
