@@ -46,6 +46,7 @@ SPILL_BYTES_MIN: Final = RING_BYTES // 4
 SPILLS_MAX: Final = 4  # spill files one writer keeps waiting for a reader; beyond, drop
 ATTACH_RETRY_S: Final = 0.02
 RECV_BATCH_MAX: Final = 1000
+DRAIN_BYTES: Final = 4096
 
 
 def endpoint_path(endpoint: str) -> str:
@@ -203,14 +204,18 @@ class ShmPeerTransport:
         return lost
 
     def _drain(self, fd: int) -> bool:
-        """Read the wake-up bytes; True at end-of-file: no writer holds the FIFO any more."""
+        """Read the wake-up bytes; True at end-of-file: no writer holds the FIFO any more. A
+        short read emptied it (a byte written after that polls readable again), so there is no
+        second read to learn so from an EAGAIN, each wake-up."""
         while True:
             try:
-                chunk = os.read(fd, 4096)
+                chunk = os.read(fd, DRAIN_BYTES)
             except BlockingIOError:
                 return False
             if not chunk:
                 return True
+            if len(chunk) < DRAIN_BYTES:
+                return False
 
     def _writer_gone(self, box: _Inbox) -> None:
         """Drop what the dead writer left, and reopen the FIFO (same fd number, so the poller

@@ -73,6 +73,7 @@ class Options:
     session_timeout_ms: int
     wire: bool
     image_delay_max: int = 0  # > 0: a leader's SNAP image is made off the loop, in up to this many ms
+    unseen_bulk_txns_min: int = 1  # batches of others' writes at least this long applied in bulk
 
 
 def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
@@ -114,6 +115,7 @@ def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
         wire=rng.random() < 0.3,
         # Drawn apart, so that adding it changed no other option of an existing seed.
         image_delay_max=Random(f"server-image-{seed}").choice([0, 40, 200, 1000]),
+        unseen_bulk_txns_min=Random(f"server-bulk-{seed}").choice([1, 4]),
     )
 
 
@@ -215,7 +217,7 @@ class ServerSimulation:
         self.server_config = ServerConfig(
             zab, tick_ms=TICK_MS, session_timeout_min_ms=options.session_timeout_ms,
             session_timeout_max_ms=options.session_timeout_ms, snap_count=options.snapshot_count,
-            container_check_ms=500,
+            container_check_ms=500, unseen_bulk_txns_min=options.unseen_bulk_txns_min,
         )  # fmt: skip
         self.nodes = {sid: SimServer(self, sid, server_class) for sid in voters + observers}
         self.clients = [SimClient(i) for i in range(1, options.clients + 1)]

@@ -61,10 +61,16 @@ class Servers:
     """N servers, messages delivered at once unless a server is paused; storage syncs at once."""
 
     def __init__(
-        self, voters: int = 1, indexed: bool = False, hooks: Hooks | None = None, **zab: Any
+        self,
+        voters: int = 1,
+        indexed: bool = False,
+        hooks: Hooks | None = None,
+        unseen_bulk_txns_min: int = 1,  # every batch through the bulk path, however short
+        **zab: Any,
     ) -> None:
         ids = tuple(range(1, voters + 1))
-        config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5, **zab), tick_ms=TICK_MS)
+        config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5, **zab), tick_ms=TICK_MS,
+                              unseen_bulk_txns_min=unseen_bulk_txns_min)  # fmt: skip
         self.now = 0.0
         self.paused: set[int] = set()
         self.held: list[Message] = []
@@ -488,6 +494,36 @@ def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_doe
         assert tree_state(server.tree) == tree_state(expected), sid
         assert index_state(server.tree) == index_state(expected), sid
         assert [reply(f)[0].xid for f in net.frames(f"c{sid}")] == sent[f"c{sid}"]
+
+
+def test_a_short_batch_no_one_here_sees_is_applied_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below unseen_bulk_txns_min, a batch of other servers' writes goes through apply(): one
+    decode and replay costs more than applying a few. At the minimum and above, in bulk."""
+    replayed: list[int] = []
+    real_replay = DataTree.replay
+
+    def counting_replay(tree: DataTree, txns: Any) -> None:
+        replayed.append(len(txns))
+        real_replay(tree, txns)
+
+    monkeypatch.setattr(DataTree, "replay", counting_replay)
+    net = Servers(3, indexed=True, unseen_bulk_txns_min=4)
+    leader = net.settle()
+    writer = next(sid for sid in net.servers if sid != leader)
+    assert net.connect(writer, "c") is not None
+    net.servers[writer].receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    assert replayed == [] and all(s.tree.node("/a") is not None for s in net.servers.values())
+    for xid in range(2, 8):
+        net.servers[writer].receive(
+            "c", request(xid, OpCode.CREATE, CreateRequest(f"/a/{xid}", b"", OPEN_ACL_UNSAFE, 0))
+        )
+    net.pump()
+    assert replayed and min(replayed) >= 4, replayed
+    assert sum(replayed) == 2 * 6  # the leader and the third server, each in one batch
+    assert [reply(f)[0].xid for f in net.frames("c")] == list(range(1, 8))
+    for server in net.servers.values():
+        assert sorted(server.tree.get_children("/a")[0]) == sorted(str(x) for x in range(2, 8))
 
 
 def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
