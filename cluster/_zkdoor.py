@@ -40,6 +40,7 @@ class TcpConnection:
     inbuf: bytearray = field(default_factory=bytearray)
     outbuf: bytearray = field(default_factory=bytearray)
     greeted: bool = False  # a whole first frame (connect or four-letter word) arrived
+    paused: bool = False  # not read while the server has no room for its requests
     closing: bool = False  # close once outbuf is written
 
 
@@ -68,6 +69,7 @@ class ZkDoor:
         self.closed_fds: list[int] = []  # for the caller to stop polling
         self.pending: list[TcpConnection] = []  # output queued this turn, not yet tried
         self.changed: set[TcpConnection] = set()  # opened, or output queued or written, since interest()
+        self.backlog: set[TcpConnection] = set()  # may have whole frames buffered: see backlogged()
         self.refused = 0
         self.refused_logged = 0.0
         self._ids = itertools.count(1)
@@ -80,11 +82,31 @@ class ZkDoor:
     def fileno(self) -> int:
         return self.listener.fileno()
 
-    def interest(self) -> list[tuple[int, bool]]:
-        """(fd, wants to write) for each open connection that was opened, or whose output was
-        queued or written, since the last call: what may have to be polled differently."""
+    def interest(self) -> list[tuple[int, bool, bool]]:
+        """(fd, wants to read, wants to write) for each open connection that was opened, paused
+        or resumed, or whose output was queued or written, since the last call: what may have
+        to be polled differently."""
         changed, self.changed = self.changed, set()
-        return [(c.sock.fileno(), bool(c.outbuf)) for c in changed if c.conn_id in self.connections]
+        return [
+            (c.sock.fileno(), not c.paused, bool(c.outbuf)) for c in changed if c.conn_id in self.connections
+        ]
+
+    def pause(self, conn_id: int) -> None:
+        """Stop reading a connection (its requests wait in the kernel, and then in the client)."""
+        self._set_paused(conn_id, True)
+
+    def resume(self, conn_id: int) -> None:
+        self._set_paused(conn_id, False)
+
+    def _set_paused(self, conn_id: int, paused: bool) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None and conn.paused != paused:
+            conn.paused = paused
+            self.changed.add(conn)
+            if paused:
+                self.backlog.discard(conn)  # looked at again when it is resumed
+            else:
+                self.backlog.add(conn)  # what it sent before it was paused may be buffered
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -119,28 +141,32 @@ class ZkDoor:
         return fds
 
     def read(
-        self, fd: int, take_run: Callable[[int, bytearray], int] | None = None
+        self, fd: int, take_run: Callable[[int, bytearray], int] | None = None, recv: bool = True
     ) -> Iterator[tuple[int, bytes | str | None]]:
         """Frames from one readable socket: (conn id, frame), (conn id, word) for a four-letter
         word, or (conn id, None) when the connection is gone (closed by the client, or by us
         for a frame of a bad length). `take_run(conn id, bytes)`, given, sees what has arrived
         first and says how many bytes of whole frames it took (Server.receive_stream: a run of
-        reads answered at once); the frames after them are split and handed over one by one."""
+        reads answered at once); the frames after them are split and handed over one by one,
+        at most FRAMES_PER_TURN_MAX: the rest wait in the buffer (backlogged(); recv=False
+        takes them without reading the socket)."""
         conn = self.by_fd.get(fd)
-        if conn is None or conn.closing:
+        if conn is None or conn.closing or conn.paused:
             return
-        view = self._recv_view
-        try:
-            n = conn.sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            n = 0
-        if not n:
-            self.close(conn.conn_id)
-            yield conn.conn_id, None
-            return
-        conn.inbuf += view[:n]
+        self.backlog.discard(conn)
+        if recv:
+            view = self._recv_view
+            try:
+                n = conn.sock.recv_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                n = 0
+            if not n:
+                self.close(conn.conn_id)
+                yield conn.conn_id, None
+                return
+            conn.inbuf += view[:n]
         if take_run is not None and conn.greeted:
             taken = take_run(conn.conn_id, conn.inbuf)
             if taken:
@@ -168,6 +194,13 @@ class ZkDoor:
             del buf[: 4 + length]
             conn.greeted = True
             yield conn.conn_id, frame
+        self.backlog.add(conn)  # FRAMES_PER_TURN_MAX taken: the rest next turn
+
+    def backlogged(self) -> list[int]:
+        """The fds of connections whose last read stopped at FRAMES_PER_TURN_MAX, or that were
+        just resumed: their buffers may hold whole frames already, which poll will not report
+        (the socket may have nothing more). Read them with recv=False."""
+        return [c.sock.fileno() for c in self.backlog if c.conn_id in self.connections]
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -242,6 +275,7 @@ class ZkDoor:
         conn = self.connections.pop(conn_id, None)
         if conn is None:
             return None
+        self.backlog.discard(conn)
         fd = conn.sock.fileno()
         self.by_fd.pop(fd, None)
         self.closed_fds.append(fd)

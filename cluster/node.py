@@ -235,6 +235,9 @@ class Node:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.peers = peer_transport(self.ctx, conf, server_id)
         self.held: dict[bytes, list[bytes]] = {}  # client frames taken off the socket, not yet fed
+        # The ZooKeeper door's frames read from a connection the server had no room for: that
+        # connection is not read again until they are all fed.
+        self.zk_held: dict[int, list[bytes]] = {}
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -269,7 +272,7 @@ class Node:
         next_tick = time.monotonic()
         while self.running:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-            if self.peers.before_poll() or self.held:
+            if self.peers.before_poll() or self.held or (self.zk is not None and self.zk.backlog):
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             events = dict(poller.poll(timeout_ms))
             self.peers.after_poll()
@@ -288,6 +291,8 @@ class Node:
             if self.zk is not None:
                 self.on_zk_events(events)
             self.handle_ready()
+            if self.zk_held and self._feed_zk_held():
+                self.handle_ready()
             if self.zk is not None:
                 for conn in self.zk.flush_pending():
                     self.server.close(conn)
@@ -375,23 +380,59 @@ class Node:
                     server.close(cut)
             tcp = zk.by_fd.get(fd)  # gone if the write above cut it off
             if event & POLLIN and tcp is not None:
-                conn = tcp.conn_id  # every item read from this fd is its connection's
-                frames: list[bytes] = []  # given to the server together
-                for _, item in zk.read(fd, server.receive_stream):
-                    if isinstance(item, bytes):
-                        frames.append(item)
-                        continue
-                    self._feed(conn, frames)
-                    if item is None:
-                        server.close(conn)
-                    else:
-                        zk.send_text(conn, self.admin.answer(item, server))
-                self._feed(conn, frames)
+                self._read_zk(fd, tcp.conn_id, recv=True)
+        for fd in zk.backlogged():
+            tcp = zk.by_fd.get(fd)
+            if tcp is not None and fd not in events:
+                self._read_zk(fd, tcp.conn_id, recv=False)
+
+    def _read_zk(self, fd: int, conn: int, recv: bool) -> None:
+        """One connection's frames, read from its socket (recv) or only from what it buffered."""
+        zk, server = self.zk, self.server
+        assert zk is not None
+        frames: list[bytes] = []  # given to the server together
+        for _, item in zk.read(fd, server.receive_stream, recv):
+            if isinstance(item, bytes):
+                frames.append(item)
+                continue
+            self._feed(conn, frames)
+            if item is None:
+                frames.clear()  # what the server had no room for goes with the connection
+                server.close(conn)
+            else:
+                zk.send_text(conn, self.admin.answer(item, server))
+        self._feed(conn, frames)
+        if frames:  # no room for them: read no more of it until there is
+            self.zk_held[conn] = frames
+            zk.pause(conn)
 
     def _feed(self, conn: ConnId, frames: list[bytes]) -> None:
-        """Give the server all of one connection's frames, in order (it takes them a run at a time)."""
-        while frames:
+        """Give the server one connection's frames, in order (it takes them a run at a time),
+        while it has room for them; what it had no room for stays in `frames`."""
+        while frames and self.server.has_room(conn):
             del frames[: self.server.receive_frames(conn, frames)]
+
+    def _feed_zk_held(self) -> bool:
+        """The held frames of connections the server has room for again (after its replies went
+        out); a connection whose frames are all taken is read again. Whether any were taken.
+        ZooKeeper's server stops reading a client the same way: a client that pipelines more
+        than limits.client_queue_max requests is slowed down, not cut off, and its replies keep
+        their order."""
+        zk = self.zk
+        assert zk is not None
+        fed = False
+        for conn, frames in list(self.zk_held.items()):
+            tcp = zk.connections.get(conn)
+            if tcp is None or tcp.closing:  # gone, or the server forgot it: its requests with it
+                del self.zk_held[conn]
+                continue
+            waiting = len(frames)
+            self._feed(conn, frames)
+            fed = fed or len(frames) < waiting
+            if not frames:
+                del self.zk_held[conn]
+                zk.resume(conn)
+        return fed
 
     def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
         """Poll each open connection for reading, and for writing while it has output queued
@@ -402,11 +443,16 @@ class Node:
             if polled.pop(fd, None) is not None:
                 poller.unregister(fd)
         zk.closed_fds.clear()
-        for fd, writing in zk.interest():
-            want = POLLIN | (POLLOUT if writing else 0)
-            if polled.get(fd) != want:
+        for fd, reading, writing in zk.interest():
+            want = (POLLIN if reading else 0) | (POLLOUT if writing else 0)
+            if polled.get(fd, 0) == want:
+                continue
+            if want:
                 poller.register(fd, want)
                 polled[fd] = want
+            else:
+                poller.unregister(fd)
+                del polled[fd]
 
     def _answer_admin(self, request: AdminRequest) -> None:
         """An AdminServer request, answered from the server's public API."""

@@ -25,7 +25,15 @@ from kazoo.security import make_digest_acl
 
 from tests.integration.conftest import Ensemble, wait_for
 from zkclient import Client
-from zkcore._records import ConnectRequest, ConnectResponse, CreateRequest, OpCode, RequestHeader
+from zkcore import limits
+from zkcore._records import (
+    OPEN_ACL_UNSAFE,
+    ConnectRequest,
+    ConnectResponse,
+    CreateRequest,
+    OpCode,
+    RequestHeader,
+)
 
 SESSION_S = 4.0
 LENGTH = struct.Struct(">i")
@@ -337,6 +345,50 @@ def test_pipelined_reads_split_anywhere_are_answered_in_order(
     assert all(r[16:21] == LENGTH.pack(1) + b"w" for r in replies[105:])
     zxids = [h[1] for h in headers]
     assert zxids[:100] == [zxids[0]] * 100 and zxids[-1] > zxids[0]
+    s.close()
+
+
+def test_frames_past_one_turns_bound_are_taken_with_no_more_bytes_coming(ensemble: Ensemble) -> None:
+    """One read can bring more whole frames than a loop turn takes from a connection
+    (FRAMES_PER_TURN_MAX): the rest are taken in the next turns, although the socket has
+    nothing more to say. (They waited for more bytes before: a bulk load stalled.)"""
+    s = raw(ensemble)
+    handshake(s)
+    count = 3_000
+    s.sendall(b"".join(framed(RequestHeader(x, OpCode.SET_DATA).encode() + b"\x00\x00\x00\x01/\x00\x00\x00\x01x\xff\xff\xff\xff")
+                       for x in range(1, count + 1)))  # fmt: skip
+    s.settimeout(30)
+    assert [struct.unpack(">i", read_frame(s)[:4])[0] for _ in range(count)] == list(range(1, count + 1))
+    s.close()
+
+
+def test_a_client_pipelining_more_than_the_server_queues_is_slowed_not_cut_off(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    """A client with more requests in flight than limits.client_queue_max (as the C client's
+    async bulk loads send them) is not read while the server holds that many: it is slowed down,
+    as ZooKeeper slows it, and gets every reply, in order. (Before, the request over the limit
+    got its error ahead of the replies it came after, and the connection was closed; and the
+    frames past one read's FRAMES_PER_TURN_MAX waited for more bytes that never came.)"""
+    count = limits.client_queue_max + 2_500
+    kazoo(1).ensure_path("/kz-flood")
+    s = raw(ensemble)
+    handshake(s)
+    stream = b"".join(
+        framed(
+            RequestHeader(x, OpCode.CREATE).encode()
+            + CreateRequest(f"/kz-flood/n{x}", b"x" * 100, OPEN_ACL_UNSAFE, 0).encode()
+        )
+        for x in range(1, count + 1)
+    )
+    sender = threading.Thread(target=s.sendall, args=(stream,), daemon=True)  # the server stops reading it
+    sender.start()
+    s.settimeout(60)
+    replies = [struct.unpack(">iqi", read_frame(s)[:16]) for _ in range(count)]
+    sender.join(10)
+    assert [r[0] for r in replies] == list(range(1, count + 1))
+    assert {r[2] for r in replies} == {0}
+    assert kazoo(2).get("/kz-flood")[1].numChildren == count
     s.close()
 
 

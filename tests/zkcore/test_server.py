@@ -11,7 +11,7 @@ import pytest
 
 from native import PathIndex
 from tests.zkcore.test_replay import index_state, tree_state
-from zkcore import DataTree, LocalError, MemoryLog, Txn
+from zkcore import DataTree, LocalError, MemoryLog, Txn, limits
 from zkcore._acl import digest_id
 from zkcore._errors import Code
 from zkcore._jute import Reader
@@ -494,6 +494,27 @@ def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_doe
         assert tree_state(server.tree) == tree_state(expected), sid
         assert index_state(server.tree) == index_state(expected), sid
         assert [reply(f)[0].xid for f in net.frames(f"c{sid}")] == sent[f"c{sid}"]
+
+
+def test_a_connection_has_no_room_while_its_queue_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """has_room says when a shell that can stop reading a connection should: from
+    client_queue_max requests waiting until their replies go; receive_frames never refuses."""
+    monkeypatch.setattr(limits, "client_queue_max", 3)
+    net = Servers(1)
+    net.settle()
+    server = net.servers[1]
+    assert server.has_room("c") and server.has_room("unknown")  # a new connection may connect
+    assert net.connect(1, "c") is not None
+    net.slow_disks.add(1)  # the writes stay uncommitted, so queued
+    for xid in range(1, 4):
+        assert server.has_room("c")
+        server.receive_frames(
+            "c", [request(xid, OpCode.CREATE, CreateRequest(f"/q{xid}", b"", OPEN_ACL_UNSAFE, 0))]
+        )
+    net.pump()
+    assert not server.has_room("c") and net.frames("c") == []
+    net.synced(1)
+    assert [reply(f)[0].xid for f in net.frames("c")] == [1, 2, 3] and server.has_room("c")
 
 
 def test_a_short_batch_no_one_here_sees_is_applied_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:

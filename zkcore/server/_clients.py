@@ -281,6 +281,14 @@ class ClientTable:
 
     # --- requests ---------------------------------------------------------------------------
 
+    def has_room(self, conn_id: ConnId) -> bool:
+        """Whether a connection may send another request now: False while it has
+        limits.client_queue_max waiting, when a shell that can stop reading it (a TCP door)
+        should, until its replies go out (ZooKeeper's backpressure). A request that comes anyway
+        gets its error and loses the connection."""
+        conn = self.connections.get(conn_id)
+        return conn is None or len(conn.queue) < limits.client_queue_max
+
     def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> int:
         """Take the frames that open `frames` (one connection's, in order) and say how many: a
         run of plain reads from an idle session, answered natively in one call and undecoded,

@@ -254,6 +254,10 @@ class Server:
         were taken (a run of reads answered in one batch, or one frame); give it the rest next."""
         return self.clients.receive_frames(conn, frames)
 
+    def has_room(self, conn: ConnId) -> bool:
+        """Whether a client connection may send another request now (ClientTable.has_room)."""
+        return self.clients.has_room(conn)
+
     def receive_stream(self, conn: ConnId, data: bytes | bytearray) -> int:
         """The bytes of a stream connection (ZooKeeper's TCP framing: length-prefixed frames),
         as many as have arrived: how many bytes of the first frames were taken (a run of plain
