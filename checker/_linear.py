@@ -152,7 +152,7 @@ def search(ops: Sequence[Op], versions: bool, start: State, steps_max: int) -> O
     An op with an unknown outcome ends at +inf and need not be taken at all, unless a read shows
     it took effect (see `classify_unknowns`).
     """
-    unknowns = classify_unknowns(ops)
+    unknowns = classify_unknowns(ops, start=start[0])
     moves = compile_moves(ops, versions, unknowns.unread)
     how = [DEFINITE if not op.unknown or i in unknowns.needed_by else OPTIONAL for i, op in enumerate(ops)]
     for i in unknowns.unread:

@@ -68,11 +68,16 @@ class Unknowns:
     dead: frozenset[int]
 
 
-def classify_unknowns(ops: Sequence[Op], real_time: bool = True) -> Unknowns:
+def classify_unknowns(ops: Sequence[Op], real_time: bool = True, start: Value = UNKNOWN) -> Unknowns:
     """Classify the unknown ops of one key's ops; without `real_time`, for an order that need not
-    follow real time, no rule leans on when an op started or ended."""
+    follow real time, no rule leans on when an op started or ended. `start`: the register's value
+    before the history, when known: it is one more writer of that value (a read of it may have
+    read the start, not an unknown write of the same value). An unknown start is taken to be
+    written by an op of the history, as a verification's own creates are."""
     read_ends: dict[str | None, float] = {}
     writers: dict[str | None, int] = {}
+    if not isinstance(start, _Token):
+        writers[start] = 1
     for op in ops:
         if op.kind is Kind.READ:
             read_ends[op.value] = min(op.end, read_ends.get(op.value, op.end))

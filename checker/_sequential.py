@@ -107,8 +107,8 @@ def _plan_unknowns(p: _Plan) -> set[int]:
     for i in range(len(p.ops)):
         per_key.setdefault(p.key_of[i], []).append(i)
     unread: set[int] = set()
-    for members in per_key.values():
-        unknowns = classify_unknowns([p.ops[i] for i in members], real_time=False)
+    for k, members in per_key.items():
+        unknowns = classify_unknowns([p.ops[i] for i in members], real_time=False, start=p.start[k][0])
         for local, i in enumerate(members):
             if not p.ops[i].unknown or local in unknowns.dead:
                 continue

@@ -106,6 +106,16 @@ def linearizations(ops: list[Op], initial: str) -> bool:
     return False
 
 
+def test_a_read_of_the_start_value_needs_no_unknown_write_of_it() -> None:
+    """The one unknown write of '0' need not have happened by the time '0' was first read: that
+    read may have seen the register's start, '0', and the write come later (found by the search
+    test below; the search had that write take effect before the first read)."""
+    ops = history(write(2, X, "a", 0, 0, status=UNKNOWN), read(1, X, "a", 1, 1), read(1, X, "0", 2, 2),
+                  write(2, X, "0", 0, 0, status=UNKNOWN), read(1, X, "0", 0, 0))  # fmt: skip
+    assert linearizations(ops, "0")
+    assert check_linearizability(ops, initial={X: "0"}, all_reads=True).ok
+
+
 @st.composite
 def small_histories(draw: st.DrawFn) -> list[Op]:
     """Up to 6 reads and writes on one key with overlapping intervals, some writes of unknown
