@@ -272,7 +272,7 @@ class Node:
         next_tick = time.monotonic()
         while self.running:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-            if self.peers.before_poll() or self.held or (self.zk is not None and self.zk.backlog):
+            if self.peers.before_poll() or self._held_ready() or (self.zk is not None and self.zk.backlog):
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             events = dict(poller.poll(timeout_ms))
             self.peers.after_poll()
@@ -345,18 +345,28 @@ class Node:
         return taken
 
     def _feed_held(self, deadline: float) -> bool:
-        """Give the server the held frames, each client's in order; False if time ran out."""
-        held = self.held
+        """Give the server the held frames, each client's in order; False if time ran out. A
+        client the server has no room for keeps its frames here until it has (the ZeroMQ door's
+        backpressure: one socket serves every client, so its frames are taken off it anyway),
+        unless it has more than limits.client_queue_max of them: then the server gets the next
+        one now, and cuts the client off."""
+        held, server = self.held, self.server
         for conn in list(held):
             frames = held[conn]
-            while frames:
-                del frames[: self.server.receive_frames(conn, frames)]
+            while frames and (server.has_room(conn) or len(frames) > limits.client_queue_max):
+                del frames[: server.receive_frames(conn, frames)]
                 if time.monotonic() > deadline:
                     if not frames:
                         del held[conn]
                     return False
-            del held[conn]
+            if not frames:
+                del held[conn]
         return True
+
+    def _held_ready(self) -> bool:
+        """Whether any held frames can be given to the server now."""
+        server = self.server
+        return any(server.has_room(c) or len(f) > limits.client_queue_max for c, f in self.held.items())
 
     @staticmethod
     def _discard_rest(sock: zmq.Socket[bytes]) -> None:

@@ -889,6 +889,29 @@ def test_a_flood_is_answered_or_cut_off(
     nobody_hurt()
 
 
+def test_a_client_a_little_past_the_queue_limit_is_slowed_not_cut_off(
+    ens: Ensemble, witnesses: list[Witness], nobody_hurt: Callable[[], None]
+) -> None:
+    """A client (an async bulk load through a binding that does not cap its requests in flight)
+    pipelining a few thousand more writes than client_queue_max: the server holds the frames past
+    the limit until its replies go out, and answers every one, in order. (Before, the request over
+    the limit got a Marshalling error ahead of the replies it came after, and was cut off.)"""
+    leader = leader_of(ens)
+    sid = next(s for s in ens.servers if s != leader)
+    att = Attacker(ens.endpoint(sid), timeout_ms=30_000)
+    att.sock.setsockopt(zmq.SNDHWM, 0)
+    count = limits.client_queue_max + 2_500
+    for i in range(count):
+        att.sock.send(frame(10 + i, OP.SET_DATA, rec.SetDataRequest(SANDBOX, b"b", -1)))
+    frames = drain(att.sock, count, quiet_ms=10_000)
+    att.close()
+    assert judge_stream(frames, 10, count) is None and len(frames) == count, (
+        f"server {sid}: {judge_stream(frames, 10, count)}; {len(frames)} of {count} answers"
+    )
+    assert {header_of(f).err for f in frames} == {Code.OK}
+    nobody_hurt()
+
+
 def test_a_client_that_never_reads_is_answered_or_cut_off(
     ens: Ensemble, witnesses: list[Witness], nobody_hurt: Callable[[], None]
 ) -> None:

@@ -283,9 +283,9 @@ class ClientTable:
 
     def has_room(self, conn_id: ConnId) -> bool:
         """Whether a connection may send another request now: False while it has
-        limits.client_queue_max waiting, when a shell that can stop reading it (a TCP door)
-        should, until its replies go out (ZooKeeper's backpressure). A request that comes anyway
-        gets its error and loses the connection."""
+        limits.client_queue_max waiting, when the shell should hold its frames (or stop reading
+        it) until its replies go out (ZooKeeper's backpressure). A request that comes anyway gets
+        its error and loses the connection."""
         conn = self.connections.get(conn_id)
         return conn is None or len(conn.queue) < limits.client_queue_max
 
