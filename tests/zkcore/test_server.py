@@ -462,12 +462,8 @@ class MultiBody:
         return encode_multi_request(self.ops)  # type: ignore[arg-type]
 
 
-def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_does(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With no watch set, a server applies the creates, deletes and setData of sessions on
-    other servers through DataTree.replay; every server still ends with the tree and read
-    index that applying each committed txn gives, and each client has all its replies."""
+def count_replays(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The length of each DataTree.replay from now on, on any server."""
     replayed: list[int] = []
     real_replay = DataTree.replay
 
@@ -476,6 +472,16 @@ def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_doe
         real_replay(tree, txns)
 
     monkeypatch.setattr(DataTree, "replay", counting_replay)
+    return replayed
+
+
+def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no watch set, a server applies the creates, deletes and setData of sessions on
+    other servers through DataTree.replay; every server still ends with the tree and read
+    index that applying each committed txn gives, and each client has all its replies."""
+    replayed = count_replays(monkeypatch)
     net = Servers(3, indexed=True)
     leader = net.settle()
     sent = _writes_from_every_server(net, 40, seed=3)
@@ -520,14 +526,7 @@ def test_a_connection_has_no_room_while_its_queue_is_full(monkeypatch: pytest.Mo
 def test_a_short_batch_no_one_here_sees_is_applied_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below unseen_bulk_txns_min, a batch of other servers' writes goes through apply(): one
     decode and replay costs more than applying a few. At the minimum and above, in bulk."""
-    replayed: list[int] = []
-    real_replay = DataTree.replay
-
-    def counting_replay(tree: DataTree, txns: Any) -> None:
-        replayed.append(len(txns))
-        real_replay(tree, txns)
-
-    monkeypatch.setattr(DataTree, "replay", counting_replay)
+    replayed = count_replays(monkeypatch)
     net = Servers(3, indexed=True, unseen_bulk_txns_min=4)
     leader = net.settle()
     writer = next(sid for sid in net.servers if sid != leader)
