@@ -196,11 +196,11 @@ class ZkDoor:
             yield conn.conn_id, frame
         self.backlog.add(conn)  # FRAMES_PER_TURN_MAX taken: the rest next turn
 
-    def backlogged(self) -> list[int]:
-        """The fds of connections whose last read stopped at FRAMES_PER_TURN_MAX, or that were
-        just resumed: their buffers may hold whole frames already, which poll will not report
-        (the socket may have nothing more). Read them with recv=False."""
-        return [c.sock.fileno() for c in self.backlog if c.conn_id in self.connections]
+    def backlogged(self) -> list[TcpConnection]:
+        """The connections whose last read stopped at FRAMES_PER_TURN_MAX, or that were just
+        resumed: their buffers may hold whole frames already, which poll will not report (the
+        socket may have nothing more). Read them with recv=False."""
+        return list(self.backlog)
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -145,11 +145,14 @@ class Child:
     """A forked writer: of a snapshot (`path` None), which may answer on the pipe `answer` how
     old the files it found to purge are, or of a SNAP's image to `path`."""
 
-    kind: str
     zxid: int
     started: float
     path: Path | None = None
     answer: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return "snapshot" if self.path is None else "SNAP image"
 
 
 def server_class(spec: str) -> type[Server]:
@@ -353,7 +356,7 @@ class Node:
         held, server = self.held, self.server
         for conn in list(held):
             frames = held[conn]
-            while frames and (server.has_room(conn) or len(frames) > limits.client_queue_max):
+            while frames and self._may_feed(conn, frames):
                 del frames[: server.receive_frames(conn, frames)]
                 if time.monotonic() > deadline:
                     if not frames:
@@ -363,10 +366,13 @@ class Node:
                 del held[conn]
         return True
 
+    def _may_feed(self, conn: ConnId, frames: list[bytes]) -> bool:
+        """Whether a client's held frames go to the server now (see _feed_held)."""
+        return self.server.has_room(conn) or len(frames) > limits.client_queue_max
+
     def _held_ready(self) -> bool:
         """Whether any held frames can be given to the server now."""
-        server = self.server
-        return any(server.has_room(c) or len(f) > limits.client_queue_max for c, f in self.held.items())
+        return any(self._may_feed(conn, frames) for conn, frames in self.held.items())
 
     @staticmethod
     def _discard_rest(sock: zmq.Socket[bytes]) -> None:
@@ -391,9 +397,9 @@ class Node:
             tcp = zk.by_fd.get(fd)  # gone if the write above cut it off
             if event & POLLIN and tcp is not None:
                 self._read_zk(fd, tcp.conn_id, recv=True)
-        for fd in zk.backlogged():
-            tcp = zk.by_fd.get(fd)
-            if tcp is not None and fd not in events:
+        for tcp in zk.backlogged():
+            fd = tcp.sock.fileno()
+            if fd not in events:
                 self._read_zk(fd, tcp.conn_id, recv=False)
 
     def _read_zk(self, fd: int, conn: int, recv: bool) -> None:
@@ -570,12 +576,7 @@ class Node:
     # --- snapshots ----------------------------------------------------------------------------
 
     def _fork(
-        self,
-        kind: str,
-        zxid: int,
-        write: Callable[[], object],
-        path: Path | None = None,
-        answer: int | None = None,
+        self, zxid: int, write: Callable[[], object], path: Path | None = None, answer: int | None = None
     ) -> None:
         """A forked child runs `write` on the copy-on-write image of the tree while this process
         keeps serving; _reap_children reports the result."""
@@ -595,7 +596,7 @@ class Node:
                 code = 0
             finally:
                 os._exit(code)
-        self.children[pid] = Child(kind, zxid, time.monotonic(), path, answer)
+        self.children[pid] = Child(zxid, time.monotonic(), path, answer)
 
     def _start_snapshot(self, zxid: int) -> None:
         tree = self.server.tree
@@ -611,7 +612,7 @@ class Node:
             point = purge_point(self.data_dir.root, self.conf.snap_retain_count) if purge_due else None
             os.write(tell, b"" if point is None else b"%d" % point)
 
-        self._fork("snapshot", zxid, write, answer=answer)
+        self._fork(zxid, write, answer=answer)
         os.close(tell)
 
     def _start_snap_image(self, zxid: int) -> None:
@@ -625,7 +626,7 @@ class Node:
                 for chunk in snapshot_chunks(tree):
                     f.write(chunk)
 
-        self._fork("image", zxid, write, path)
+        self._fork(zxid, write, path)
 
     def _reap_children(self) -> None:
         for pid in list(self.children):

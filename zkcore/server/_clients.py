@@ -139,6 +139,11 @@ class Connection:
     requests: int = 0
 
 
+def _full(conn: Connection) -> bool:
+    """limits.client_queue_max requests of the connection wait for their replies."""
+    return len(conn.queue) >= limits.client_queue_max
+
+
 class ClientTable:
     """Every client connection of one server. Inputs: receive, close, and from the server
     on_applied, on_synced, on_refused, disconnect_all. Outputs: `sends` ((conn, frame), or
@@ -287,7 +292,7 @@ class ClientTable:
         it) until its replies go out (ZooKeeper's backpressure). A request that comes anyway gets
         its error and loses the connection."""
         conn = self.connections.get(conn_id)
-        return conn is None or len(conn.queue) < limits.client_queue_max
+        return conn is None or not _full(conn)
 
     def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> int:
         """Take the frames that open `frames` (one connection's, in order) and say how many: a
@@ -404,7 +409,7 @@ class ClientTable:
         except RemoteError as e:
             self._reject(conn, frame, e)
             return
-        if len(conn.queue) >= limits.client_queue_max:
+        if _full(conn):
             self._reject(
                 conn, frame, RemoteError(f"more than {limits.client_queue_max} requests outstanding")
             )

@@ -354,24 +354,23 @@ class Leader:
             zxid = snapshot.zxid
         entries = _entries(log, zxid)
         most = core.config.transfer_entries_max
-        first, rest = entries[:most], entries[most:]
-        # A message commits no further than it reaches; the last one commits what we have.
-        committed = min(core.zxid_committed, first[-1].zxid if rest else log.last())
-        message: Message
-        if snapshot is not None:
-            message = Snap(me, sid, self.epoch, zxid, snapshot.payload, committed, first)
-        elif kind == TransferKind.TRUNC:
-            message = Trunc(me, sid, self.epoch, zxid, committed, first)
-        else:
-            message = Diff(me, sid, self.epoch, zxid, committed, first)
-        core.send(message)
         # More than one message holds: the rest follows in DIFFs, each from where the last ended
         # (a SNAP made in the background brings every txn committed while it was being made).
-        while rest:
-            start = first[-1].zxid
-            first, rest = rest[:most], rest[most:]
-            committed = min(core.zxid_committed, first[-1].zxid if rest else log.last())
-            core.send(Diff(me, sid, self.epoch, start, committed, first))
+        # A message commits no further than it reaches; the last one commits what we have.
+        for at in range(0, max(len(entries), 1), most):
+            chunk = entries[at : at + most]
+            last = at + most >= len(entries)
+            committed = min(core.zxid_committed, log.last() if last else chunk[-1].zxid)
+            message: Message
+            if at:
+                message = Diff(me, sid, self.epoch, entries[at - 1].zxid, committed, chunk)
+            elif snapshot is not None:
+                message = Snap(me, sid, self.epoch, zxid, snapshot.payload, committed, chunk)
+            elif kind == TransferKind.TRUNC:
+                message = Trunc(me, sid, self.epoch, zxid, committed, chunk)
+            else:
+                message = Diff(me, sid, self.epoch, zxid, committed, chunk)
+            core.send(message)
         core.send(NewLeader(me, sid, self.epoch, log.last()))
         h.phase = HandlerPhase.TRANSFER_SENT
         h.zxid_newleader = log.last()
