@@ -49,11 +49,13 @@ def _port_free(port: int) -> bool:
 
 def free_base_port(servers: int, transport: str) -> int:
     """A base port whose ports (config.local_ensemble's layout) are all free now, so that
-    ensembles of several tests, or of one test, do not collide."""
+    ensembles of several tests, or of one test, do not collide. Every port stays below Linux's
+    ephemeral range (32768 up), where any outgoing connection may take one at any moment."""
     offsets = [0, 1000, 2000, 6000] if transport == "tcp" else [0, 6000]
-    start = 20000 + os.getpid() % 1000 * 10
-    for attempt in range(2000):
-        base = 20000 + (start - 20000 + attempt * 10) % 9000
+    span = 32768 - 6000 - servers - 20000
+    start = os.getpid() % (span // 10) * 10
+    for attempt in range(span // 10):
+        base = 20000 + (start + attempt * 10) % span
         if all(_port_free(base + offset + i) for offset in offsets for i in range(servers)):
             return base
     raise AssertionError("no free range of ports for an ensemble")

@@ -18,7 +18,7 @@ import pytest
 
 from cluster import config
 from cluster._supervisor import lock_holder, lock_path, node_command, node_processes
-from cluster.harness import ROOT, wait_for
+from cluster.harness import ROOT, free_base_port, wait_for
 from cluster.launch import config_path, running, serving
 
 
@@ -49,12 +49,8 @@ def hold_ports(*ports: int) -> list[socket.socket]:
     return held
 
 
-def base_port() -> int:
-    return 41000 + os.getpid() % 1500 * 3
-
-
 def test_a_taken_port_is_named_and_a_quorum_still_starts(data_dir: Path) -> None:
-    base = base_port()
+    base = free_base_port(3, "tcp")
     held = hold_ports(base)  # node 1's client port
     try:
         out = launch("--nodes", "3", "--transport", "tcp", "--base-port", str(base), "--data-dir", str(data_dir),
@@ -74,7 +70,7 @@ def test_a_taken_port_is_named_and_a_quorum_still_starts(data_dir: Path) -> None
 
 
 def test_no_quorum_fails_with_every_reason_and_leaves_nothing_running(data_dir: Path) -> None:
-    base = base_port() + 3
+    base = free_base_port(3, "tcp")
     held = hold_ports(base, base + 1)
     try:
         out = launch("--nodes", "3", "--transport", "tcp", "--base-port", str(base), "--data-dir", str(data_dir),
