@@ -523,6 +523,26 @@ def test_a_connection_has_no_room_while_its_queue_is_full(monkeypatch: pytest.Mo
     assert [reply(f)[0].xid for f in net.frames("c")] == [1, 2, 3] and server.has_room("c")
 
 
+def test_a_request_past_a_full_queue_drops_the_connection_without_an_error_reply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shell that cannot stop reading (the ZeroMQ door, past what it holds) feeds a request to
+    a full connection anyway: it is told to go with an empty frame, and no error reply overtakes
+    the replies it was owed (they go with the connection: ConnectionLoss, outcome unknown)."""
+    monkeypatch.setattr(limits, "client_queue_max", 3)
+    net = Servers(1)
+    net.settle()
+    server = net.servers[1]
+    assert net.connect(1, "c") is not None
+    net.slow_disks.add(1)
+    for xid in range(1, 5):
+        server.receive("c", request(xid, OpCode.CREATE, CreateRequest(f"/q{xid}", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    assert net.frames("c") == [None]
+    net.synced(1)
+    assert net.frames("c") == [] and server.has_room("c")  # forgotten: its next frame connects anew
+
+
 def test_a_short_batch_no_one_here_sees_is_applied_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below unseen_bulk_txns_min, a batch of other servers' writes goes through apply(): one
     decode and replay costs more than applying a few. At the minimum and above, in bulk."""

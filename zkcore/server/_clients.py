@@ -289,8 +289,8 @@ class ClientTable:
     def has_room(self, conn_id: ConnId) -> bool:
         """Whether a connection may send another request now: False while it has
         limits.client_queue_max waiting, when the shell should hold its frames (or stop reading
-        it) until its replies go out (ZooKeeper's backpressure). A request that comes anyway gets
-        its error and loses the connection."""
+        it) until its replies go out (ZooKeeper's backpressure). A request that comes anyway
+        loses the connection (with no reply: it would overtake the replies still owed)."""
         conn = self.connections.get(conn_id)
         return conn is None or not _full(conn)
 
@@ -410,9 +410,9 @@ class ClientTable:
             self._reject(conn, frame, e)
             return
         if _full(conn):
-            self._reject(
-                conn, frame, RemoteError(f"more than {limits.client_queue_max} requests outstanding")
-            )
+            # No error reply: it would overtake the replies still owed, which the client's FIFO
+            # order forbids. It is told to go, as ZooKeeper closes it, and learns ConnectionLoss.
+            self._drop_conn(conn)
             return
         conn.requests += 1
         if req.xid == XID_PING:
