@@ -264,6 +264,7 @@ static void fail_list(zk_client *zk, zk_req *head, int err) {
 static void fail_sent(zk_client *zk, int err) {
     zk_req *head = zk->sent_head;
     zk->sent_head = zk->sent_tail = NULL;
+    zk->n_sent = 0;
     fail_list(zk, head, err);
 }
 
@@ -489,11 +490,20 @@ static int reconnect(zk_client *zk) {
     }
 }
 
+/* Sends what was made, in order, while fewer than INFLIGHT_MAX await replies. */
 static void flush_queue(zk_client *zk) {
+    if (zk->n_sent >= INFLIGHT_MAX) return;
     pthread_mutex_lock(&zk->mu);
-    zk_req *head = zk->outq_head;
-    zk->outq_head = zk->outq_tail = NULL;
+    zk_req *head = zk->outq_head, *last = head;
+    int n = 0;
+    if (head) {
+        for (n = 1; n < INFLIGHT_MAX - zk->n_sent && last->next; n++) last = last->next;
+        zk->outq_head = last->next;
+        if (!zk->outq_head) zk->outq_tail = NULL;
+        last->next = NULL;
+    }
     pthread_mutex_unlock(&zk->mu);
+    zk->n_sent += n;
     while (head) {
         zk_req *r = head;
         head = head->next;
@@ -529,6 +539,7 @@ static int handle_frame(zk_client *zk, const uint8_t *p, size_t n) {
     if (!r || r->xid != xid) return -1; /* replies come in order; anything else is a broken peer */
     zk->sent_head = r->next;
     if (!zk->sent_head) zk->sent_tail = NULL;
+    zk->n_sent--;
     r->next = NULL;
     complete(zk, r, err, &b);
     return 0;

@@ -7,6 +7,10 @@
 #include "jute.h"
 #include "zkpy.h"
 
+/* Requests sent and not yet answered, at most (as zkclient's): a bulk load of async calls is
+ * never more than the server takes from one client (10,000). */
+enum { INFLIGHT_MAX = 1000 };
+
 enum { W_DATA = 1, W_EXIST = 2, W_CHILD = 3, W_PERSISTENT = 4, W_RECURSIVE = 5 };
 
 typedef struct watch_reg {
@@ -49,6 +53,7 @@ struct zk_client {
     int32_t next_xid;    /* (mu) */
     zk_req *outq_head, *outq_tail; /* (mu) made, not yet sent */
     zk_req *sent_head, *sent_tail; /* sent, awaiting replies in order */
+    int n_sent;          /* how many: at most INFLIGHT_MAX, the rest wait in outq */
     watch_reg *watches;  /* (mu) */
     zk_session_fn session_fn;
     void *session_ctx;

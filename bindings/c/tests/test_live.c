@@ -292,6 +292,39 @@ static void t_async(void) {
     zk_close(zk);
 }
 
+/* An async bulk load three times the server's per-client queue (10,000): the client keeps at
+ * most INFLIGHT_MAX in flight, so every request is answered, in order, none cut off. */
+static void t_async_bulk(void) {
+    zk_client *zk = open_client(NULL);
+    CHECK(zk, "no session");
+    make_root(zk, "bulk");
+    order o = {.n = 0};
+    pthread_mutex_init(&o.mu, NULL);
+    pthread_cond_init(&o.cond, NULL);
+    enum { N = 30000 };
+    seqctx *ctx = calloc(N, sizeof *ctx);
+    int next = 0;
+    for (int i = 0; i < N; i++) {
+        ctx[i] = (seqctx){&o, i, &next};
+        CHECK_RC(zk_aset(zk, root, "v", 1, -1, on_done_seq, &ctx[i]), ZOK);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 120;
+    pthread_mutex_lock(&o.mu);
+    while (o.n < N && pthread_cond_timedwait(&o.cond, &o.mu, &until) != ETIMEDOUT) {
+    }
+    int n = o.n, bad = o.bad;
+    pthread_mutex_unlock(&o.mu);
+    CHECK(n == N, "%d of %d completions", n, N);
+    CHECK(bad == 0, "out of order or failed: %d", bad);
+    zk_stat st;
+    CHECK_RC(zk_exists(zk, root, NULL, NULL, &st), ZOK);
+    CHECK(st.version == N, "version %d after %d sets", st.version, N);
+    zk_close(zk);
+    free(ctx);
+}
+
 /* A sync call from a callback would wait on the thread running it: refused. */
 static volatile int from_cb_rc = 1, from_cb_done;
 static void call_sync_in_cb(const zk_result *r, void *ctx) {
@@ -690,6 +723,7 @@ const test_case live_tests[] = {
     {"live: multi, all or nothing; sync", t_multi},
     {"live: one-shot and persistent watches", t_watches},
     {"live: async pipelined, completions in order", t_async},
+    {"live: an async bulk load past the server's queue is all answered", t_async_bulk},
     {"live: a sync call from a callback is refused", t_sync_from_callback},
     {"live: four threads share a client", t_threads},
     {"live: session resume, close, wrong password", t_session_resume},

@@ -21,6 +21,9 @@ const CreateMode = Object.freeze({
 const EventType = Object.freeze({ 1: 'created', 2: 'deleted', 3: 'dataChanged', 4: 'childrenChanged' })
 const WatcherType = Object.freeze({ children: 1, data: 2, any: 3, persistent: 4, persistentRecursive: 5 })
 const SOCKET_CLOSED = Symbol('socket closed')
+// Requests sent and not yet answered, at most (as zkclient's): the rest wait in the queue, so a
+// bulk load of async calls is never more than the server takes from one client (10,000).
+const IN_FLIGHT_MAX = 1000
 
 function parseConnect (connect) {
   if (typeof connect !== 'string' || !connect.trim()) throw new TypeError(`connect string must list endpoints, got ${JSON.stringify(connect)}`)
@@ -208,7 +211,7 @@ class Client extends EventEmitter {
 
   _flush () {
     if (this.state !== 'connected') return
-    while (this._outq.length) {
+    while (this._outq.length && this._sent.length < IN_FLIGHT_MAX) {
       const r = this._outq.shift()
       this._sent.push(r)
       this._send(r.frame)
@@ -264,6 +267,7 @@ class Client extends EventEmitter {
     if (!req || req.xid !== h.xid) return 'drop'
     this._sent.shift()
     this._complete(req, h.err, r)
+    if (this._outq.length) this._flush()
     return 'ok'
   }
 

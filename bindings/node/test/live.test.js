@@ -148,6 +148,22 @@ test('pipelined requests complete in order', async () => {
   await c.close()
 })
 
+test('an async bulk load three times the server\'s per-client queue is all answered, in order', async () => {
+  // The client keeps at most 1,000 requests in flight; the server takes 10,000 from one client.
+  const c = await open()
+  const base = `${ROOT}/bulk`
+  await c.create(base)
+  const n = 30000
+  const order = []
+  const all = []
+  for (let i = 0; i < n; i++) all.push(c.set(base, 'v').then(() => order.push(i)))
+  await Promise.all(all)
+  assert.equal(order.length, n)
+  assert.ok(order.every((v, i) => v === i), 'completions out of order')
+  assert.equal((await c.exists(base)).version, n)
+  await c.close()
+})
+
 test('session events, resume with id and password, close, wrong password', async () => {
   const states = []
   const c = new Client(connectString(), { timeoutMs: TIMEOUT_MS })
