@@ -245,17 +245,19 @@ class ShmPeerTransport:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def send(self, target: int, frame: bytes) -> None:
+    def send(self, target: int, *parts: bytes) -> None:
+        """One message, given in one or more parts that are its bytes one after another (a big
+        one is spilled part by part, never joined into one more copy)."""
         box = self.outboxes.get(target)
         if box is None or (box.ring is None and not self._attach(box, time.monotonic())):
             self.dropped += 1
             return
         ring = box.ring
         assert ring is not None
-        if len(frame) >= SPILL_BYTES_MIN:
-            status = self._spill(box, ring, frame)
+        if sum(map(len, parts)) >= SPILL_BYTES_MIN:
+            status = self._spill(box, ring, parts)
         else:
-            status = ring.push(frame, 0, box.wake_fd)
+            status = ring.push(parts[0] if len(parts) == 1 else b"".join(parts), 0, box.wake_fd)
         if status == ShmRing.OK:
             self.sent += 1
             return
@@ -264,7 +266,7 @@ class ShmPeerTransport:
             log.info("peer %d replaced its ring or is gone: attaching again", target)
             self._detach(box)
 
-    def _spill(self, box: _Outbox, ring: ShmRing, frame: bytes) -> int:
+    def _spill(self, box: _Outbox, ring: ShmRing, parts: tuple[bytes, ...]) -> int:
         while box.spills and not os.path.exists(box.spills[0]):
             box.spills.popleft()
         if len(box.spills) >= SPILLS_MAX:
@@ -273,7 +275,7 @@ class ShmPeerTransport:
         suffix = f"{ring.generation}.{box.spill_count}"
         path = f"{box.ring_path}.spill.{suffix}"
         with open(path, "wb") as f:
-            f.write(frame)
+            f.writelines(parts)
         status = ring.push(suffix.encode(), ShmRing.FLAG_SPILL, box.wake_fd)
         if status == ShmRing.OK:
             box.spills.append(path)

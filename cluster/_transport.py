@@ -62,13 +62,14 @@ class PeerTransport:
             self.outboxes[sid] = sock
         self.sent = self.dropped = self.received = 0
 
-    def send(self, target: int, frame: bytes) -> None:
+    def send(self, target: int, *parts: bytes) -> None:
+        """One message, given in one or more parts that are its bytes one after another."""
         sock = self.outboxes.get(target)
         if sock is None:
             self.dropped += 1
             return
         try:
-            sock.send(frame, zmq.NOBLOCK)
+            sock.send(parts[0] if len(parts) == 1 else b"".join(parts), zmq.NOBLOCK)
             self.sent += 1
         except zmq.Again:
             self.dropped += 1

@@ -62,7 +62,7 @@ from zkcore import (
 )
 from zkcore._restore import collector_paused
 from zkcore.server import SESSION_SECRET_DEFAULT, ConnId, Hooks, Server, ServerConfig, ServerReady
-from zkcore.zab import Config, decode_message, encode_message
+from zkcore.zab import Config, decode_message, encode_message_parts
 
 log = logging.getLogger("zkpy.node")
 CLIENT_TURN_S = 0.02  # client work per loop turn, between looks at peers and the clock
@@ -498,7 +498,7 @@ class Node:
             self._persist(ready)
             for message in ready.messages:
                 if message.target not in self.cut:
-                    self.peers.send(message.target, encode_message(message))
+                    self.peers.send(message.target, *encode_message_parts(message))
             failed: set[ConnId] = set()
             for conn, frame in ready.sends:
                 if conn not in failed and not self._send(conn, frame):
@@ -666,10 +666,10 @@ class Node:
         self.server.snap_image(child.zxid, payload)
         self.handle_ready()
         if payload is not None:
-            znodes = len(self.server.tree)
-            log.info("image of the tree at %#x for a SNAP: %d znodes, %.1f MB, made in %.2fs by a child",
-                     child.zxid, znodes, len(payload) / 1e6, spent)  # fmt: skip
-            warning = snap_stall_warning(znodes, time.monotonic() - started, self.conf)
+            znodes, stopped = len(self.server.tree), time.monotonic() - started
+            log.info("image of the tree at %#x for a SNAP: %d znodes, %.1f MB, made in %.2fs by a child, "
+                     "read and sent in %.3fs", child.zxid, znodes, len(payload) / 1e6, spent, stopped)  # fmt: skip
+            warning = snap_stall_warning(znodes, stopped, self.conf)
             if warning is not None:
                 log.warning("%s", warning)
 

@@ -76,7 +76,15 @@ def test_a_message_too_big_for_the_ring_goes_through_a_spill_file(conf: config.E
         one.send(2, b"small")
         one.send(2, big)
         one.send(2, b"after")
-        assert two.receive(poll(two)) == [b"small", big, b"after"]
+        one.send(2, b"a SNAP's head, ", big, b", tail")  # in parts, spilled part by part
+        one.send(2, b"small ", b"parts")
+        assert two.receive(poll(two)) == [
+            b"small",
+            big,
+            b"after",
+            b"a SNAP's head, " + big + b", tail",
+            b"small parts",
+        ]
         assert not glob.glob(two.inboxes[1].ring.path + ".spill.*")
     finally:
         one.close()

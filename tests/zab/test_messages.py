@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from tests.jute_reference import outcome, read_record
 from tests.mutations import mutated
 from zkcore import LocalError, RemoteError
-from zkcore._jute import Reader
+from zkcore._jute import Reader, Writer
 from zkcore.zab import (
     MESSAGE_TYPES,
     Ack,
@@ -36,6 +37,7 @@ from zkcore.zab import (
     UpToDate,
     decode_message,
     encode_message,
+    encode_message_parts,
     make_zxid,
 )
 
@@ -94,6 +96,25 @@ def test_every_truncation_raises_remote_error(message: Message) -> None:
 def test_trailing_bytes_raise_remote_error(message: Message) -> None:
     with pytest.raises(RemoteError, match="trailing"):
         decode_message(encode_message(message) + b"\x00")
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096, 300_000])
+@pytest.mark.parametrize("entries", [(), ENTRIES])
+def test_a_snap_is_encoded_as_every_message_is(size: int, entries: tuple[Entry, ...]) -> None:
+    """A SNAP's encoding is its fields around the tree, which is a part of its own (never
+    copied on the way out): the same bytes as the writer every other message goes through."""
+    snap = Snap(
+        3, 2, 7, Z1, random.Random(size).randbytes(size), entries[-1].zxid if entries else Z1, entries
+    )
+    w = Writer()
+    w.buf += struct.pack(">i", snap.KIND)
+    snap.write(w)
+    parts = encode_message_parts(snap)
+    assert len(parts) == 3 and parts[1] is snap.snapshot
+    assert b"".join(parts) == encode_message(snap) == w.bytes()
+    assert decode_message(encode_message(snap)) == snap
+    ping = Ping(3, 2, 2, Z3)
+    assert encode_message_parts(ping) == (encode_message(ping),)
 
 
 def test_unknown_kind() -> None:

@@ -33,6 +33,7 @@ from zkcore.zab._messages import (
     UpToDate,
     decode_message,
     encode_message,
+    encode_message_parts,
 )
 from zkcore.zab._quorum import Config, is_quorum, quorum_zxid
 from zkcore.zab._ready import Phase, Ready, RoleChange, Snapshot, SnapshotSource, Status
@@ -80,6 +81,7 @@ __all__ = [
     "choose_transfer",
     "decode_message",
     "encode_message",
+    "encode_message_parts",
     "is_quorum",
     "make_zxid",
     "quorum_zxid",
