@@ -78,3 +78,32 @@ def test_a_snap_that_holds_the_leader_up_past_sync_limit_names_the_limits_to_rai
     assert (snap_stall_warning(10, 1.5, roomy) or "").endswith(
         "set syncLimit=60 and initLimit=1000 (tickTime=50)"
     )
+
+
+FREEZER = """
+import gc
+from cluster.node import SurvivorFreezer
+freezer = SurvivorFreezer()
+freezer.due = False
+kept = [[i] for i in range(1000)]
+gc.collect(0)
+freezer.poll()
+assert gc.get_freeze_count() == 0, "froze after a young collection"
+gc.collect()
+frozen = gc.get_freeze_count()
+freezer.poll()
+assert gc.get_freeze_count() >= 1000, ("what survived a full collection was not frozen", gc.get_freeze_count())
+freezer.poll()
+freezer.close()
+gc.collect()
+assert not freezer.due, "closed, yet still told of collections"
+"""
+
+
+def test_what_survives_a_full_collection_is_frozen_and_nothing_else() -> None:
+    """SurvivorFreezer: after a full collection (not a young one) the next loop turn freezes what
+    survived, so that the next full collection walks only what came since."""
+    out = subprocess.run(
+        [sys.executable, "-c", FREEZER], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
