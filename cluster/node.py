@@ -88,6 +88,18 @@ def fast_enum_members() -> None:
         delattr(enum.EnumType, "__getattr__")
 
 
+YOUNG_COLLECTION_ALLOCS = 10_000
+
+
+def rarer_young_collections() -> None:
+    """The cyclic collector's youngest generation is collected every YOUNG_COLLECTION_ALLOCS
+    net allocations instead of 700: a write allocates dozens of short-lived objects, and at 700
+    the collections cost about 7 % of a write (in process, 100 pipelined setData: 23.6-24.4 us
+    a write, 22.3-22.5 at 10,000 and 22.1-22.8 with the collector off). The server makes no
+    cycles (tests/zkcore/test_no_cycles.py), so nothing waits longer to be freed."""
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCS, *gc.get_threshold()[1:])
+
+
 def load_tree(payload: bytes | None, index: native.PathIndex | None = None, txns: int = 0) -> DataTree:
     """A snapshot as a tree (None: the empty tree), its records scanned natively, with `index`
     filled as it loads when load_snapshot finds that cheaper than after the `txns` logged txns
@@ -735,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id", type=int, required=True, help="this server's id in the config")
     args = p.parse_args(argv)
     fast_enum_members()
+    rarer_young_collections()
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s node{args.id} %(levelname)s %(name)s %(message)s"
     )

@@ -15,6 +15,8 @@ import enum, gc
 import cluster.node
 cluster.node.fast_enum_members()
 cluster.node.fast_enum_members()  # twice is harmless
+cluster.node.rarer_young_collections()
+assert gc.get_threshold() == (cluster.node.YOUNG_COLLECTION_ALLOCS, 10, 10), gc.get_threshold()
 assert "__getattr__" not in vars(enum.EnumType)
 from zkcore import Code
 from zkcore._records import OpCode, Perms
