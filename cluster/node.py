@@ -156,12 +156,12 @@ class SurvivorFreezer:
     """Freezes what survives each full collection of the cyclic collector (gc.freeze, at the end
     of the loop turn after it), so that the next one walks only what came since. A full
     collection walks every object not frozen: the tree a node builds while serving (its load
-    and replay are frozen already) grows that to seconds at millions of znodes, and the
-    collector runs one every 70,000 allocations or so once requests pipeline. In process, 1M
-    creates (throwaway script over bench/bench_server.py's server): 62 full collections of up
-    to 315 ms, against one of 14 ms then about 2 ms each, and 13 % less time in all. Freezing
-    keeps the collector from ever freeing a cycle among frozen objects; the server makes none
-    (tests/zkcore/test_no_cycles.py), so it costs nothing it could have freed."""
+    and replay are frozen already) grows that to 0.3 s at a million znodes, and the
+    collector keeps running them as the tree grows. In process, 1M creates (a throwaway script
+    over bench/bench_server.py's server, the collector's default thresholds): 62 full
+    collections of up to 315 ms, against one of 14 ms then about 2 ms each, and 13 % less time
+    in all. Freezing keeps the collector from ever freeing a cycle among frozen objects; the
+    server makes none (tests/zkcore/test_no_cycles.py), so it costs nothing it could have freed."""
 
     def __init__(self) -> None:
         self.due = False
