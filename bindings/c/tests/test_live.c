@@ -259,13 +259,32 @@ static void on_done_seq(const zk_result *r, void *ctx) {
     on_done(r, s->o);
 }
 
+static void order_init(order *o) {
+    memset(o, 0, sizeof *o);
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_cond_init(&o->cond, NULL);
+}
+
+/* Waits up to secs for n completions, then checks that all came, in order, with ZOK. */
+static void order_wait(order *o, int n, int secs) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += secs;
+    pthread_mutex_lock(&o->mu);
+    while (o->n < n && pthread_cond_timedwait(&o->cond, &o->mu, &until) != ETIMEDOUT) {
+    }
+    int done = o->n, bad = o->bad;
+    pthread_mutex_unlock(&o->mu);
+    CHECK(done == n, "%d of %d completions", done, n);
+    CHECK(bad == 0, "out of order or failed: %d", bad);
+}
+
 static void t_async(void) {
     zk_client *zk = open_client(NULL);
     CHECK(zk, "no session");
     make_root(zk, "async");
-    order o = {.n = 0};
-    pthread_mutex_init(&o.mu, NULL);
-    pthread_cond_init(&o.cond, NULL);
+    order o;
+    order_init(&o);
     enum { N = 200 };
     static seqctx ctx[N];
     int next = 0;
@@ -275,16 +294,7 @@ static void t_async(void) {
         ctx[i] = (seqctx){&o, i, &next};
         CHECK_RC(zk_acreate(zk, path[i], "v", 1, ZK_PERSISTENT, 0, on_done_seq, &ctx[i]), ZOK);
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 30;
-    pthread_mutex_lock(&o.mu);
-    while (o.n < N && pthread_cond_timedwait(&o.cond, &o.mu, &until) != ETIMEDOUT) {
-    }
-    int n = o.n, bad = o.bad;
-    pthread_mutex_unlock(&o.mu);
-    CHECK(n == N, "%d of %d completions", n, N);
-    CHECK(bad == 0, "out of order or failed: %d", bad);
+    order_wait(&o, N, 30);
     zk_strings kids = {0};
     CHECK_RC(zk_get_children(zk, root, NULL, NULL, &kids, NULL), ZOK);
     CHECK(kids.count == N, "%d children", kids.count);
@@ -298,9 +308,8 @@ static void t_async_bulk(void) {
     zk_client *zk = open_client(NULL);
     CHECK(zk, "no session");
     make_root(zk, "bulk");
-    order o = {.n = 0};
-    pthread_mutex_init(&o.mu, NULL);
-    pthread_cond_init(&o.cond, NULL);
+    order o;
+    order_init(&o);
     enum { N = 30000 };
     seqctx *ctx = calloc(N, sizeof *ctx);
     int next = 0;
@@ -308,16 +317,7 @@ static void t_async_bulk(void) {
         ctx[i] = (seqctx){&o, i, &next};
         CHECK_RC(zk_aset(zk, root, "v", 1, -1, on_done_seq, &ctx[i]), ZOK);
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 120;
-    pthread_mutex_lock(&o.mu);
-    while (o.n < N && pthread_cond_timedwait(&o.cond, &o.mu, &until) != ETIMEDOUT) {
-    }
-    int n = o.n, bad = o.bad;
-    pthread_mutex_unlock(&o.mu);
-    CHECK(n == N, "%d of %d completions", n, N);
-    CHECK(bad == 0, "out of order or failed: %d", bad);
+    order_wait(&o, N, 120);
     zk_stat st;
     CHECK_RC(zk_exists(zk, root, NULL, NULL, &st), ZOK);
     CHECK(st.version == N, "version %d after %d sets", st.version, N);
@@ -451,9 +451,8 @@ static void t_failover(void) {
     CHECK(ep[0], "not connected to any endpoint");
     int before = rec_count(&ses);
     /* Pipelined work in flight while the server dies. */
-    order o = {.n = 0};
-    pthread_mutex_init(&o.mu, NULL);
-    pthread_cond_init(&o.cond, NULL);
+    order o;
+    order_init(&o);
     for (int i = 0; i < 50; i++) zk_acreate(zk, at("/p-"), NULL, 0, ZK_PERSISTENT_SEQUENTIAL, 0, on_done, &o);
     CHECK(kill_endpoint(ep) == 0, "could not kill the node at %s", ep);
     /* Every request completes: done, or ConnectionLoss. */
