@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from zkcore.server import ClientTable, Connection, Pending, Server
-from zkcore.server._clients import is_barrier
 from zkcore.zab import Ready, Replica, Role, Sync
 from zkcore.zab._leader import Leader
 
@@ -21,7 +20,7 @@ class StaleReadsClientTable(ClientTable):
         return None
 
     def reads_ready(self, conn: Connection) -> list[Pending]:
-        return [p for p in conn.queue if p.reply is None and not is_barrier(p.req)]
+        return [p for p in conn.queue if p.reply is None and not p.barrier]
 
     def _enqueue(self, conn: Connection, req: Any, frame: bytes) -> None:
         super()._enqueue(conn, req, frame)

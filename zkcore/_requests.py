@@ -70,10 +70,6 @@ class ClientRequest:
     opcode: int
     body: Any
 
-    @property
-    def is_write(self) -> bool:
-        return self.opcode in WRITE_OPS
-
 
 _MULTI_OPS = frozenset({int(OpCode.MULTI), int(OpCode.MULTI_READ)})
 _BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING)})

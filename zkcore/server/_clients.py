@@ -42,6 +42,7 @@ from zkcore._records import (
     WatcherEvent,
 )
 from zkcore._requests import (
+    WRITE_OPS,
     ClientRequest,
     ForwardedRequest,
     decode_request,
@@ -106,9 +107,8 @@ def decode_connect(frame: bytes) -> ConnectRequest:
         return ConnectRequest.decode(frame + b"\0")
 
 
-def is_barrier(req: ClientRequest) -> bool:
-    """Writes and syncs finish elsewhere (Zab); the same client's later reads wait for them."""
-    return req.is_write or req.opcode == OpCode.SYNC
+# Writes and syncs finish elsewhere (Zab); the same client's later reads wait for them.
+BARRIER_OPS = WRITE_OPS | {int(OpCode.SYNC)}
 
 
 class Framed(bytes):
@@ -123,6 +123,7 @@ class Pending:
     req: ClientRequest
     frame: bytes
     received_ms: float
+    barrier: bool  # a write or sync: see BARRIER_OPS
     submitted: bool = False
     reply: bytes | None = None
     sync_zxid: int = -1  # a sync: apply through this zxid, once the leader has said, then answer
@@ -424,14 +425,14 @@ class ClientTable:
         self._enqueue(conn, req, frame)
 
     def _enqueue(self, conn: Connection, req: ClientRequest, frame: bytes) -> None:
-        pending = Pending(req, frame, self.host.now_ms)
+        pending = Pending(req, frame, self.host.now_ms, req.opcode in BARRIER_OPS)
         if req.opcode in SERVER_ONLY_OPS:
             # deleteContainer skips ACL checks: only the leader's container reaper may use it.
             pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, Code.UNIMPLEMENTED)
             pending.submitted = True
         conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
-            if is_barrier(req) and not pending.submitted:
+            if pending.barrier and not pending.submitted:
                 self._submit(conn, pending)
             self.flush(conn)
 
@@ -474,7 +475,7 @@ class ClientTable:
         now_ms = self.host.now_ms
         while conn.queue:
             head = conn.queue[0]
-            if head.reply is None and not is_barrier(head.req):
+            if head.reply is None and not head.barrier:
                 self.answer_reads(conn)
             if head.reply is None:
                 break
@@ -496,7 +497,7 @@ class ClientTable:
         """The unanswered reads at the head of the queue: none behind a write or sync."""
         reads = []
         for pending in conn.queue:
-            if is_barrier(pending.req):
+            if pending.barrier:
                 break
             if pending.reply is None:
                 reads.append(pending)
@@ -595,7 +596,7 @@ class ClientTable:
                 conn.conn, ConnectResponse(0, timeout, session, self.password(session), False).encode()
             )
             for pending in conn.queue:
-                if is_barrier(pending.req) and not pending.submitted:
+                if pending.barrier and not pending.submitted:
                     self._submit(conn, pending)
             self.flush(conn)
             return
