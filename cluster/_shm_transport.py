@@ -257,7 +257,7 @@ class ShmPeerTransport:
         if sum(map(len, parts)) >= SPILL_BYTES_MIN:
             status = self._spill(box, ring, parts)
         else:
-            status = ring.push(parts[0] if len(parts) == 1 else b"".join(parts), 0, box.wake_fd)
+            status = ring.push(b"".join(parts), 0, box.wake_fd)  # one part: no copy
         if status == ShmRing.OK:
             self.sent += 1
             return

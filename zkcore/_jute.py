@@ -160,6 +160,26 @@ class Writer:
         return bytes(self.buf)
 
 
+class PartsWriter(Writer):
+    """A Writer that keeps each snapshot buffer (a whole tree, hundreds of megabytes) as a part
+    of its own instead of copying it into `buf`: parts() are the bytes to send one after
+    another. Records write a snapshot buffer through the writer's method for this."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: list[builtins.bytes] = []
+
+    def snapshot_buffer(self, v: builtins.bytes) -> None:
+        self.buf += _INT.pack(len(v))
+        self.done += (bytes(self.buf), v)
+        self.buf = bytearray()
+
+    def parts(self) -> tuple[builtins.bytes, ...]:
+        return (*self.done, bytes(self.buf))
+
+
 # Jute field types, used as annotation metadata: `path: UString`, `acl: Vector[ACL]`.
 class _Prim:
     __slots__ = ("name",)
@@ -378,7 +398,10 @@ def _compile_writer(metas: list[tuple[str, Any]]) -> Callable[[Any, Writer], Non
             group.append((name, meta.name))
             continue
         flush()
-        if isinstance(meta, _Prim) and meta.name in ("buffer", "snapshot_buffer", "ustring"):
+        if isinstance(meta, _Prim) and meta.name == "snapshot_buffer":
+            lines.append(f"    w.snapshot_buffer(self.{name})")  # a PartsWriter starts a new buf
+            lines.append("    buf = w.buf")
+        elif isinstance(meta, _Prim) and meta.name in ("buffer", "ustring"):
             encode = ".encode('utf-8')" if meta.name == "ustring" else ""
             lines.append(f"    v = self.{name}{encode}")
             lines.append("    buf += _INT_pack(len(v))")

@@ -170,6 +170,11 @@ class Core:
             self.zxid_committed = zxid
             self._release()
 
+    def committed_point(self, zxid: int) -> bool:
+        """Whether `zxid` is a committed point of the log: a snapshot through it brings a learner
+        up to date (one made a while ago may predate a compaction since)."""
+        return zxid <= self.zxid_committed and self.log.contains(zxid)
+
     def tree_caught_up(self, zxid: int) -> bool:
         """Whether the state machine has applied through `zxid` (always, without prepare)."""
         return self.prepare is None or self.zxid_tree >= zxid

@@ -342,11 +342,11 @@ class Leader:
         kind, zxid = choose_transfer(log, h.zxid_last, core.config.diff_entries_max)
         snapshot = None
         if kind == TransferKind.SNAP:
-            usable = made is not None and log.contains(made.zxid) and made.zxid <= core.zxid_committed
+            usable = made is not None and core.committed_point(made.zxid)
             snapshot = made if usable else core.snapshots.snapshot()
             if snapshot is None:
                 return  # the source is making one and calls snapshot_ready(); the learner waits
-            if not log.contains(snapshot.zxid) or snapshot.zxid > core.zxid_committed:
+            if not core.committed_point(snapshot.zxid):
                 raise LocalError(
                     f"snapshot zxid {zxid_text(snapshot.zxid)} must be a committed point of the log "
                     f"(base {zxid_text(log.base)}, committed {zxid_text(core.zxid_committed)})"

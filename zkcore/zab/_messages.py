@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from zkcore import limits
@@ -18,6 +18,7 @@ from zkcore._jute import (
     Int,
     JuteRecord,
     Long,
+    PartsWriter,
     SnapshotBuffer,
     Vector,
     Writer,
@@ -456,33 +457,28 @@ _BY_KIND: dict[int, type[Message]] = {cls.KIND: cls for cls in MESSAGE_TYPES}
 _KIND_BYTES: dict[type, bytes] = {cls: struct.pack(">i", cls.KIND) for cls in MESSAGE_TYPES}
 
 
-# Where a Snap's snapshot length sits: after its kind, source, target, epoch and zxid.
-_SNAP_SNAPSHOT_AT = 4 + 4 + 4 + 8 + 8
-
-
 def encode_message(message: Message) -> bytes:
     """The kind number, then the message's jute fields."""
-    if type(message) is Snap and message.snapshot:
-        return b"".join(encode_message_parts(message))
-    kind = _KIND_BYTES.get(type(message))
-    if kind is None:
-        raise LocalError(f"not a Zab message: {type(message).__name__}")
     w = Writer()
-    w.buf += kind
-    message.write(w)
+    _write(message, w)
     return w.bytes()
 
 
 def encode_message_parts(message: Message) -> tuple[bytes, ...]:
-    """encode_message's bytes in parts to be sent one after another: a SNAP's tree is its own
-    part, so that it is never copied on its way out (the leader sends it in its loop, and the
-    tree of a million znodes is hundreds of megabytes); every other message is one part."""
-    if type(message) is not Snap or not message.snapshot:
-        return (encode_message(message),)
-    around = encode_message(replace(message, snapshot=b""))
-    at = _SNAP_SNAPSHOT_AT
-    snapshot = message.snapshot
-    return around[:at] + struct.pack(">i", len(snapshot)), snapshot, around[at + 4 :]
+    """encode_message's bytes in parts to be sent one after another: a SNAP's tree is a part
+    of its own, never copied on its way out (the leader sends it in its loop, and the tree of
+    a million znodes is hundreds of megabytes)."""
+    w = PartsWriter()
+    _write(message, w)
+    return w.parts()
+
+
+def _write(message: Message, w: Writer) -> None:
+    kind = _KIND_BYTES.get(type(message))
+    if kind is None:
+        raise LocalError(f"not a Zab message: {type(message).__name__}")
+    w.buf += kind
+    message.write(w)
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> Message:
