@@ -541,6 +541,9 @@ class Node:
             for message in ready.messages:
                 if message.target not in self.cut:
                     self.peers.send(message.target, *encode_message_parts(message))
+            if ready.entries and ready.snapshot is None:  # a leader's PROPOSALs go out first
+                self.log.append(list(ready.entries))
+                self.unsynced = True
             failed: set[ConnId] = set()
             for conn, frame in ready.sends:
                 if conn not in failed and not self._send(conn, frame):
@@ -562,6 +565,8 @@ class Node:
                 server.persisted(self.log.fsync())
 
     def _persist(self, ready: ServerReady) -> None:
+        """What must be on disk before anything is sent: a SNAP with its entries, a truncation,
+        the epochs. Other entries are appended by the caller after the messages went out."""
         snap = ready.snapshot
         if snap is not None:
             write_snapshot(self.data_dir.snap_dir, snap.zxid, [snap.payload])
@@ -574,10 +579,9 @@ class Node:
             write_epoch(self.data_dir.root, ACCEPTED_EPOCH, ready.accepted_epoch)
         if ready.current_epoch is not None:
             write_epoch(self.data_dir.root, CURRENT_EPOCH, ready.current_epoch)
-        if ready.entries:
-            self.log.append(list(ready.entries))
-            self.unsynced = True
         if snap is not None:
+            if ready.entries:
+                self.log.append(list(ready.entries))
             self.unsynced = False
             self.server.persisted(self.log.fsync())
 

@@ -384,6 +384,45 @@ def test_a_stream_run_stops_before_what_needs_more_than_a_lookup(frame: bytes) -
     assert server.receive_stream("c", framed([read])) == 0  # behind its own write: it waits
 
 
+def test_a_leader_sends_its_commits_before_it_applies_them() -> None:
+    """The COMMITs of a quorum-acked write come out of ready() while the leader's tree does
+    not hold the write yet; advance() applies it, and the client's reply comes with the next
+    ready(): followers apply while the leader does."""
+    net = Servers(3)
+    sid = net.settle()
+    net.connect(sid, "c")
+    leader = net.servers[sid]
+
+    def act(server_id: int) -> list[Message]:  # one server's readies, storage synced at once
+        server, out = net.servers[server_id], []
+        while server.has_ready():
+            ready = server.ready()
+            net.storage[server_id].append(ready.entries)
+            out.extend(ready.messages)
+            server.advance(ready)
+            if ready.entries:
+                server.persisted(net.storage[server_id].fsync())
+        return out
+
+    leader.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"", OPEN_ACL_UNSAFE, 0)))
+    proposals = act(sid)
+    acks = []
+    for m in proposals:
+        net.servers[m.target].step(m)
+        acks.extend(act(m.target))
+    for m in acks:
+        leader.step(m)
+    ready = leader.ready()
+    assert {type(m).__name__ for m in ready.messages} == {"Commit"}
+    assert "/a" not in leader.tree.nodes and not ready.sends
+    leader.advance(ready)
+    assert "/a" in leader.tree.nodes
+    ready = leader.ready()
+    assert [conn for conn, _ in ready.sends] == ["c"]
+    header, _ = reply(ready.sends[0][1])
+    assert header.xid == 1 and header.err == 0
+
+
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:
     """Fault 1 of the issue, at the lowest level: the old leader is stopped while the others
     elect a new one and commit a write; when it resumes, the time it missed comes in first."""

@@ -102,7 +102,9 @@ class ServerReady:
        `entries`, atomically and durably (the tree already is the snapshot's).
     2. truncate_zxid: drop every logged entry above it, durably.
     3. accepted_epoch, current_epoch: write durably before sending anything.
-    4. entries: append to the log; sync when convenient and report persisted(zxid).
+    4. entries: append to the log; sync when convenient and report persisted(zxid). Without a
+       snapshot they may be appended after the messages are sent: no message claims them logged
+       (Zab acks only what persisted() reported).
     5. messages: send each to message.target.
     6. sends: to each client connection in order: a frame, or None for "drop this client"
        (ZeroMQ: an empty frame; TCP: close the socket), or Framed replies already
@@ -115,6 +117,8 @@ class ServerReady:
        zkcore.snapshot_chunks writes it, without stopping (a forked child: the tree as it is now, before
        anything else changes it), then report snap_image().
     10. roles, notes: for logs and monitoring.
+    The txns committed in this ready are applied by advance(), after the shell sent the messages:
+    their replies and watch events come with the next ready().
     """
 
     snapshot: Snapshot | None
@@ -450,18 +454,8 @@ class Server:
 
     def ready(self) -> ServerReady:
         zab = self.replica.ready() if self.replica.has_ready() else None
-        if zab is not None:
-            if zab.snapshot is not None:
-                self._install(zab.snapshot)
-            self.apply_committed(zab)
-            if zab.committed:
-                self.replica.applied(zab.committed[-1][0])
-            for token, zxid in zab.synced:
-                self.clients.on_synced(token, zxid)
-            for payload in zab.refused:
-                self._on_refused(payload)
-            for change in zab.roles:
-                self._on_role(change)
+        if zab is not None and zab.snapshot is not None:
+            self._install(zab.snapshot)
         snapshot_due = None
         if self._snapshot_wanted() and not self.snapshot_pending:
             self.snapshot_pending = True
@@ -490,11 +484,26 @@ class Server:
         )
 
     def advance(self, ready: ServerReady) -> None:
-        """The shell acted on `ready`."""
+        """The shell acted on `ready`: now the txns Zab committed in it are applied (what that
+        says to clients comes with the next ready())."""
         if not isinstance(ready, ServerReady):
             raise LocalError(f"advance takes the ServerReady from ready(): {type(ready).__name__}")
-        if ready.zab is not None:
-            self.replica.advance(ready.zab)
+        zab = ready.zab
+        if zab is None:
+            return
+        self.replica.advance(zab)
+        # Zab's outputs are acted on only now, after the shell sent its messages: a leader's
+        # COMMITs go out before it applies the txns they commit (followers apply meanwhile),
+        # and what applying says to clients goes out with the next ready().
+        self.apply_committed(zab)
+        if zab.committed:
+            self.replica.applied(zab.committed[-1][0])
+        for token, zxid in zab.synced:
+            self.clients.on_synced(token, zxid)
+        for payload in zab.refused:
+            self._on_refused(payload)
+        for change in zab.roles:
+            self._on_role(change)
 
     def _snapshot_wanted(self) -> bool:
         return self.txns_since_snapshot >= self.config.snap_count

@@ -62,7 +62,8 @@ class Ready:
     3. accepted_epoch, current_epoch: write durably (fsync) before sending anything.
     4. entries: append to the log (after a snapshot, as part of installing it). Otherwise they
        need not be durable yet: sync when convenient and report it with persisted(zxid); Zab
-       sends no ack for an entry before that.
+       sends no ack for an entry before that, so the shell may as well append them after it
+       sent the messages (a leader's PROPOSALs then leave before its own write).
     5. messages: send, each to message.target.
     6. committed: apply to the tree in this order (all are durable already).
     7. roles: role and phase changes, for serving and monitoring (serve reads only in BROADCAST).
