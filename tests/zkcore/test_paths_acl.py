@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zkcore import _acl
 from zkcore._errors import BadArgumentsError, InvalidACLError, NoAuthError
-from zkcore._paths import path_problem, split_path, validate_path
+from zkcore._paths import _rule_broken, path_problem, split_path, validate_path
 from zkcore._records import ACL, OPEN_ACL_UNSAFE, Id, Perms
 
-VALID = ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/zookeeper", "/a/b-0000000001", "/ü/é"]
+VALID = ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/zookeeper", "/a/b-0000000001", "/ü/é", "/" + "ü" * 2000]
 INVALID = [
     ("", "must not be empty"),
     ("a", "must start with '/'"),
@@ -25,6 +27,7 @@ INVALID = [
     ("/a\ud800", "forbidden character"),
     ("/a\ufff5", "forbidden character"),
     ("/" + "x" * 5000, "path_bytes_max"),
+    ("/" + "\U0001f600" * 1100, "path_bytes_max"),  # 1,101 characters, 4,401 bytes
 ]
 
 
@@ -38,6 +41,14 @@ def test_valid_paths(path: str) -> None:
 def test_invalid_paths_name_the_rule(path: str, reason: str) -> None:
     with pytest.raises(BadArgumentsError, match=reason):
         validate_path(path)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(["/", "a", ".", "..", "\0", "\x1f", "\x7f", "\x9f", "\xa0", "\ud800",
+                                 "\uf8ff", "\uf900", "\ufff0", "ü", "x" * 700, "\U0001f600" * 300]), max_size=8))  # fmt: skip
+def test_the_one_match_fast_path_agrees_with_the_rules(parts: list[str]) -> None:
+    path = "".join(parts)
+    assert path_problem(path) == _rule_broken(path)
 
 
 def test_non_string_path() -> None:
