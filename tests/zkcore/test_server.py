@@ -35,6 +35,7 @@ from zkcore._records import (
     WatcherEvent,
     encode_multi_request,
 )
+from zkcore._requests import ForwardedRequest
 from zkcore._snapshot import snapshot_bytes
 from zkcore.server import Framed, Hooks, Server, ServerConfig
 from zkcore.zab import Config, Message, Snap
@@ -421,6 +422,25 @@ def test_a_leader_sends_its_commits_before_it_applies_them() -> None:
     assert [conn for conn, _ in ready.sends] == ["c"]
     header, _ = reply(ready.sends[0][1])
     assert header.xid == 1 and header.err == 0
+
+
+def test_a_leaders_own_clients_writes_reach_prep_unencoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write from a client of the leader goes to Zab under a short key and to prep as the
+    client table decoded it: no ForwardedRequest is encoded or decoded on its way."""
+    net = Servers(3)
+    sid = net.settle()
+    net.connect(sid, "c")
+
+    def refuse(*args: object) -> bytes:
+        raise AssertionError("a ForwardedRequest was encoded or decoded for a local write")
+
+    monkeypatch.setattr(ForwardedRequest, "encode", refuse)
+    monkeypatch.setattr(ForwardedRequest, "decode", refuse)
+    net.servers[sid].receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"1", OPEN_ACL_UNSAFE, 0)))
+    net.servers[sid].receive("c", request(2, OpCode.SET_DATA, SetDataRequest("/a", b"2", 0)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("c")] == [0, 0]
+    assert all(s.tree.nodes["/a"].data == b"2" for s in net.servers.values())
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

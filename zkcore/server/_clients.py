@@ -90,9 +90,13 @@ class Host(Protocol):
 
     def serving(self) -> bool: ...
 
-    def submit(self, fwd: ForwardedRequest, body: object = None) -> int:
-        """Hand a write to Zab: Code.OK, or the error code its client gets at once. `body` is
-        the request's body already decoded, if the caller has it (so it is not decoded again)."""
+    def submit(
+        self, session_id: int, xid: int, opcode: int, auth_ids: tuple[Id, ...], body: bytes,
+        decoded: object = None,
+    ) -> int:  # fmt: skip
+        """Hand a write (`body`: its bytes after the request header) to Zab: Code.OK, or the
+        error code its client gets at once. `decoded` is the body already decoded, if the
+        caller has it (so it is not decoded again)."""
 
     def sync(self, token: int) -> bool: ...
 
@@ -258,10 +262,8 @@ class ClientTable:
         timeout = self.negotiate(req.timeout_ms)
         if req.session_id == 0:
             conn.session_id, conn.timeout_ms, conn.connect = self.new_session_id(), timeout, req
-            fwd = ForwardedRequest(
-                conn.session_id, 0, OpCode.CREATE_SESSION, (), CreateSessionTxn(timeout).encode()
-            )
-            if self.host.submit(fwd) != Code.OK:
+            body = CreateSessionTxn(timeout).encode()
+            if self.host.submit(conn.session_id, 0, OpCode.CREATE_SESSION, (), body) != Code.OK:
                 self._drop_conn(conn)
                 return
             self.by_session[conn.session_id] = conn
@@ -464,8 +466,9 @@ class ClientTable:
             else:
                 err = Code.CONNECTION_LOSS
         else:
-            fwd = ForwardedRequest(conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:])
-            err = self.host.submit(fwd, req.body)
+            err = self.host.submit(
+                conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:], req.body
+            )
         if err != Code.OK:
             pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, err)
         pending.submitted = True

@@ -8,18 +8,19 @@ acted on in field order and then handed back through advance(), as zab.Ready is.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from zkcore import limits
 from zkcore._datatree import DataTree, ReadIndex
 from zkcore._errors import Code, LocalError, RemoteError
 from zkcore._jute import Reader, Writer
 from zkcore._prep import Prep, Request
-from zkcore._records import CreateSessionTxn, OpCode, PathRequest, Txn
+from zkcore._records import CreateSessionTxn, Id, OpCode, PathRequest, Txn
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore._restore import REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA, TxnColumns, decode_txns
 from zkcore._sessions import SessionTracker
@@ -44,6 +45,9 @@ SESSION_SECRET_DEFAULT = b"zkpy-session-secret"
 # The txn kinds DataTree.replay applies inline, which change nothing but the tree.
 UNSEEN_KINDS = frozenset((REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA))
 CLIENT_ID = struct.Struct(">q")  # a txn's first field: the session whose write it is
+# The key a leader's own client's write goes to Zab under: 9 bytes, which no ForwardedRequest
+# (24 bytes at least) can be.
+_LOCAL_KEY = struct.Struct(">xQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +182,11 @@ class Server:
         self._image_making = False
         self.prep = Prep(tree, config.data_bytes_max)
         self.prep_epoch = -1
-        # The leader's own writes, kept decoded from the client table to prep, and prep's txns
-        # until they are applied, so that neither is decoded again on its way (by payload, zxid).
-        self._decoded: dict[bytes, tuple[ForwardedRequest, Any]] = {}
+        # The leader's own clients' writes, kept decoded from the client table to prep under
+        # keys of their own, and prep's txns until they are applied, so that neither is encoded
+        # or decoded again on its way (by key, by zxid).
+        self._local: dict[bytes, Request] = {}
+        self._local_keys = itertools.count()
         self._prepped: dict[int, Txn] = {}
         self.lead_from = 0
         self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
@@ -294,7 +300,7 @@ class Server:
             for _ in range(min(ticks, ticks_max)):
                 for session_id in self.sessions.tick():
                     self.note(f"session {session_id:#x} expired")
-                    self.submit(ForwardedRequest(session_id, 0, OpCode.CLOSE_SESSION, (), b""))
+                    self.submit(session_id, 0, OpCode.CLOSE_SESSION, (), b"")
             self._reap_containers()
         else:
             self._report_sessions()
@@ -338,18 +344,30 @@ class Server:
 
     # --- the Host side of the client table ----------------------------------------------------
 
-    def submit(self, fwd: ForwardedRequest, body: object = None) -> int:
-        """A client write: to Zab (the leader preps it). Code.OK, or why it cannot go now."""
+    def submit(
+        self, session_id: int, xid: int, opcode: int, auth_ids: tuple[Id, ...], body: bytes,
+        decoded: object = None,
+    ) -> int:  # fmt: skip
+        """A client write, `body` its request's bytes after the header (and `decoded` the same
+        decoded, if the caller has it), to Zab: the leader preps it. Code.OK, or why it cannot go
+        now. A leader's own client's write goes to Zab under a short key of its own, never
+        encoded: Zab only hands the key back to _prepare (so counts a few bytes of it against
+        its backlog; the client table bounds what such writes hold)."""
         if not self.serving():
             return Code.CONNECTION_LOSS
-        payload = fwd.encode()
-        local = self.role.role == Role.LEADING and body is not None
-        if local and len(self._decoded) < limits.client_queue_max:
-            self._decoded[payload] = (fwd, body)
-        if self.replica.propose(payload):
+        if (
+            decoded is not None
+            and self.role.role == Role.LEADING
+            and len(self._local) < limits.client_queue_max
+        ):
+            key = _LOCAL_KEY.pack(next(self._local_keys))
+            self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids)
+            if self.replica.propose(key):
+                return Code.OK
+            del self._local[key]
+            return Code.THROTTLED_OP
+        if self.replica.propose(ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()):
             return Code.OK
-        if local:
-            self._decoded.pop(payload, None)
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
 
     def sync(self, token: int) -> bool:
@@ -367,29 +385,15 @@ class Server:
     def _prepare(self, zxid: int, payload: bytes) -> bytes | None:
         """The txn for a client write at `zxid`; None for a learner's session report (or a
         malformed request), which makes no txn."""
-        local = self._decoded.pop(payload, None) if self._decoded else None
-        if local is not None:
-            fwd, body = local
-        else:
-            try:
-                fwd = ForwardedRequest.decode(payload)
-            except RemoteError as e:
-                self.note(f"dropping a malformed forwarded request: {e}")
+        request = self._local.pop(payload, None) if self._local else None
+        if request is None:
+            request = self._forwarded(payload)
+            if request is None:
                 return None
-        if fwd.opcode == OpCode.PING:
-            self._on_session_report(fwd.body)
-            return None
         if zxid_epoch(zxid) != self.prep_epoch:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self._tree.last_zxid
             self.prep = Prep(self._tree, self.config.data_bytes_max)
-        if local is None:
-            try:
-                body = forwarded_body(fwd)
-            except RemoteError as e:
-                self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
-                return None
-        request = Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
         txn, error = self.prep.prep(request, zxid, self.wall_ms)
         if error is not None:
             # Its traceback holds prep's frames, and they the request (up to a megabyte): a cycle
@@ -397,6 +401,24 @@ class Server:
             error.__traceback__ = None
         self._prepped[zxid] = txn
         return txn.encode()
+
+    def _forwarded(self, payload: bytes) -> Request | None:
+        """A learner's forwarded write, decoded; None for its session report (taken here) or
+        for what does not decode."""
+        try:
+            fwd = ForwardedRequest.decode(payload)
+        except RemoteError as e:
+            self.note(f"dropping a malformed forwarded request: {e}")
+            return None
+        if fwd.opcode == OpCode.PING:
+            self._on_session_report(fwd.body)
+            return None
+        try:
+            body = forwarded_body(fwd)
+        except RemoteError as e:
+            self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
+            return None
+        return Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
 
     # --- sessions and containers --------------------------------------------------------------
 
@@ -430,7 +452,7 @@ class Server:
             return
         self.containers_checked_ms = now_ms
         for path in self._tree.expired_candidates(now_ms):
-            self.submit(ForwardedRequest(0, 0, OpCode.DELETE_CONTAINER, (), PathRequest(path).encode()))
+            self.submit(0, 0, OpCode.DELETE_CONTAINER, (), PathRequest(path).encode())
 
     def _track_every_session(self) -> None:
         """Expiry starts afresh from the tree's sessions, each with a full timeout from now."""
@@ -624,7 +646,7 @@ class Server:
         was_serving = self.serving()
         if change.role != Role.LEADING:
             self.prep_epoch = -1
-            self._decoded.clear()
+            self._local.clear()
             self._prepped.clear()
         self.role = change
         if change.role == Role.LEADING and change.phase == Phase.BROADCAST:
