@@ -4,6 +4,7 @@ from the tree (the slow path, with ACL checks), and turn an applied txn into the
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,6 @@ from zkcore._records import (
     OpResult,
     PathRequest,
     PathsResponse,
-    ReplyHeader,
     RequestHeader,
     StatResponse,
     encode_multi_response,
@@ -127,14 +127,18 @@ def forwarded_body(fwd: ForwardedRequest) -> Any:
     return body
 
 
+_REPLY_HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err, packed as one (every write)
+
+
 def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None = None) -> bytes:
+    head = _REPLY_HEADER.pack(xid, zxid, err)
+    if err != Code.OK or body is None:
+        return head
+    if isinstance(body, bytes):
+        return head + body
     w = Writer()
-    ReplyHeader(xid, zxid, err).write(w)
-    if err == Code.OK and body is not None:
-        if isinstance(body, bytes):
-            w.buf += body
-        else:
-            body.write(w)
+    w.buf += head
+    body.write(w)
     return w.bytes()
 
 

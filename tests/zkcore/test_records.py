@@ -14,6 +14,7 @@ from tests.mutations import mutated
 from zkcore import RemoteError
 from zkcore import _records as rec
 from zkcore._jute import JuteRecord, Reader, _Prim, _Vec
+from zkcore._requests import encode_reply
 
 RECORDS = sorted(
     (
@@ -243,3 +244,17 @@ def test_txn_decode_matches_the_plain_reading(data: bytes) -> None:
 def test_txn_decode_matches_the_plain_reading_on_mutations(data: st.DataObject) -> None:
     raw = bytes(mutated(data, SET_DATA_TXN, [32, 41, 50]))  # the path's length, the data's, the version
     assert outcome(rec.Txn.decode, raw) == outcome(_plain_txn, raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(-(2**31), 2**31 - 1),
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([0, -101, -110]),
+    st.one_of(st.none(), st.binary(max_size=80), st.just(rec.Stat(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11))),
+)
+def test_encode_reply_is_the_reply_header_then_the_body_of_a_success(
+    xid: int, zxid: int, err: int, body: bytes | rec.Stat | None
+) -> None:
+    tail = b"" if err != 0 or body is None else body if isinstance(body, bytes) else body.encode()
+    assert encode_reply(xid, zxid, err, body) == rec.ReplyHeader(xid, zxid, err).encode() + tail
