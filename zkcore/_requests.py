@@ -71,6 +71,7 @@ class ClientRequest:
     body: Any
 
 
+_REQUEST_HEADER = struct.Struct(">ii")  # RequestHeader: xid, type
 _MULTI_OPS = frozenset({int(OpCode.MULTI), int(OpCode.MULTI_READ)})
 _BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING)})
 
@@ -81,8 +82,10 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
     end = len(buf)
     if end > limits.frame_bytes_max:
         raise RemoteError(f"request of {end} bytes exceeds frame_bytes_max {limits.frame_bytes_max}")
-    header, pos = RequestHeader.read_at(buf, 0, end)
-    opcode = header.type
+    if end < 8:
+        RequestHeader.read_at(buf, 0, end)  # raises, saying what is missing
+    xid, opcode = _REQUEST_HEADER.unpack_from(buf)
+    pos = 8
     body: Any = None
     if opcode in _MULTI_OPS:
         body, pos = read_multi_request_at(buf, pos, end)
@@ -94,7 +97,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
             raise UnknownOpcodeError(f"unknown opcode {opcode}")
         body, pos = kind.read_at(buf, pos, end)
     expect_end(pos, end, "request opcode", opcode)
-    return ClientRequest(header.xid, opcode, body)
+    return ClientRequest(xid, opcode, body)
 
 
 @record
