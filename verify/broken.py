@@ -53,6 +53,8 @@ class EarlyAckServer(Server):
                 self.applied_early.discard(zxid)
                 continue
             self.apply(zxid, payload)
+        if ready.committed:
+            self.prep.applied(ready.committed[-1][0])
 
 
 VARIANTS: dict[str, str] = {

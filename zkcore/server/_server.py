@@ -563,6 +563,7 @@ class Server:
                 self.apply(zxid, payload)
         else:
             self._apply_unwatched(committed)
+        self.prep.applied(committed[-1][0])  # once for the lot: it only forgets what was in flight
 
     def _apply_unwatched(self, committed: Sequence[LogEntry]) -> None:
         """apply() while no watch is set on this server: a create, delete or setData of a session
@@ -610,7 +611,6 @@ class Server:
             txn = Txn.decode(payload)
         assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
         result = self._tree.apply(txn)
-        self.prep.applied(zxid)
         header = txn.header
         if header.type == OpCode.CREATE_SESSION and isinstance(txn.body, CreateSessionTxn):
             if header.client_id in self.sessions or len(self.sessions) < limits.sessions_max:
