@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zkcore import LocalError
 from zkcore.zab import Config, ReplicaLog, TransferKind, choose_transfer, is_quorum, make_zxid, quorum_zxid
@@ -104,3 +106,11 @@ LEADER = [(z(1, 1), b""), (z(1, 2), b""), (z(1, 3), b""), (z(3, 1), b""), (z(3, 
 def test_choose_sync(base: int, learner: int, entries_max: int, expected: tuple[TransferKind, int]) -> None:
     log = ReplicaLog(base, LEADER)
     assert choose_transfer(log, learner, entries_max) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=30, unique=True), st.integers(0, 45), st.integers(0, 5))
+def test_count_after_is_the_entries_above_a_zxid(steps: list[int], probe: int, base: int) -> None:
+    zxids = sorted({base + s for s in steps})
+    log = ReplicaLog(base, [(zxid, b"") for zxid in zxids])
+    assert log.count_after(probe) == sum(1 for zxid in zxids if zxid > probe)

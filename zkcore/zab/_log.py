@@ -46,7 +46,14 @@ class ReplicaLog:
         return self._zxids[i - 1] if i else self.base
 
     def count_after(self, zxid: int) -> int:
-        return len(self._zxids) - bisect_right(self._zxids, zxid)
+        zxids = self._zxids
+        n = len(zxids)
+        k = zxids[-1] - zxid if n else 0
+        # The leader asks once per write, with a long log: when the k entries that end the log
+        # run from zxid + 1 to zxid + k, they are consecutive (k increasing ints in a span of k).
+        if 0 < k <= n and zxids[n - k] == zxid + 1:
+            return k
+        return n - bisect_right(zxids, zxid)
 
     def entries_after(self, zxid: int, through: int | None = None) -> list[LogEntry]:
         """Entries with zxid < e <= through (through defaults to the last)."""
