@@ -80,16 +80,6 @@ class ChangeRecord:
     ephemeral_owner: int = 0
     child_count: int = 0
 
-    def changed(self, zxid: int, **fields: Any) -> ChangeRecord:
-        # By hand: dataclasses.replace costs several times as much, once per write.
-        rec = ChangeRecord(
-            zxid, self.path, self.exists, self.acl, self.version, self.cversion, self.aversion,
-            self.ephemeral_owner, self.child_count,
-        )  # fmt: skip
-        for name, value in fields.items():
-            setattr(rec, name, value)
-        return rec
-
 
 def next_version(current: int, expected: int, path: str) -> int:
     """Check an expected version (-1 = any) and return the next one, skipping -1 on wrap."""
@@ -144,6 +134,26 @@ class Prep:
         if rec is None:
             raise NoNodeError(f"no node at {path!r}", path)
         return rec
+
+    def _changing(self, path: str, zxid: int) -> ChangeRecord:
+        """The record of an existing node, as a txn at `zxid` starts to change it: a new one,
+        never the pending one (a failed multi puts that back), for the handler to change and
+        _add. One record per change: built from the pending one or from the tree's node."""
+        pending = self._pending.get(path)
+        if pending is not None:
+            if not pending.exists:
+                raise NoNodeError(f"no node at {path!r}", path)
+            return ChangeRecord(
+                zxid, path, True, pending.acl, pending.version, pending.cversion, pending.aversion,
+                pending.ephemeral_owner, pending.child_count,
+            )  # fmt: skip
+        node = self.tree.nodes.get(path)
+        if node is None:
+            raise NoNodeError(f"no node at {path!r}", path)
+        return ChangeRecord(
+            zxid, path, True, node.acl, node.version, node.cversion, node.aversion,
+            node.ephemeral_owner, len(node.children),
+        )  # fmt: skip
 
     def _add(self, rec: ChangeRecord) -> None:
         if len(self._pending) >= limits.prep_pending_max and rec.path not in self._pending:
@@ -267,7 +277,7 @@ class Prep:
         parent_path = _parent_for_write(path)
         self._check_data(body.data, path)
         acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
-        parent = self._existing(parent_path)
+        parent = self._changing(parent_path, ctx.zxid)
         _acl.check_acl(parent.acl, Perms.CREATE, ctx.auth_ids, path)
         if mode.sequential:
             path = f"{path}{parent.cversion:010d}"
@@ -285,18 +295,22 @@ class Prep:
         else:
             owner = ctx.session_id if mode.ephemeral else 0
             txn = CreateTxn(path, body.data, acl, mode.ephemeral, cversion)
-        self._add(parent.changed(ctx.zxid, child_count=parent.child_count + 1, cversion=cversion))
+        parent.child_count += 1
+        parent.cversion = cversion
+        self._add(parent)
         self._add(ChangeRecord(ctx.zxid, path, True, acl, ephemeral_owner=owner))
         return txn
 
     def _remove(self, parent: ChangeRecord, path: str, ctx: _Ctx) -> None:
-        self._add(parent.changed(ctx.zxid, child_count=parent.child_count - 1))
+        """`parent` from _changing: it has a child fewer, and `path` is gone."""
+        parent.child_count -= 1
+        self._add(parent)
         self._add(ChangeRecord(ctx.zxid, path, False))
 
     def _prep_delete(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
         path: str = body.path
-        parent = self._existing(_parent_for_write(path))
+        parent = self._changing(_parent_for_write(path), ctx.zxid)
         _acl.check_acl(parent.acl, Perms.DELETE, ctx.auth_ids, path)
         node = self._existing(path)
         next_version(node.version, body.version, path)
@@ -313,28 +327,29 @@ class Prep:
             raise NotEmptyError(f"container {path!r} has {node.child_count} children", path)
         if ephemeral_kind(node.ephemeral_owner) not in ("container", "ttl"):
             raise BadArgumentsError(f"{path!r} is not a container or TTL node", path)
-        self._remove(self._existing(parent_path), path, ctx)
+        self._remove(self._changing(parent_path, ctx.zxid), path, ctx)
         return DeleteTxn(path)
 
     def _prep_set_data(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
         path = self._valid(body.path)
         self._check_data(body.data, path)
-        node = self._existing(path)
+        node = self._changing(path, ctx.zxid)
         _acl.check_acl(node.acl, Perms.WRITE, ctx.auth_ids, path)
-        version = next_version(node.version, body.version, path)
-        self._add(node.changed(ctx.zxid, version=version))
-        return SetDataTxn(path, body.data, version)
+        node.version = next_version(node.version, body.version, path)
+        self._add(node)
+        return SetDataTxn(path, body.data, node.version)
 
     def _prep_set_acl(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
         path = self._valid(body.path)
         acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
-        node = self._existing(path)
+        node = self._changing(path, ctx.zxid)
         _acl.check_acl(node.acl, Perms.ADMIN, ctx.auth_ids, path)
-        aversion = next_version(node.aversion, body.version, path)
-        self._add(node.changed(ctx.zxid, aversion=aversion, acl=acl))
-        return SetACLTxn(path, acl, aversion)
+        node.aversion = next_version(node.aversion, body.version, path)
+        node.acl = acl
+        self._add(node)
+        return SetACLTxn(path, acl, node.aversion)
 
     def _prep_check(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
@@ -358,7 +373,7 @@ class Prep:
                 owned[path] = None
         paths = sorted(owned)
         for path in paths:
-            self._remove(self._existing(split_path(path)[0]), path, ctx)
+            self._remove(self._changing(split_path(path)[0], ctx.zxid), path, ctx)
         self._sessions[session] = (ctx.zxid, False)
         return CloseSessionTxn(tuple(paths))
 
