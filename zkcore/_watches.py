@@ -69,21 +69,23 @@ class WatchTable:
     """Every watch one server holds, by kind and path, and by watcher for cleanup."""
 
     def __init__(self) -> None:
-        self._by_kind: dict[Kind, dict[str, set[Hashable]]] = {kind: {} for kind in Kind}
+        # Watchers by kind and path, in the order they set their watches (dicts, not sets: a
+        # txn's notifications then go out in that order, not in the order of their hashes).
+        self._by_kind: dict[Kind, dict[str, dict[Hashable, None]]] = {kind: {} for kind in Kind}
         self._by_watcher: dict[Hashable, set[tuple[Kind, str]]] = {}
 
     def __len__(self) -> int:
         return sum(len(ws) for table in self._by_kind.values() for ws in table.values())
 
     def add(self, watcher: Hashable, kind: Kind, path: str) -> None:
-        self._by_kind[kind].setdefault(path, set()).add(watcher)
+        self._by_kind[kind].setdefault(path, {})[watcher] = None
         self._by_watcher.setdefault(watcher, set()).add((kind, path))
 
     def _discard(self, watcher: Hashable, kind: Kind, path: str) -> bool:
         watchers = self._by_kind[kind].get(path)
         if watchers is None or watcher not in watchers:
             return False
-        watchers.discard(watcher)
+        del watchers[watcher]
         if not watchers:
             del self._by_kind[kind][path]
         mine = self._by_watcher.get(watcher)
@@ -139,15 +141,15 @@ class WatchTable:
         data, child = self._by_kind[Kind.DATA], self._by_kind[Kind.CHILD]
         persistent, recursive = self._by_kind[Kind.PERSISTENT], self._by_kind[Kind.RECURSIVE]
         for event, path in events:
-            heard: set[Hashable] = set()
+            heard: dict[Hashable, None] = {}
             if event in _DATA_EVENTS:
                 for w in data.pop(path, ()):
                     self._forget(w, Kind.DATA, path)
-                    heard.add(w)
+                    heard[w] = None
             if event in _CHILD_EVENTS:
                 for w in child.pop(path, ()):
                     self._forget(w, Kind.CHILD, path)
-                    heard.add(w)
+                    heard[w] = None
             heard.update(persistent.get(path, ()))
             if recursive and event != NODE_CHILDREN_CHANGED:
                 for prefix in _self_and_ancestors(path):

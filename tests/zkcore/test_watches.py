@@ -31,6 +31,30 @@ def test_one_shot_watches_fire_once_per_matching_event() -> None:
     assert len(t) == 0 and t.watchers() == 0
 
 
+class Watcher:
+    """A watcher whose hash says nothing of when it set its watch (connections hash by id)."""
+
+    def __init__(self, name: str, hash_value: int) -> None:
+        self.name, self.hash_value = name, hash_value
+
+    def __hash__(self) -> int:
+        return self.hash_value
+
+
+def test_notifications_go_out_in_the_order_the_watches_were_set() -> None:
+    """Whatever the watchers' hashes: a set would send them in hash order, which for
+    connections (hashed by address) changes with unrelated code, and the simulator's seeds
+    would not replay."""
+    t = WatchTable()
+    watchers = [Watcher(name, h) for name, h in (("w1", 7), ("w2", 3), ("w3", 5), ("w4", 1))]
+    for w in watchers:
+        t.add(w, Kind.DATA, "/x")
+    t.add(watchers[1], Kind.PERSISTENT, "/x")  # heard once, where its first watch put it
+    t.add(Watcher("p", 2), Kind.PERSISTENT, "/x")
+    names = [f.watcher.name for f in t.trigger([(NODE_DATA_CHANGED, "/x")])]  # type: ignore[attr-defined]
+    assert names == ["w1", "w2", "w3", "w4", "p"]
+
+
 def test_created_fires_data_watches_and_deleted_fires_both_tables_once() -> None:
     t = WatchTable()
     t.add("exists-on-missing", Kind.DATA, "/x")
