@@ -80,6 +80,13 @@ class ChangeRecord:
     ephemeral_owner: int = 0
     child_count: int = 0
 
+    def copy(self) -> ChangeRecord:
+        # By hand: dataclasses.replace and copy.copy cost several times as much, once per write.
+        return ChangeRecord(
+            self.zxid, self.path, self.exists, self.acl, self.version, self.cversion, self.aversion,
+            self.ephemeral_owner, self.child_count,
+        )  # fmt: skip
+
 
 def next_version(current: int, expected: int, path: str) -> int:
     """Check an expected version (-1 = any) and return the next one, skipping -1 on wrap."""
@@ -140,20 +147,14 @@ class Prep:
         never the pending one (a failed multi puts that back), for the handler to change and
         _add. One record per change: built from the pending one or from the tree's node."""
         pending = self._pending.get(path)
-        if pending is not None:
-            if not pending.exists:
-                raise NoNodeError(f"no node at {path!r}", path)
-            return ChangeRecord(
-                zxid, path, True, pending.acl, pending.version, pending.cversion, pending.aversion,
-                pending.ephemeral_owner, pending.child_count,
-            )  # fmt: skip
-        node = self.tree.nodes.get(path)
-        if node is None:
+        if pending is None:
+            rec = self.record(path)  # built from the tree's node: no one else holds it
+        else:
+            rec = pending.copy() if pending.exists else None
+        if rec is None:
             raise NoNodeError(f"no node at {path!r}", path)
-        return ChangeRecord(
-            zxid, path, True, node.acl, node.version, node.cversion, node.aversion,
-            node.ephemeral_owner, len(node.children),
-        )  # fmt: skip
+        rec.zxid = zxid
+        return rec
 
     def _add(self, rec: ChangeRecord) -> None:
         if len(self._pending) >= limits.prep_pending_max and rec.path not in self._pending:
