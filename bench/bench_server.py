@@ -21,6 +21,7 @@ from zkcore._records import (
     OPEN_ACL_UNSAFE,
     ConnectRequest,
     CreateRequest,
+    DeleteRequest,
     OpCode,
     PathWatchRequest,
     RequestHeader,
@@ -95,6 +96,19 @@ def test_100_pipelined_set_data(benchmark: Any, one: OneServer) -> None:
     frames = [
         request(i + 1, OpCode.SET_DATA, SetDataRequest(f"/b/n{i % ZNODES}", DATA, -1))
         for i in range(REQUESTS)
+    ]
+    benchmark(one.run, frames)
+
+
+@pytest.mark.benchmark(group="server")
+def test_50_pipelined_creates_then_their_deletes(benchmark: Any, one: OneServer) -> None:
+    paths = [f"/b/n{i}/c" for i in range(REQUESTS // 2)]
+    frames = [
+        request(i + 1, OpCode.CREATE, CreateRequest(path, DATA, OPEN_ACL_UNSAFE, 0))
+        for i, path in enumerate(paths)
+    ]
+    frames += [
+        request(i + 1 + len(paths), OpCode.DELETE, DeleteRequest(path, -1)) for i, path in enumerate(paths)
     ]
     benchmark(one.run, frames)
 

@@ -14,16 +14,20 @@ from typing import Any
 from native._pyindex import (
     STAT_BYTES,
     absent_error,
+    create_check,
+    delete_check,
     frame_length_error,
     frames_max_error,
     has_children_error,
     parent_missing_error,
     path_key,
+    present_error,
     put_batch_check,
     put_batch_stat,
     put_check,
     read_check,
     remove_check,
+    set_data_check,
 )
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
 from zkcore import limits
@@ -44,6 +48,8 @@ def _raise(rc: int, path: str) -> None:
         raise parent_missing_error(path)
     if rc == lib.ZK_INDEX_HAS_CHILDREN:
         raise has_children_error(path)
+    if rc == lib.ZK_INDEX_EXISTS:
+        raise present_error(path)
     # BAD_PATH and BAD_SIZE mean the Python-side checks let something through: our bug.
     raise AssertionError(f"path index returned {rc} for {path!r}")
 
@@ -150,6 +156,65 @@ class PathIndex:
         key = path_key(path)
         remove_check(path)
         rc = lib.zk_index_remove(self._index, key, len(key))
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+
+    # --- apply: a txn's whole change in one call (the twin says what each does) --------------
+
+    def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes:
+        if type(path) is str and type(data) is bytes and len(data) <= limits.data_bytes_max:
+            key = path.encode("utf-8", "surrogatepass")
+        else:
+            key, data = path_key(path), set_data_check(path, data, mzxid, mtime, version)
+        view = self._view
+        try:
+            rc = lib.zk_index_set_data(
+                self._index, key, len(key), data, len(data), mzxid, mtime, version, view
+            )
+        except (OverflowError, TypeError):  # cffi's words for a field that is not a jute long or int
+            set_data_check(path, data, mzxid, mtime, version)
+            raise
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
+
+    def create(
+        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
+        parent_cversion: int, parent_pzxid: int,
+    ) -> None:  # fmt: skip
+        if (
+            type(path) is str
+            and type(data) is bytes
+            and type(readable) is bool
+            and len(data) <= limits.data_bytes_max
+            and path[:1] == "/"
+            and path[-1] != "/"
+            and path.isascii()
+            and len(path) <= limits.path_bytes_max
+        ):
+            key = path.encode("ascii")
+        else:
+            key, data = create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+        try:
+            rc = lib.zk_index_create(
+                self._index, key, len(key), data, len(data), readable, zxid, time, owner, parent_cversion,
+                parent_pzxid,
+            )  # fmt: skip
+        except (OverflowError, TypeError):
+            create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+            raise
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+
+    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None:
+        key = path_key(path)
+        if path == "/":
+            remove_check(path)
+        try:
+            rc = lib.zk_index_delete(self._index, key, len(key), parent_cversion, parent_pzxid)
+        except (OverflowError, TypeError):
+            delete_check(parent_cversion, parent_pzxid)
+            raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
 

@@ -20,6 +20,9 @@ _STAT_INT_FIELDS = (4, 5, 6)  # version, cversion, aversion are jute ints
 _STAT_PUT = struct.Struct(">qqqqiiiqiiq")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 # The Stat fields the index keeps true itself, whatever the caller put.
+_STAT_MZXID_OFFSET = 8
+_STAT_MTIME_OFFSET = 24
+_STAT_CVERSION_OFFSET = 36
 _STAT_DATA_LENGTH_OFFSET = 52
 _STAT_NUM_CHILDREN_OFFSET = 56
 _STAT_PZXID_OFFSET = 60
@@ -38,6 +41,10 @@ _ERR_NO_NODE = int(Code.NO_NODE)
 _OK = bytes(4)  # a reply's err field when it succeeded
 
 _INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_SET_DATA = struct.Struct(">qi")  # mtime, version
+_PARENT = struct.Struct(">i")  # cversion (pzxid is a _LONG at its own offset)
+_CREATE_STAT = struct.Struct(">qqqqiiiqiiq")
 _COUNTS = struct.Struct(">ii")  # dataLength, numChildren
 _REQUEST = struct.Struct(">iii")  # RequestHeader (xid, type), then the path's length
 _REQUEST_BYTES_MIN = _REQUEST.size + 1  # ... and the watch flag
@@ -74,6 +81,13 @@ class _Node:
         self.stat = (
             stat[:_STAT_NUM_CHILDREN_OFFSET] + _INT.pack(len(self.children)) + stat[_STAT_PZXID_OFFSET:]
         )
+
+    def patch_parent(self, cversion: int, pzxid: int) -> None:
+        stat = self.stat
+        self.stat = (
+            stat[:_STAT_CVERSION_OFFSET] + _PARENT.pack(cversion)
+            + stat[_STAT_CVERSION_OFFSET + 4 : _STAT_PZXID_OFFSET] + _LONG.pack(pzxid)
+        )  # fmt: skip
 
 
 class PathIndex:
@@ -123,6 +137,10 @@ class PathIndex:
         return node
 
     def remove(self, path: str) -> None:
+        self._remove(path)
+
+    def _remove(self, path: str) -> _Node:
+        """remove(path); the parent the node left."""
         key = path_key(path)
         remove_check(path)
         node = self._nodes.get(key)
@@ -138,6 +156,46 @@ class PathIndex:
             last.pos = node.pos
         parent.patch_children()
         del self._nodes[key]
+        return parent
+
+    # --- apply: a txn's whole change in one call, the Stat fields it changes set here ---------
+
+    def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes:
+        """setData's data, mzxid, mtime and version, the rest of the Stat kept: the new Stat."""
+        data = set_data_check(path, data, mzxid, mtime, version)
+        node = self._nodes.get(path_key(path))
+        if node is None:
+            raise absent_error(path)
+        stat = node.stat
+        node.data = data
+        node.stat = (
+            stat[:_STAT_MZXID_OFFSET] + _LONG.pack(mzxid) + stat[_STAT_MZXID_OFFSET + 8 : _STAT_MTIME_OFFSET]
+            + _SET_DATA.pack(mtime, version) + stat[_STAT_CVERSION_OFFSET:_STAT_DATA_LENGTH_OFFSET]
+            + _INT.pack(len(data)) + stat[_STAT_NUM_CHILDREN_OFFSET:]
+        )  # fmt: skip
+        return node.stat
+
+    def create(
+        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
+        parent_cversion: int, parent_pzxid: int,
+    ) -> None:  # fmt: skip
+        """A node with a create's Stat (czxid = mzxid = pzxid = zxid, ctime = mtime = time,
+        versions 0, ephemeralOwner `owner`) under its parent, whose cversion and pzxid become
+        the ones given."""
+        key, data = create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+        if key in self._nodes:
+            raise present_error(path)
+        node = self._insert(path, key)
+        node.assign(data, _CREATE_STAT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable)
+        assert node.parent is not None, "create_check refuses the root"
+        node.parent.patch_parent(parent_cversion, parent_pzxid)
+
+    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None:
+        """remove(path), then its parent's cversion and pzxid become the ones given."""
+        path_key(path)
+        remove_check(path)
+        delete_check(parent_cversion, parent_pzxid)
+        self._remove(path).patch_parent(parent_cversion, parent_pzxid)
 
     def get(self, path: str) -> tuple[bytes, bytes] | None:
         node = self._nodes.get(path_key(path))
@@ -309,6 +367,44 @@ def put_batch_stat(stats: Sequence[Sequence[int]], i: int) -> bytes:
         raise ValueError(f"the Stat fields of node {i} must be jute longs and ints: {row!r}"[:300]) from None
 
 
+def _fields_check(longs: Sequence[int], ints: Sequence[int]) -> None:
+    """TypeError/ValueError unless longs are jute longs and ints jute ints."""
+    for value in (*longs, *ints):
+        if not isinstance(value, int):
+            raise TypeError(f"Stat fields must be int, got {type(value).__name__}")
+    if not all(_INT64_MIN <= value <= _INT64_MAX for value in longs):
+        raise ValueError(f"Stat fields {longs!r} must fit in a signed 64-bit long")
+    if not all(_INT32_MIN <= value <= _INT32_MAX for value in ints):
+        raise ValueError(f"Stat fields {ints!r} must fit in a signed 32-bit int")
+
+
+def set_data_check(path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes:
+    """set_data's data as bytes, or TypeError/ValueError naming the rule it breaks."""
+    path_key(path)
+    if not isinstance(data, _BYTES_LIKE):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    if len(data) > limits.data_bytes_max:
+        raise ValueError(f"data is {len(data)} bytes, over data_bytes_max={limits.data_bytes_max}")
+    _fields_check((mzxid, mtime), (version,))
+    return bytes(data)
+
+
+def create_check(
+    path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int, parent_cversion: int,
+    parent_pzxid: int,
+) -> tuple[bytes, bytes]:  # fmt: skip
+    """create's path key and data as bytes, or TypeError/ValueError naming the rule."""
+    key, data, _ = put_check(path, data, bytes(STAT_BYTES), readable)
+    _fields_check((zxid, time, owner, parent_pzxid), (parent_cversion,))
+    if key == b"/":
+        raise ValueError("the root '/' is never created, only put")
+    return key, data
+
+
+def delete_check(parent_cversion: int, parent_pzxid: int) -> None:
+    _fields_check((parent_pzxid,), (parent_cversion,))
+
+
 def remove_check(path: str) -> None:
     if path == "/":
         raise ValueError("the root '/' cannot be removed")
@@ -327,6 +423,10 @@ def read_check(requests: bytes | bytearray, zxid: int) -> bytes | bytearray:
 
 def parent_missing_error(path: str) -> KeyError:
     return KeyError(f"parent of {path!r} is not in the index")
+
+
+def present_error(path: str) -> KeyError:
+    return KeyError(f"{path!r} is already in the index")
 
 
 def absent_error(path: str) -> KeyError:

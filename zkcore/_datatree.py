@@ -83,6 +83,15 @@ class ReadIndex(Protocol):
 
     def remove(self, path: str) -> None: ...
 
+    def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes: ...
+
+    def create(
+        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
+        parent_cversion: int, parent_pzxid: int,
+    ) -> None: ...  # fmt: skip
+
+    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None: ...
+
     def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]: ...
 
     def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]: ...
@@ -97,6 +106,11 @@ def ephemeral_kind(owner: int) -> str:
     if owner & TTL_EPHEMERAL_MASK == TTL_EPHEMERAL_MASK:
         return "ttl"
     return "session"
+
+
+def reported_owner(owner: int) -> int:
+    """A node's ephemeralOwner as its Stat reports it: only a session's, as ZooKeeper does."""
+    return owner if not owner or ephemeral_kind(owner) == "session" else 0
 
 
 class _NoChildren(dict[str, None]):
@@ -150,14 +164,15 @@ class Node:
         """Stat as clients see it. `cversion` is kept as the count of creates (it names the
         next sequential child) and reported as creates + deletes; ephemeralOwner is reported
         only for session ephemerals, as ZooKeeper does."""
-        owner = self.ephemeral_owner
-        if owner and ephemeral_kind(owner) != "session":
-            owner = 0
         children = len(self.children)
         return (
             self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-            self.cversion * 2 - children, self.aversion, owner, len(self.data), children, self.pzxid,
+            self.cversion * 2 - children, self.aversion, reported_owner(self.ephemeral_owner),
+            len(self.data), children, self.pzxid,
         )  # fmt: skip
+
+    def reported_cversion(self) -> int:
+        return self.cversion * 2 - len(self.children)
 
     def stat(self) -> Stat:
         return Stat(*self.stat_fields())
@@ -240,6 +255,14 @@ class DataTree:
         stat = node.stat_bytes()
         self._index.put(path, node.data, stat, self._world_readable(node.acl))
         return stat
+
+    def _mirror_create(self, path: str, node: Node, parent: Node) -> None:
+        """Copy a node just created, and its parent's new cversion and pzxid, into the index."""
+        if self._index is not None:
+            self._index.create(
+                path, node.data, self._world_readable(node.acl), node.czxid, node.ctime,
+                reported_owner(node.ephemeral_owner), parent.reported_cversion(), parent.pzxid,
+            )  # fmt: skip
 
     def _insert(self, path: str, node: Node, mirror: bool = True) -> None:
         self.nodes[path] = node
@@ -380,8 +403,8 @@ class DataTree:
         if txn.parent_cversion > parent.cversion:
             parent.cversion = txn.parent_cversion
             parent.pzxid = zxid
-        self._insert(path, node)
-        self._mirror(parent_path, parent)
+        self._insert(path, node, mirror=False)
+        self._mirror_create(path, node, parent)
         result.path = path
         result.node = node
         result.events += [(NODE_CREATED, path), (NODE_CHILDREN_CHANGED, parent_path)]
@@ -412,8 +435,7 @@ class DataTree:
         elif kind == "ttl":
             self.ttls.pop(path, None)
         if self._index is not None:
-            self._index.remove(path)
-        self._mirror(parent_path, parent)
+            self._index.delete(path, parent.reported_cversion(), parent.pzxid)
         result.events += [(NODE_DELETED, path), (NODE_CHILDREN_CHANGED, parent_path)]
 
     def _apply_delete(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
@@ -432,7 +454,10 @@ class DataTree:
         node.mtime = header.time
         node.mzxid = header.zxid
         node.version = txn.version
-        result.stat_packed = self._mirror(txn.path, node)
+        if self._index is not None:
+            result.stat_packed = self._index.set_data(
+                txn.path, txn.data, header.zxid, header.time, txn.version
+            )
         result.path = txn.path
         result.node = node
         result.events.append((NODE_DATA_CHANGED, txn.path))
@@ -521,8 +546,8 @@ class DataTree:
                             parent.cversion = number
                             parent.pzxid = zxid
                         if owner or index is not None:
-                            self._insert(path, node)
-                            self._mirror(parent_path, parent)
+                            self._insert(path, node, mirror=False)
+                            self._mirror_create(path, node, parent)
                         else:
                             nodes[path] = node
                 elif kind == REPLAY_SET_DATA:
@@ -530,7 +555,7 @@ class DataTree:
                     if node is not None:
                         node.data, node.mtime, node.mzxid, node.version = data, now, zxid, number
                         if index is not None:
-                            self._mirror(path, node)
+                            index.set_data(path, data, zxid, now, number)
                 elif kind == REPLAY_DELETE:
                     node = nodes.get(path)
                     if node is not None and not node.children:
@@ -628,10 +653,7 @@ def _stat_columns(nodes: list[Node]) -> list[list[int]]:
     """The Stat fields of nodes as columns, as Node.stat_fields gives them, less dataLength and
     numChildren (which the index keeps itself)."""
     cversions = [node.cversion * 2 - len(node.children) for node in nodes]
-    owners = [
-        owner if owner and ephemeral_kind(owner) == "session" else 0
-        for owner in map(attrgetter("ephemeral_owner"), nodes)
-    ]
+    owners = list(map(reported_owner, map(attrgetter("ephemeral_owner"), nodes)))
     columns = [list(map(attrgetter(name), nodes)) for name in ("czxid", "mzxid", "ctime", "mtime")]
     columns += [list(map(attrgetter("version"), nodes)), cversions, list(map(attrgetter("aversion"), nodes))]
     return [*columns, owners, list(map(attrgetter("pzxid"), nodes))]

@@ -6,8 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define STAT_MZXID_OFFSET 8
+#define STAT_CTIME_OFFSET 16
+#define STAT_MTIME_OFFSET 24
+#define STAT_VERSION_OFFSET 32
+#define STAT_CVERSION_OFFSET 36
+#define STAT_OWNER_OFFSET 44
 #define STAT_DATA_LENGTH_OFFSET 52
 #define STAT_NUM_CHILDREN_OFFSET 56
+#define STAT_PZXID_OFFSET 60
 #define SLOT_CAPACITY_MIN 16
 #define BUFFER_CAPACITY_MIN 4096
 #define LENGTH_BYTES 4
@@ -297,8 +304,10 @@ void zk_index_free(zk_index *idx) {
 
 size_t zk_index_len(const zk_index *idx) { return idx->count; }
 
-/* Add a node that is not in the table yet; every allocation happens before anything links. */
-static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t len, const node_value *value) {
+/* Add a node that is not in the table yet; every allocation happens before anything links.
+ * *parent_out (when given) is its parent, NULL for the root. */
+static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t len, const node_value *value,
+                        zk_node **parent_out) {
     zk_node *parent = NULL;
     if (len > 1) {
         size_t slash = path_last_slash(path, len);
@@ -316,13 +325,14 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
     table_place(idx->slots, idx->slot_cap, hash, node);
     idx->count++;
     if (parent) node_child_append(parent, node);
+    if (parent_out) *parent_out = parent;
     return ZK_INDEX_OK;
 }
 
 static int index_put(zk_index *idx, uint64_t hash, const char *path, size_t path_len, const node_value *value) {
     size_t i = table_find(idx, hash, path, path_len);
     if (i != SIZE_MAX) return node_assign(idx->slots[i].node, value);
-    return index_insert(idx, hash, path, path_len, value);
+    return index_insert(idx, hash, path, path_len, value, NULL);
 }
 
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
@@ -390,16 +400,86 @@ int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_le
     return ZK_INDEX_OK;
 }
 
-int zk_index_remove(zk_index *idx, const char *path, size_t path_len) {
+/* Remove a leaf other than the root; *parent_out is the parent it left. */
+static int index_remove(zk_index *idx, const char *path, size_t path_len, zk_node **parent_out) {
     if (path_len == 1 && path[0] == '/') return ZK_INDEX_BAD_PATH;
     size_t i = table_find(idx, path_hash(path, path_len), path, path_len);
     if (i == SIZE_MAX) return ZK_INDEX_NOT_FOUND;
     zk_node *node = idx->slots[i].node;
     if (node->child_count > 0) return ZK_INDEX_HAS_CHILDREN;
+    *parent_out = node->parent;
     if (node->parent) node_child_detach(node->parent, node);
     table_delete_at(idx, i);
     idx->count--;
     node_free(node);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_remove(zk_index *idx, const char *path, size_t path_len) {
+    zk_node *parent;
+    return index_remove(idx, path, path_len, &parent);
+}
+
+/* --- apply: a txn's whole change to the index in one call, its Stat fields set here -------- */
+
+static void node_patch_parent(zk_node *parent, int32_t cversion, int64_t pzxid) {
+    store_be32((char *)parent->stat + STAT_CVERSION_OFFSET, (uint32_t)cversion);
+    store_be64((char *)parent->stat + STAT_PZXID_OFFSET, (uint64_t)pzxid);
+}
+
+static void view_node(const zk_node *node, zk_index_view *view) {
+    view->bytes = node->data;
+    view->bytes_len = node->data_len;
+    view->stat = (const char *)node->stat;
+    view->count = node->child_count;
+}
+
+int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                      int64_t mzxid, int64_t mtime, int32_t version, zk_index_view *view) {
+    if (data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
+    zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    char stat[ZK_INDEX_STAT_BYTES];
+    memcpy(stat, node->stat, sizeof stat);
+    store_be64(stat + STAT_MZXID_OFFSET, (uint64_t)mzxid);
+    store_be64(stat + STAT_MTIME_OFFSET, (uint64_t)mtime);
+    store_be32(stat + STAT_VERSION_OFFSET, (uint32_t)version);
+    node_value value = {data, data_len, stat, node->readable};
+    int rc = node_assign(node, &value);
+    if (rc != ZK_INDEX_OK) return rc;
+    view_node(node, view);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_create(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                    int readable, int64_t zxid, int64_t time, int64_t owner, int32_t parent_cversion,
+                    int64_t parent_pzxid) {
+    if (data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
+    if (!path_valid(path, path_len) || path_len == 1) return ZK_INDEX_BAD_PATH;
+    uint64_t hash = path_hash(path, path_len);
+    if (table_find(idx, hash, path, path_len) != SIZE_MAX) return ZK_INDEX_EXISTS;
+    char stat[ZK_INDEX_STAT_BYTES];
+    memset(stat, 0, sizeof stat);
+    store_be64(stat, (uint64_t)zxid);
+    store_be64(stat + STAT_MZXID_OFFSET, (uint64_t)zxid);
+    store_be64(stat + STAT_CTIME_OFFSET, (uint64_t)time);
+    store_be64(stat + STAT_MTIME_OFFSET, (uint64_t)time);
+    store_be64(stat + STAT_OWNER_OFFSET, (uint64_t)owner);
+    store_be64(stat + STAT_PZXID_OFFSET, (uint64_t)zxid);
+    node_value value = {data, data_len, stat, readable != 0};
+    zk_node *parent;
+    int rc = index_insert(idx, hash, path, path_len, &value, &parent);
+    if (rc != ZK_INDEX_OK) return rc;
+    node_patch_parent(parent, parent_cversion, parent_pzxid);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int32_t parent_cversion,
+                    int64_t parent_pzxid) {
+    zk_node *parent;
+    int rc = index_remove(idx, path, path_len, &parent);
+    if (rc != ZK_INDEX_OK) return rc;
+    node_patch_parent(parent, parent_cversion, parent_pzxid);
     return ZK_INDEX_OK;
 }
 
@@ -410,10 +490,7 @@ int zk_index_contains(const zk_index *idx, const char *path, size_t path_len) {
 int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view) {
     const zk_node *node = table_lookup(idx, path, path_len);
     if (!node) return ZK_INDEX_NOT_FOUND;
-    view->bytes = node->data;
-    view->bytes_len = node->data_len;
-    view->stat = (const char *)node->stat;
-    view->count = node->child_count;
+    view_node(node, view);
     return ZK_INDEX_OK;
 }
 

@@ -23,6 +23,7 @@ enum zk_index_code {
     ZK_INDEX_BAD_SIZE = -6,
     ZK_READ_FRAME_LENGTH = -7,
     ZK_READ_FRAMES_MAX = -8,
+    ZK_INDEX_EXISTS = -9,
 };
 
 typedef struct zk_index zk_index;
@@ -67,6 +68,22 @@ int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_le
                        const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable, size_t n,
                        size_t path_bytes_max, size_t data_bytes_max, size_t *done);
 int zk_index_remove(zk_index *idx, const char *path, size_t path_len);
+
+/* A txn's change in one call, each Stat field it changes set here (dataLength and numChildren kept
+ * true as always): what the tree's apply does to the index.
+ *
+ * set_data: setData's data, mzxid, mtime and version, the rest of the Stat kept; view then shows
+ * the node. create: a node with a create's Stat (czxid = mzxid = pzxid = zxid, ctime = mtime =
+ * time, versions 0, ephemeralOwner `owner`), EXISTS if the path has one; its parent's cversion and
+ * pzxid become the ones given. delete: remove(path), then its parent's cversion and pzxid become
+ * the ones given. */
+int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                      int64_t mzxid, int64_t mtime, int32_t version, zk_index_view *view);
+int zk_index_create(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
+                    int readable, int64_t zxid, int64_t time, int64_t owner, int32_t parent_cversion,
+                    int64_t parent_pzxid);
+int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int32_t parent_cversion,
+                    int64_t parent_pzxid);
 int zk_index_contains(const zk_index *idx, const char *path, size_t path_len);
 int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
 int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);

@@ -194,6 +194,90 @@ def test_remove(impl: Callable[[], Any], path: str, error: type | None) -> None:
         index.remove(path)
 
 
+# --- set_data, create, delete: a txn's change in one call ------------------------------------
+
+
+def stat_of(index: Any, path: str) -> Stat:
+    return Stat.decode(index.get(path)[1])
+
+
+def test_set_data_changes_data_mzxid_mtime_version_only(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    before = stat_of(index, "/a")
+    stat = index.set_data("/a", b"new data", 77, 5000, 9)
+    after = dataclasses.replace(before, mzxid=77, mtime=5000, version=9, data_length=8)
+    assert Stat.decode(stat) == after
+    assert index.get("/a") == (b"new data", after.encode())
+    assert index.children("/a") == ["b", "c"]
+    assert index.set_data("/a", bytes(300), 78, 5001, 10)[52:56] == struct.pack(">i", 300)  # off-inline
+    assert index.set_data("/a", b"", 79, 5002, 11)[52:56] == bytes(4)
+    assert index.get("/a")[0] == b""
+    assert index.get("/a/b") == (b"secret", patched(STAT_B, 6, 0))  # readable kept: only the slow path
+
+
+def test_create_builds_a_creates_stat_and_patches_the_parent(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    parent = stat_of(index, "/a")
+    index.create("/a/d", b"xyz", True, 0x500, 1234, 0x77, 41, 0x500)
+    assert Stat.decode(index.get("/a/d")[1]) == Stat(0x500, 0x500, 1234, 1234, 0, 0, 0, 0x77, 3, 0, 0x500)
+    assert stat_of(index, "/a") == dataclasses.replace(parent, cversion=41, pzxid=0x500, num_children=3)
+    assert index.children("/a") == ["b", "c", "d"]
+    assert index.get("/a")[0] == b"hello"
+    index.create("/a/u", b"", False, 0x501, 1235, 0, 42, 0x501)
+    _, status = index.read_batch(frame(request(1, GET_DATA, b"/a/u")), ZXID)
+    assert status == bytes([2])  # unreadable: the slow path
+
+
+def test_delete_removes_and_patches_the_parent(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    parent = stat_of(index, "/a")
+    index.delete("/a/b", 17, 0x900)
+    assert "/a/b" not in index
+    assert stat_of(index, "/a") == dataclasses.replace(parent, cversion=17, pzxid=0x900, num_children=1)
+    assert index.children("/a") == ["c"]
+
+
+APPLY_REJECTS = [
+    ("set_data absent", "set_data", ("/zz", b"", 1, 1, 1), KeyError),
+    ("set_data data over max", "set_data", ("/a", bytes(limits.data_bytes_max + 1), 1, 1, 1), ValueError),
+    ("set_data data not bytes", "set_data", ("/a", "text", 1, 1, 1), TypeError),
+    ("set_data path not str", "set_data", (b"/a", b"", 1, 1, 1), TypeError),
+    ("set_data version over int32", "set_data", ("/a", b"", 1, 1, 1 << 31), ValueError),
+    ("set_data mzxid over int64", "set_data", ("/a", b"", 1 << 63, 1, 1), ValueError),
+    ("set_data mtime not int", "set_data", ("/a", b"", 1, 1.5, 1), TypeError),
+    ("create present", "create", ("/a/c", b"", True, 1, 1, 0, 1, 1), KeyError),
+    ("create parent missing", "create", ("/x/y", b"", True, 1, 1, 0, 1, 1), KeyError),
+    ("create root", "create", ("/", b"", True, 1, 1, 0, 1, 1), ValueError),
+    ("create trailing slash", "create", ("/a/", b"", True, 1, 1, 0, 1, 1), ValueError),
+    ("create relative", "create", ("a", b"", True, 1, 1, 0, 1, 1), ValueError),
+    ("create path over max", "create", ("/" + "p" * limits.path_bytes_max, b"", True, 1, 1, 0, 1, 1), ValueError),
+    ("create readable not bool", "create", ("/a/d", b"", 1, 1, 1, 0, 1, 1), TypeError),
+    ("create cversion over int32", "create", ("/a/d", b"", True, 1, 1, 0, 1 << 31, 1), ValueError),
+    ("create owner under int64", "create", ("/a/d", b"", True, 1, 1, -(1 << 63) - 1, 1, 1), ValueError),
+    ("delete absent", "delete", ("/zz", 1, 1), KeyError),
+    ("delete with children", "delete", ("/a", 1, 1), ValueError),
+    ("delete root", "delete", ("/", 1, 1), ValueError),
+    ("delete path not str", "delete", (b"/a/c", 1, 1), TypeError),
+    ("delete cversion over int32", "delete", ("/a/c", 1 << 31, 1), ValueError),
+    ("delete pzxid not int", "delete", ("/a/c", 1, None), TypeError),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "error"), [c[1:] for c in APPLY_REJECTS], ids=[c[0] for c in APPLY_REJECTS]
+)
+def test_apply_rejects_and_changes_nothing(
+    impl: Callable[[], Any], method: str, args: tuple[Any, ...], error: type
+) -> None:
+    index = small_tree(impl)
+    paths = ["/", "/a", "/a/b", "/a/c", "/é"]
+    before = [(index.get(p), index.children(p)) for p in paths]
+    with pytest.raises(error):
+        getattr(index, method)(*args)
+    assert [(index.get(p), index.children(p)) for p in paths] == before
+    assert len(index) == 5
+
+
 SWAP_REMOVE_CASES = [
     ("first", ["c0"], ["c4", "c1", "c2", "c3"]),
     ("middle", ["c2"], ["c0", "c1", "c4", "c3"]),
@@ -539,8 +623,46 @@ def batches(draw: st.DrawFn) -> tuple[str, bytes, int]:
     return "read", requests, draw(st.integers(-(1 << 63), (1 << 63) - 1))
 
 
+def mostly(values: st.SearchStrategy[int], bad: int) -> st.SearchStrategy[int]:
+    """values, and one time in twenty `bad` (one_of would draw it about half the time)."""
+    return st.tuples(st.integers(0, 19), values).map(lambda drawn: bad if drawn[0] == 0 else drawn[1])
+
+
+LONGS = mostly(st.integers(-(1 << 63), (1 << 63) - 1), 1 << 63)
+INTS = mostly(INT32, -(1 << 31) - 1)
+SET_DATA = st.tuples(
+    st.just("set_data"), st.one_of(PATHS, ODD_PATHS), st.binary(max_size=40), LONGS, LONGS, INTS
+)
+CREATE = st.tuples(
+    st.just("create"), st.one_of(PATHS, PATHS, ODD_PATHS), st.binary(max_size=40), st.booleans(), LONGS, LONGS,
+    LONGS, INTS, LONGS,
+)  # fmt: skip
+DELETE = st.tuples(st.just("delete"), st.one_of(PATHS, ODD_PATHS), INTS, LONGS)
+# Resolved when run to a new child of the n-th present node, so that creates mostly succeed.
+CREATE_CHILD = st.tuples(
+    st.just("create child"), st.integers(0, 100), st.binary(max_size=40), st.booleans(), LONGS, LONGS, LONGS,
+    INTS, LONGS,
+)  # fmt: skip
+# Resolved when run to the n-th present leaf, like REMOVE_LEAF.
+DELETE_LEAF = st.tuples(st.just("delete leaf"), st.integers(0, 100), INTS, LONGS)
 STEPS = st.tuples(
-    trees(), st.lists(st.one_of(PUT, BAD_PUT, REMOVE, REMOVE_LEAF, batches(), batches()), max_size=40)
+    trees(),
+    st.lists(
+        st.one_of(
+            PUT,
+            BAD_PUT,
+            REMOVE,
+            REMOVE_LEAF,
+            SET_DATA,
+            CREATE,
+            CREATE_CHILD,
+            DELETE,
+            DELETE_LEAF,
+            batches(),
+            batches(),
+        ),
+        max_size=40,
+    ),
 )
 
 
@@ -573,11 +695,14 @@ def test_differential_random_trees_and_batches(tree_and_steps: tuple[list[Any], 
             assert outcome(twin.read_batch, *args) == outcome(compiled.read_batch, *args)
             assert outcome(twin.read_run, *args) == outcome(compiled.read_run, *args)
             continue
-        if kind == "remove leaf":
+        if kind in ("remove leaf", "delete leaf"):
             leaves = [p for p in dict.fromkeys(seen) if twin.children(p) == [] and p != "/"]
             if not leaves:
                 continue
-            kind, args = "remove", [leaves[args[0] % len(leaves)]]
+            kind, args = kind.split()[0], [leaves[args[0] % len(leaves)], *args[1:]]
+        elif kind == "create child":
+            present = [p for p in dict.fromkeys(seen) if p in twin]
+            kind, args = "create", [f"{present[args[0] % len(present)].rstrip('/')}/k{len(seen)}", *args[1:]]
         seen.append(args[0])
         assert outcome(getattr(twin, kind), *args) == outcome(getattr(compiled, kind), *args)
     assert_same_state(twin, compiled, seen)
