@@ -56,13 +56,15 @@ from zkcore._records import (
 @dataclass(frozen=True, slots=True)
 class Request:
     """A write as the leader receives it. `body` is the decoded request record; for multi a list
-    of (opcode, record); for createSession a CreateSessionTxn; for closeSession None."""
+    of (opcode, record); for createSession a CreateSessionTxn; for closeSession None. `raw`, when
+    given, is the bytes `body` was decoded from, all of them (the request after its header)."""
 
     session_id: int
     cxid: int
     opcode: int
     body: Any
     auth_ids: tuple[Id, ...] = ()
+    raw: bytes = b""
 
 
 @dataclass(slots=True)

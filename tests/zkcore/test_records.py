@@ -258,3 +258,29 @@ def test_encode_reply_is_the_reply_header_then_the_body_of_a_success(
 ) -> None:
     tail = b"" if err != 0 or body is None else body if isinstance(body, bytes) else body.encode()
     assert encode_reply(xid, zxid, err, body) == rec.ReplyHeader(xid, zxid, err).encode() + tail
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.builds(rec.TxnHeader, _PRIMS["long"], _PRIMS["int"], _PRIMS["long"], _PRIMS["long"], _PRIMS["int"]),
+    st.text(max_size=12),
+    st.binary(max_size=40),
+    _PRIMS["int"],
+    _PRIMS["int"],
+    st.sampled_from(["as written", "null path", "null data"]),
+)
+def test_a_set_data_txn_from_its_requests_bytes_is_the_txn_encoded(
+    header: rec.TxnHeader, path: str, data: bytes, expected: int, version: int, null: str
+) -> None:
+    request = rec.SetDataRequest(path, data, expected).encode()
+    if null == "null path" and not path:
+        request = b"\xff\xff\xff\xff" + request[4:]
+    if null == "null data" and not data:
+        cut = 4 + len(path.encode())
+        request = request[:cut] + b"\xff\xff\xff\xff" + request[cut + 4 :]
+    decoded = rec.SetDataRequest.decode(request)
+    encoded = rec.encode_set_data_txn(header, request, version)
+    if request != decoded.encode():  # a null buffer: decoded empty, so the txn would differ
+        assert encoded is None
+    else:
+        assert encoded == rec.Txn(header, rec.SetDataTxn(decoded.path, decoded.data, version)).encode()

@@ -20,7 +20,7 @@ from zkcore._datatree import DataTree, ReadIndex
 from zkcore._errors import Code, LocalError, RemoteError
 from zkcore._jute import Reader, Writer
 from zkcore._prep import Prep, Request
-from zkcore._records import CreateSessionTxn, Id, OpCode, PathRequest, Txn
+from zkcore._records import CreateSessionTxn, Id, OpCode, PathRequest, SetDataTxn, Txn, encode_set_data_txn
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore._restore import REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA, TxnColumns, decode_txns
 from zkcore._sessions import SessionTracker
@@ -361,7 +361,7 @@ class Server:
             and len(self._local) < limits.client_queue_max
         ):
             key = _LOCAL_KEY.pack(next(self._local_keys))
-            self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids)
+            self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
             if self.replica.propose(key):
                 return Code.OK
             del self._local[key]
@@ -400,6 +400,10 @@ class Server:
             # only the collector would free, long after the request is answered.
             error.__traceback__ = None
         self._prepped[zxid] = txn
+        if request.raw and isinstance(txn.body, SetDataTxn):  # the most common write, cheaply
+            encoded = encode_set_data_txn(txn.header, request.raw, txn.body.version)
+            if encoded is not None:
+                return encoded
         return txn.encode()
 
     def _forwarded(self, payload: bytes) -> Request | None:
@@ -418,7 +422,7 @@ class Server:
         except RemoteError as e:
             self.note(f"dropping a malformed write from session {fwd.session_id:#x}: {e}")
             return None
-        return Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids))
+        return Request(fwd.session_id, fwd.xid, fwd.opcode, body, tuple(fwd.auth_ids), fwd.body)
 
     # --- sessions and containers --------------------------------------------------------------
 
