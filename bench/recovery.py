@@ -144,7 +144,7 @@ def old_index(tree: DataTree) -> Any:
         flag = readable.get(id(node.acl))
         if flag is None:
             flag = readable[id(node.acl)] = world_readable(node.acl)
-        index.put(path, node.data, node.stat_bytes(), flag)
+        index.put(path, tree.node_data(path, node), node.stat_bytes(), flag)
     return index
 
 

@@ -13,6 +13,7 @@ import native
 from tests.zkcore.test_prep_pipelining import SESSIONS, writes
 from zkcore import DataTree, Prep, Request, snapshot_chunks, tree_from_snapshot
 from zkcore import _records as rec
+from zkcore._datatree import InIndex
 from zkcore._jute import Reader
 
 IMPLS = [native.python_twin()] + ([native.compiled()] if native.compiled() is not None else [])
@@ -32,7 +33,7 @@ def build(impl: Any, ops: list[tuple[int, tuple[int, Any]]]) -> DataTree:
 def assert_index_matches(tree: DataTree, index: Any) -> None:
     assert len(index) == len(tree.nodes)
     for path, node in tree.nodes.items():
-        assert index.get(path) == (node.data, node.stat_bytes()), path
+        assert index.get(path) == (tree.node_data(path, node), node.stat_bytes()), path
         assert sorted(index.children(path)) == sorted(node.children), path
 
 
@@ -82,3 +83,31 @@ def test_read_batch_answers_like_the_slow_path(impl: Any) -> None:
     )
     assert answers[3] == (rec.ReplyHeader(4, 77, -101), b"")
     assert answers[4] == (rec.ReplyHeader(6, 77, 0), rec.StatResponse(tree.node("/locked").stat()).encode())
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda i: i.name)
+def test_a_znodes_data_is_kept_once_by_the_index(impl: Any) -> None:
+    """With an index, a node holds only its data's length, however the tree came to be: by
+    apply, by attaching an index after a replay, or by loading a snapshot with one."""
+    ops = [
+        (SESSIONS[0], (rec.OpCode.CREATE, rec.CreateRequest("/a", b"hello", rec.OPEN_ACL_UNSAFE, 0))),
+        (SESSIONS[0], (rec.OpCode.CREATE, rec.CreateRequest("/a/b", bytes(5000), rec.OPEN_ACL_UNSAFE, 1))),
+        (SESSIONS[0], (rec.OpCode.SET_DATA, rec.SetDataRequest("/a", b"again!", -1))),
+        (SESSIONS[1], (rec.OpCode.CREATE, rec.CreateRequest("/e", b"mine", rec.OPEN_ACL_UNSAFE, 1))),
+    ]  # fmt: skip
+    built = build(impl, ops)
+    snapshot = b"".join(snapshot_chunks(built))
+    loaded = tree_from_snapshot(snapshot, index=impl.PathIndex())
+    attached = tree_from_snapshot(snapshot)
+    assert all(isinstance(node.data, bytes) for node in attached.nodes.values())
+    attached.attach_index(impl.PathIndex())
+    for tree in (built, loaded, attached):
+        for path, node in tree.nodes.items():
+            assert isinstance(node.data, InIndex), path
+            assert len(node.data) == len(tree.node_data(path, node))
+        assert tree.get_data("/a")[0] == b"again!"
+        assert tree.get_data("/a/b")[0] == bytes(5000)
+        assert tree.get_data("/e")[0] == b"mine"
+        assert tree.node("/a").stat().data_length == 6
+        assert b"".join(snapshot_chunks(tree)) == snapshot
+        assert tree.digest() == built.digest()

@@ -83,6 +83,8 @@ class ReadIndex(Protocol):
 
     def remove(self, path: str) -> None: ...
 
+    def get(self, path: str) -> tuple[bytes, bytes] | None: ...
+
     def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes: ...
 
     def create(
@@ -136,11 +138,44 @@ def _no_children() -> dict[str, None]:
     return NO_CHILDREN
 
 
+class InIndex:
+    """What Node.data holds once the tree's read index keeps the bytes: their length alone, so a
+    znode's data is kept once. len() works on it; DataTree.node_data gives the bytes."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __repr__(self) -> str:
+        return f"InIndex({self.length})"
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return in_index, (self.length,)  # pickle and copy keep the interned instances
+
+
+_INTERNED_LENGTHS = 4096  # lengths below it share one InIndex each: most data is small
+_IN_INDEX: dict[int, InIndex] = {}
+
+
+def in_index(length: int) -> InIndex:
+    if length >= _INTERNED_LENGTHS:
+        return InIndex(length)
+    marker = _IN_INDEX.get(length)
+    if marker is None:
+        marker = _IN_INDEX[length] = InIndex(length)
+    return marker
+
+
 @dataclass(slots=True, eq=False)
 class Node:
-    """A znode as the tree keeps it; `stat()` adds dataLength and numChildren."""
+    """A znode as the tree keeps it; `stat()` adds dataLength and numChildren. Its data is the
+    bytes, or InIndex once the tree's read index keeps them (DataTree.node_data reads either)."""
 
-    data: bytes
+    data: bytes | InIndex
     acl: tuple[ACL, ...]
     czxid: int
     mzxid: int
@@ -249,18 +284,36 @@ class DataTree:
         return readable
 
     def _mirror(self, path: str, node: Node) -> bytes | None:
-        """Copy the node into the read index, if there is one; the Stat packed for it."""
+        """Copy the node into the read index, if there is one, which keeps its data from then
+        on; the Stat packed for it."""
         if self._index is None:
             return None
         stat = node.stat_bytes()
-        self._index.put(path, node.data, stat, self._world_readable(node.acl))
+        data = self.node_data(path, node)
+        self._index.put(path, data, stat, self._world_readable(node.acl))
+        node.data = in_index(len(data))
         return stat
 
-    def _mirror_create(self, path: str, node: Node, parent: Node) -> None:
-        """Copy a node just created, and its parent's new cversion and pzxid, into the index."""
+    def _stored(self, data: bytes) -> bytes | InIndex:
+        """What a node's data field holds for these bytes: InIndex when the index keeps them."""
+        return data if self._index is None else in_index(len(data))
+
+    def node_data(self, path: str, node: Node) -> bytes:
+        """The data of the node at path, from the node or from the index that keeps it."""
+        data = node.data
+        if isinstance(data, bytes):
+            return data
+        assert self._index is not None, f"{path!r} has its data in an index this tree does not have"
+        got = self._index.get(path)
+        assert got is not None, f"{path!r} is in the tree but not in its index"
+        return got[0]
+
+    def _mirror_create(self, path: str, node: Node, parent: Node, data: bytes) -> None:
+        """Copy a node just created (with these bytes of data), and its parent's new cversion
+        and pzxid, into the index."""
         if self._index is not None:
             self._index.create(
-                path, node.data, self._world_readable(node.acl), node.czxid, node.ctime,
+                path, data, self._world_readable(node.acl), node.czxid, node.ctime,
                 reported_owner(node.ephemeral_owner), parent.reported_cversion(), parent.pzxid,
             )  # fmt: skip
 
@@ -298,7 +351,10 @@ class DataTree:
         if not readable.keys() >= set(map(id, acls)):
             readable.update((id(acl), self._world_readable(acl)) for acl in acls)
         flags = bytes(map(readable.__getitem__, map(id, acls)))
-        index.put_batch(list(self.nodes), list(map(attrgetter("data"), nodes)), _stat_columns(nodes), flags)
+        datas = list(map(attrgetter("data"), nodes))
+        index.put_batch(list(self.nodes), datas, _stat_columns(nodes), flags)
+        for node, data in zip(nodes, datas, strict=True):
+            node.data = in_index(len(data))
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -321,7 +377,7 @@ class DataTree:
     def get_data(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[bytes, Stat]:
         node = self.node(path)
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
-        return node.data, node.stat()
+        return self.node_data(path, node), node.stat()
 
     def get_children(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[list[str], Stat]:
         node = self.node(path)
@@ -396,15 +452,16 @@ class DataTree:
             return
         zxid, now = header.zxid, header.time
         node = Node(
-            txn.data, self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner, pzxid=zxid
-        )
+            self._stored(txn.data), self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner,
+            pzxid=zxid,
+        )  # fmt: skip
         parent.add_child(name)
         # A replayed create may be older than the parent's state; never move cversion back.
         if txn.parent_cversion > parent.cversion:
             parent.cversion = txn.parent_cversion
             parent.pzxid = zxid
         self._insert(path, node, mirror=False)
-        self._mirror_create(path, node, parent)
+        self._mirror_create(path, node, parent, txn.data)
         result.path = path
         result.node = node
         result.events += [(NODE_CREATED, path), (NODE_CHILDREN_CHANGED, parent_path)]
@@ -450,7 +507,7 @@ class DataTree:
         if node is None:
             result.err = Code.NO_NODE
             return
-        node.data = txn.data
+        node.data = self._stored(txn.data)
         node.mtime = header.time
         node.mzxid = header.zxid
         node.version = txn.version
@@ -540,22 +597,26 @@ class DataTree:
                     if parent is not None and path not in nodes:
                         if txn_acl is not given:
                             given, acl = txn_acl, self.intern_acl(txn_acl)
-                        node = Node(data, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
+                        stored = data if index is None else in_index(len(data))
+                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
                         parent.add_child(path[cut + 1 :])
                         if number > parent.cversion:
                             parent.cversion = number
                             parent.pzxid = zxid
                         if owner or index is not None:
                             self._insert(path, node, mirror=False)
-                            self._mirror_create(path, node, parent)
+                            self._mirror_create(path, node, parent, data)
                         else:
                             nodes[path] = node
                 elif kind == REPLAY_SET_DATA:
                     node = nodes.get(path)
                     if node is not None:
-                        node.data, node.mtime, node.mzxid, node.version = data, now, zxid, number
-                        if index is not None:
+                        node.mtime, node.mzxid, node.version = now, zxid, number
+                        if index is None:
+                            node.data = data
+                        else:
                             index.set_data(path, data, zxid, now, number)
+                            node.data = in_index(len(data))
                 elif kind == REPLAY_DELETE:
                     node = nodes.get(path)
                     if node is not None and not node.children:
@@ -623,6 +684,8 @@ class DataTree:
             columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers))
         )
         self._index = index
+        for node in self.nodes.values():  # the index keeps the data from now on
+            node.data = in_index(len(node.data))
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""
@@ -631,7 +694,8 @@ class DataTree:
             node = self.nodes[path]
             h.update(path.encode("utf-8", "surrogatepass") + b"\0")
             h.update(node.stat_bytes())
-            h.update(len(node.data).to_bytes(4, "big") + node.data)
+            data = self.node_data(path, node)
+            h.update(len(data).to_bytes(4, "big") + data)
             h.update(b"".join(entry.encode() for entry in node.acl))
         for session in sorted(self.sessions):
             h.update(session.to_bytes(8, "big", signed=True) + self.sessions[session].to_bytes(4, "big"))

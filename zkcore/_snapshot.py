@@ -48,7 +48,7 @@ def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
     buf = w.buf
     for i, (path, node) in enumerate(tree.nodes.items()):
         raw = path.encode("utf-8", "surrogatepass")
-        data = node.data
+        data = tree.node_data(path, node)
         buf += int_pack(len(raw))
         buf += raw
         buf += int_pack(len(data))

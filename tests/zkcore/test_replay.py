@@ -87,7 +87,7 @@ def prepped_payloads(ops: list[tuple[int, tuple[int, Any]]]) -> list[bytes]:
 def tree_state(tree: DataTree) -> tuple[Any, ...]:
     """Everything a tree holds, orders included."""
     nodes = [
-        (path, node.data, node.acl, node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+        (path, tree.node_data(path, node), node.acl, node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
          node.cversion, node.aversion, node.ephemeral_owner, node.pzxid, list(node.children))
         for path, node in tree.nodes.items()
     ]  # fmt: skip

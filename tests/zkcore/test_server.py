@@ -440,7 +440,7 @@ def test_a_leaders_own_clients_writes_reach_prep_unencoded(monkeypatch: pytest.M
     net.servers[sid].receive("c", request(2, OpCode.SET_DATA, SetDataRequest("/a", b"2", 0)))
     net.pump()
     assert [reply(f)[0].err for f in net.frames("c")] == [0, 0]
-    assert all(s.tree.nodes["/a"].data == b"2" for s in net.servers.values())
+    assert all(s.tree.get_data("/a")[0] == b"2" for s in net.servers.values())
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:
@@ -641,17 +641,17 @@ def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.
     net.pump()
     events = net.frames("w")
     assert [reply(f)[0].xid for f in events] == [-1]  # the one-shot watch fired once
-    assert net.servers[follower].tree.node("/n").data == b"2"
+    assert net.servers[follower].tree.get_data("/n")[0] == b"2"
     # A sync after a write it did not see itself is answered once that write is applied here,
     # which waits for this server's disk: the sync is answered by applying it.
     net.slow_disks.add(follower)
     net.servers[writer].receive("c", request(4, OpCode.SET_DATA, SetDataRequest("/n", b"3", -1)))
     net.pump()
-    assert net.servers[leader].tree.node("/n").data == b"3"  # committed without this server
+    assert net.servers[leader].tree.get_data("/n")[0] == b"3"  # committed without this server
     net.servers[follower].receive("w", request(2, OpCode.SYNC, PathRequest("/n")))
     net.servers[follower].receive("w", request(3, OpCode.GET_DATA, PathWatchRequest("/n", False)))
     net.pump()
-    assert net.frames("w") == [] and net.servers[follower].tree.node("/n").data == b"2"
+    assert net.frames("w") == [] and net.servers[follower].tree.get_data("/n")[0] == b"2"
     net.synced(follower)
     answers = net.frames("w")
     assert [reply(f)[0].xid for f in answers] == [2, 3]
