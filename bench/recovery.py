@@ -173,7 +173,7 @@ def old_from_snapshot(payload: bytes) -> DataTree:
         node = Node(data, acls[acl_no], czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid)
         if path != "/":
             cut = path.rfind("/")
-            nodes[path[:cut] or "/"].children[path[cut + 1 :]] = None
+            nodes[path[:cut] or "/"].add_child(path[cut + 1 :])
         nodes[path] = node
         if owner:
             tree.ephemerals.setdefault(owner, {})[path] = None  # the bench's trees have none

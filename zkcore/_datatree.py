@@ -85,6 +85,8 @@ class ReadIndex(Protocol):
 
     def get(self, path: str) -> tuple[bytes, bytes] | None: ...
 
+    def children(self, path: str) -> list[str] | None: ...
+
     def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes: ...
 
     def create(
@@ -139,8 +141,10 @@ def _no_children() -> dict[str, None]:
 
 
 class InIndex:
-    """What Node.data holds once the tree's read index keeps the bytes: their length alone, so a
-    znode's data is kept once. len() works on it; DataTree.node_data gives the bytes."""
+    """What a node holds where the tree's read index keeps the real thing, so that it is kept
+    once: how many there are. Node.data: the length of the data (DataTree.node_data gives the
+    bytes); Node.children: how many children (DataTree.child_names gives their names). len()
+    and truth work on it as on what it stands for; it cannot be iterated."""
 
     __slots__ = ("length",)
 
@@ -172,8 +176,9 @@ def in_index(length: int) -> InIndex:
 
 @dataclass(slots=True, eq=False)
 class Node:
-    """A znode as the tree keeps it; `stat()` adds dataLength and numChildren. Its data is the
-    bytes, or InIndex once the tree's read index keeps them (DataTree.node_data reads either)."""
+    """A znode as the tree keeps it; `stat()` adds dataLength and numChildren. Its data and its
+    children (names) are InIndex once the tree's read index keeps them, as it does for every
+    node of a tree with an index (DataTree.node_data and child_names read either)."""
 
     data: bytes | InIndex
     acl: tuple[ACL, ...]
@@ -186,14 +191,23 @@ class Node:
     aversion: int = 0
     ephemeral_owner: int = 0
     pzxid: int = 0
-    children: dict[str, None] = field(default_factory=_no_children)
+    children: dict[str, None] | InIndex = field(default_factory=_no_children)
 
     def add_child(self, name: str) -> None:
         children = self.children
-        if children:
+        if isinstance(children, InIndex):
+            self.children = in_index(len(children) + 1)
+        elif children:
             children[name] = None
         else:  # NO_CHILDREN, a copy of it, or a dict its children all left
             self.children = {name: None}
+
+    def drop_child(self, name: str) -> None:
+        children = self.children
+        if isinstance(children, InIndex):
+            self.children = in_index(len(children) - 1)
+        else:
+            del children[name]
 
     def stat_fields(self) -> tuple[int, ...]:
         """Stat as clients see it. `cversion` is kept as the count of creates (it names the
@@ -292,11 +306,28 @@ class DataTree:
         data = self.node_data(path, node)
         self._index.put(path, data, stat, self._world_readable(node.acl))
         node.data = in_index(len(data))
+        node.children = in_index(len(node.children))
         return stat
 
     def _stored(self, data: bytes) -> bytes | InIndex:
         """What a node's data field holds for these bytes: InIndex when the index keeps them."""
         return data if self._index is None else in_index(len(data))
+
+    def _leaf(self) -> dict[str, None] | InIndex:
+        """What a new node's children field holds."""
+        return NO_CHILDREN if self._index is None else in_index(0)
+
+    def child_names(self, path: str, node: Node) -> list[str]:
+        """The names of the children of the node at path, from the node or from the index."""
+        children = node.children
+        if not isinstance(children, InIndex):
+            return list(children)
+        if not children:
+            return []
+        assert self._index is not None, f"{path!r} has its children in an index this tree does not have"
+        names = self._index.children(path)
+        assert names is not None, f"{path!r} is in the tree but not in its index"
+        return names
 
     def node_data(self, path: str, node: Node) -> bytes:
         """The data of the node at path, from the node or from the index that keeps it."""
@@ -355,6 +386,7 @@ class DataTree:
         index.put_batch(list(self.nodes), datas, _stat_columns(nodes), flags)
         for node, data in zip(nodes, datas, strict=True):
             node.data = in_index(len(data))
+            node.children = in_index(len(node.children))
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -382,7 +414,7 @@ class DataTree:
     def get_children(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[list[str], Stat]:
         node = self.node(path)
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
-        return list(node.children), node.stat()
+        return self.child_names(path, node), node.stat()
 
     def get_acl(self, path: str) -> tuple[tuple[ACL, ...], Stat]:
         node = self.node(path)
@@ -395,7 +427,7 @@ class DataTree:
         count, stack = 0, [path]
         while stack:
             here = stack.pop()
-            for name in self.nodes[here].children:
+            for name in self.child_names(here, self.nodes[here]):
                 count += 1
                 stack.append(join_path(here, name))
         return count
@@ -453,7 +485,7 @@ class DataTree:
         zxid, now = header.zxid, header.time
         node = Node(
             self._stored(txn.data), self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner,
-            pzxid=zxid,
+            pzxid=zxid, children=self._leaf(),
         )  # fmt: skip
         parent.add_child(name)
         # A replayed create may be older than the parent's state; never move cversion back.
@@ -477,7 +509,7 @@ class DataTree:
         parent_path, name = split_path(path)
         parent = self.nodes[parent_path]
         del self.nodes[path]
-        del parent.children[name]
+        parent.drop_child(name)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         kind = ephemeral_kind(node.ephemeral_owner)
@@ -598,7 +630,7 @@ class DataTree:
                         if txn_acl is not given:
                             given, acl = txn_acl, self.intern_acl(txn_acl)
                         stored = data if index is None else in_index(len(data))
-                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid)
+                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, self._leaf())
                         parent.add_child(path[cut + 1 :])
                         if number > parent.cversion:
                             parent.cversion = number
@@ -684,8 +716,9 @@ class DataTree:
             columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers))
         )
         self._index = index
-        for node in self.nodes.values():  # the index keeps the data from now on
+        for node in self.nodes.values():  # the index keeps data and children from now on
             node.data = in_index(len(node.data))
+            node.children = in_index(len(node.children))
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""

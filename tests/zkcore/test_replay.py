@@ -88,7 +88,7 @@ def tree_state(tree: DataTree) -> tuple[Any, ...]:
     """Everything a tree holds, orders included."""
     nodes = [
         (path, tree.node_data(path, node), node.acl, node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
-         node.cversion, node.aversion, node.ephemeral_owner, node.pzxid, list(node.children))
+         node.cversion, node.aversion, node.ephemeral_owner, node.pzxid, tree.child_names(path, node))
         for path, node in tree.nodes.items()
     ]  # fmt: skip
     ephemerals = [(owner, list(owned)) for owner, owned in tree.ephemerals.items()]
