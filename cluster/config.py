@@ -37,6 +37,8 @@ _INT_KEYS: dict[str, tuple[str, int, int]] = {
     "initLimit": ("init_limit_ticks", 1, 100_000),
     "syncLimit": ("sync_limit_ticks", 1, 100_000),
     "snapCount": ("snap_count", 2, 2**31 - 1),
+    # A snapshot also after this many KiB of txns (0: only snapCount); see zkcore's ServerConfig.
+    "snapSizeLimitInKb": ("snap_size_limit_kb", 0, 2**40),
     # Txns a leader sends a learner behind it as a DIFF; further behind, the whole tree (SNAP).
     "diffEntriesMax": ("diff_entries_max", 0, limits.zab_diff_entries_max),
     "maxDataBytes": ("data_bytes_max", 1, limits.data_bytes_max * 16),
@@ -110,6 +112,7 @@ class EnsembleConfig:
     init_limit_ticks: int = 40
     sync_limit_ticks: int = 10
     snap_count: int = 100_000
+    snap_size_limit_kb: int = 256 * 1024
     diff_entries_max: int = limits.zab_diff_entries_max
     data_bytes_max: int = limits.data_bytes_max
     client_requests_max: int = 1000

@@ -217,6 +217,7 @@ def server_config(conf: config_mod.EnsembleConfig) -> ServerConfig:
         session_timeout_max_ms=conf.session_timeout_max_ms,
         data_bytes_max=conf.data_bytes_max,
         snap_count=conf.snap_count,
+        snap_size_limit_kb=conf.snap_size_limit_kb,
         container_check_ms=conf.container_check_ms,
         secret=conf.extra.get("sessionSecret", "").encode() or SESSION_SECRET_DEFAULT,
     )

@@ -37,6 +37,10 @@ def test_tcp_ports(tmp_path: Path) -> None:
         ("dataDir=/x\nfrobnicate=1\n", "config:2: unknown key 'frobnicate'; known keys: tickTime"),
         ("dataDir=/x\ntickTime=5\ntickTime=6\n", "config:3: tickTime is set twice \\(first on line 2\\)"),
         (
+            "dataDir=/x\nsnapSizeLimitInKb=-1\n",
+            "snapSizeLimitInKb=-1: must be an integer in 0..1099511627776",
+        ),
+        (
             "dataDir=/x\nautopurge.snapRetainCount=1\n",
             "autopurge.snapRetainCount=1: must be an integer in 3..1000",
         ),

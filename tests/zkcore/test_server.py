@@ -67,11 +67,12 @@ class Servers:
         indexed: bool = False,
         hooks: Hooks | None = None,
         unseen_bulk_txns_min: int = 1,  # every batch through the bulk path, however short
+        server_options: dict[str, Any] | None = None,
         **zab: Any,
     ) -> None:
         ids = tuple(range(1, voters + 1))
         config = ServerConfig(Config(ids, init_limit_ticks=10, sync_limit_ticks=5, **zab), tick_ms=TICK_MS,
-                              unseen_bulk_txns_min=unseen_bulk_txns_min)  # fmt: skip
+                              unseen_bulk_txns_min=unseen_bulk_txns_min, **(server_options or {}))  # fmt: skip
         self.now = 0.0
         self.paused: set[int] = set()
         self.held: list[Message] = []
@@ -96,6 +97,7 @@ class Servers:
         self.slow_disks: set[int] = set()  # servers told of their syncs only by synced()
         self.images: dict[int, tuple[int, bytes]] = {}  # snap_image_due: the tree then, as a child copies it
         self.notes: list[str] = []
+        self.snapshots_due: list[tuple[int, int]] = []  # (server, zxid), never written here
 
     def pump(self) -> None:
         for _ in range(10_000):
@@ -122,6 +124,8 @@ class Servers:
                     self.admin.extend(ready.admin)
                     self.notes.extend(ready.notes)
                     self.held.extend(ready.messages)
+                    if ready.snapshot_due is not None:
+                        self.snapshots_due.append((sid, ready.snapshot_due))
                     if ready.snap_image_due is not None:
                         assert ready.snap_image_due == server.tree.last_zxid
                         self.images[sid] = (ready.snap_image_due, snapshot_bytes(server.tree))
@@ -469,6 +473,24 @@ def test_snapshot_done_without_a_snapshot_due_is_refused() -> None:
     net = Servers(1)
     with pytest.raises(LocalError, match="without a snapshot due"):
         net.servers[1].snapshot_done(5, True)
+
+
+@pytest.mark.parametrize(("limit_kb", "creates"), [(1, 1), (2, 2), (3, 3), (0, None)])
+def test_a_snapshot_is_due_after_snap_size_limit_kb_of_txns(limit_kb: int, creates: int | None) -> None:
+    """However few txns (snapCount is far off), once the txns since the last snapshot hold
+    snap_size_limit_kb KiB, a snapshot is due: big znodes cannot grow the log without end."""
+    net = Servers(3, server_options={"snap_size_limit_kb": limit_kb, "snap_count": 1000})
+    sid = net.settle()
+    assert net.connect(sid, "c") is not None  # a createSession txn of some 40 bytes
+    for i in range(6):  # each create's txn: 1,000 bytes of data and some 70 of header, path and ACL
+        body = CreateRequest(f"/n{i}", bytes(1000), OPEN_ACL_UNSAFE, 0)
+        net.servers[sid].receive("c", request(i + 1, OpCode.CREATE, body))
+        net.pump()
+    first = net.servers[sid].tree.node("/n0").czxid
+    if creates is None:
+        assert net.snapshots_due == []
+    else:
+        assert sorted(net.snapshots_due) == [(s, first + creates - 1) for s in sorted(net.servers)]
 
 
 def test_stats_are_a_snapshot() -> None:

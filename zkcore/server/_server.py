@@ -60,6 +60,10 @@ class ServerConfig:
     session_timeout_max_ms: int = 40000
     data_bytes_max: int = limits.data_bytes_max
     snap_count: int = 100_000
+    # A snapshot also once the txns since the last one hold this many KiB (0: never), so that
+    # big znodes cannot grow the log without bound: Zab keeps the log since the snapshot before
+    # last in memory, for syncs. ZooKeeper's snapSizeLimitInKb, whose default is 4 GiB.
+    snap_size_limit_kb: int = 256 * 1024
     container_check_ms: int = 60_000
     secret: bytes = SESSION_SECRET_DEFAULT
     bulk_replay_txns_min: int = 1000
@@ -80,6 +84,10 @@ class ServerConfig:
             )
         if self.snap_count < 1:
             raise LocalError(f"snap_count must be positive: {self.snap_count}")
+        if self.snap_size_limit_kb < 0:
+            raise LocalError(
+                f"snap_size_limit_kb must be 0 (no limit) or positive: {self.snap_size_limit_kb}"
+            )
         if self.unseen_bulk_txns_min < 1:
             raise LocalError(f"unseen_bulk_txns_min must be positive: {self.unseen_bulk_txns_min}")
 
@@ -177,6 +185,7 @@ class Server:
         self.snapshot_zxid = tree.last_zxid
         self.snapshot_pending = False
         self.txns_since_snapshot = 0
+        self.txn_bytes_since_snapshot = 0
         # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made.
         self._image_due = False
         self._image_making = False
@@ -485,7 +494,7 @@ class Server:
         snapshot_due = None
         if self._snapshot_wanted() and not self.snapshot_pending:
             self.snapshot_pending = True
-            self.txns_since_snapshot = 0
+            self.txns_since_snapshot = self.txn_bytes_since_snapshot = 0
             snapshot_due = self._tree.last_zxid  # applied txns are committed, so logged already
         image_due = None
         if self._image_due:
@@ -532,7 +541,10 @@ class Server:
             self._on_role(change)
 
     def _snapshot_wanted(self) -> bool:
-        return self.txns_since_snapshot >= self.config.snap_count
+        limit_kb = self.config.snap_size_limit_kb
+        return self.txns_since_snapshot >= self.config.snap_count or (
+            limit_kb > 0 and self.txn_bytes_since_snapshot >= limit_kb * 1024
+        )
 
     # --- applying -----------------------------------------------------------------------------
 
@@ -552,6 +564,7 @@ class Server:
             self._prepped.clear()
             self.prep.applied(committed[-1][0])
             self.txns_since_snapshot += len(committed)
+            self.txn_bytes_since_snapshot += sum(len(payload) for _, payload in committed)
             self._track_every_session()
             self.note(f"replayed {len(committed)} committed txns in bulk")
             return
@@ -607,6 +620,7 @@ class Server:
                 self._prepped.pop(zxid, None)
         self.prep.applied(committed[hi - 1][0])
         self.txns_since_snapshot += hi - lo
+        self.txn_bytes_since_snapshot += sum(len(payload) for _, payload in committed[lo:hi])
         self.clients.answer_due_syncs()
 
     def apply(self, zxid: int, payload: bytes) -> None:
@@ -622,6 +636,7 @@ class Server:
         elif header.type == OpCode.CLOSE_SESSION:
             self.sessions.remove(header.client_id)
         self.txns_since_snapshot += 1
+        self.txn_bytes_since_snapshot += len(payload)
         self.clients.on_applied(header, result)
 
     def _install(self, snapshot: Snapshot) -> None:
@@ -632,7 +647,7 @@ class Server:
         self._tree = tree
         self.prep = Prep(tree, self.config.data_bytes_max)
         self._prepped.clear()
-        self.snapshot_zxid, self.txns_since_snapshot = snapshot.zxid, 0
+        self.snapshot_zxid, self.txns_since_snapshot, self.txn_bytes_since_snapshot = snapshot.zxid, 0, 0
         self.note(f"installed a snapshot at {snapshot.zxid:#x} from the leader ({len(tree)} znodes)")
 
     def _on_refused(self, payload: bytes) -> None:
