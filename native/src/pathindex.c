@@ -28,20 +28,22 @@ enum { STATUS_ANSWERED = 0, STATUS_WATCH = 1, STATUS_SLOW = 2 };
 
 typedef struct zk_node zk_node;
 
+/* One per znode, so kept small (a tree holds millions): lengths and counts are 32 bits (data
+ * and children stop at INT32_MAX, paths at path_bytes_max), and the path's hash lives in its
+ * table slot only. */
 struct zk_node {
-    uint64_t hash;
     zk_node *parent;
     zk_node **children; /* insertion order, modified by swap-remove */
-    size_t child_count;
-    size_t child_cap;
-    size_t child_pos; /* where this node sits in parent->children */
-    char *data;       /* in the node's own allocation after path when it fits inline_cap */
-    size_t data_len;
-    size_t inline_cap;
-    size_t path_len;
-    size_t name_offset; /* the last component starts here in path */
+    char *data;         /* in the node's own allocation after path when it fits inline_cap */
+    uint32_t child_count;
+    uint32_t child_cap;
+    uint32_t child_pos; /* where this node sits in parent->children */
+    uint32_t data_len;
+    uint32_t inline_cap;
+    uint32_t path_len;
+    uint32_t name_offset; /* the last component starts here in path */
     unsigned char stat[ZK_INDEX_STAT_BYTES]; /* dataLength and numChildren kept patched */
-    int readable;
+    unsigned char readable;
     char path[]; /* path_len bytes, then inline_cap bytes of room for data */
 };
 
@@ -208,16 +210,15 @@ static size_t path_last_slash(const char *path, size_t len) {
 }
 
 /* A node with room for inline_cap bytes of data in the same allocation as its path. */
-static zk_node *node_new(const char *path, size_t len, uint64_t hash, size_t inline_cap) {
-    if (len > SIZE_MAX - sizeof(zk_node) - inline_cap) return NULL;
+static zk_node *node_new(const char *path, size_t len, size_t inline_cap) {
+    if (len > UINT32_MAX || inline_cap > INT32_MAX) return NULL;
     zk_node *node = malloc(sizeof *node + len + inline_cap);
     if (!node) return NULL;
     memset(node, 0, sizeof *node);
     memcpy(node->path, path, len);
-    node->path_len = len;
-    node->name_offset = len == 1 ? 1 : path_last_slash(path, len) + 1;
-    node->hash = hash;
-    node->inline_cap = inline_cap;
+    node->path_len = (uint32_t)len;
+    node->name_offset = (uint32_t)(len == 1 ? 1 : path_last_slash(path, len) + 1);
+    node->inline_cap = (uint32_t)inline_cap;
     return node;
 }
 
@@ -244,8 +245,8 @@ static int node_assign(zk_node *node, const node_value *value) {
     if (value->data_len > 0) memcpy(copy, value->data, value->data_len);
     if (node->data != inline_data) free(node->data);
     node->data = copy;
-    node->data_len = value->data_len;
-    node->readable = value->readable;
+    node->data_len = (uint32_t)value->data_len; /* callers refuse data over INT32_MAX */
+    node->readable = (unsigned char)(value->readable != 0);
     memcpy(node->stat, value->stat, ZK_INDEX_STAT_BYTES);
     store_be32((char *)node->stat + STAT_DATA_LENGTH_OFFSET, (uint32_t)value->data_len);
     node_patch_children(node);
@@ -259,7 +260,7 @@ static int node_children_reserve(zk_node *node) {
     zk_node **grown = realloc(node->children, cap * sizeof *grown);
     if (!grown) return ZK_INDEX_NOMEM;
     node->children = grown;
-    node->child_cap = cap;
+    node->child_cap = (uint32_t)cap; /* at most 2^31: child_count stops below INT32_MAX */
     return ZK_INDEX_OK;
 }
 
@@ -316,7 +317,7 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
         if (node_children_reserve(parent) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
     }
     if (table_reserve(idx, 1) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
-    zk_node *node = node_new(path, len, hash, value->data_len);
+    zk_node *node = node_new(path, len, value->data_len);
     if (!node) return ZK_INDEX_NOMEM;
     if (node_assign(node, value) != ZK_INDEX_OK) {
         node_free(node);
