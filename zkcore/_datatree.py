@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter, ne
 from typing import Any, Protocol
 
@@ -611,7 +611,7 @@ class DataTree:
         """Apply decoded txns in zxid order, leaving exactly the tree that apply() would, but
         without results or watch events: how a restarting server catches up on its log.
         Creates, deletes, setData and createSession run inline; other txns go through apply()."""
-        nodes, last, index = self.nodes, self.last_zxid, self._index
+        nodes, last, index, leaf = self.nodes, self.last_zxid, self._index, self._leaf()
         scratch = ApplyResult(0, OpCode.DELETE)
         given: tuple[ACL, ...] | None = None  # the last create's ACL as decoded, and interned
         acl: tuple[ACL, ...] = OPEN_ACL_UNSAFE
@@ -630,7 +630,7 @@ class DataTree:
                         if txn_acl is not given:
                             given, acl = txn_acl, self.intern_acl(txn_acl)
                         stored = data if index is None else in_index(len(data))
-                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, self._leaf())
+                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, leaf)
                         parent.add_child(path[cut + 1 :])
                         if number > parent.cversion:
                             parent.cversion = number
@@ -667,35 +667,45 @@ class DataTree:
 
     # --- bulk loading (zkcore/_snapshot.py reads the format) -------------------------------
 
-    def load_columns(self, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]) -> None:
+    def load_columns(
+        self, columns: SnapshotNodes, acls: list[tuple[ACL, ...]], *, for_index: bool = False
+    ) -> None:
         """Build a snapshot's nodes in bulk, from records the scan has checked (each parent
-        before its children, no path twice): this is most of a restart from a snapshot."""
+        before its children, no path twice): this is most of a restart from a snapshot. With
+        for_index, the nodes hold their data's and children's lengths only, for
+        attach_loaded_index (next, and before anything else) to put the rest in the index."""
         # A node's zxids and times mostly repeat (czxid = mzxid = pzxid for a leaf never written
         # since): share those ints, as a node built by apply() does, rather than make new ones.
         czxids, ctimes = columns.czxids.tolist(), columns.ctimes.tolist()
+        counts = columns.child_counts
+        datas: Iterable[bytes | InIndex] = columns.datas
+        childrens: Iterable[dict[str, None] | InIndex] = repeat(NO_CHILDREN)
+        if for_index:
+            datas, childrens = map(in_index, map(len, columns.datas)), map(in_index, counts)
         built = list(
             map(
-                Node, columns.datas, map(acls.__getitem__, columns.acl_numbers), czxids,
+                Node, datas, map(acls.__getitem__, columns.acl_numbers), czxids,
                 _reusing(czxids, columns.mzxids, columns.czxids), ctimes,
                 _reusing(ctimes, columns.mtimes, columns.ctimes), columns.versions, columns.cversions,
                 columns.aversions, columns.owners, _reusing(czxids, columns.pzxids, columns.czxids),
+                childrens,
             )
         )  # fmt: skip
         self.nodes = dict(zip(columns.paths, built, strict=True))
-        names, start = columns.child_names, 0
-        counts = columns.child_counts
-        for i, count in zip(compress(range(len(built)), counts), filter(None, counts), strict=True):
-            built[i].children = dict.fromkeys(names[start : start + count])
-            start += count
+        if not for_index:
+            names, start = columns.child_names, 0
+            for i, count in zip(compress(range(len(built)), counts), filter(None, counts), strict=True):
+                built[i].children = dict.fromkeys(names[start : start + count])
+                start += count
         for i in compress(range(len(built)), columns.owners):
             self._own(columns.paths[i], columns.owners[i])
 
     def attach_loaded_index(
         self, index: ReadIndex, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]
     ) -> None:
-        """attach_index for a tree just loaded from columns, straight from them: the Stat as
-        Node.stat_fields reports it, where only the few parents and ephemerals differ from
-        what was persisted. Once every node has its children, so each Stat is final."""
+        """attach_index for a tree just loaded from these columns with for_index, straight from
+        them: the Stat as Node.stat_fields reports it, where only the few parents and ephemerals
+        differ from what was persisted. Once every node has its children, so each Stat is final."""
         assert self._index is None, "this tree already has an index"
         n, counts = len(columns), columns.child_counts
         cversions, owners = columns.cversions, columns.owners
@@ -716,9 +726,6 @@ class DataTree:
             columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers))
         )
         self._index = index
-        for node in self.nodes.values():  # the index keeps data and children from now on
-            node.data = in_index(len(node.data))
-            node.children = in_index(len(node.children))
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""

@@ -84,7 +84,7 @@ def tree_from_snapshot(
     acls = [tree.intern_acl(acl) for acl in acl_lists]
     with collector_paused():
         nodes = scan(payload, r.pos, count, len(acls))
-        tree.load_columns(nodes, acls)
+        tree.load_columns(nodes, acls, for_index=index is not None)
     r.pos = nodes.end
     for _ in range(r.int()):
         session = r.long()
