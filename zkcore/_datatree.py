@@ -298,8 +298,8 @@ class DataTree:
         return readable
 
     def _mirror(self, path: str, node: Node) -> bytes | None:
-        """Copy the node into the read index, if there is one, which keeps its data from then
-        on; the Stat packed for it."""
+        """Copy the node into the read index, if there is one, which keeps its data and its
+        children's names from then on; the Stat packed for it."""
         if self._index is None:
             return None
         stat = node.stat_bytes()
