@@ -53,11 +53,12 @@ from zkcore._records import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A write as the leader receives it. `body` is the decoded request record; for multi a list
     of (opcode, record); for createSession a CreateSessionTxn; for closeSession None. `raw`, when
-    given, is the bytes `body` was decoded from, all of them (the request after its header)."""
+    given, is the bytes `body` was decoded from, all of them (the request after its header).
+    Not frozen: one is built per write (see zkcore._requests.ClientRequest)."""
 
     session_id: int
     cxid: int

@@ -575,9 +575,10 @@ TXN_TYPES: dict[int, type[JuteRecord]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Txn:
-    """A txn as it is logged and replicated: TxnHeader then the body for its type."""
+    """A txn as it is logged and replicated: TxnHeader then the body for its type. Not frozen:
+    one is built per write (see ClientRequest)."""
 
     header: TxnHeader
     body: TxnBody
