@@ -1,7 +1,7 @@
 """The benchmark harness: zkpy against Apache ZooKeeper 3.8 on this host, same load, same client.
 
     python -m bench [--quick] [--pin] [--ensembles 1,3,5,3+2] [--reads 0,50,90,99,100] [--out DIR]
-    python -m bench failover|recovery|latency|throughput|memory|snapsync ...   (each with its own options)
+    python -m bench failover|recovery|latency|throughput|memory|snapsync|ab ...   (each with its own options)
     python -m bench report DIR/results.json [--markdown] [--plots DIR]
 
 Each ensemble of each service is started here (fsync on), given 1000 znodes of 100 bytes, warmed
@@ -36,6 +36,7 @@ SUBCOMMANDS = {
     "throughput": "bench.throughput",
     "memory": "bench.memory",
     "snapsync": "bench.snapsync",
+    "ab": "bench.ab",
 }
 QUICK = {"ensembles": "1,3", "reads": "0,90,100", "seconds": 2.0, "warmup": 0.5, "jit_warmup": 2.0,
          "unloaded_ops": 200, "zmq_reads": "100"}  # fmt: skip

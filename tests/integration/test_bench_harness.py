@@ -116,3 +116,33 @@ def test_pinning(monkeypatch: pytest.MonkeyPatch, cores: int, servers: int, gene
     monkeypatch.setattr(_suite.os, "sched_getaffinity", lambda pid: set(range(cores)))
     got_generator, got_servers, said = _suite.pinning(servers)
     assert (got_generator, got_servers) == (generator, per_server), said
+
+
+def run_ab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ZKPY_BENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bench", "ab", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def worktrees() -> list[str]:
+    out = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.startswith("worktree ")]
+
+
+def test_ab_runs_this_tree_and_a_revision_in_turn(tmp_path: Path) -> None:
+    before = worktrees()
+    out = run_ab(tmp_path, "--vs", "HEAD", "--rounds", "2", "--seconds", "1")
+    assert out.returncode == 0, f"python -m bench ab failed:\n{out.stdout}\n{out.stderr}"
+    firsts = [line.split(":")[0] for line in out.stdout.splitlines() if line.startswith("round ")]
+    assert firsts == ["round 1, this tree", "round 1, HEAD", "round 2, HEAD", "round 2, this tree"], (
+        out.stdout
+    )
+    ratio = next(line for line in out.stdout.splitlines() if line.startswith("this / HEAD"))
+    assert len(ratio.split()) == 5 and ratio.endswith("x"), ratio  # ops/s and CPU-µs per op, as ratios
+    assert worktrees() == before, "the revision's worktree was left behind"
+
+
+def test_ab_names_a_revision_it_cannot_check_out(tmp_path: Path) -> None:
+    out = run_ab(tmp_path, "--vs", "no-such-revision", "--rounds", "1")
+    assert out.returncode != 0
+    assert "bench ab: git worktree add no-such-revision failed" in out.stderr, out.stderr
