@@ -22,15 +22,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from tabulate import tabulate
 
-from bench import _loadgen
+from bench import _loadgen, _suite, memory
+from cluster.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).resolve().parent / "_ab_run.py"
+ZNODES, SESSIONS, OUTSTANDING = 1000, 30, 40  # the load: 1000 znodes, 30 sessions x 40 in flight
 
 
 class AbError(Exception):
@@ -51,19 +55,54 @@ def worktree(rev: str, where: Path) -> Path:
     return tree
 
 
-def run_in(tree: Path, settings: dict[str, object]) -> dict[str, float]:
-    """One run with tree's code: the runner script with tree first on sys.path."""
+def run_in(tree: Path, args: argparse.Namespace, binary: Path | None) -> dict[str, float]:
+    """One run: an ensemble of tree's code (the runner script with tree first on sys.path),
+    measured from here."""
     bootstrap = "import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-    cmd = [sys.executable, "-c", bootstrap, str(tree), str(RUNNER), json.dumps(settings)]
-    out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=3600)
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        raise AbError(f"a run in {tree} failed:\n{(out.stderr or out.stdout).strip()[-3000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    core = result.pop("core", None)
-    if core != "native":
-        raise AbError(f"{tree} ran on its {core!r} core, not the native one: is its native/ built?")
-    return {key: float(value) for key, value in result.items()}
+    cmd = [sys.executable, "-c", bootstrap, str(tree), str(RUNNER), str(args.servers)]
+    with subprocess.Popen(cmd, cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as runner:  # fmt: skip
+        assert runner.stdin is not None and runner.stdout is not None and runner.stderr is not None
+        try:
+            line = runner.stdout.readline()
+            if not line:
+                raise AbError(
+                    f"the ensemble of {tree} did not come up:\n{runner.stderr.read().strip()[-3000:]}"
+                )
+            ensemble: dict[str, Any] = json.loads(line)
+            if ensemble["core"] != "native":
+                raise AbError(
+                    f"{tree} runs its {ensemble['core']!r} core, not the native one: is its native/ built?"
+                )
+            return measure(ensemble, args, binary)
+        finally:
+            runner.stdin.close()  # the runner stops its ensemble
+            runner.wait(timeout=120)
+
+
+def measure(ensemble: dict[str, Any], args: argparse.Namespace, binary: Path | None) -> dict[str, float]:
+    if args.memory:
+        pid = ensemble["leader_pid"]
+        before = psutil.Process(pid).memory_info().rss
+        memory.create_all(ensemble["leader_host"], args.znodes, b"x" * 100, Progress("creating", None))
+        time.sleep(1.0)  # let a snapshot written meanwhile finish, as bench.memory does
+        return {"rss_per_znode": (psutil.Process(pid).memory_info().rss - before) / args.znodes}
+    assert binary is not None
+    hosts, pids = ensemble["hosts"], ensemble["pids"]
+    _loadgen.setup(binary, hosts[0], ZNODES)
+    window: dict[str, float] = {}
+
+    def opened() -> None:
+        window["cpu"] = _suite.cpu_s(pids)
+
+    def closed() -> None:
+        window["cpu"] = _suite.cpu_s(pids) - window["cpu"]
+
+    out = _loadgen.load(
+        binary, hosts, SESSIONS, OUTSTANDING, args.reads, 2.0, args.seconds, ZNODES, opened, closed
+    )
+    ops = out["all"]["ops"]
+    return {"ops_s": out["all"]["ops_s"], "cpu_us_per_op": window["cpu"] * 1e6 / ops if ops else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,9 +122,7 @@ def compare(argv: list[str] | None) -> None:
     p.add_argument("--memory", action="store_true", help="RSS growth per znode created instead of load")
     p.add_argument("--znodes", type=int, default=300_000, help="znodes a --memory run creates")
     args = p.parse_args(argv)
-    settings = {"servers": args.servers, "seconds": args.seconds, "reads": args.reads, "memory": args.memory,
-                "znodes": args.znodes, "loadgen": str(ROOT / "bench" / "_loadgen.py"),
-                "binary": "" if args.memory else str(_loadgen.build())}  # fmt: skip
+    binary = None if args.memory else _loadgen.build()
     keys = ["rss_per_znode"] if args.memory else ["ops_s", "cpu_us_per_op"]
     with tempfile.TemporaryDirectory(prefix="zkpy-ab-") as tmp:
         other = worktree(args.vs, Path(tmp))
@@ -95,7 +132,7 @@ def compare(argv: list[str] | None) -> None:
             for round_no in range(args.rounds):
                 order = list(trees) if round_no % 2 == 0 else list(reversed(trees))
                 for name in order:
-                    result = run_in(trees[name], settings)
+                    result = run_in(trees[name], args, binary)
                     runs[name].append(result)
                     print(f"round {round_no + 1}, {name}: " + ", ".join(f"{k} {result[k]:,.1f}" for k in keys),
                           flush=True)  # fmt: skip

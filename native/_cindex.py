@@ -54,6 +54,24 @@ def _raise(rc: int, path: str) -> None:
     raise AssertionError(f"path index returned {rc} for {path!r}")
 
 
+def _plain(path: object, data: object, readable: object) -> bool:
+    """Whether put's and create's path, data and flag pass the twin's checks as they are: an
+    ASCII path that starts with '/' and does not end with one (unless it is "/"), within
+    path_bytes_max; bytes within data_bytes_max; a bool. The tree mirrors every change through
+    those two, so well-formed arguments go straight through and anything unusual to the checks,
+    for their exact errors."""
+    return (
+        type(path) is str
+        and type(data) is bytes
+        and type(readable) is bool
+        and len(data) <= limits.data_bytes_max
+        and path[:1] == "/"
+        and (path == "/" or path[-1] != "/")
+        and path.isascii()
+        and len(path) <= limits.path_bytes_max
+    )
+
+
 class PathIndex:
     """Znodes by path: data, Stat (dataLength and numChildren kept true) and a readable flag.
 
@@ -80,20 +98,7 @@ class PathIndex:
         return bool(lib.zk_index_contains(self._index, key, len(key)))
 
     def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
-        # The tree mirrors every change through here: take well-formed arguments straight
-        # through, and leave anything unusual to put_check and its exact errors.
-        if (
-            type(path) is str
-            and type(data) is bytes
-            and type(stat) is bytes
-            and type(readable) is bool
-            and len(stat) == STAT_BYTES
-            and len(data) <= limits.data_bytes_max
-            and path[:1] == "/"
-            and (path == "/" or path[-1] != "/")
-            and path.isascii()
-            and len(path) <= limits.path_bytes_max
-        ):
+        if _plain(path, data, readable) and type(stat) is bytes and len(stat) == STAT_BYTES:
             key = path.encode("ascii")
         else:
             key, data, stat = put_check(path, data, stat, readable)
@@ -182,16 +187,7 @@ class PathIndex:
         self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
         parent_cversion: int, parent_pzxid: int,
     ) -> None:  # fmt: skip
-        if (
-            type(path) is str
-            and type(data) is bytes
-            and type(readable) is bool
-            and len(data) <= limits.data_bytes_max
-            and path[:1] == "/"
-            and path[-1] != "/"
-            and path.isascii()
-            and len(path) <= limits.path_bytes_max
-        ):
+        if _plain(path, data, readable) and path != "/":
             key = path.encode("ascii")
         else:
             key, data = create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)

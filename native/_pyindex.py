@@ -43,8 +43,6 @@ _OK = bytes(4)  # a reply's err field when it succeeded
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _SET_DATA = struct.Struct(">qi")  # mtime, version
-_PARENT = struct.Struct(">i")  # cversion (pzxid is a _LONG at its own offset)
-_CREATE_STAT = struct.Struct(">qqqqiiiqiiq")
 _COUNTS = struct.Struct(">ii")  # dataLength, numChildren
 _REQUEST = struct.Struct(">iii")  # RequestHeader (xid, type), then the path's length
 _REQUEST_BYTES_MIN = _REQUEST.size + 1  # ... and the watch flag
@@ -85,7 +83,7 @@ class _Node:
     def patch_parent(self, cversion: int, pzxid: int) -> None:
         stat = self.stat
         self.stat = (
-            stat[:_STAT_CVERSION_OFFSET] + _PARENT.pack(cversion)
+            stat[:_STAT_CVERSION_OFFSET] + _INT.pack(cversion)
             + stat[_STAT_CVERSION_OFFSET + 4 : _STAT_PZXID_OFFSET] + _LONG.pack(pzxid)
         )  # fmt: skip
 
@@ -186,7 +184,7 @@ class PathIndex:
         if key in self._nodes:
             raise present_error(path)
         node = self._insert(path, key)
-        node.assign(data, _CREATE_STAT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable)
+        node.assign(data, _STAT_PUT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable)
         assert node.parent is not None, "create_check refuses the root"
         node.parent.patch_parent(parent_cversion, parent_pzxid)
 

@@ -54,7 +54,7 @@ class EarlyAckServer(Server):
                 continue
             self.apply(zxid, payload)
         if ready.committed:
-            self.prep.applied(ready.committed[-1][0])
+            self._batch_applied(ready.committed)
 
 
 VARIANTS: dict[str, str] = {

@@ -629,8 +629,7 @@ class DataTree:
                     if parent is not None and path not in nodes:
                         if txn_acl is not given:
                             given, acl = txn_acl, self.intern_acl(txn_acl)
-                        stored = data if index is None else in_index(len(data))
-                        node = Node(stored, acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, leaf)
+                        node = Node(self._stored(data), acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, leaf)
                         parent.add_child(path[cut + 1 :])
                         if number > parent.cversion:
                             parent.cversion = number
@@ -643,12 +642,14 @@ class DataTree:
                 elif kind == REPLAY_SET_DATA:
                     node = nodes.get(path)
                     if node is not None:
-                        node.mtime, node.mzxid, node.version = now, zxid, number
-                        if index is None:
-                            node.data = data
-                        else:
+                        node.data, node.mtime, node.mzxid, node.version = (
+                            self._stored(data),
+                            now,
+                            zxid,
+                            number,
+                        )
+                        if index is not None:
                             index.set_data(path, data, zxid, now, number)
-                            node.data = in_index(len(data))
                 elif kind == REPLAY_DELETE:
                     node = nodes.get(path)
                     if node is not None and not node.children:
@@ -756,7 +757,7 @@ def _reusing(shared: list[int], values: array[int], shared_values: array[int]) -
 def _stat_columns(nodes: list[Node]) -> list[list[int]]:
     """The Stat fields of nodes as columns, as Node.stat_fields gives them, less dataLength and
     numChildren (which the index keeps itself)."""
-    cversions = [node.cversion * 2 - len(node.children) for node in nodes]
+    cversions = list(map(Node.reported_cversion, nodes))
     owners = list(map(reported_owner, map(attrgetter("ephemeral_owner"), nodes)))
     columns = [list(map(attrgetter(name), nodes)) for name in ("czxid", "mzxid", "ctime", "mtime")]
     columns += [list(map(attrgetter("version"), nodes)), cversions, list(map(attrgetter("aversion"), nodes))]

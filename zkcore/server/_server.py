@@ -562,9 +562,7 @@ class Server:
         ):
             replay(self._tree, committed)
             self._prepped.clear()
-            self.prep.applied(committed[-1][0])
-            self.txns_since_snapshot += len(committed)
-            self.txn_bytes_since_snapshot += sum(len(payload) for _, payload in committed)
+            self._batch_applied(committed)
             self._track_every_session()
             self.note(f"replayed {len(committed)} committed txns in bulk")
             return
@@ -580,7 +578,14 @@ class Server:
                 self.apply(zxid, payload)
         else:
             self._apply_unwatched(committed)
-        self.prep.applied(committed[-1][0])  # once for the lot: it only forgets what was in flight
+        self._batch_applied(committed)
+
+    def _batch_applied(self, committed: Sequence[LogEntry]) -> None:
+        """What follows a batch of committed txns, however they were applied, once for the lot:
+        prep forgets the changes it had in flight, and the txns count towards the next snapshot."""
+        self.prep.applied(committed[-1][0])
+        self.txns_since_snapshot += len(committed)
+        self.txn_bytes_since_snapshot += sum(map(len, map(itemgetter(1), committed)))
 
     def _apply_unwatched(self, committed: Sequence[LogEntry]) -> None:
         """apply() while no watch is set on this server: a create, delete or setData of a session
@@ -618,9 +623,6 @@ class Server:
         if self._prepped:
             for zxid, _ in committed[lo:hi]:
                 self._prepped.pop(zxid, None)
-        self.prep.applied(committed[hi - 1][0])
-        self.txns_since_snapshot += hi - lo
-        self.txn_bytes_since_snapshot += sum(len(payload) for _, payload in committed[lo:hi])
         self.clients.answer_due_syncs()
 
     def apply(self, zxid: int, payload: bytes) -> None:
@@ -635,8 +637,6 @@ class Server:
                 self.sessions.add(header.client_id, txn.body.timeout_ms)
         elif header.type == OpCode.CLOSE_SESSION:
             self.sessions.remove(header.client_id)
-        self.txns_since_snapshot += 1
-        self.txn_bytes_since_snapshot += len(payload)
         self.clients.on_applied(header, result)
 
     def _install(self, snapshot: Snapshot) -> None:
