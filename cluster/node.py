@@ -100,12 +100,11 @@ def rarer_young_collections() -> None:
     gc.set_threshold(YOUNG_COLLECTION_ALLOCS, *gc.get_threshold()[1:])
 
 
-def load_tree(payload: bytes | None, index: native.PathIndex | None = None, txns: int = 0) -> DataTree:
-    """A snapshot as a tree (None: the empty tree), its records scanned natively, with `index`
-    filled as it loads when load_snapshot finds that cheaper than after the `txns` logged txns
-    are replayed (a restart's), or always (a leader's SNAP: load_snap)."""
+def load_tree(payload: bytes | None, index: native.PathIndex | None = None) -> DataTree:
+    """A snapshot as a tree (None: the empty tree), its records scanned natively, kept in
+    `index` when given."""
     with collector_paused():
-        tree = load_snapshot(payload, index, txns)
+        tree = load_snapshot(payload, index)
     gc.freeze()  # a million long-lived nodes: later collections need not walk them
     return tree
 
@@ -241,10 +240,9 @@ class Node:
         if recovered.snapshot_payload is not None:  # a big one takes a while: say what is going on
             log.info("loading the snapshot at %#x: %d znodes in %.1f MB", recovered.snapshot_zxid,
                      snapshot_node_count(recovered.snapshot_payload), len(recovered.snapshot_payload) / 1e6)  # fmt: skip
-        tree = load_tree(recovered.snapshot_payload, new_index(), len(recovered.txns))
-        log.info("loaded snapshot at %#x (%d znodes%s) in %.2fs; %d logged txns after it",
-                 recovered.snapshot_zxid, len(tree), "" if tree.index is None else " and their read index",
-                 time.monotonic() - started, len(recovered.txns))  # fmt: skip
+        tree = load_tree(recovered.snapshot_payload, new_index())
+        log.info("loaded snapshot at %#x (%d znodes) in %.2fs; %d logged txns after it",
+                 recovered.snapshot_zxid, len(tree), time.monotonic() - started, len(recovered.txns))  # fmt: skip
         cls = server_class(conf.extra.get("serverClass", ""))
         if cls is not Server:
             log.warning(

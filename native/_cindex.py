@@ -27,6 +27,7 @@ from native._pyindex import (
     put_check,
     read_check,
     remove_check,
+    set_acl_check,
     set_data_check,
 )
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
@@ -34,8 +35,10 @@ from zkcore import limits
 
 # Nodes one zk_index_put_batch call takes: bounds the joined copies put_batch makes.
 _PUT_BATCH_NODES = 65536
+_ACL_MAX = (1 << 32) - 1  # ACL numbers are uint32s
+_ACL_ARRAYS = frozenset("BHI")  # array typecodes whose every item is an ACL number
 
-if not hasattr(lib, "zk_index_put_batch"):
+if not hasattr(lib, "zk_index_set_acl"):
     raise ImportError("native._zkpy_native was built without (this) src/pathindex.c; rebuild it")
 
 
@@ -54,22 +57,42 @@ def _raise(rc: int, path: str) -> None:
     raise AssertionError(f"path index returned {rc} for {path!r}")
 
 
-def _plain(path: object, data: object, readable: object) -> bool:
-    """Whether put's and create's path, data and flag pass the twin's checks as they are: an
-    ASCII path that starts with '/' and does not end with one (unless it is "/"), within
-    path_bytes_max; bytes within data_bytes_max; a bool. The tree mirrors every change through
-    those two, so well-formed arguments go straight through and anything unusual to the checks,
-    for their exact errors."""
+def _plain(path: object, data: object, readable: object, acl: object) -> bool:
+    """Whether put's and create's path, data, flag and ACL number pass the twin's checks as they
+    are: an ASCII path that starts with '/' and does not end with one (unless it is "/"), within
+    path_bytes_max; bytes within data_bytes_max; a bool; an int in [0, 2**32). The tree mirrors
+    every change through those two, so well-formed arguments go straight through and anything
+    unusual to the checks, for their exact errors."""
     return (
         type(path) is str
         and type(data) is bytes
         and type(readable) is bool
+        and type(acl) is int
+        and 0 <= acl <= _ACL_MAX
         and len(data) <= limits.data_bytes_max
         and path[:1] == "/"
         and (path == "/" or path[-1] != "/")
         and path.isascii()
         and len(path) <= limits.path_bytes_max
     )
+
+
+def _acl_column(
+    paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+    acls: Sequence[int], n: int,
+) -> array[int]:  # fmt: skip
+    """put_batch's ACL numbers as a uint32 array, the shape before them already checked: an array
+    of small unsigned items or a list of plain ints converts as it is, anything else (or what does
+    not convert) goes through the twin's check first, for its exact error."""
+    if type(acls) is array and acls.typecode in _ACL_ARRAYS and len(acls) == n:
+        return acls if acls.typecode == "I" else array("I", acls)
+    if type(acls) in (list, tuple) and len(acls) == n and bool not in set(map(type, acls)):
+        try:
+            return array("I", acls)
+        except (TypeError, OverflowError):  # not an int, or outside [0, 2**32)
+            pass
+    put_batch_check(paths, datas, stats, readable, acls)
+    return array("I", acls)
 
 
 class PathIndex:
@@ -79,7 +102,7 @@ class PathIndex:
     One thread at a time: calls release the GIL and share buffers owned by the index.
     """
 
-    __slots__ = ("_index", "_view", "_result", "_run")
+    __slots__ = ("_index", "_view", "_result", "_run", "_owner", "_fields")
 
     def __init__(self) -> None:
         index = lib.zk_index_new()
@@ -89,6 +112,8 @@ class PathIndex:
         self._view: Any = ffi.new("zk_index_view *")
         self._result: Any = ffi.new("zk_read_result *")
         self._run: Any = ffi.new("zk_run_result *")
+        self._owner: Any = ffi.new("int64_t *")  # delete's ephemeralOwner
+        self._fields: Any = ffi.new("int64_t[]", lib.ZK_INDEX_FIELDS)
 
     def __len__(self) -> int:
         return int(lib.zk_index_len(self._index))
@@ -97,27 +122,30 @@ class PathIndex:
         key = path_key(path)
         return bool(lib.zk_index_contains(self._index, key, len(key)))
 
-    def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
-        if _plain(path, data, readable) and type(stat) is bytes and len(stat) == STAT_BYTES:
+    def put(self, path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0) -> None:
+        if _plain(path, data, readable, acl) and type(stat) is bytes and len(stat) == STAT_BYTES:
             key = path.encode("ascii")
         else:
-            key, data, stat = put_check(path, data, stat, readable)
-        rc = lib.zk_index_put(self._index, key, len(key), data, len(data), stat, len(stat), readable)
+            key, data, stat = put_check(path, data, stat, readable, acl)
+        rc = lib.zk_index_put(self._index, key, len(key), data, len(data), stat, len(stat), readable, acl)
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
 
     def put_batch(
-        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
-    ) -> None:
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+        acls: Sequence[int] | None = None,
+    ) -> None:  # fmt: skip
         """put() for each node in order: stats holds STAT_FIELDS columns, readable one flag byte
-        per node. A failing put raises as put() would, with the ones before it done."""
+        per node, acls one ACL number per node (0 for each when None). A failing put raises as
+        put() would, with the ones before it done."""
         n = put_batch_check(paths, datas, stats, readable)
+        column = None if acls is None else _acl_column(paths, datas, stats, readable, acls, n)
         for start in range(0, n, _PUT_BATCH_NODES):
-            self._put_chunk(paths, datas, stats, readable, start, min(n, start + _PUT_BATCH_NODES))
+            self._put_chunk(paths, datas, stats, readable, column, start, min(n, start + _PUT_BATCH_NODES))
 
     def _put_chunk(
         self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
-        lo: int, hi: int,
+        acls: array[int] | None, lo: int, hi: int,
     ) -> None:  # fmt: skip
         chunk_paths = paths[lo:hi]
         try:
@@ -127,35 +155,37 @@ class PathIndex:
             for column in stats:
                 fields.extend(array("q", column[lo:hi]))
         except (TypeError, UnicodeEncodeError, OverflowError):
-            return self._put_each(paths, datas, stats, readable, lo, hi)  # put names the culprit
+            return self._put_each(paths, datas, stats, readable, acls, lo, hi)  # put names the culprit
         # All-ASCII paths encode to one byte a character; otherwise measure each.
         path_lens = array("I", map(len, chunk_paths))
         if sum(path_lens) != len(path_bytes):
             path_lens = array("I", (len(path.encode("utf-8")) for path in chunk_paths))
         data_lens = array("I", map(len, datas[lo:hi]))
         if sum(data_lens) != len(data_bytes):  # a memoryview of wider items: len() counts items
-            return self._put_each(paths, datas, stats, readable, lo, hi)
+            return self._put_each(paths, datas, stats, readable, acls, lo, hi)
+        acl_pointer = ffi.NULL if acls is None else ffi.from_buffer("uint32_t[]", acls[lo:hi])
         done = ffi.new("size_t *")
         rc = lib.zk_index_put_batch(
             self._index, path_bytes, ffi.from_buffer("uint32_t[]", path_lens), data_bytes,
             ffi.from_buffer("uint32_t[]", data_lens), ffi.from_buffer("int64_t[]", fields), readable[lo:hi],
-            hi - lo, limits.path_bytes_max, limits.data_bytes_max, done,
+            acl_pointer, hi - lo, limits.path_bytes_max, limits.data_bytes_max, done,
         )  # fmt: skip
         if rc == lib.ZK_INDEX_OK:
             return None
         i = lo + done[0]
         if rc in (lib.ZK_INDEX_BAD_PATH, lib.ZK_INDEX_BAD_SIZE):  # raise what the twin's put would
             put_batch_stat(stats, i)
-            put_check(paths[i], datas[i], bytes(STAT_BYTES), readable[i] != 0)
+            put_check(paths[i], datas[i], bytes(STAT_BYTES), readable[i] != 0, 0 if acls is None else acls[i])
         _raise(rc, paths[i])
         return None
 
     def _put_each(
         self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
-        lo: int, hi: int,
+        acls: array[int] | None, lo: int, hi: int,
     ) -> None:  # fmt: skip
         for i in range(lo, hi):
-            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0)
+            acl = 0 if acls is None else acls[i]
+            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0, acl)
 
     def remove(self, path: str) -> None:
         key = path_key(path)
@@ -184,35 +214,77 @@ class PathIndex:
         return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
 
     def create(
-        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
-        parent_cversion: int, parent_pzxid: int,
-    ) -> None:  # fmt: skip
-        if _plain(path, data, readable) and path != "/":
+        self, path: str, data: bytes, readable: bool, acl: int, zxid: int, time: int, owner: int,
+        parent_creates: int,
+    ) -> bytes:  # fmt: skip
+        if _plain(path, data, readable, acl) and path != "/":
             key = path.encode("ascii")
         else:
-            key, data = create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+            key, data = create_check(path, data, readable, acl, zxid, time, owner, parent_creates)
+        view = self._view
         try:
             rc = lib.zk_index_create(
-                self._index, key, len(key), data, len(data), readable, zxid, time, owner, parent_cversion,
-                parent_pzxid,
+                self._index, key, len(key), data, len(data), readable, acl, zxid, time, owner, parent_creates,
+                view,
             )  # fmt: skip
         except (OverflowError, TypeError):
-            create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+            create_check(path, data, readable, acl, zxid, time, owner, parent_creates)
             raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
+        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
 
-    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None:
+    def delete(self, path: str, zxid: int) -> int:
         key = path_key(path)
         if path == "/":
             remove_check(path)
+        owner = self._owner
         try:
-            rc = lib.zk_index_delete(self._index, key, len(key), parent_cversion, parent_pzxid)
+            rc = lib.zk_index_delete(self._index, key, len(key), zxid, owner)
         except (OverflowError, TypeError):
-            delete_check(parent_cversion, parent_pzxid)
+            delete_check(zxid)
             raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
+        return int(owner[0])
+
+    def set_acl(self, path: str, acl: int, readable: bool, aversion: int) -> bytes:
+        if type(path) is str and type(acl) is int and type(readable) is bool:
+            key = path.encode("utf-8", "surrogatepass")
+        else:
+            set_acl_check(path, acl, readable, aversion)
+            key = path_key(path)
+        view = self._view
+        try:
+            rc = lib.zk_index_set_acl(self._index, key, len(key), acl, readable, aversion, view)
+        except (OverflowError, TypeError):  # an ACL number outside uint32, an aversion outside int32
+            set_acl_check(path, acl, readable, aversion)
+            raise
+        if rc != lib.ZK_INDEX_OK:
+            _raise(rc, path)
+        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
+
+    def stat(self, path: str) -> tuple[bytes, int] | None:
+        key = path_key(path)
+        view = self._view
+        if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
+            return None
+        return ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
+
+    def fields(self, path: str) -> list[int] | None:
+        key = path.encode("utf-8", "surrogatepass") if type(path) is str else path_key(path)
+        fields = self._fields
+        if lib.zk_index_fields(self._index, key, len(key), fields) != lib.ZK_INDEX_OK:
+            return None
+        return ffi.unpack(fields, lib.ZK_INDEX_FIELDS)  # type: ignore[no-any-return]
+
+    def entry(self, path: str) -> tuple[bytes, bytes, int] | None:
+        key = path.encode("utf-8", "surrogatepass") if type(path) is str else path_key(path)
+        view = self._view
+        if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
+            return None
+        data = ffi.unpack(view.bytes, view.bytes_len) if view.bytes_len else b""
+        return data, ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
 
     def get(self, path: str) -> tuple[bytes, bytes] | None:
         key = path_key(path)

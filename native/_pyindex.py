@@ -26,6 +26,9 @@ _STAT_CVERSION_OFFSET = 36
 _STAT_DATA_LENGTH_OFFSET = 52
 _STAT_NUM_CHILDREN_OFFSET = 56
 _STAT_PZXID_OFFSET = 60
+_STAT_AVERSION_OFFSET = 40
+_STAT_OWNER_OFFSET = 44
+_UINT32_MAX = (1 << 32) - 1
 
 # Per-frame status bytes of read_batch.
 STATUS_ANSWERED = 0
@@ -43,6 +46,7 @@ _OK = bytes(4)  # a reply's err field when it succeeded
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _SET_DATA = struct.Struct(">qi")  # mtime, version
+_FIELDS = struct.Struct(">8xq16xiiiq4xi8x")  # mzxid, version, cversion, aversion, owner, numChildren
 _COUNTS = struct.Struct(">ii")  # dataLength, numChildren
 _REQUEST = struct.Struct(">iii")  # RequestHeader (xid, type), then the path's length
 _REQUEST_BYTES_MIN = _REQUEST.size + 1  # ... and the watch flag
@@ -54,19 +58,21 @@ _INT64_MAX = (1 << 63) - 1
 
 
 class _Node:
-    __slots__ = ("name", "data", "stat", "readable", "parent", "children", "pos")
+    __slots__ = ("name", "data", "stat", "readable", "acl", "parent", "children", "pos")
 
     def __init__(self, name: bytes, parent: _Node | None) -> None:
         self.name = name
         self.data = b""
         self.stat = bytes(STAT_BYTES)
         self.readable = True
+        self.acl = 0  # the tree's number for the node's ACL list
         self.parent = parent
         self.children: list[_Node] = []
         self.pos = 0  # where this node sits in parent.children
 
-    def assign(self, data: bytes, stat: bytes, readable: bool) -> None:
+    def assign(self, data: bytes, stat: bytes, readable: bool, acl: int) -> None:
         self.data = data
+        self.acl = acl
         self.stat = (
             stat[:_STAT_DATA_LENGTH_OFFSET]
             + _COUNTS.pack(len(data), len(self.children))
@@ -80,10 +86,17 @@ class _Node:
             stat[:_STAT_NUM_CHILDREN_OFFSET] + _INT.pack(len(self.children)) + stat[_STAT_PZXID_OFFSET:]
         )
 
-    def patch_parent(self, cversion: int, pzxid: int) -> None:
+    def creates(self, children: int) -> int:
+        """How many creates this node's children have seen, from its Stat as it was with this
+        many children: a Stat reports cversion as creates x 2 - children (creates + deletes)."""
+        cversion: int = _INT.unpack_from(self.stat, _STAT_CVERSION_OFFSET)[0]
+        return (cversion + children) // 2
+
+    def patch_parent(self, creates: int, pzxid: int) -> None:
+        """cversion from creates and the children now; pzxid."""
         stat = self.stat
         self.stat = (
-            stat[:_STAT_CVERSION_OFFSET] + _INT.pack(cversion)
+            stat[:_STAT_CVERSION_OFFSET] + _INT.pack(_int32(creates * 2 - len(self.children)))
             + stat[_STAT_CVERSION_OFFSET + 4 : _STAT_PZXID_OFFSET] + _LONG.pack(pzxid)
         )  # fmt: skip
 
@@ -105,20 +118,25 @@ class PathIndex:
     def __contains__(self, path: object) -> bool:
         return path_key(path) in self._nodes
 
-    def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None:
-        key, data, stat = put_check(path, data, stat, readable)
+    def put(self, path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0) -> None:
+        """The node at path as given, its Stat's dataLength and numChildren kept true, `acl` the
+        tree's number for its ACL list; its parent must be in the index (or path is "/")."""
+        key, data, stat = put_check(path, data, stat, readable, acl)
         node = self._nodes.get(key)
         if node is None:
             node = self._insert(path, key)
-        node.assign(data, stat, readable)
+        node.assign(data, stat, readable, acl)
 
     def put_batch(
-        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
-    ) -> None:
+        self, paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+        acls: Sequence[int] | None = None,
+    ) -> None:  # fmt: skip
         """put() for each node in order: stats holds STAT_FIELDS columns, readable one flag byte
-        per node. A failing put raises as put() would, with the ones before it done."""
-        for i in range(put_batch_check(paths, datas, stats, readable)):
-            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0)
+        per node, acls one ACL number per node (0 for each when None). A failing put raises as
+        put() would, with the ones before it done."""
+        for i in range(put_batch_check(paths, datas, stats, readable, acls)):
+            acl = 0 if acls is None else acls[i]
+            self.put(paths[i], datas[i], put_batch_stat(stats, i), readable[i] != 0, acl)
 
     def _insert(self, path: str, key: bytes) -> _Node:
         if key == b"/":
@@ -174,26 +192,75 @@ class PathIndex:
         return node.stat
 
     def create(
-        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
-        parent_cversion: int, parent_pzxid: int,
-    ) -> None:  # fmt: skip
+        self, path: str, data: bytes, readable: bool, acl: int, zxid: int, time: int, owner: int,
+        parent_creates: int,
+    ) -> bytes:  # fmt: skip
         """A node with a create's Stat (czxid = mzxid = pzxid = zxid, ctime = mtime = time,
-        versions 0, ephemeralOwner `owner`) under its parent, whose cversion and pzxid become
-        the ones given."""
-        key, data = create_check(path, data, readable, zxid, time, owner, parent_cversion, parent_pzxid)
+        versions 0, ephemeralOwner `owner`) under its parent: the new node's Stat. The parent
+        counts its creates as a txn says (ZooKeeper's parentCVersion): when parent_creates is
+        above what it has seen, it takes it and pzxid becomes zxid (a replayed create that is
+        older than the parent's state changes neither)."""
+        key, data = create_check(path, data, readable, acl, zxid, time, owner, parent_creates)
         if key in self._nodes:
             raise present_error(path)
         node = self._insert(path, key)
-        node.assign(data, _STAT_PUT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable)
-        assert node.parent is not None, "create_check refuses the root"
-        node.parent.patch_parent(parent_cversion, parent_pzxid)
+        node.assign(data, _STAT_PUT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable, acl)
+        parent = node.parent
+        assert parent is not None, "create_check refuses the root"
+        creates = parent.creates(len(parent.children) - 1)
+        if parent_creates > creates:
+            parent.patch_parent(parent_creates, zxid)
+        else:
+            parent.patch_parent(creates, _LONG.unpack_from(parent.stat, _STAT_PZXID_OFFSET)[0])
+        return node.stat
 
-    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None:
-        """remove(path), then its parent's cversion and pzxid become the ones given."""
-        path_key(path)
+    def delete(self, path: str, zxid: int) -> int:
+        """remove(path) as the txn at zxid: the parent's creates are kept (so its cversion, creates
+        + deletes, goes up by one) and its pzxid becomes zxid if that is higher. Returns the
+        ephemeralOwner the node's Stat had."""
+        key = path_key(path)
         remove_check(path)
-        delete_check(parent_cversion, parent_pzxid)
-        self._remove(path).patch_parent(parent_cversion, parent_pzxid)
+        delete_check(zxid)
+        node = self._nodes.get(key)
+        if node is None:
+            raise absent_error(path)
+        (owner,) = _LONG.unpack_from(node.stat, _STAT_OWNER_OFFSET)
+        parent = self._remove(path)
+        creates = parent.creates(len(parent.children) + 1)
+        (pzxid,) = _LONG.unpack_from(parent.stat, _STAT_PZXID_OFFSET)
+        parent.patch_parent(creates, max(pzxid, zxid))
+        return int(owner)
+
+    def set_acl(self, path: str, acl: int, readable: bool, aversion: int) -> bytes:
+        """setACL's ACL number, readable flag and aversion, the rest kept: the new Stat."""
+        set_acl_check(path, acl, readable, aversion)
+        node = self._nodes.get(path_key(path))
+        if node is None:
+            raise absent_error(path)
+        node.acl, node.readable = acl, readable
+        stat = node.stat
+        node.stat = stat[:_STAT_AVERSION_OFFSET] + _INT.pack(aversion) + stat[_STAT_AVERSION_OFFSET + 4 :]
+        return node.stat
+
+    def fields(self, path: str) -> list[int] | None:
+        """What the tree's prep reads of a node, or None: mzxid, version, creates (what the
+        Stat's cversion, creates + deletes, is made of), aversion, ephemeralOwner, numChildren
+        and the ACL number."""
+        node = self._nodes.get(path_key(path))
+        if node is None:
+            return None
+        mzxid, version, _, aversion, owner, children = _FIELDS.unpack(node.stat)
+        return [mzxid, version, node.creates(children), aversion, owner, children, node.acl]
+
+    def entry(self, path: str) -> tuple[bytes, bytes, int] | None:
+        """The node's data, Stat and ACL number, or None: what a snapshot writes of it."""
+        node = self._nodes.get(path_key(path))
+        return None if node is None else (node.data, node.stat, node.acl)
+
+    def stat(self, path: str) -> tuple[bytes, int] | None:
+        """The node's Stat and ACL number, or None: what the tree reads a node by."""
+        node = self._nodes.get(path_key(path))
+        return None if node is None else (node.stat, node.acl)
 
     def get(self, path: str) -> tuple[bytes, bytes] | None:
         node = self._nodes.get(path_key(path))
@@ -290,6 +357,11 @@ class PathIndex:
         return watch
 
 
+def _int32(value: int) -> int:
+    """value wrapped to a jute int, as C's int32_t arithmetic leaves it."""
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 def read_children_body(children: list[_Node]) -> bytes:
     parts = [_INT.pack(len(children))]
     for child in children:
@@ -309,8 +381,11 @@ def path_key(path: object) -> bytes:
     return path.encode("utf-8", "surrogatepass")
 
 
-def put_check(path: str, data: bytes, stat: bytes, readable: bool) -> tuple[bytes, bytes, bytes]:
+def put_check(
+    path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0
+) -> tuple[bytes, bytes, bytes]:
     """put's arguments as (path key, data, stat) bytes, or TypeError/ValueError naming the rule."""
+    acl_check(acl)
     if not isinstance(path, str):
         raise TypeError(f"path must be str, got {type(path).__name__}")
     if not isinstance(data, _BYTES_LIKE) or not isinstance(stat, _BYTES_LIKE):
@@ -331,8 +406,9 @@ def put_check(path: str, data: bytes, stat: bytes, readable: bool) -> tuple[byte
 
 
 def put_batch_check(
-    paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes
-) -> int:
+    paths: Sequence[str], datas: Sequence[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+    acls: Sequence[int] | None = None,
+) -> int:  # fmt: skip
     """The number of nodes in put_batch's arguments, or TypeError/ValueError naming the rule
     their shape breaks. Each node's Stat is checked with its put (put_batch_stat), and its path
     and data by put's own checks."""
@@ -350,7 +426,20 @@ def put_batch_check(
     for k, column in enumerate(stats):
         if not isinstance(column, list | tuple | array) or len(column) != n:
             raise ValueError(f"stat column {k} must be a list of {n} values")
+    if acls is not None:
+        if not isinstance(acls, list | tuple | array) or len(acls) != n:
+            raise ValueError(f"acls must be a list of {n} ACL numbers")
+        for acl in acls:
+            acl_check(acl)
     return n
+
+
+def acl_check(acl: int) -> None:
+    """TypeError/ValueError unless acl is an ACL number: an int in [0, 2**32)."""
+    if not isinstance(acl, int) or isinstance(acl, bool):
+        raise TypeError(f"acl must be an int (the tree's number for an ACL list), got {type(acl).__name__}")
+    if not 0 <= acl <= _UINT32_MAX:
+        raise ValueError(f"acl must be in [0, 2**32): {acl}")
 
 
 def put_batch_stat(stats: Sequence[Sequence[int]], i: int) -> bytes:
@@ -388,19 +477,27 @@ def set_data_check(path: str, data: bytes, mzxid: int, mtime: int, version: int)
 
 
 def create_check(
-    path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int, parent_cversion: int,
-    parent_pzxid: int,
-) -> tuple[bytes, bytes]:  # fmt: skip
+    path: str, data: bytes, readable: bool, acl: int, zxid: int, time: int, owner: int, parent_creates: int
+) -> tuple[bytes, bytes]:
     """create's path key and data as bytes, or TypeError/ValueError naming the rule."""
-    key, data, _ = put_check(path, data, bytes(STAT_BYTES), readable)
-    _fields_check((zxid, time, owner, parent_pzxid), (parent_cversion,))
+    key, data, _ = put_check(path, data, bytes(STAT_BYTES), readable, acl)
+    _fields_check((zxid, time, owner), (parent_creates,))
     if key == b"/":
         raise ValueError("the root '/' is never created, only put")
     return key, data
 
 
-def delete_check(parent_cversion: int, parent_pzxid: int) -> None:
-    _fields_check((parent_pzxid,), (parent_cversion,))
+def delete_check(zxid: int) -> None:
+    _fields_check((zxid,), ())
+
+
+def set_acl_check(path: str, acl: int, readable: bool, aversion: int) -> None:
+    """TypeError/ValueError naming the rule set_acl's arguments break."""
+    path_key(path)
+    acl_check(acl)
+    if not isinstance(readable, bool):
+        raise TypeError(f"readable must be bool, got {type(readable).__name__}")
+    _fields_check((), (aversion,))
 
 
 def remove_check(path: str) -> None:

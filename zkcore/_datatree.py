@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import attrgetter, ne
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from zkcore import _acl
 from zkcore._errors import Code, NoNodeError
-from zkcore._paths import join_path, split_path
+from zkcore._paths import split_path
 from zkcore._records import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
@@ -73,32 +73,53 @@ _STAT = struct.Struct(">qqqqiiiqiiq")
 
 
 class ReadIndex(Protocol):
-    """What the tree mirrors every change into: native.PathIndex or its Python twin."""
+    """The store a tree with an index keeps its znodes in: native.PathIndex or its Python twin.
+    It holds each node's data, Stat (as clients see it: cversion is creates + deletes,
+    ephemeralOwner only a session's), children and ACL number; apply, replay and the slow
+    reads go through it, and the native read path answers from it."""
 
-    def put(self, path: str, data: bytes, stat: bytes, readable: bool) -> None: ...
+    def __len__(self) -> int: ...
+
+    def __contains__(self, path: object) -> bool: ...
+
+    def put(self, path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0) -> None: ...
 
     def put_batch(
-        self, paths: list[str], datas: list[bytes], stats: Sequence[Sequence[int]], readable: bytes
-    ) -> None: ...
+        self, paths: list[str], datas: list[bytes], stats: Sequence[Sequence[int]], readable: bytes,
+        acls: Sequence[int] | None = None,
+    ) -> None: ...  # fmt: skip
 
     def remove(self, path: str) -> None: ...
 
     def get(self, path: str) -> tuple[bytes, bytes] | None: ...
+
+    def stat(self, path: str) -> tuple[bytes, int] | None: ...
+
+    def fields(self, path: str) -> list[int] | None: ...
+
+    def entry(self, path: str) -> tuple[bytes, bytes, int] | None: ...
 
     def children(self, path: str) -> list[str] | None: ...
 
     def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes: ...
 
     def create(
-        self, path: str, data: bytes, readable: bool, zxid: int, time: int, owner: int,
-        parent_cversion: int, parent_pzxid: int,
-    ) -> None: ...  # fmt: skip
+        self, path: str, data: bytes, readable: bool, acl: int, zxid: int, time: int, owner: int,
+        parent_creates: int,
+    ) -> bytes: ...  # fmt: skip
 
-    def delete(self, path: str, parent_cversion: int, parent_pzxid: int) -> None: ...
+    def delete(self, path: str, zxid: int) -> int: ...
+
+    def set_acl(self, path: str, acl: int, readable: bool, aversion: int) -> bytes: ...
 
     def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]: ...
 
     def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]: ...
+
+
+# A node as a snapshot holds it: path, data, ACL number, then czxid, mzxid, ctime, mtime, version,
+# cversion (creates), aversion, ephemeralOwner, pzxid.
+SnapshotRow = tuple[str, bytes, int, int, int, int, int, int, int, int, int, int]
 
 
 def ephemeral_kind(owner: int) -> str:
@@ -238,44 +259,61 @@ class ApplyResult:
     type: int
     err: int = 0
     path: str = ""
-    node: Node | None = None  # the node a create, setData or setACL left; see `stat`
+    node: Node | None = None  # the node a create, setData or setACL left, in a tree without index
     multi: list[OpResult] | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
-    stat_packed: bytes | None = None  # the node's Stat as packed for the read index, if it was
+    stat_packed: bytes | None = None  # that node's Stat as the index packed it, in a tree with one
 
     @property
     def stat(self) -> Stat | None:
         """The node's Stat. Read it before applying the next txn: most applies (a replay at
         startup) never ask, so it is built on demand."""
+        if self.stat_packed is not None:
+            return Stat.decode(self.stat_packed)
         return None if self.node is None else self.node.stat()
+
+    def stat_bytes(self) -> bytes | None:
+        """The node's Stat, packed."""
+        if self.stat_packed is not None:
+            return self.stat_packed
+        return None if self.node is None else self.node.stat_bytes()
 
 
 class DataTree:
-    """Path -> Node, the sessions that own ephemerals, and the highest zxid applied."""
+    """Path -> Node, the sessions that own ephemerals, and the highest zxid applied.
+
+    A tree keeps its znodes in one of two stores. Without an index, `nodes` is a dict of Node.
+    With one (a server's tree: native.PathIndex, or its Python twin), the index is the only store
+    of every znode: data, Stat, children and ACL number, and `nodes` is a read-only view that
+    builds a Node from it on demand; the tree adds only the ACL lists by number and the owners
+    the Stat does not report (containers, TTL nodes). attach_index moves a tree to its index."""
 
     def __init__(self, index: ReadIndex | None = None, *, populate: bool = True) -> None:
-        self.nodes: dict[str, Node] = {}
+        self.nodes: Mapping[str, Node] = {}
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.containers: dict[str, None] = {}
-        self.ttls: dict[str, None] = {}
+        self.ttls: dict[str, int] = {}  # path -> the TTL node's ephemeralOwner (its TTL inside)
         self.sessions: dict[int, int] = {}  # session id -> negotiated timeout in ms
         self.last_zxid = 0
-        self._index = index
+        self._index: ReadIndex | None = None
         self._acls: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
+        self._acl_list: list[tuple[ACL, ...]] = []  # the index's ACL numbers: interning order
+        self._acl_numbers: dict[int, int] = {}  # id of an interned list -> its number
         self._readable: dict[tuple[ACL, ...], bool] = {}
         # The ACL list last interned and last judged, and the answers: a tree mostly has one or
         # two, and hashing one runs the dataclass __hash__ of each entry and its Id in Python.
         self._last_acl: tuple[tuple[ACL, ...], tuple[ACL, ...]] | None = None
         self._last_readable: tuple[tuple[ACL, ...], bool] | None = None
-        if not populate:  # from_snapshot brings every node, the root and system nodes too
-            return
-        self._insert("/", Node(b"", self.intern_acl(OPEN_ACL_UNSAFE), 0, 0, 0, 0))
-        # ZooKeeper's system nodes: added as children without counting as creates.
-        for path, acl, aversion in SYSTEM_NODES:
-            parent_path, name = split_path(path)
-            self.nodes[parent_path].add_child(name)
-            self._insert(path, Node(b"", self.intern_acl(acl), 0, 0, 0, 0, aversion=aversion))
-            self._mirror(parent_path, self.nodes[parent_path])
+        if populate:  # from_snapshot brings every node, the root and system nodes too
+            nodes: dict[str, Node] = {"/": Node(b"", self.intern_acl(OPEN_ACL_UNSAFE), 0, 0, 0, 0)}
+            # ZooKeeper's system nodes: added as children without counting as creates.
+            for path, acl, aversion in SYSTEM_NODES:
+                parent_path, name = split_path(path)
+                nodes[parent_path].add_child(name)
+                nodes[path] = Node(b"", self.intern_acl(acl), 0, 0, 0, 0, aversion=aversion)
+            self.nodes = nodes
+        if index is not None:
+            self.attach_index(index)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -284,8 +322,15 @@ class DataTree:
         if last is not None and last[0] is acl:  # decoding shares the tuple of a repeated ACL
             return last[1]
         interned = self._acls.setdefault(acl, acl)
+        if interned is acl and id(acl) not in self._acl_numbers:
+            self._acl_numbers[id(acl)] = len(self._acl_list)
+            self._acl_list.append(acl)
         self._last_acl = (acl, interned)
         return interned
+
+    def _acl_number(self, interned: tuple[ACL, ...]) -> int:
+        """The index's number for an interned ACL list."""
+        return self._acl_numbers[id(interned)]
 
     def _world_readable(self, acl: tuple[ACL, ...]) -> bool:
         last = self._last_readable
@@ -297,25 +342,45 @@ class DataTree:
         self._last_readable = (acl, readable)
         return readable
 
-    def _mirror(self, path: str, node: Node) -> bytes | None:
-        """Copy the node into the read index, if there is one, which keeps its data and its
-        children's names from then on; the Stat packed for it."""
-        if self._index is None:
+    def _hidden_owner(self, path: str) -> int:
+        """The ephemeralOwner of a node whose Stat reports 0: a container's or TTL node's, else 0."""
+        if path in self.containers:
+            return CONTAINER_EPHEMERAL_OWNER
+        return self.ttls.get(path, 0)
+
+    def _node_from(self, path: str, stat: bytes, acl: int) -> Node:
+        """A Node as the index holds it (its data and children InIndex): what `nodes` gives
+        in a tree with an index. Changing it changes nothing in the tree."""
+        czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, length, children, pzxid = (
+            _STAT.unpack(stat)
+        )
+        if not owner and (self.containers or self.ttls):
+            owner = self._hidden_owner(path)
+        return Node(
+            in_index(length), self._acl_list[acl], czxid, mzxid, ctime, mtime, version,
+            (cversion + children) // 2, aversion, owner, pzxid, in_index(children),
+        )  # fmt: skip
+
+    def change_fields(self, path: str) -> tuple[int, tuple[ACL, ...], int, int, int, int, int] | None:
+        """What prep reads of the node at path, None if there is none: mzxid, ACL, version,
+        creates (Node.cversion), aversion, ephemeralOwner and number of children; once per
+        write, so without building a Node."""
+        index = self._index
+        if index is None:
+            node = self.nodes.get(path)
+            if node is None:
+                return None
+            return (
+                node.mzxid, node.acl, node.version, node.cversion, node.aversion, node.ephemeral_owner,
+                len(node.children),
+            )  # fmt: skip
+        fields = index.fields(path)
+        if fields is None:
             return None
-        stat = node.stat_bytes()
-        data = self.node_data(path, node)
-        self._index.put(path, data, stat, self._world_readable(node.acl))
-        node.data = in_index(len(data))
-        node.children = in_index(len(node.children))
-        return stat
-
-    def _stored(self, data: bytes) -> bytes | InIndex:
-        """What a node's data field holds for these bytes: InIndex when the index keeps them."""
-        return data if self._index is None else in_index(len(data))
-
-    def _leaf(self) -> dict[str, None] | InIndex:
-        """What a new node's children field holds."""
-        return NO_CHILDREN if self._index is None else in_index(0)
+        mzxid, version, creates, aversion, owner, children, acl = fields
+        if not owner and (self.containers or self.ttls):
+            owner = self._hidden_owner(path)
+        return mzxid, self._acl_list[acl], version, creates, aversion, owner, children
 
     def child_names(self, path: str, node: Node) -> list[str]:
         """The names of the children of the node at path, from the node or from the index."""
@@ -339,21 +404,12 @@ class DataTree:
         assert got is not None, f"{path!r} is in the tree but not in its index"
         return got[0]
 
-    def _mirror_create(self, path: str, node: Node, parent: Node, data: bytes) -> None:
-        """Copy a node just created (with these bytes of data), and its parent's new cversion
-        and pzxid, into the index."""
-        if self._index is not None:
-            self._index.create(
-                path, data, self._world_readable(node.acl), node.czxid, node.ctime,
-                reported_owner(node.ephemeral_owner), parent.reported_cversion(), parent.pzxid,
-            )  # fmt: skip
-
-    def _insert(self, path: str, node: Node, mirror: bool = True) -> None:
+    def _insert(self, path: str, node: Node) -> None:
+        """Add a node to a tree without index."""
+        assert isinstance(self.nodes, dict), "a tree with an index changes through it"
         self.nodes[path] = node
         if node.ephemeral_owner:
             self._own(path, node.ephemeral_owner)
-        if mirror:
-            self._mirror(path, node)
 
     def _own(self, path: str, owner: int) -> None:
         """Note that the node at path has this ephemeralOwner: a session, container or TTL."""
@@ -363,36 +419,61 @@ class DataTree:
         elif kind == "container":
             self.containers[path] = None
         elif kind == "ttl":
-            self.ttls[path] = None
+            self.ttls[path] = owner
+
+    def _disown(self, path: str, reported: int) -> None:
+        """Forget the owner of a node that is gone, from the ephemeralOwner its Stat reported."""
+        if reported:
+            owned = self.ephemerals.get(reported)
+            if owned is not None:
+                owned.pop(path, None)
+                if not owned:
+                    del self.ephemerals[reported]
+        elif self.containers or self.ttls:
+            self.containers.pop(path, None)
+            self.ttls.pop(path, None)
 
     @property
     def index(self) -> ReadIndex | None:
-        """The native read index this tree keeps in step, if it has one."""
+        """The index this tree keeps its znodes in, if it has one."""
         return self._index
 
     def attach_index(self, index: ReadIndex) -> None:
-        """Start keeping an empty index in step, filling it with every node now. A restarting
-        server replays its log without an index and attaches one before it serves reads."""
+        """Move every node into an empty index, which is the tree's store from then on. A
+        restarting server replays its log without an index and attaches one before it serves."""
         assert self._index is None, "this tree already has an index"
-        self._index = index
         nodes = list(self.nodes.values())
         acls = list(map(attrgetter("acl"), nodes))
-        # Nodes share the few interned ACL lists: find each one's flag by identity.
-        readable = {id(acl): self._world_readable(acl) for acl in self._acls.values()}
+        # Nodes share the few interned ACL lists: find each one's flag and number by identity.
+        readable = {id(acl): self._world_readable(acl) for acl in self._acl_list}
+        numbers = self._acl_numbers
         if not readable.keys() >= set(map(id, acls)):
             readable.update((id(acl), self._world_readable(acl)) for acl in acls)
-        flags = bytes(map(readable.__getitem__, map(id, acls)))
-        datas = list(map(attrgetter("data"), nodes))
-        index.put_batch(list(self.nodes), datas, _stat_columns(nodes), flags)
-        for node, data in zip(nodes, datas, strict=True):
-            node.data = in_index(len(data))
-            node.children = in_index(len(node.children))
+            numbers = {id(acl): self._acl_number(self.intern_acl(acl)) for acl in acls} | numbers
+        ids = list(map(id, acls))
+        flags = bytes(map(readable.__getitem__, ids))
+        datas = [self.node_data(path, node) for path, node in zip(self.nodes, nodes, strict=True)]
+        index.put_batch(
+            list(self.nodes), datas, _stat_columns(nodes), flags, array("I", map(numbers.__getitem__, ids))
+        )
+        self._index = index
+        self.nodes = _IndexedNodes(self, index)
 
     def __len__(self) -> int:
         return len(self.nodes)
 
     def __contains__(self, path: object) -> bool:
         return path in self.nodes
+
+    def paths(self) -> Iterator[str]:
+        """Every node's path, each parent before its children."""
+        return iter(self.nodes)
+
+    def _child_names_at(self, path: str) -> list[str]:
+        """The names of the children of the node at path, which is in the tree."""
+        if self._index is not None:
+            return self._index.children(path) or []
+        return self.child_names(path, self.nodes[path])
 
     # --- reads (the slow path: ACL checks with the caller's ids) --------------------------
 
@@ -424,13 +505,7 @@ class DataTree:
         """Descendants of `path`, not counting itself (getAllChildrenNumber)."""
         node = self.node(path)
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
-        count, stack = 0, [path]
-        while stack:
-            here = stack.pop()
-            for name in self.child_names(here, self.nodes[here]):
-                count += 1
-                stack.append(join_path(here, name))
-        return count
+        return sum(1 for _ in _descendants(self._child_names_at, path)) - 1
 
     def get_ephemerals(self, session_id: int, prefix: str = "/") -> list[str]:
         owned = self.ephemerals.get(session_id, {})
@@ -439,11 +514,14 @@ class DataTree:
     def expired_candidates(self, now_ms: int) -> list[str]:
         """Empty containers that once had children and TTL nodes idle past their TTL: the leader
         proposes deleteContainer for each (ZooKeeper's ContainerManager)."""
-        out = [p for p in self.containers if not self.nodes[p].children and self.nodes[p].cversion > 0]
-        for p in self.ttls:
+        out = []
+        for p in self.containers:
             node = self.nodes[p]
-            ttl = node.ephemeral_owner & ~TTL_EPHEMERAL_MASK
-            if not node.children and now_ms - node.mtime > ttl:
+            if not node.children and node.cversion > 0:
+                out.append(p)
+        for p, owner in self.ttls.items():
+            node = self.nodes[p]
+            if not node.children and now_ms - node.mtime > owner & ~TTL_EPHEMERAL_MASK:
                 out.append(p)
         return out
 
@@ -474,93 +552,135 @@ class DataTree:
         else:
             owner = header.client_id if txn.ephemeral else 0
         path = txn.path
-        parent_path, name = split_path(path)
-        parent = self.nodes.get(parent_path)
-        if parent is None:
-            result.err = Code.NO_NODE
+        parent_path, _ = split_path(path)
+        if not self._create(path, txn.data, self.intern_acl(txn.acl), header.zxid, header.time, owner,
+                            txn.parent_cversion, result):  # fmt: skip
             return
-        if path in self.nodes:
-            result.err = Code.NODE_EXISTS
-            return
-        zxid, now = header.zxid, header.time
-        node = Node(
-            self._stored(txn.data), self.intern_acl(txn.acl), zxid, zxid, now, now, ephemeral_owner=owner,
-            pzxid=zxid, children=self._leaf(),
-        )  # fmt: skip
-        parent.add_child(name)
-        # A replayed create may be older than the parent's state; never move cversion back.
-        if txn.parent_cversion > parent.cversion:
-            parent.cversion = txn.parent_cversion
-            parent.pzxid = zxid
-        self._insert(path, node, mirror=False)
-        self._mirror_create(path, node, parent, txn.data)
         result.path = path
-        result.node = node
         result.events += [(NODE_CREATED, path), (NODE_CHILDREN_CHANGED, parent_path)]
 
+    def _create(
+        self, path: str, data: bytes, acl: tuple[ACL, ...], zxid: int, now: int, owner: int, parent_creates: int,
+        result: ApplyResult,
+    ) -> bool:  # fmt: skip
+        """Create the node at path (one with a parent; acl interned) as the txn at zxid, if its
+        parent is there and it is not: whether it did. result gets the error, or the node (its Stat)."""
+        index = self._index
+        if index is not None:
+            try:
+                result.stat_packed = index.create(
+                    path, data, self._world_readable(acl), self._acl_numbers[id(acl)], zxid, now,
+                    reported_owner(owner), parent_creates,
+                )  # fmt: skip
+            except KeyError:  # the parent is missing, or the node is there
+                result.err = Code.NODE_EXISTS if path in index else Code.NO_NODE
+                return False
+            if owner:
+                self._own(path, owner)
+            return True
+        nodes = self.nodes
+        assert isinstance(nodes, dict)
+        cut = path.rfind("/")
+        parent = nodes.get(path[:cut] or "/")
+        if parent is None:
+            result.err = Code.NO_NODE
+            return False
+        if path in nodes:
+            result.err = Code.NODE_EXISTS
+            return False
+        node = Node(data, acl, zxid, zxid, now, now, ephemeral_owner=owner, pzxid=zxid)
+        parent.add_child(path[cut + 1 :])
+        # A replayed create may be older than the parent's state; never move cversion back.
+        if parent_creates > parent.cversion:
+            parent.cversion = parent_creates
+            parent.pzxid = zxid
+        self._insert(path, node)
+        result.node = node
+        return True
+
     def delete_node(self, path: str, zxid: int, result: ApplyResult) -> None:
-        node = self.nodes.get(path)
-        if node is None or path == "/":
+        if path == "/":
             result.err = Code.NO_NODE
             return
-        if node.children:  # never from prep (ephemerals have no children); a replayed txn may
-            result.err = Code.NOT_EMPTY
-            return
-        parent_path, name = split_path(path)
-        parent = self.nodes[parent_path]
-        del self.nodes[path]
-        parent.drop_child(name)
-        if zxid > parent.pzxid:
-            parent.pzxid = zxid
-        kind = ephemeral_kind(node.ephemeral_owner)
-        if kind == "session":
-            owned = self.ephemerals.get(node.ephemeral_owner)
-            if owned is not None:
-                owned.pop(path, None)
-                if not owned:
-                    del self.ephemerals[node.ephemeral_owner]
-        elif kind == "container":
-            self.containers.pop(path, None)
-        elif kind == "ttl":
-            self.ttls.pop(path, None)
-        if self._index is not None:
-            self._index.delete(path, parent.reported_cversion(), parent.pzxid)
-        result.events += [(NODE_DELETED, path), (NODE_CHILDREN_CHANGED, parent_path)]
+        index = self._index
+        if index is not None:
+            try:
+                reported = index.delete(path, zxid)
+            except KeyError:
+                result.err = Code.NO_NODE
+                return
+            except ValueError:  # never from prep (ephemerals have no children); a replayed txn may
+                result.err = Code.NOT_EMPTY
+                return
+        else:
+            nodes = self.nodes
+            assert isinstance(nodes, dict)
+            node = nodes.get(path)
+            if node is None:
+                result.err = Code.NO_NODE
+                return
+            if node.children:
+                result.err = Code.NOT_EMPTY
+                return
+            parent = nodes[path[: path.rfind("/")] or "/"]
+            del nodes[path]
+            parent.drop_child(path[path.rfind("/") + 1 :])
+            if zxid > parent.pzxid:
+                parent.pzxid = zxid
+            reported = reported_owner(node.ephemeral_owner)
+        self._disown(path, reported)
+        result.events += [(NODE_DELETED, path), (NODE_CHILDREN_CHANGED, path[: path.rfind("/")] or "/")]
 
     def _apply_delete(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
-        node = self.nodes.get(txn.path)
-        if node is not None and node.children:
-            result.err = Code.NOT_EMPTY
-            return
         self.delete_node(txn.path, header.zxid, result)
 
     def _apply_set_data(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
-        node = self.nodes.get(txn.path)
-        if node is None:
-            result.err = Code.NO_NODE
+        if not self._set_data(txn.path, txn.data, header.zxid, header.time, txn.version, result):
             return
-        node.data = self._stored(txn.data)
-        node.mtime = header.time
-        node.mzxid = header.zxid
-        node.version = txn.version
-        if self._index is not None:
-            result.stat_packed = self._index.set_data(
-                txn.path, txn.data, header.zxid, header.time, txn.version
-            )
         result.path = txn.path
-        result.node = node
         result.events.append((NODE_DATA_CHANGED, txn.path))
 
-    def _apply_set_acl(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
-        node = self.nodes.get(txn.path)
+    def _set_data(
+        self, path: str, data: bytes, zxid: int, now: int, version: int, result: ApplyResult
+    ) -> bool:
+        """setData on the node at path, if it is there: whether it was. result gets the error,
+        or the node (its Stat)."""
+        index = self._index
+        if index is not None:
+            try:
+                result.stat_packed = index.set_data(path, data, zxid, now, version)
+            except KeyError:
+                result.err = Code.NO_NODE
+                return False
+            return True
+        node = self.nodes.get(path)
         if node is None:
             result.err = Code.NO_NODE
-            return
-        node.acl = self.intern_acl(txn.acl)
-        node.aversion = txn.version
-        result.stat_packed = self._mirror(txn.path, node)
-        result.path = txn.path
+            return False
+        node.data, node.mtime, node.mzxid, node.version = data, now, zxid, version
         result.node = node
+        return True
+
+    def _apply_set_acl(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
+        acl = self.intern_acl(txn.acl)
+        index = self._index
+        if index is not None:
+            try:
+                result.stat_packed = index.set_acl(
+                    txn.path, self._acl_numbers[id(acl)], self._world_readable(acl), txn.version
+                )
+            except KeyError:
+                result.err = Code.NO_NODE
+                return
+        else:
+            node = self.nodes.get(txn.path)
+            if node is None:
+                result.err = Code.NO_NODE
+                return
+            node.acl = acl
+            node.aversion = txn.version
+            result.node = node
+        result.path = txn.path
 
     def _apply_check(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
         result.path = txn.path
@@ -573,12 +693,12 @@ class DataTree:
 
     def _apply_close_session(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
         session = header.client_id
-        paths = txn.paths_to_delete if txn is not None else list(self.ephemerals.get(session, {}))
+        owned = self.ephemerals.get(session, {})
+        paths = txn.paths_to_delete if txn is not None else list(owned)
         # Children before parents cannot happen (ephemerals have no children), but a listed
         # path may already be gone or owned by someone else on replay: skip those.
         for path in paths:
-            node = self.nodes.get(path)
-            if node is not None and node.ephemeral_owner == session:
+            if path in owned:
                 self.delete_node(path, header.zxid, result)
         self.sessions.pop(session, None)
 
@@ -611,50 +731,26 @@ class DataTree:
         """Apply decoded txns in zxid order, leaving exactly the tree that apply() would, but
         without results or watch events: how a restarting server catches up on its log.
         Creates, deletes, setData and createSession run inline; other txns go through apply()."""
-        nodes, last, index, leaf = self.nodes, self.last_zxid, self._index, self._leaf()
+        last = self.last_zxid
         scratch = ApplyResult(0, OpCode.DELETE)
         given: tuple[ACL, ...] | None = None  # the last create's ACL as decoded, and interned
         acl: tuple[ACL, ...] = OPEN_ACL_UNSAFE
-        node: Node | None
         rows = zip(
             txns.kinds, txns.zxids, txns.times, txns.client_ids, txns.owners, txns.numbers, txns.paths,
             txns.datas, txns.acls, strict=True,
         )  # fmt: skip
+        create, set_data, delete = self._create, self._set_data, self.delete_node
         try:
             for kind, zxid, now, client_id, owner, number, path, data, txn_acl in rows:
                 if kind == REPLAY_CREATE:
-                    cut = path.rfind("/")  # decode_txns passes only paths with a parent
-                    parent_path = path[:cut] or "/"
-                    parent = nodes.get(parent_path)
-                    if parent is not None and path not in nodes:
-                        if txn_acl is not given:
-                            given, acl = txn_acl, self.intern_acl(txn_acl)
-                        node = Node(self._stored(data), acl, zxid, zxid, now, now, 0, 0, 0, owner, zxid, leaf)
-                        parent.add_child(path[cut + 1 :])
-                        if number > parent.cversion:
-                            parent.cversion = number
-                            parent.pzxid = zxid
-                        if owner or index is not None:
-                            self._insert(path, node, mirror=False)
-                            self._mirror_create(path, node, parent, data)
-                        else:
-                            nodes[path] = node
+                    if txn_acl is not given:
+                        given, acl = txn_acl, self.intern_acl(txn_acl)
+                    create(path, data, acl, zxid, now, owner, number, scratch)
                 elif kind == REPLAY_SET_DATA:
-                    node = nodes.get(path)
-                    if node is not None:
-                        node.data, node.mtime, node.mzxid, node.version = (
-                            self._stored(data),
-                            now,
-                            zxid,
-                            number,
-                        )
-                        if index is not None:
-                            index.set_data(path, data, zxid, now, number)
+                    set_data(path, data, zxid, now, number, scratch)
                 elif kind == REPLAY_DELETE:
-                    node = nodes.get(path)
-                    if node is not None and not node.children:
-                        self.delete_node(path, zxid, scratch)
-                        scratch.events.clear()
+                    delete(path, zxid, scratch)
+                    scratch.events.clear()
                 elif kind == REPLAY_CREATE_SESSION:
                     self.sessions[client_id] = number
                 else:
@@ -673,40 +769,36 @@ class DataTree:
     ) -> None:
         """Build a snapshot's nodes in bulk, from records the scan has checked (each parent
         before its children, no path twice): this is most of a restart from a snapshot. With
-        for_index, the nodes hold their data's and children's lengths only, for
-        attach_loaded_index (next, and before anything else) to put the rest in the index."""
+        for_index, no Node is built: attach_loaded_index (next, and before anything else) puts
+        the nodes in the index straight from the columns."""
+        for i in compress(range(len(columns)), columns.owners):
+            self._own(columns.paths[i], columns.owners[i])
+        if for_index:
+            return
         # A node's zxids and times mostly repeat (czxid = mzxid = pzxid for a leaf never written
         # since): share those ints, as a node built by apply() does, rather than make new ones.
         czxids, ctimes = columns.czxids.tolist(), columns.ctimes.tolist()
-        counts = columns.child_counts
-        datas: Iterable[bytes | InIndex] = columns.datas
-        childrens: Iterable[dict[str, None] | InIndex] = repeat(NO_CHILDREN)
-        if for_index:
-            datas, childrens = map(in_index, map(len, columns.datas)), map(in_index, counts)
         built = list(
             map(
-                Node, datas, map(acls.__getitem__, columns.acl_numbers), czxids,
+                Node, columns.datas, map(acls.__getitem__, columns.acl_numbers), czxids,
                 _reusing(czxids, columns.mzxids, columns.czxids), ctimes,
                 _reusing(ctimes, columns.mtimes, columns.ctimes), columns.versions, columns.cversions,
                 columns.aversions, columns.owners, _reusing(czxids, columns.pzxids, columns.czxids),
-                childrens,
+                repeat(NO_CHILDREN),
             )
         )  # fmt: skip
         self.nodes = dict(zip(columns.paths, built, strict=True))
-        if not for_index:
-            names, start = columns.child_names, 0
-            for i, count in zip(compress(range(len(built)), counts), filter(None, counts), strict=True):
-                built[i].children = dict.fromkeys(names[start : start + count])
-                start += count
-        for i in compress(range(len(built)), columns.owners):
-            self._own(columns.paths[i], columns.owners[i])
+        counts, names, start = columns.child_counts, columns.child_names, 0
+        for i, count in zip(compress(range(len(built)), counts), filter(None, counts), strict=True):
+            built[i].children = dict.fromkeys(names[start : start + count])
+            start += count
 
     def attach_loaded_index(
         self, index: ReadIndex, columns: SnapshotNodes, acls: list[tuple[ACL, ...]]
     ) -> None:
         """attach_index for a tree just loaded from these columns with for_index, straight from
-        them: the Stat as Node.stat_fields reports it, where only the few parents and ephemerals
-        differ from what was persisted. Once every node has its children, so each Stat is final."""
+        them: the Stat as clients see it, where only the few parents and ephemerals differ from
+        what was persisted. Once every node has its children, so each Stat is final."""
         assert self._index is None, "this tree already has an index"
         n, counts = len(columns), columns.child_counts
         cversions, owners = columns.cversions, columns.owners
@@ -721,12 +813,60 @@ class DataTree:
             for i in hidden:
                 owners[i] = 0
         table = bytes(map(self._world_readable, acls))
+        numbers: Sequence[int] = columns.acl_numbers
+        mine = [self._acl_number(self.intern_acl(acl)) for acl in acls]
+        if mine != list(range(len(acls))):  # the snapshot's numbers are not this tree's
+            numbers = array("I", map(mine.__getitem__, numbers))
         stats = [columns.czxids, columns.mzxids, columns.ctimes, columns.mtimes, columns.versions, cversions]
         stats += [columns.aversions, owners, columns.pzxids]
         index.put_batch(
-            columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers))
+            columns.paths, columns.datas, stats, bytes(map(table.__getitem__, columns.acl_numbers)), numbers
         )
         self._index = index
+        self.nodes = _IndexedNodes(self, index)
+
+    def snapshot_rows(self) -> tuple[list[tuple[ACL, ...]], Iterator[SnapshotRow]]:
+        """What a snapshot holds of the nodes: the ACL lists they name by number, and each node
+        (parents before their children) as path, data, ACL number and its persisted Stat: czxid,
+        mzxid, ctime, mtime, version, cversion (as creates), aversion, ephemeralOwner (a
+        container's and a TTL node's too), pzxid. A tree with an index numbers the lists as it
+        does, every list it has interned; one without numbers the lists its nodes use."""
+        if self._index is None:
+            return self._snapshot_nodes()
+        return list(self._acl_list), self._snapshot_index(self._index)
+
+    def _snapshot_nodes(self) -> tuple[list[tuple[ACL, ...]], Iterator[SnapshotRow]]:
+        # ACL lists numbered by identity: nodes share the tree's interned lists, and hashing one
+        # by value runs the dataclass __hash__ of each entry in Python, twice a node.
+        numbers: dict[int, int] = {}
+        acls: list[tuple[ACL, ...]] = []
+        for node in self.nodes.values():
+            if id(node.acl) not in numbers:
+                numbers[id(node.acl)] = len(acls)
+                acls.append(node.acl)
+
+        def rows() -> Iterator[SnapshotRow]:
+            for path, node in self.nodes.items():
+                yield (
+                    path, self.node_data(path, node), numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime,
+                    node.mtime, node.version, node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
+                )  # fmt: skip
+
+        return acls, rows()
+
+    def _snapshot_index(self, index: ReadIndex) -> Iterator[SnapshotRow]:
+        unpack, hidden = _STAT.unpack, self.containers or self.ttls
+        for path in _descendants(self._child_names_at, "/"):
+            found = index.entry(path)
+            assert found is not None, f"{path!r} is a child in the index but not in its table"
+            data, stat, acl = found
+            czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, _, children, pzxid = unpack(stat)
+            if not owner and hidden:
+                owner = self._hidden_owner(path)
+            yield (
+                path, data, acl, czxid, mzxid, ctime, mtime, version, (cversion + children) // 2, aversion,
+                owner, pzxid,
+            )  # fmt: skip
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""
@@ -741,6 +881,46 @@ class DataTree:
         for session in sorted(self.sessions):
             h.update(session.to_bytes(8, "big", signed=True) + self.sessions[session].to_bytes(4, "big"))
         return h.hexdigest()
+
+
+class _IndexedNodes(Mapping[str, Node]):
+    """The nodes of a tree with an index, read-only: each one built from the index when asked,
+    in order parents before children (each node's children in the index's order)."""
+
+    __slots__ = ("_tree", "_index")
+
+    def __init__(self, tree: DataTree, index: ReadIndex) -> None:
+        self._tree = tree
+        self._index = index
+
+    def get(self, path: str, default: Any = None) -> Any:
+        found = self._index.stat(path) if isinstance(path, str) else None
+        return default if found is None else self._tree._node_from(path, *found)
+
+    def __getitem__(self, path: str) -> Node:
+        node: Node | None = self.get(path)
+        if node is None:
+            raise KeyError(path)
+        return node
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and path in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[str]:
+        return _descendants(self._tree._child_names_at, "/") if "/" in self._index else iter(())
+
+
+def _descendants(child_names: Callable[[str], list[str]], top: str) -> Iterator[str]:
+    """top and every path under it, each parent before its children."""
+    stack = [top]
+    while stack:
+        path = stack.pop()
+        yield path
+        prefix = path if path == "/" else path + "/"
+        stack.extend(prefix + name for name in reversed(child_names(path)))
 
 
 def _reusing(shared: list[int], values: array[int], shared_values: array[int]) -> list[int]:

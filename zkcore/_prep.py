@@ -125,17 +125,13 @@ class Prep:
         pending = self._pending.get(path)
         if pending is not None:
             return pending if pending.exists else None
-        node = self.tree.nodes.get(path)
-        if node is None:
-            return None
-        return ChangeRecord(
-            node.mzxid, path, True, node.acl, node.version, node.cversion, node.aversion,
-            node.ephemeral_owner, len(node.children),
-        )  # fmt: skip
+        fields = self.tree.change_fields(path)
+        return None if fields is None else ChangeRecord(fields[0], path, True, *fields[1:])
 
     def _valid(self, path: str) -> str:
-        """validate_path, skipped for a node that exists or is being created: its path passed."""
-        if path in self.tree.nodes or path in self._pending:
+        """validate_path, skipped for a node that is being created: its path passed. (Whether
+        a node exists costs a lookup in the tree's index, more than the check.)"""
+        if path in self._pending:
             return path
         return validate_path(path)
 
@@ -157,6 +153,19 @@ class Prep:
         if rec is None:
             raise NoNodeError(f"no node at {path!r}", path)
         rec.zxid = zxid
+        return rec
+
+    def _changing_named(self, path: str, zxid: int, data: bytes) -> ChangeRecord:
+        """_changing for the node a setData names, its checks in order: the path, the data, then
+        NoNode. A node that exists needs no validate_path (its path passed when it was made),
+        and looking it up costs less than the check."""
+        try:
+            rec = self._changing(path, zxid)
+        except NoNodeError:
+            validate_path(path)
+            self._check_data(data, path)
+            raise
+        self._check_data(data, path)
         return rec
 
     def _add(self, rec: ChangeRecord) -> None:
@@ -336,9 +345,8 @@ class Prep:
 
     def _prep_set_data(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
-        path = self._valid(body.path)
-        self._check_data(body.data, path)
-        node = self._changing(path, ctx.zxid)
+        path = body.path
+        node = self._changing_named(path, ctx.zxid, body.data)
         _acl.check_acl(node.acl, Perms.WRITE, ctx.auth_ids, path)
         node.version = next_version(node.version, body.version, path)
         self._add(node)

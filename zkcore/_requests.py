@@ -163,10 +163,9 @@ def write_reply_body(opcode: int, result: ApplyResult) -> tuple[int, JuteRecord 
         assert stat is not None
         return Code.OK, Create2Response(result.path, stat)
     if opcode in (OpCode.SET_DATA, OpCode.SET_ACL):
-        assert result.node is not None
-        if result.stat_packed is not None:  # packed once already, for the read index
-            return Code.OK, result.stat_packed
-        return Code.OK, result.node.stat_bytes()  # a StatResponse is its Stat alone
+        packed = result.stat_bytes()  # a StatResponse is its Stat alone
+        assert packed is not None
+        return Code.OK, packed
     return Code.OK, None
 
 

@@ -1,7 +1,7 @@
 """The snapshot format: a whole tree and its sessions as bytes, and back.
 
 magic "ZKTREE02", long last zxid
-int count, then each distinct ACL list (vector<ACL>); nodes name theirs by number
+int count, then each ACL list (vector<ACL>); nodes name theirs by number (DataTree.snapshot_rows)
 int count, then each node: ustring path, buffer data, int ACL number, the persisted Stat
   (czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid),
   parents always before their children
@@ -30,33 +30,22 @@ def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
     w = Writer()
     w.buf += SNAPSHOT_MAGIC
     w.long(tree.last_zxid)
-    # ACL lists numbered by identity: nodes share the tree's interned lists, and hashing one by
-    # value runs the dataclass __hash__ of each entry in Python, twice a node.
-    acl_numbers: dict[int, int] = {}
-    acls: list[tuple[ACL, ...]] = []
-    for node in tree.nodes.values():
-        if id(node.acl) not in acl_numbers:
-            acl_numbers[id(node.acl)] = len(acls)
-            acls.append(node.acl)
+    acls, rows = tree.snapshot_rows()
     w.int(len(acls))
     for acl in acls:
         w.int(len(acl))
         for entry in acl:
             entry.write(w)
-    w.int(len(tree.nodes))
+    w.int(len(tree))
     pack, int_pack = SNAPSHOT_NODE.pack, _INT.pack
     buf = w.buf
-    for i, (path, node) in enumerate(tree.nodes.items()):
+    for i, (path, data, *fields) in enumerate(rows):
         raw = path.encode("utf-8", "surrogatepass")
-        data = tree.node_data(path, node)
         buf += int_pack(len(raw))
         buf += raw
         buf += int_pack(len(data))
         buf += data
-        buf += pack(
-            acl_numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
-            node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
-        )  # fmt: skip
+        buf += pack(*fields)
         if i % chunk_nodes == chunk_nodes - 1:
             yield bytes(buf)
             buf.clear()

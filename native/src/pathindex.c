@@ -11,6 +11,7 @@
 #define STAT_MTIME_OFFSET 24
 #define STAT_VERSION_OFFSET 32
 #define STAT_CVERSION_OFFSET 36
+#define STAT_AVERSION_OFFSET 40
 #define STAT_OWNER_OFFSET 44
 #define STAT_DATA_LENGTH_OFFSET 52
 #define STAT_NUM_CHILDREN_OFFSET 56
@@ -42,6 +43,7 @@ struct zk_node {
     uint32_t inline_cap;
     uint32_t path_len;
     uint32_t name_offset; /* the last component starts here in path */
+    uint32_t acl;         /* the tree's number for the node's ACL list */
     unsigned char stat[ZK_INDEX_STAT_BYTES]; /* dataLength and numChildren kept patched */
     unsigned char readable;
     char path[]; /* path_len bytes, then inline_cap bytes of room for data */
@@ -69,6 +71,7 @@ typedef struct {
     size_t data_len;
     const char *stat;
     int readable;
+    uint32_t acl;
 } node_value;
 
 typedef struct {
@@ -85,6 +88,11 @@ static int32_t load_be32(const char *p) {
     const unsigned char *u = (const unsigned char *)p;
     uint32_t v = ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
     return (int32_t)v;
+}
+
+static int64_t load_be64(const char *p) {
+    uint64_t v = ((uint64_t)(uint32_t)load_be32(p) << 32) | (uint32_t)load_be32(p + 4);
+    return (int64_t)v;
 }
 
 static void store_be32(char *p, uint32_t v) {
@@ -234,7 +242,7 @@ static void node_patch_children(zk_node *node) {
     store_be32((char *)node->stat + STAT_NUM_CHILDREN_OFFSET, (uint32_t)node->child_count);
 }
 
-/* Replace data, Stat and readable; on failure the node is unchanged. */
+/* Replace data, Stat, readable and ACL number; on failure the node is unchanged. */
 static int node_assign(zk_node *node, const node_value *value) {
     char *inline_data = node_inline_data(node);
     char *copy = inline_data;
@@ -247,6 +255,7 @@ static int node_assign(zk_node *node, const node_value *value) {
     node->data = copy;
     node->data_len = (uint32_t)value->data_len; /* callers refuse data over INT32_MAX */
     node->readable = (unsigned char)(value->readable != 0);
+    node->acl = value->acl;
     memcpy(node->stat, value->stat, ZK_INDEX_STAT_BYTES);
     store_be32((char *)node->stat + STAT_DATA_LENGTH_OFFSET, (uint32_t)value->data_len);
     node_patch_children(node);
@@ -306,9 +315,9 @@ void zk_index_free(zk_index *idx) {
 size_t zk_index_len(const zk_index *idx) { return idx->count; }
 
 /* Add a node that is not in the table yet; every allocation happens before anything links.
- * *parent_out (when given) is its parent, NULL for the root. */
+ * *node_out (when given) is the new node. */
 static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t len, const node_value *value,
-                        zk_node **parent_out) {
+                        zk_node **node_out) {
     zk_node *parent = NULL;
     if (len > 1) {
         size_t slash = path_last_slash(path, len);
@@ -326,7 +335,7 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
     table_place(idx->slots, idx->slot_cap, hash, node);
     idx->count++;
     if (parent) node_child_append(parent, node);
-    if (parent_out) *parent_out = parent;
+    if (node_out) *node_out = node;
     return ZK_INDEX_OK;
 }
 
@@ -337,10 +346,10 @@ static int index_put(zk_index *idx, uint64_t hash, const char *path, size_t path
 }
 
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
-                 const char *stat, size_t stat_len, int readable) {
+                 const char *stat, size_t stat_len, int readable, uint32_t acl) {
     if (stat_len != ZK_INDEX_STAT_BYTES || data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
     if (!path_valid(path, path_len)) return ZK_INDEX_BAD_PATH;
-    node_value value = {data, data_len, stat, readable != 0};
+    node_value value = {data, data_len, stat, readable != 0, acl};
     return index_put(idx, path_hash(path, path_len), path, path_len, &value);
 }
 
@@ -370,8 +379,9 @@ static uint64_t batch_hash_ahead(const zk_index *idx, const char *path, size_t l
 }
 
 int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_lens, const char *datas,
-                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable, size_t n,
-                       size_t path_bytes_max, size_t data_bytes_max, size_t *done) {
+                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable,
+                       const uint32_t *acls, size_t n, size_t path_bytes_max, size_t data_bytes_max,
+                       size_t *done) {
     *done = 0;
     if (table_reserve(idx, n) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
     uint64_t hashes[PREFETCH_DISTANCE];
@@ -391,7 +401,7 @@ int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_le
         if (!stat_pack(stat, stat_fields, n, i)) return ZK_INDEX_BAD_SIZE;
         if (path_lens[i] > path_bytes_max || !path_valid(paths, path_lens[i])) return ZK_INDEX_BAD_PATH;
         if (data_lens[i] > data_bytes_max || data_lens[i] > INT32_MAX) return ZK_INDEX_BAD_SIZE;
-        node_value value = {datas, data_lens[i], stat, readable[i] != 0};
+        node_value value = {datas, data_lens[i], stat, readable[i] != 0, acls ? acls[i] : 0};
         int rc = index_put(idx, hash, paths, path_lens[i], &value);
         if (rc != ZK_INDEX_OK) return rc;
         paths += path_lens[i];
@@ -401,14 +411,17 @@ int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_le
     return ZK_INDEX_OK;
 }
 
-/* Remove a leaf other than the root; *parent_out is the parent it left. */
-static int index_remove(zk_index *idx, const char *path, size_t path_len, zk_node **parent_out) {
+/* Remove a leaf other than the root; *parent_out is the parent it left, *owner_out (when given)
+ * the ephemeralOwner its Stat had. */
+static int index_remove(zk_index *idx, const char *path, size_t path_len, zk_node **parent_out,
+                        int64_t *owner_out) {
     if (path_len == 1 && path[0] == '/') return ZK_INDEX_BAD_PATH;
     size_t i = table_find(idx, path_hash(path, path_len), path, path_len);
     if (i == SIZE_MAX) return ZK_INDEX_NOT_FOUND;
     zk_node *node = idx->slots[i].node;
     if (node->child_count > 0) return ZK_INDEX_HAS_CHILDREN;
     *parent_out = node->parent;
+    if (owner_out) *owner_out = load_be64((const char *)node->stat + STAT_OWNER_OFFSET);
     if (node->parent) node_child_detach(node->parent, node);
     table_delete_at(idx, i);
     idx->count--;
@@ -418,14 +431,30 @@ static int index_remove(zk_index *idx, const char *path, size_t path_len, zk_nod
 
 int zk_index_remove(zk_index *idx, const char *path, size_t path_len) {
     zk_node *parent;
-    return index_remove(idx, path, path_len, &parent);
+    return index_remove(idx, path, path_len, &parent, NULL);
 }
 
 /* --- apply: a txn's whole change to the index in one call, its Stat fields set here -------- */
 
-static void node_patch_parent(zk_node *parent, int32_t cversion, int64_t pzxid) {
+/* How many creates a node's children have seen, from its Stat as it was with `children`
+ * children: a Stat reports cversion as creates x 2 - children (creates + deletes, as ZooKeeper's
+ * DataNode.copyStat does). Floor division, like the twin's //: a put Stat can make the sum odd,
+ * and the root's is -1 + 1. */
+static int64_t node_creates(const zk_node *node, int64_t children) {
+    int64_t sum = (int64_t)load_be32((const char *)node->stat + STAT_CVERSION_OFFSET) + children;
+    return sum / 2 - (sum % 2 < 0);
+}
+
+/* The parent's cversion from its creates and the children it has now, wrapped to an int32 as
+ * jute's int is; its pzxid. */
+static void node_patch_parent(zk_node *parent, int64_t creates, int64_t pzxid) {
+    int64_t cversion = creates * 2 - (int64_t)parent->child_count;
     store_be32((char *)parent->stat + STAT_CVERSION_OFFSET, (uint32_t)cversion);
     store_be64((char *)parent->stat + STAT_PZXID_OFFSET, (uint64_t)pzxid);
+}
+
+static int64_t node_pzxid(const zk_node *node) {
+    return load_be64((const char *)node->stat + STAT_PZXID_OFFSET);
 }
 
 static void view_node(const zk_node *node, zk_index_view *view) {
@@ -433,6 +462,7 @@ static void view_node(const zk_node *node, zk_index_view *view) {
     view->bytes_len = node->data_len;
     view->stat = (const char *)node->stat;
     view->count = node->child_count;
+    view->acl = node->acl;
 }
 
 int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
@@ -445,7 +475,7 @@ int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const ch
     store_be64(stat + STAT_MZXID_OFFSET, (uint64_t)mzxid);
     store_be64(stat + STAT_MTIME_OFFSET, (uint64_t)mtime);
     store_be32(stat + STAT_VERSION_OFFSET, (uint32_t)version);
-    node_value value = {data, data_len, stat, node->readable};
+    node_value value = {data, data_len, stat, node->readable, node->acl};
     int rc = node_assign(node, &value);
     if (rc != ZK_INDEX_OK) return rc;
     view_node(node, view);
@@ -453,8 +483,8 @@ int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const ch
 }
 
 int zk_index_create(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
-                    int readable, int64_t zxid, int64_t time, int64_t owner, int32_t parent_cversion,
-                    int64_t parent_pzxid) {
+                    int readable, uint32_t acl, int64_t zxid, int64_t time, int64_t owner, int32_t parent_creates,
+                    zk_index_view *view) {
     if (data_len > INT32_MAX) return ZK_INDEX_BAD_SIZE;
     if (!path_valid(path, path_len) || path_len == 1) return ZK_INDEX_BAD_PATH;
     uint64_t hash = path_hash(path, path_len);
@@ -467,20 +497,38 @@ int zk_index_create(zk_index *idx, const char *path, size_t path_len, const char
     store_be64(stat + STAT_MTIME_OFFSET, (uint64_t)time);
     store_be64(stat + STAT_OWNER_OFFSET, (uint64_t)owner);
     store_be64(stat + STAT_PZXID_OFFSET, (uint64_t)zxid);
-    node_value value = {data, data_len, stat, readable != 0};
-    zk_node *parent;
-    int rc = index_insert(idx, hash, path, path_len, &value, &parent);
+    node_value value = {data, data_len, stat, readable != 0, acl};
+    zk_node *node;
+    int rc = index_insert(idx, hash, path, path_len, &value, &node);
     if (rc != ZK_INDEX_OK) return rc;
-    node_patch_parent(parent, parent_cversion, parent_pzxid);
+    zk_node *parent = node->parent;
+    int64_t creates = node_creates(parent, (int64_t)parent->child_count - 1);
+    if (parent_creates > creates)
+        node_patch_parent(parent, parent_creates, zxid);
+    else
+        node_patch_parent(parent, creates, node_pzxid(parent));
+    view_node(node, view);
     return ZK_INDEX_OK;
 }
 
-int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int32_t parent_cversion,
-                    int64_t parent_pzxid) {
+int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int64_t zxid, int64_t *owner) {
     zk_node *parent;
-    int rc = index_remove(idx, path, path_len, &parent);
+    int rc = index_remove(idx, path, path_len, &parent, owner);
     if (rc != ZK_INDEX_OK) return rc;
-    node_patch_parent(parent, parent_cversion, parent_pzxid);
+    int64_t creates = node_creates(parent, (int64_t)parent->child_count + 1);
+    int64_t pzxid = node_pzxid(parent);
+    node_patch_parent(parent, creates, zxid > pzxid ? zxid : pzxid);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_set_acl(zk_index *idx, const char *path, size_t path_len, uint32_t acl, int readable,
+                     int32_t aversion, zk_index_view *view) {
+    zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    node->acl = acl;
+    node->readable = (unsigned char)(readable != 0);
+    store_be32((char *)node->stat + STAT_AVERSION_OFFSET, (uint32_t)aversion);
+    view_node(node, view);
     return ZK_INDEX_OK;
 }
 
@@ -492,6 +540,20 @@ int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_inde
     const zk_node *node = table_lookup(idx, path, path_len);
     if (!node) return ZK_INDEX_NOT_FOUND;
     view_node(node, view);
+    return ZK_INDEX_OK;
+}
+
+int zk_index_fields(const zk_index *idx, const char *path, size_t path_len, int64_t *out) {
+    const zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    const char *stat = (const char *)node->stat;
+    out[0] = load_be64(stat + STAT_MZXID_OFFSET);
+    out[1] = load_be32(stat + STAT_VERSION_OFFSET);
+    out[2] = node_creates(node, (int64_t)node->child_count);
+    out[3] = load_be32(stat + STAT_AVERSION_OFFSET);
+    out[4] = load_be64(stat + STAT_OWNER_OFFSET);
+    out[5] = node->child_count;
+    out[6] = node->acl;
     return ZK_INDEX_OK;
 }
 

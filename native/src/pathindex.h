@@ -12,6 +12,7 @@
 
 #define ZK_INDEX_STAT_BYTES 68
 #define ZK_INDEX_STAT_FIELDS 9
+#define ZK_INDEX_FIELDS 7
 
 enum zk_index_code {
     ZK_INDEX_OK = 0,
@@ -28,12 +29,14 @@ enum zk_index_code {
 
 typedef struct zk_index zk_index;
 
-/* What get and children hand back; the pointers stay valid until the next call on the index. */
+/* What get, children and the apply calls hand back; the pointers stay valid until the next call
+ * on the index. */
 typedef struct {
     const char *bytes; /* get: the data; children: child names joined by '/' */
     size_t bytes_len;
     const char *stat; /* get: the 68-byte Stat with dataLength and numChildren patched */
     size_t count;     /* children: how many names */
+    uint32_t acl;     /* get: the node's ACL number (not set by children) */
 } zk_index_view;
 
 /* What read_batch hands back; on an error code, error_frame/error_offset say where. */
@@ -57,35 +60,54 @@ typedef struct {
 zk_index *zk_index_new(void);
 void zk_index_free(zk_index *idx);
 size_t zk_index_len(const zk_index *idx);
+/* The node at path as given (its parent must be in the index, or path is "/"), its Stat's
+ * dataLength and numChildren kept true; acl is the tree's number for its ACL list. */
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
-                 const char *stat, size_t stat_len, int readable);
+                 const char *stat, size_t stat_len, int readable, uint32_t acl);
 /* n puts in order, as zk_index_put would do them: paths and datas joined back to back with their
  * lengths, stat_fields ZK_INDEX_STAT_FIELDS columns of n (Stat without dataLength and numChildren),
- * readable one flag each. Reserves table room for n new nodes first. Stops at the first failure:
- * an int Stat field outside int32 or data over data_bytes_max is BAD_SIZE, a path over
- * path_bytes_max BAD_PATH; *done says how many went in. */
+ * readable one flag each, acls one ACL number each (NULL: 0 for every node). Reserves table room
+ * for n new nodes first. Stops at the first failure: an int Stat field outside int32 or data over
+ * data_bytes_max is BAD_SIZE, a path over path_bytes_max BAD_PATH; *done says how many went in. */
 int zk_index_put_batch(zk_index *idx, const char *paths, const uint32_t *path_lens, const char *datas,
-                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable, size_t n,
-                       size_t path_bytes_max, size_t data_bytes_max, size_t *done);
+                       const uint32_t *data_lens, const int64_t *stat_fields, const uint8_t *readable,
+                       const uint32_t *acls, size_t n, size_t path_bytes_max, size_t data_bytes_max,
+                       size_t *done);
 int zk_index_remove(zk_index *idx, const char *path, size_t path_len);
 
 /* A txn's change in one call, each Stat field it changes set here (dataLength and numChildren kept
- * true as always): what the tree's apply does to the index.
+ * true as always): what the tree's apply does to the index. Where a view is passed, it then shows
+ * the node as zk_index_get would (the created one for create).
  *
- * set_data: setData's data, mzxid, mtime and version, the rest of the Stat kept; view then shows
- * the node. create: a node with a create's Stat (czxid = mzxid = pzxid = zxid, ctime = mtime =
- * time, versions 0, ephemeralOwner `owner`), EXISTS if the path has one; its parent's cversion and
- * pzxid become the ones given. delete: remove(path), then its parent's cversion and pzxid become
- * the ones given. */
+ * A parent counts the creates its children have seen as ZooKeeper's DataNode does: its Stat
+ * reports cversion = creates x 2 - numChildren (creates + deletes, wrapped to an int32), so creates
+ * = floor((cversion + numChildren) / 2), numChildren as it was before the create or delete.
+ *
+ * set_data: setData's data, mzxid, mtime and version, the rest of the Stat kept. create: a node
+ * with a create's Stat (czxid = mzxid = pzxid = zxid, ctime = mtime = time, versions 0,
+ * ephemeralOwner `owner`), readable flag and ACL number, EXISTS if the path has one, NO_PARENT if
+ * its parent is not in the index; when parent_creates (the txn's parentCVersion) is above the
+ * parent's creates the parent takes it and its pzxid becomes zxid, otherwise both are kept (a
+ * replayed create older than the parent's state); either way its cversion is recomputed for the
+ * new child. delete: remove(path) as the txn at zxid: the parent's creates are kept, so its
+ * cversion goes up by one, and its pzxid becomes zxid if that is higher; *owner is the
+ * ephemeralOwner the removed node's Stat had. set_acl: setACL's ACL number, readable flag and
+ * aversion, the rest kept. */
 int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
                       int64_t mzxid, int64_t mtime, int32_t version, zk_index_view *view);
 int zk_index_create(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,
-                    int readable, int64_t zxid, int64_t time, int64_t owner, int32_t parent_cversion,
-                    int64_t parent_pzxid);
-int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int32_t parent_cversion,
-                    int64_t parent_pzxid);
+                    int readable, uint32_t acl, int64_t zxid, int64_t time, int64_t owner, int32_t parent_creates,
+                    zk_index_view *view);
+int zk_index_delete(zk_index *idx, const char *path, size_t path_len, int64_t zxid, int64_t *owner);
+int zk_index_set_acl(zk_index *idx, const char *path, size_t path_len, uint32_t acl, int readable,
+                     int32_t aversion, zk_index_view *view);
 int zk_index_contains(const zk_index *idx, const char *path, size_t path_len);
+/* The node's data, Stat and ACL number, or NOT_FOUND. */
 int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
+/* What the tree's prep reads of a node, as ZK_INDEX_FIELDS int64s in out: mzxid, version,
+ * creates (the count a Stat's cversion, creates + deletes, is made of), aversion, ephemeralOwner,
+ * numChildren and the ACL number. */
+int zk_index_fields(const zk_index *idx, const char *path, size_t path_len, int64_t *out);
 int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
 int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid,
                   size_t frames_max, size_t reply_bytes_max, zk_read_result *result);

@@ -139,6 +139,48 @@ def test_put_replaces_and_keeps_children(impl: Callable[[], Any]) -> None:
     assert index.read_batch(reqs, ZXID) == (b"", b"\x02")
 
 
+ACL_MAX = (1 << 32) - 1
+ACL_REJECTS = [
+    ("negative", -1, ValueError),
+    ("2**32", 1 << 32, ValueError),
+    ("huge", 1 << 64, ValueError),
+    ("bool", True, TypeError),
+    ("float", 1.0, TypeError),
+    ("str", "1", TypeError),
+    ("None", None, TypeError),
+]
+acl_rejects = pytest.mark.parametrize(
+    ("acl", "error"), [c[1:] for c in ACL_REJECTS], ids=[c[0] for c in ACL_REJECTS]
+)
+
+
+def test_put_keeps_the_acl_number(impl: Callable[[], Any]) -> None:
+    index = small_tree(impl)
+    assert [index.stat(p)[1] for p in ("/", "/a", "/a/b")] == [0, 0, 0]  # the default
+    for acl in (1, ACL_MAX, 0, 77):
+        index.put("/a/d", b"d", STAT_C, True, acl)
+        assert index.stat("/a/d") == (patched(STAT_C, 1, 0), acl)
+    index.put("/a/d", b"d", STAT_C, True)
+    assert index.stat("/a/d")[1] == 0  # a put without one puts 0
+    index.put("/a", b"hello", STAT_A, True, 5)
+    index.set_data("/a", b"new", 9, 9, 9)
+    assert index.stat("/a")[1] == 5  # set_data keeps it
+    assert index.children("/a") == ["b", "c", "d"]
+
+
+@acl_rejects
+def test_put_rejects_acl_numbers(impl: Callable[[], Any], acl: Any, error: type) -> None:
+    index = small_tree(impl)
+    with pytest.raises(error, match="acl"):
+        index.put("/a/d", b"", STAT_A, True, acl)
+    with pytest.raises(error, match="acl"):  # the ACL number is checked before the rest
+        index.put(b"/a/d", "text", bytes(3), 1, acl)
+    with pytest.raises(error, match="acl"):
+        index.put("/a", b"", STAT_A, True, acl)
+    assert len(index) == 5
+    assert index.stat("/a") == (patched(STAT_A, 5, 2), 0)
+
+
 def test_get_patches_data_length_and_num_children(impl: Callable[[], Any]) -> None:
     index = small_tree(impl)
     assert index.get("/") == (b"", patched(STAT_ROOT, 0, 2))
@@ -157,13 +199,14 @@ def test_absent_lookups(impl: Callable[[], Any], path: str) -> None:
     index = small_tree(impl)
     assert index.get(path) is None
     assert index.children(path) is None
+    assert index.stat(path) is None
     assert path not in index
 
 
 @pytest.mark.parametrize("bad", [b"/a", None, 3])
 def test_lookups_check_types(impl: Callable[[], Any], bad: Any) -> None:
     index = small_tree(impl)
-    for call in (index.get, index.children, index.remove, index.__contains__):
+    for call in (index.get, index.children, index.stat, index.remove, index.__contains__):
         with pytest.raises(TypeError, match="path must be str"):
             call(bad)
 
@@ -215,26 +258,171 @@ def test_set_data_changes_data_mzxid_mtime_version_only(impl: Callable[[], Any])
     assert index.get("/a/b") == (b"secret", patched(STAT_B, 6, 0))  # readable kept: only the slow path
 
 
-def test_create_builds_a_creates_stat_and_patches_the_parent(impl: Callable[[], Any]) -> None:
+def test_stat_is_gets_stat_and_the_acl_number(impl: Callable[[], Any]) -> None:
     index = small_tree(impl)
-    parent = stat_of(index, "/a")
-    index.create("/a/d", b"xyz", True, 0x500, 1234, 0x77, 41, 0x500)
-    assert Stat.decode(index.get("/a/d")[1]) == Stat(0x500, 0x500, 1234, 1234, 0, 0, 0, 0x77, 3, 0, 0x500)
-    assert stat_of(index, "/a") == dataclasses.replace(parent, cversion=41, pzxid=0x500, num_children=3)
-    assert index.children("/a") == ["b", "c", "d"]
-    assert index.get("/a")[0] == b"hello"
-    index.create("/a/u", b"", False, 0x501, 1235, 0, 42, 0x501)
-    _, status = index.read_batch(frame(request(1, GET_DATA, b"/a/u")), ZXID)
+    index.put("/a/c", b"", STAT_C, True, 3)
+    for path in ("/", "/a", "/a/b", "/a/c", "/é"):
+        assert index.stat(path) == (index.get(path)[1], 3 if path == "/a/c" else 0), path
+
+
+def test_entry_and_fields_read_a_node_as_the_tree_does(impl: Callable[[], Any]) -> None:
+    """entry: data, Stat and ACL number (a snapshot's row); fields: mzxid, version, creates,
+    aversion, ephemeralOwner, numChildren, ACL number (prep's record)."""
+    index = small_tree(impl)
+    index.put("/a/c", b"cc", STAT_C, True, 3)
+    for path in ("/", "/a", "/a/b", "/a/c", "/é"):
+        data, stat = index.get(path)
+        acl = 3 if path == "/a/c" else 0
+        assert index.entry(path) == (data, stat, acl), path
+        s = Stat.decode(stat)
+        creates = (s.cversion + s.num_children) // 2
+        assert index.fields(path) == [
+            s.mzxid,
+            s.version,
+            creates,
+            s.aversion,
+            s.ephemeral_owner,
+            s.num_children,
+            acl,
+        ]
+    creates = index.fields("/a/c")[2]
+    index.create("/a/c/x", b"", True, 5, 0x900, 77, 0x1234, creates + 1)
+    assert index.fields("/a/c")[2] == creates + 1 and index.fields("/a/c")[5] == 1
+    assert index.fields("/a/c/x") == [0x900, 0, 0, 0, 0x1234, 0, 5]
+    assert index.entry("/nope") is None and index.fields("/nope") is None
+    with pytest.raises(TypeError):
+        index.fields(b"/a")
+
+
+def with_parent(impl: Callable[[], Any], cversion: int, children: int, pzxid: int = 0x700) -> Any:
+    """/p with this Stat cversion and pzxid and children /p/k0 ... (and a root above it)."""
+    index = impl()
+    index.put("/", b"", STAT_ROOT, True)
+    index.put("/p", b"data", Stat(1, 2, 3, 4, 5, cversion, 6, 0, 0, 0, pzxid).encode(), True, 9)
+    for i in range(children):
+        index.put(f"/p/k{i}", b"", STAT_C, True)
+    return index
+
+
+def test_create_builds_a_creates_stat_and_patches_the_parent(impl: Callable[[], Any]) -> None:
+    index = with_parent(impl, 2, 2)  # two creates, no deletes
+    stat = index.create("/p/d", b"xyz", True, 12, 0x800, 1234, 0x77, 3)
+    assert Stat.decode(stat) == Stat(0x800, 0x800, 1234, 1234, 0, 0, 0, 0x77, 3, 0, 0x800)
+    assert index.stat("/p/d") == (stat, 12)
+    assert index.get("/p/d") == (b"xyz", stat)
+    assert stat_of(index, "/p") == Stat(1, 2, 3, 4, 5, 3, 6, 0, 4, 3, 0x800)  # 3 creates, 0 deletes
+    assert index.stat("/p")[1] == 9
+    assert index.children("/p") == ["k0", "k1", "d"]
+    assert index.get("/p")[0] == b"data"
+    index.create("/p/u", b"", False, ACL_MAX, 0x801, 1235, 0, 4)
+    assert index.stat("/p/u")[1] == ACL_MAX
+    _, status = index.read_batch(frame(request(1, GET_DATA, b"/p/u")), ZXID)
     assert status == bytes([2])  # unreadable: the slow path
 
 
+# (parent cversion, children, parent_creates, the parent's cversion after, whether pzxid is zxid)
+PARENT_CREATES = [
+    ("takes a higher count", 2, 2, 3, 3, True),
+    ("skips ahead", 2, 2, 10, 17, True),
+    ("keeps an equal count", 2, 2, 2, 1, False),
+    ("keeps a higher count", 5, 1, 1, 4, False),  # 3 creates, 2 deletes: a replayed create
+    ("root: -1 with one child", -1, 1, 1, 0, True),
+    ("root: an older create", -1, 1, 0, -2, False),
+    ("odd sum floors", 3, 0, 1, 1, False),  # creates = 1, not 2
+    ("negative odd sum floors", -4, 1, -2, -6, False),  # creates = -2, not -1
+    ("negative count", -6, 0, -4, -7, False),
+    ("cversion wraps", (1 << 31) - 1, 1, (1 << 31) - 1, -4, True),
+    ("kept count wraps", (1 << 31) - 1, 1, 0, (1 << 31) - 2, False),
+    ("lowest cversion", -(1 << 31), 0, -(1 << 31), -(1 << 31) - 1 + (1 << 32), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("cversion", "children", "parent_creates", "after", "taken"),
+    [c[1:] for c in PARENT_CREATES],
+    ids=[c[0] for c in PARENT_CREATES],
+)
+def test_create_counts_the_parents_creates(
+    impl: Callable[[], Any], cversion: int, children: int, parent_creates: int, after: int, taken: bool
+) -> None:
+    index = with_parent(impl, cversion, children)
+    before = stat_of(index, "/p")
+    index.create("/p/new", b"", True, 0, 0x900, 1, 0, parent_creates)
+    expected = dataclasses.replace(
+        before, cversion=after, pzxid=0x900 if taken else 0x700, num_children=children + 1
+    )
+    assert stat_of(index, "/p") == expected
+
+
+def test_create_under_the_root(impl: Callable[[], Any]) -> None:
+    """The root's Stat says cversion -1 with /zookeeper, its one child, there: no creates."""
+    index = impl()
+    index.put("/", b"", Stat(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0).encode(), True)
+    index.put("/zookeeper", b"", bytes(68), True)
+    index.create("/a", b"", True, 0, 0x10, 1, 0, 1)
+    assert (stat_of(index, "/").cversion, stat_of(index, "/").pzxid) == (0, 0x10)
+    index.create("/b", b"", True, 0, 0x11, 1, 0, 2)
+    assert (stat_of(index, "/").cversion, stat_of(index, "/").pzxid) == (1, 0x11)
+    assert index.delete("/a", 0x12) == 0
+    assert (stat_of(index, "/").cversion, stat_of(index, "/").pzxid) == (2, 0x12)
+    assert index.delete("/zookeeper", 0x13) == 0
+    assert (stat_of(index, "/").cversion, stat_of(index, "/").pzxid) == (3, 0x13)
+
+
 def test_delete_removes_and_patches_the_parent(impl: Callable[[], Any]) -> None:
+    index = with_parent(impl, 2, 2, pzxid=0x700)
+    index.put("/p/e", b"", Stat(0, 0, 0, 0, 0, 0, 0, -0x1234, 0, 0, 0).encode(), True)
+    index.create("/p/f", b"", True, 0, 0x800, 1, 0x99, 4)
+    parent = stat_of(index, "/p")
+    assert (parent.cversion, parent.num_children, parent.pzxid) == (4, 4, 0x800)
+    assert index.delete("/p/f", 0x900) == 0x99  # the ephemeralOwner
+    assert "/p/f" not in index
+    assert stat_of(index, "/p") == dataclasses.replace(parent, cversion=5, pzxid=0x900, num_children=3)
+    assert index.delete("/p/e", 0x850) == -0x1234  # a lower zxid: the pzxid stays
+    assert stat_of(index, "/p") == dataclasses.replace(parent, cversion=6, pzxid=0x900, num_children=2)
+    assert index.children("/p") == ["k0", "k1"]
+    assert index.stat("/p")[1] == 9
+
+
+# (parent cversion, children, the parent's cversion after deleting one)
+PARENT_DELETES = [
+    ("consistent", 2, 2, 3),
+    ("root: -1 with one child", -1, 1, 0),
+    ("odd sum floors", 4, 1, 4),  # creates = 2 (5 // 2), so 2 x 2 - 0: no change
+    ("negative odd sum floors", -4, 1, -4),  # creates = -2, not -1
+    ("wraps", (1 << 31) - 1, 1, -(1 << 31)),
+]
+
+
+@pytest.mark.parametrize(
+    ("cversion", "children", "after"), [c[1:] for c in PARENT_DELETES], ids=[c[0] for c in PARENT_DELETES]
+)
+def test_delete_counts_the_parents_deletes(
+    impl: Callable[[], Any], cversion: int, children: int, after: int
+) -> None:
+    index = with_parent(impl, cversion, children)
+    index.delete("/p/k0", 1)
+    assert (stat_of(index, "/p").cversion, stat_of(index, "/p").pzxid) == (after, 0x700)
+
+
+def test_set_acl_changes_acl_readable_and_aversion_only(impl: Callable[[], Any]) -> None:
     index = small_tree(impl)
-    parent = stat_of(index, "/a")
-    index.delete("/a/b", 17, 0x900)
-    assert "/a/b" not in index
-    assert stat_of(index, "/a") == dataclasses.replace(parent, cversion=17, pzxid=0x900, num_children=1)
-    assert index.children("/a") == ["c"]
+    before = stat_of(index, "/a/b")
+    stat = index.set_acl("/a/b", 31, True, -7)
+    after = dataclasses.replace(before, aversion=-7)
+    assert Stat.decode(stat) == after
+    assert index.stat("/a/b") == (after.encode(), 31)
+    assert index.get("/a/b") == (b"secret", after.encode())
+    replies, status = index.read_batch(frame(request(1, GET_DATA, b"/a/b")), ZXID)
+    assert status == b"\x00" and replies.endswith(after.encode())  # readable now
+    assert Stat.decode(index.set_acl("/a/b", ACL_MAX, False, 1 << 30)).aversion == 1 << 30
+    assert index.stat("/a/b")[1] == ACL_MAX
+    assert index.read_batch(frame(request(1, GET_DATA, b"/a/b")), ZXID)[1] == b"\x02"
+    assert index.read_batch(frame(request(1, EXISTS, b"/a/b")), ZXID)[1] == b"\x00"
+    index.set_acl("/", 4, True, 0)
+    assert index.stat("/")[1] == 4
+    assert index.children("/a") == ["b", "c"]
+    assert len(index) == 5
 
 
 APPLY_REJECTS = [
@@ -245,21 +433,41 @@ APPLY_REJECTS = [
     ("set_data version over int32", "set_data", ("/a", b"", 1, 1, 1 << 31), ValueError),
     ("set_data mzxid over int64", "set_data", ("/a", b"", 1 << 63, 1, 1), ValueError),
     ("set_data mtime not int", "set_data", ("/a", b"", 1, 1.5, 1), TypeError),
-    ("create present", "create", ("/a/c", b"", True, 1, 1, 0, 1, 1), KeyError),
-    ("create parent missing", "create", ("/x/y", b"", True, 1, 1, 0, 1, 1), KeyError),
-    ("create root", "create", ("/", b"", True, 1, 1, 0, 1, 1), ValueError),
-    ("create trailing slash", "create", ("/a/", b"", True, 1, 1, 0, 1, 1), ValueError),
-    ("create relative", "create", ("a", b"", True, 1, 1, 0, 1, 1), ValueError),
-    ("create path over max", "create", ("/" + "p" * limits.path_bytes_max, b"", True, 1, 1, 0, 1, 1), ValueError),
-    ("create readable not bool", "create", ("/a/d", b"", 1, 1, 1, 0, 1, 1), TypeError),
-    ("create cversion over int32", "create", ("/a/d", b"", True, 1, 1, 0, 1 << 31, 1), ValueError),
-    ("create owner under int64", "create", ("/a/d", b"", True, 1, 1, -(1 << 63) - 1, 1, 1), ValueError),
-    ("delete absent", "delete", ("/zz", 1, 1), KeyError),
-    ("delete with children", "delete", ("/a", 1, 1), ValueError),
-    ("delete root", "delete", ("/", 1, 1), ValueError),
-    ("delete path not str", "delete", (b"/a/c", 1, 1), TypeError),
-    ("delete cversion over int32", "delete", ("/a/c", 1 << 31, 1), ValueError),
-    ("delete pzxid not int", "delete", ("/a/c", 1, None), TypeError),
+    ("create present", "create", ("/a/c", b"", True, 0, 1, 1, 0, 1), KeyError),
+    ("create parent missing", "create", ("/x/y", b"", True, 0, 1, 1, 0, 1), KeyError),
+    ("create root", "create", ("/", b"", True, 0, 1, 1, 0, 1), ValueError),
+    ("create trailing slash", "create", ("/a/", b"", True, 0, 1, 1, 0, 1), ValueError),
+    ("create relative", "create", ("a", b"", True, 0, 1, 1, 0, 1), ValueError),
+    ("create path over max", "create", ("/" + "p" * limits.path_bytes_max, b"", True, 0, 1, 1, 0, 1), ValueError),
+    ("create readable not bool", "create", ("/a/d", b"", 1, 0, 1, 1, 0, 1), TypeError),
+    ("create acl negative", "create", ("/a/d", b"", True, -1, 1, 1, 0, 1), ValueError),
+    ("create acl over uint32", "create", ("/a/d", b"", True, 1 << 32, 1, 1, 0, 1), ValueError),
+    ("create acl bool", "create", ("/a/d", b"", True, False, 1, 1, 0, 1), TypeError),
+    ("create acl before path", "create", ("/", b"", True, -1, 1, 1, 0, 1), ValueError),
+    ("create parent_creates over int32", "create", ("/a/d", b"", True, 0, 1, 1, 0, 1 << 31), ValueError),
+    ("create parent_creates not int", "create", ("/a/d", b"", True, 0, 1, 1, 0, 1.0), TypeError),
+    ("create owner under int64", "create", ("/a/d", b"", True, 0, 1, 1, -(1 << 63) - 1, 1), ValueError),
+    ("create zxid over int64", "create", ("/a/d", b"", True, 0, 1 << 63, 1, 0, 1), ValueError),
+    ("create time not int", "create", ("/a/d", b"", True, 0, 1, None, 0, 1), TypeError),
+    ("delete absent", "delete", ("/zz", 1), KeyError),
+    ("delete with children", "delete", ("/a", 1), ValueError),
+    ("delete root", "delete", ("/", 1), ValueError),
+    ("delete root bad zxid", "delete", ("/", None), ValueError),
+    ("delete path not str", "delete", (b"/a/c", 1), TypeError),
+    ("delete zxid over int64", "delete", ("/a/c", 1 << 63), ValueError),
+    ("delete zxid not int", "delete", ("/a/c", None), TypeError),
+    ("delete absent bad zxid", "delete", ("/zz", 1.5), TypeError),
+    ("set_acl absent", "set_acl", ("/zz", 1, True, 1), KeyError),
+    ("set_acl path not str", "set_acl", (b"/a", 1, True, 1), TypeError),
+    ("set_acl acl negative", "set_acl", ("/a", -1, True, 1), ValueError),
+    ("set_acl acl over uint32", "set_acl", ("/a", 1 << 32, True, 1), ValueError),
+    ("set_acl acl bool", "set_acl", ("/a", True, True, 1), TypeError),
+    ("set_acl acl not int", "set_acl", ("/a", "1", True, 1), TypeError),
+    ("set_acl readable not bool", "set_acl", ("/a", 1, 1, 1), TypeError),
+    ("set_acl aversion over int32", "set_acl", ("/a", 1, True, 1 << 31), ValueError),
+    ("set_acl aversion under int32", "set_acl", ("/a", 1, True, -(1 << 31) - 1), ValueError),
+    ("set_acl aversion not int", "set_acl", ("/a", 1, True, 1.0), TypeError),
+    ("set_acl acl before absent", "set_acl", ("/zz", -1, True, 1), ValueError),
 ]  # fmt: skip
 
 
@@ -271,10 +479,10 @@ def test_apply_rejects_and_changes_nothing(
 ) -> None:
     index = small_tree(impl)
     paths = ["/", "/a", "/a/b", "/a/c", "/é"]
-    before = [(index.get(p), index.children(p)) for p in paths]
+    before = [(index.get(p), index.children(p), index.stat(p)) for p in paths]
     with pytest.raises(error):
         getattr(index, method)(*args)
-    assert [(index.get(p), index.children(p)) for p in paths] == before
+    assert [(index.get(p), index.children(p), index.stat(p)) for p in paths] == before
     assert len(index) == 5
 
 
@@ -561,11 +769,19 @@ PATHS = st.lists(st.sampled_from(NAMES), max_size=3).map(lambda parts: "/" + "/"
 ODD_PATHS = st.sampled_from(["", "a", "/a/", "/a//b", "/\ud800", "/" + "q" * 5000])
 STATS = st.binary(min_size=68, max_size=68)
 READABLE = st.sampled_from([True, True, True, False])
+# ACL numbers, small ones (as a tree numbers its lists) and any; one time in twenty one that is not.
+ACLS = st.tuples(
+    st.integers(0, 19),
+    st.one_of(st.integers(0, 3), st.integers(0, ACL_MAX)),
+    st.sampled_from([-1, 1 << 32, True]),
+).map(lambda drawn: drawn[2] if drawn[0] == 0 else drawn[1])
 
-PUT = st.tuples(st.just("put"), PATHS, st.binary(max_size=40), STATS, READABLE)
+PUT = st.tuples(st.just("put"), PATHS, st.binary(max_size=40), STATS, READABLE, ACLS)
 BAD_PUT = st.tuples(
-    st.just("put"), st.one_of(PATHS, ODD_PATHS), st.binary(max_size=4), st.binary(max_size=70), st.booleans()
-)
+    st.just("put"), st.one_of(PATHS, ODD_PATHS), st.binary(max_size=4), st.binary(max_size=70), st.booleans(),
+    ACLS,
+)  # fmt: skip
+STAT_STEP = st.tuples(st.just("stat"), st.one_of(PATHS, ODD_PATHS))
 REMOVE = st.tuples(st.just("remove"), st.one_of(PATHS, ODD_PATHS))
 # Resolved when run to the n-th present leaf, so that removals mostly succeed.
 REMOVE_LEAF = st.tuples(st.just("remove leaf"), st.integers(0, 100))
@@ -593,7 +809,10 @@ def trees(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     kept = draw(st.lists(st.booleans(), min_size=len(ALL_PATHS), max_size=len(ALL_PATHS)))
     paths = {a for path, keep in zip(ALL_PATHS, kept, strict=True) if keep for a in ancestors(path)} - {"/"}
     ordered = sorted(draw(st.permutations(sorted(paths))), key=lambda p: p.count("/"))
-    return [("put", p, draw(st.binary(max_size=40)), draw(STATS), draw(READABLE)) for p in ordered]
+    return [
+        ("put", p, draw(st.binary(max_size=40)), draw(STATS), draw(READABLE), draw(st.integers(0, ACL_MAX)))
+        for p in ordered
+    ]
 
 
 @st.composite
@@ -633,18 +852,25 @@ INTS = mostly(INT32, -(1 << 31) - 1)
 SET_DATA = st.tuples(
     st.just("set_data"), st.one_of(PATHS, ODD_PATHS), st.binary(max_size=40), LONGS, LONGS, INTS
 )
+# A txn's parent creates: any int, or one near what the parent has seen (above it, equal or below).
+PARENT_CREATES = st.one_of(INTS, st.integers(-3, 12))
 CREATE = st.tuples(
-    st.just("create"), st.one_of(PATHS, PATHS, ODD_PATHS), st.binary(max_size=40), st.booleans(), LONGS, LONGS,
-    LONGS, INTS, LONGS,
+    st.just("create"), st.one_of(PATHS, PATHS, ODD_PATHS), st.binary(max_size=40), st.booleans(), ACLS, LONGS,
+    LONGS, LONGS, PARENT_CREATES,
 )  # fmt: skip
-DELETE = st.tuples(st.just("delete"), st.one_of(PATHS, ODD_PATHS), INTS, LONGS)
+DELETE = st.tuples(st.just("delete"), st.one_of(PATHS, ODD_PATHS), LONGS)
 # Resolved when run to a new child of the n-th present node, so that creates mostly succeed.
 CREATE_CHILD = st.tuples(
-    st.just("create child"), st.integers(0, 100), st.binary(max_size=40), st.booleans(), LONGS, LONGS, LONGS,
-    INTS, LONGS,
+    st.just("create child"), st.integers(0, 100), st.binary(max_size=40), st.booleans(), ACLS, LONGS, LONGS,
+    LONGS, PARENT_CREATES,
 )  # fmt: skip
 # Resolved when run to the n-th present leaf, like REMOVE_LEAF.
-DELETE_LEAF = st.tuples(st.just("delete leaf"), st.integers(0, 100), INTS, LONGS)
+DELETE_LEAF = st.tuples(st.just("delete leaf"), st.integers(0, 100), LONGS)
+SET_ACL = st.tuples(
+    st.just("set_acl"), st.one_of(PATHS, ODD_PATHS), ACLS, st.sampled_from([True, False] * 5 + [1]), INTS
+)
+# Resolved when run to the n-th present node, so that set_acl mostly succeeds.
+SET_ACL_NODE = st.tuples(st.just("set_acl node"), st.integers(0, 100), ACLS, st.booleans(), INTS)
 STEPS = st.tuples(
     trees(),
     st.lists(
@@ -658,6 +884,9 @@ STEPS = st.tuples(
             CREATE_CHILD,
             DELETE,
             DELETE_LEAF,
+            SET_ACL,
+            SET_ACL_NODE,
+            STAT_STEP,
             batches(),
             batches(),
         ),
@@ -679,6 +908,11 @@ def assert_same_state(twin: Any, compiled: Any, paths: list[str]) -> None:
         assert (path in twin) == (path in compiled), path
         assert twin.get(path) == compiled.get(path), path
         assert twin.children(path) == compiled.children(path), path
+        assert twin.stat(path) == compiled.stat(path), path
+
+
+def parent_of(path: str) -> str:
+    return path.rpartition("/")[0] or "/"
 
 
 @needs_native
@@ -703,27 +937,53 @@ def test_differential_random_trees_and_batches(tree_and_steps: tuple[list[Any], 
         elif kind == "create child":
             present = [p for p in dict.fromkeys(seen) if p in twin]
             kind, args = "create", [f"{present[args[0] % len(present)].rstrip('/')}/k{len(seen)}", *args[1:]]
+        elif kind == "set_acl node":
+            present = [p for p in dict.fromkeys(seen) if p in twin]
+            kind, args = "set_acl", [present[args[0] % len(present)], *args[1:]]
         seen.append(args[0])
         assert outcome(getattr(twin, kind), *args) == outcome(getattr(compiled, kind), *args)
+        for path in (args[0], parent_of(args[0])):  # what a step changes, compared as it happens
+            assert twin.stat(path) == compiled.stat(path), (kind, path)
     assert_same_state(twin, compiled, seen)
 
 
-def churn(index: Any, rng: random.Random, steps: int) -> list[str]:
-    """Grow and shrink a wide, deep tree so the C table resizes and shifts probe runs back."""
+def churn(index: Any, rng: random.Random, steps: int) -> tuple[list[str], list[Any]]:
+    """Grow and shrink a wide, deep tree so the C table resizes and shifts probe runs back, through
+    put and remove and through the apply calls: the paths left and what the apply calls returned."""
     paths = ["/"]
+    returned: list[Any] = []
     index.put("/", b"", STAT_ROOT, True)
     for step in range(steps):
-        if rng.random() < 0.35 and len(paths) > 1:
+        roll = rng.random()
+        if roll < 0.35 and len(paths) > 1:
             victim = paths[rng.randrange(1, len(paths))]
             if index.children(victim):
                 continue
-            index.remove(victim)
+            if rng.random() < 0.5:
+                index.remove(victim)
+            else:
+                returned.append(index.delete(victim, rng.randrange(-(1 << 63), 1 << 63)))
             paths.remove(victim)
+        elif roll < 0.45:
+            aversion = rng.randrange(-(1 << 31), 1 << 31)
+            returned.append(
+                index.set_acl(rng.choice(paths), rng.randrange(1 << 32), rng.random() < 0.8, aversion)
+            )
         else:
             path = f"{rng.choice(paths).rstrip('/')}/n{step}"
-            index.put(path, rng.randbytes(rng.randrange(0, 50)), rng.randbytes(68), rng.random() < 0.8)
+            data, readable, acl = (
+                rng.randbytes(rng.randrange(0, 50)),
+                rng.random() < 0.8,
+                rng.randrange(1 << 32),
+            )
+            if rng.random() < 0.5:
+                index.put(path, data, rng.randbytes(68), readable, acl)
+            else:
+                creates = rng.randrange(-(1 << 31), 1 << 31) if rng.random() < 0.2 else rng.randrange(-2, 40)
+                owner = rng.randrange(-(1 << 63), 1 << 63)
+                returned.append(index.create(path, data, readable, acl, step, step * 1000, owner, creates))
             paths.append(path)
-    return paths
+    return paths, returned
 
 
 @needs_native
@@ -731,8 +991,8 @@ def churn(index: Any, rng: random.Random, steps: int) -> list[str]:
 def test_differential_seeded_churn(seed: int) -> None:
     assert _NATIVE is not None
     twin, compiled = _TWIN(), _NATIVE()
-    paths = churn(twin, random.Random(seed), 6000)
-    assert churn(compiled, random.Random(seed), 6000) == paths
+    paths, returned = churn(twin, random.Random(seed), 6000)
+    assert churn(compiled, random.Random(seed), 6000) == (paths, returned)
     assert_same_state(twin, compiled, paths)
     rng = random.Random(seed)
     ops = [EXISTS, GET_DATA, GET_CHILDREN, GET_CHILDREN2]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,7 @@ from cluster.storage import (
 from cluster.storage._segment import HEADER_BYTES, INDEX_STEP_BYTES, Segment
 from tests.storage.test_tree_recovery import restore, run_node, writes
 from tests.zkcore.test_replay import index_state, tree_state
-from zkcore import DataTree, Txn, snapshot_node_count, tree_from_snapshot
+from zkcore import DataTree, Txn, tree_from_snapshot
 from zkcore import _records as rec
 
 
@@ -36,49 +35,31 @@ def test_restore_tree_gives_the_tree_apply_gives(tmp_path: Path, snapshot_at: in
     assert restored.digest() == tree.digest()
 
 
-@pytest.mark.parametrize(
-    ("mirrored_max", "znodes_per_txn"),
-    [(0, 10**9), (10_000, 10**9), (0, 1)],
-    ids=["attach after", "fill while loading", "fill while loading a big snapshot"],
-)
 @pytest.mark.parametrize("snapshot_at", [0, 200])
-def test_restore_tree_fills_an_index(
-    tmp_path: Path, snapshot_at: int, mirrored_max: int, znodes_per_txn: int, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(_recovery, "MIRRORED_REPLAY_TXNS_MAX", mirrored_max)
-    monkeypatch.setattr(_recovery, "MIRRORED_REPLAY_ZNODES_PER_TXN", znodes_per_txn)
+def test_restore_tree_fills_an_index(tmp_path: Path, snapshot_at: int) -> None:
+    """Given an index, the restored tree is kept in it: loaded from the snapshot's columns and
+    the log replayed into it, the same tree as one restored without and given the index after."""
     data_dir = DataDir.create(tmp_path / "node")
     run_node(data_dir, writes(120), snapshot_at)
-    restored = restore_tree(recover(data_dir.root), index=native.PathIndex())
+    index = native.PathIndex()
+    restored = restore_tree(recover(data_dir.root), index=index)
+    assert restored.index is index
     expected = restore(data_dir)
     expected.attach_index(native.PathIndex())
     assert index_state(restored) == index_state(expected)
+    assert restored.digest() == expected.digest()
 
 
-def test_load_snapshot_fills_the_index_when_the_log_after_it_is_short(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(_recovery, "MIRRORED_REPLAY_TXNS_MAX", 3)
+def test_load_snapshot_keeps_the_tree_in_the_index_given(tmp_path: Path) -> None:
     data_dir = DataDir.create(tmp_path / "node")
     run_node(data_dir, writes(120), snapshot_at=200)
     payload = recover(data_dir.root).snapshot_payload
     assert payload is not None
-    znodes = snapshot_node_count(payload)
-    assert znodes == len(tree_from_snapshot(payload)) > 4 * 3
-    per_txn = _recovery.MIRRORED_REPLAY_ZNODES_PER_TXN
-    # A short log after a snapshot, by count or against the snapshot's size: loaded with the index.
-    for txns in (0, 3, znodes // per_txn):
-        index = native.PathIndex()
-        tree = load_snapshot(payload, index, txns)
-        assert tree.index is index and index_state(tree) == index_state(
-            with_index(tree_from_snapshot(payload))
-        )
-    # A long one: the index is filled after the replay instead.
-    assert load_snapshot(payload, native.PathIndex(), znodes // per_txn + 1).index is None
-    assert load_snapshot(payload, None, 0).index is None
-    # No snapshot: the empty tree, with the index while the log is short.
-    assert load_snapshot(None, native.PathIndex(), 3).index is not None
-    assert load_snapshot(None, native.PathIndex(), 4).index is None
+    index = native.PathIndex()
+    tree = load_snapshot(payload, index)
+    assert tree.index is index and index_state(tree) == index_state(with_index(tree_from_snapshot(payload)))
+    assert load_snapshot(payload, None).index is None
+    assert load_snapshot(None, native.PathIndex()).index is not None
 
 
 def with_index(tree: DataTree) -> DataTree:
