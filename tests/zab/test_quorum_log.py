@@ -114,3 +114,48 @@ def test_count_after_is_the_entries_above_a_zxid(steps: list[int], probe: int, b
     zxids = sorted({base + s for s in steps})
     log = ReplicaLog(base, [(zxid, b"") for zxid in zxids])
     assert log.count_after(probe) == sum(1 for zxid in zxids if zxid > probe)
+
+
+# One step on a log and on a list of its entries: (kind, a number that picks the zxid or payload).
+log_steps = st.lists(
+    st.tuples(st.sampled_from(["append", "truncate", "compact", "reset", "read"]), st.integers(0, 1 << 20)),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(log_steps)
+def test_replica_log_is_its_entries_in_a_list(steps: list[tuple[str, int]]) -> None:
+    """The log keeps zxids and payload bytes packed; every answer is the one a plain list of
+    (zxid, payload) gives, through appends, truncations, compactions and resets."""
+    log, base, model = ReplicaLog(), 0, []
+    for kind, n in steps:
+        points = [base] + [zxid for zxid, _ in model]
+        if kind == "append":
+            zxid = points[-1] + 1 + n % (1 << 33)  # sometimes across an epoch
+            payload = bytes([n % 251]) * (n % 300)
+            log.append(zxid, payload)
+            model.append((zxid, payload))
+        elif kind == "truncate":
+            zxid = points[n % len(points)]
+            log.truncate(zxid)
+            model = [(z, p) for z, p in model if z <= zxid]
+        elif kind == "compact":
+            zxid = points[n % len(points)]
+            log.compact(zxid)
+            base, model = zxid, [(z, p) for z, p in model if z > zxid]
+        elif kind == "reset":
+            base = points[-1] + n
+            log.reset(base)
+            model = []
+        else:
+            lo, hi = sorted((n % (points[-1] + 2), (n >> 7) % (points[-1] + 2)))
+            assert log.entries_after(lo, hi) == [(z, p) for z, p in model if lo < z <= hi]
+            assert log.count_after(lo) == sum(1 for z, _ in model if z > lo)
+            assert log.contains(lo) == (lo in points)
+            assert log.floor(lo) == (
+                max((p for p in points if p <= lo), default=None) if lo >= base else None
+            )
+        assert log.entries_after(0) == model and log.base == base
+        assert len(log) == len(model) and log.last() == (model[-1][0] if model else base)
+        assert all(type(p) is bytes for _, p in log.entries_after(0))
