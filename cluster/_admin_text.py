@@ -213,6 +213,7 @@ class AdminText:
             "zk_num_alive_connections": len(stats.connections),
             "zk_outstanding_requests": stats.outstanding,
             "zk_znode_count": stats.znodes,
+            "zk_approximate_data_size": stats.data_size,
             "zk_watch_count": stats.watches,
             "zk_ephemerals_count": stats.ephemerals,
             "zk_sessions": stats.sessions,

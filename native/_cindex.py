@@ -118,6 +118,9 @@ class PathIndex:
     def __len__(self) -> int:
         return int(lib.zk_index_len(self._index))
 
+    def data_size(self) -> int:
+        return int(lib.zk_index_data_size(self._index))
+
     def __contains__(self, path: object) -> bool:
         key = path_key(path)
         return bool(lib.zk_index_contains(self._index, key, len(key)))

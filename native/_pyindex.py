@@ -107,13 +107,18 @@ class PathIndex:
     Children keep insertion order, except that a removal moves the last child into the hole.
     """
 
-    __slots__ = ("_nodes",)
+    __slots__ = ("_nodes", "_data_size")
 
     def __init__(self) -> None:
         self._nodes: dict[bytes, _Node] = {}
+        self._data_size = 0
 
     def __len__(self) -> int:
         return len(self._nodes)
+
+    def data_size(self) -> int:
+        """The bytes of every node's path and data: ZooKeeper's approximate data size."""
+        return self._data_size
 
     def __contains__(self, path: object) -> bool:
         return path_key(path) in self._nodes
@@ -125,6 +130,7 @@ class PathIndex:
         node = self._nodes.get(key)
         if node is None:
             node = self._insert(path, key)
+        self._data_size += len(data) - len(node.data)
         node.assign(data, stat, readable, acl)
 
     def put_batch(
@@ -141,12 +147,14 @@ class PathIndex:
     def _insert(self, path: str, key: bytes) -> _Node:
         if key == b"/":
             node = self._nodes[key] = _Node(b"", None)
+            self._data_size += 1
             return node
         slash = key.rindex(b"/")
         parent = self._nodes.get(key[:slash] or b"/")
         if parent is None:
             raise parent_missing_error(path)
         node = self._nodes[key] = _Node(key[slash + 1 :], parent)
+        self._data_size += len(key)
         node.pos = len(parent.children)
         parent.children.append(node)
         parent.patch_children()
@@ -172,6 +180,7 @@ class PathIndex:
             last.pos = node.pos
         parent.patch_children()
         del self._nodes[key]
+        self._data_size -= len(key) + len(node.data)
         return parent
 
     # --- apply: a txn's whole change in one call, the Stat fields it changes set here ---------
@@ -183,6 +192,7 @@ class PathIndex:
         if node is None:
             raise absent_error(path)
         stat = node.stat
+        self._data_size += len(data) - len(node.data)
         node.data = data
         node.stat = (
             stat[:_STAT_MZXID_OFFSET] + _LONG.pack(mzxid) + stat[_STAT_MZXID_OFFSET + 8 : _STAT_MTIME_OFFSET]
@@ -204,6 +214,7 @@ class PathIndex:
         if key in self._nodes:
             raise present_error(path)
         node = self._insert(path, key)
+        self._data_size += len(data)
         node.assign(data, _STAT_PUT.pack(zxid, zxid, time, time, 0, 0, 0, owner, 0, 0, zxid), readable, acl)
         parent = node.parent
         assert parent is not None, "create_check refuses the root"

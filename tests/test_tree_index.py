@@ -63,7 +63,10 @@ def state(tree: DataTree) -> Any:
                sorted(tree.child_names(path, node)))
         for path, node in tree.nodes.items()
     }  # fmt: skip
-    return (nodes, tree.ephemerals, tree.containers, tree.ttls, tree.sessions, tree.last_zxid, tree.digest())
+    return (
+        nodes, tree.ephemerals, tree.containers, tree.ttls, tree.sessions, tree.last_zxid, tree.digest(),
+        tree.approximate_data_size(),
+    )  # fmt: skip
 
 
 def frame(xid: int, opcode: int, path: str, watch: bool = False) -> bytes:

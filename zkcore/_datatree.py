@@ -82,6 +82,8 @@ class ReadIndex(Protocol):
 
     def __contains__(self, path: object) -> bool: ...
 
+    def data_size(self) -> int: ...
+
     def put(self, path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0) -> None: ...
 
     def put_batch(
@@ -464,6 +466,16 @@ class DataTree:
 
     def __contains__(self, path: object) -> bool:
         return path in self.nodes
+
+    def approximate_data_size(self) -> int:
+        """The bytes of every node's path (UTF-8) and data, as ZooKeeper's mntr reports its
+        tree's size: kept by the index as it changes; counted here for a tree without one."""
+        if self._index is not None:
+            return self._index.data_size()
+        return sum(
+            len(path.encode("utf-8", "surrogatepass")) + len(self.node_data(path, node))
+            for path, node in self.nodes.items()
+        )
 
     def paths(self) -> Iterator[str]:
         """Every node's path, each parent before its children."""

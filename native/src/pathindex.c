@@ -59,6 +59,7 @@ struct zk_index {
     zk_slot *slots;
     size_t slot_cap; /* a power of two; count stays at or under 70% of it */
     size_t count;
+    size_t data_size; /* every node's path and data bytes: ZooKeeper's approximate data size */
     char *out; /* read_batch replies and children names */
     size_t out_len;
     size_t out_cap;
@@ -314,6 +315,8 @@ void zk_index_free(zk_index *idx) {
 
 size_t zk_index_len(const zk_index *idx) { return idx->count; }
 
+size_t zk_index_data_size(const zk_index *idx) { return idx->data_size; }
+
 /* Add a node that is not in the table yet; every allocation happens before anything links.
  * *node_out (when given) is the new node. */
 static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t len, const node_value *value,
@@ -334,14 +337,23 @@ static int index_insert(zk_index *idx, uint64_t hash, const char *path, size_t l
     }
     table_place(idx->slots, idx->slot_cap, hash, node);
     idx->count++;
+    idx->data_size += len + node->data_len;
     if (parent) node_child_append(parent, node);
     if (node_out) *node_out = node;
     return ZK_INDEX_OK;
 }
 
+/* node_assign on a node in the index, its data size kept. */
+static int index_assign(zk_index *idx, zk_node *node, const node_value *value) {
+    size_t before = node->data_len;
+    int rc = node_assign(node, value);
+    if (rc == ZK_INDEX_OK) idx->data_size = idx->data_size - before + node->data_len;
+    return rc;
+}
+
 static int index_put(zk_index *idx, uint64_t hash, const char *path, size_t path_len, const node_value *value) {
     size_t i = table_find(idx, hash, path, path_len);
-    if (i != SIZE_MAX) return node_assign(idx->slots[i].node, value);
+    if (i != SIZE_MAX) return index_assign(idx, idx->slots[i].node, value);
     return index_insert(idx, hash, path, path_len, value, NULL);
 }
 
@@ -425,6 +437,7 @@ static int index_remove(zk_index *idx, const char *path, size_t path_len, zk_nod
     if (node->parent) node_child_detach(node->parent, node);
     table_delete_at(idx, i);
     idx->count--;
+    idx->data_size -= node->path_len + node->data_len;
     node_free(node);
     return ZK_INDEX_OK;
 }
@@ -476,7 +489,7 @@ int zk_index_set_data(zk_index *idx, const char *path, size_t path_len, const ch
     store_be64(stat + STAT_MTIME_OFFSET, (uint64_t)mtime);
     store_be32(stat + STAT_VERSION_OFFSET, (uint32_t)version);
     node_value value = {data, data_len, stat, node->readable, node->acl};
-    int rc = node_assign(node, &value);
+    int rc = index_assign(idx, node, &value);
     if (rc != ZK_INDEX_OK) return rc;
     view_node(node, view);
     return ZK_INDEX_OK;

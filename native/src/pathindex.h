@@ -60,6 +60,8 @@ typedef struct {
 zk_index *zk_index_new(void);
 void zk_index_free(zk_index *idx);
 size_t zk_index_len(const zk_index *idx);
+/* The bytes of every node's path and data (mntr's zk_approximate_data_size, as ZooKeeper counts it). */
+size_t zk_index_data_size(const zk_index *idx);
 /* The node at path as given (its parent must be in the index, or path is "/"), its Stat's
  * dataLength and numChildren kept true; acl is the tree's number for its ACL list. */
 int zk_index_put(zk_index *idx, const char *path, size_t path_len, const char *data, size_t data_len,

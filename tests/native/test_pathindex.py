@@ -294,6 +294,28 @@ def test_entry_and_fields_read_a_node_as_the_tree_does(impl: Callable[[], Any]) 
         index.fields(b"/a")
 
 
+def test_data_size_counts_every_path_and_its_data(impl: Callable[[], Any]) -> None:
+    """data_size: the bytes of each node's path and data (mntr's zk_approximate_data_size),
+    kept through put, create, set_data, delete and remove."""
+    index = impl()
+
+    def counted() -> int:
+        return sum(len(p.encode()) + len(index.get(p)[0]) for p in ("/", "/a", "/a/b", "/é") if p in index)
+
+    index.put("/", b"", STAT_ROOT, True)
+    assert index.data_size() == 1
+    index.put("/a", b"hello", STAT_A, True)
+    index.put("/a", b"hi", STAT_A, True)  # replaced
+    index.create("/a/b", bytes(300), True, 0, 5, 5, 0, 1)
+    index.put("/é", b"x", STAT_A, True)
+    assert index.data_size() == counted() == 1 + 2 + 2 + 4 + 300 + 3 + 1  # "/é" is 3 bytes
+    index.set_data("/a/b", b"ab", 6, 6, 1)
+    assert index.data_size() == counted()
+    index.delete("/a/b", 7)
+    index.remove("/é")
+    assert index.data_size() == counted() == 1 + 2 + 2
+
+
 def with_parent(impl: Callable[[], Any], cversion: int, children: int, pzxid: int = 0x700) -> Any:
     """/p with this Stat cversion and pzxid and children /p/k0 ... (and a root above it)."""
     index = impl()

@@ -724,6 +724,7 @@ class Server:
             learners=status.learners,
             learners_synced=status.learners_synced,
             znodes=len(tree),
+            data_size=tree.approximate_data_size(),
             ephemerals=sum(len(p) for p in tree.ephemerals.values()),
             sessions=len(tree.sessions),
             watches=len(clients.watches),

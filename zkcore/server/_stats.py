@@ -33,6 +33,7 @@ class ServerStats:
     learners: int
     learners_synced: int
     znodes: int
+    data_size: int  # the tree's path and data bytes (DataTree.approximate_data_size)
     ephemerals: int
     sessions: int
     watches: int
