@@ -8,7 +8,7 @@ pathindex.c; native/__init__.py then falls back to the twin.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from native._pyindex import (
@@ -29,6 +29,7 @@ from native._pyindex import (
     remove_check,
     set_acl_check,
     set_data_check,
+    walk_check,
 )
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
 from zkcore import limits
@@ -288,6 +289,28 @@ class PathIndex:
             return None
         data = ffi.unpack(view.bytes, view.bytes_len) if view.bytes_len else b""
         return data, ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
+
+    def mark(self, path: str, mark: bool) -> None:
+        key = path_key(path)
+        if lib.zk_index_mark(self._index, key, len(key), bool(mark)) != lib.ZK_INDEX_OK:
+            raise absent_error(path)
+
+    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+        walk_check(nodes_max)
+        return self._walk(nodes_max)
+
+    def _walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+        walk = ffi.gc(lib.zk_walk_new(self._index), lib.zk_walk_free)
+        if walk == ffi.NULL:
+            raise MemoryError("out of memory starting a walk of the path index")
+        result = ffi.new("zk_walk_result *")
+        while True:
+            if lib.zk_walk_next(walk, nodes_max, result) != lib.ZK_INDEX_OK:
+                raise MemoryError("out of memory walking the path index")
+            if result.count == 0:
+                return
+            marked = ffi.unpack(result.marked, result.marked_count) if result.marked_count else []
+            yield ffi.unpack(result.bytes, result.bytes_len), marked
 
     def get(self, path: str) -> tuple[bytes, bytes] | None:
         key = path_key(path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from zkcore import Code, OpCode, limits
 
@@ -46,7 +46,12 @@ _OK = bytes(4)  # a reply's err field when it succeeded
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _SET_DATA = struct.Struct(">qi")  # mtime, version
-_FIELDS = struct.Struct(">8xq16xiiiq4xi8x")  # mzxid, version, cversion, aversion, owner, numChildren
+_FIELDS = struct.Struct(">8xq16xiiiq4xi8x")
+# A snapshot record after its path and data: ACL number; czxid, mzxid, ctime, mtime, version as
+# the Stat has them; creates; aversion and ephemeralOwner as the Stat has them; pzxid.
+_WALK_TAIL = struct.Struct(
+    ">I36si12s8s"
+)  # the ACL number as C writes a uint32  # mzxid, version, cversion, aversion, owner, numChildren
 _COUNTS = struct.Struct(">ii")  # dataLength, numChildren
 _REQUEST = struct.Struct(">iii")  # RequestHeader (xid, type), then the path's length
 _REQUEST_BYTES_MIN = _REQUEST.size + 1  # ... and the watch flag
@@ -58,7 +63,7 @@ _INT64_MAX = (1 << 63) - 1
 
 
 class _Node:
-    __slots__ = ("name", "data", "stat", "readable", "acl", "parent", "children", "pos")
+    __slots__ = ("name", "data", "stat", "readable", "acl", "mark", "parent", "children", "pos")
 
     def __init__(self, name: bytes, parent: _Node | None) -> None:
         self.name = name
@@ -66,6 +71,7 @@ class _Node:
         self.stat = bytes(STAT_BYTES)
         self.readable = True
         self.acl = 0  # the tree's number for the node's ACL list
+        self.mark = False  # a walk lists where marked nodes' records start
         self.parent = parent
         self.children: list[_Node] = []
         self.pos = 0  # where this node sits in parent.children
@@ -268,6 +274,47 @@ class PathIndex:
         node = self._nodes.get(path_key(path))
         return None if node is None else (node.data, node.stat, node.acl)
 
+    def mark(self, path: str, mark: bool) -> None:
+        """Set or clear the node's flag: a walk says where each marked node's record starts."""
+        node = self._nodes.get(path_key(path))
+        if node is None:
+            raise absent_error(path)
+        node.mark = bool(mark)
+
+    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+        """The tree as a snapshot's node records (zkcore/_snapshot.py's format), parents before
+        their children, each node's in the index's order, nodes_max records a chunk; with each
+        chunk, where the records of marked nodes start in it. A node's cversion is written as
+        its creates, its ephemeralOwner as its Stat reports it. The index must not change
+        meanwhile."""
+        walk_check(nodes_max)
+        return self._walk(nodes_max)
+
+    def _walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+        root = self._nodes.get(b"/")
+        if root is None:
+            return
+        out, marked, count = bytearray(), [], 0
+        stack: list[tuple[bytes, _Node]] = [(b"/", root)]
+        while stack:
+            key, node = stack.pop()
+            if node.mark:
+                marked.append(len(out))
+            stat = node.stat
+            out += _INT.pack(len(key)) + key + _INT.pack(len(node.data)) + node.data
+            out += _WALK_TAIL.pack(
+                node.acl, stat[:_STAT_CVERSION_OFFSET], _int32(node.creates(len(node.children))),
+                stat[_STAT_AVERSION_OFFSET:_STAT_DATA_LENGTH_OFFSET], stat[_STAT_PZXID_OFFSET:],
+            )  # fmt: skip
+            prefix = key if key == b"/" else key + b"/"
+            stack += [(prefix + child.name, child) for child in reversed(node.children)]
+            count += 1
+            if count == nodes_max:
+                yield bytes(out), marked
+                out, marked, count = bytearray(), [], 0
+        if count:
+            yield bytes(out), marked
+
     def stat(self, path: str) -> tuple[bytes, int] | None:
         """The node's Stat and ACL number, or None: what the tree reads a node by."""
         node = self._nodes.get(path_key(path))
@@ -443,6 +490,14 @@ def put_batch_check(
         for acl in acls:
             acl_check(acl)
     return n
+
+
+def walk_check(nodes_max: int) -> None:
+    """TypeError/ValueError unless nodes_max is a walk's chunk size: an int of at least 1."""
+    if not isinstance(nodes_max, int) or isinstance(nodes_max, bool):
+        raise TypeError(f"nodes_max must be an int, got {type(nodes_max).__name__}")
+    if nodes_max < 1:
+        raise ValueError(f"nodes_max must be at least 1: {nodes_max}")
 
 
 def acl_check(acl: int) -> None:

@@ -52,6 +52,7 @@ from zkcore._restore import (
     REPLAY_CREATE_SESSION,
     REPLAY_DELETE,
     REPLAY_SET_DATA,
+    SNAPSHOT_NODE,
     SnapshotNodes,
     TxnColumns,
 )
@@ -70,6 +71,11 @@ SYSTEM_NODES = (
 SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+# Where ephemeralOwner sits in SNAPSHOT_NODE: after the ACL number, czxid, mzxid, ctime, mtime,
+# version, cversion and aversion.
+_SNAPSHOT_OWNER_OFFSET = 48
 
 
 class ReadIndex(Protocol):
@@ -101,6 +107,10 @@ class ReadIndex(Protocol):
 
     def entry(self, path: str) -> tuple[bytes, bytes, int] | None: ...
 
+    def mark(self, path: str, mark: bool) -> None: ...
+
+    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]: ...
+
     def children(self, path: str) -> list[str] | None: ...
 
     def set_data(self, path: str, data: bytes, mzxid: int, mtime: int, version: int) -> bytes: ...
@@ -117,11 +127,6 @@ class ReadIndex(Protocol):
     def read_batch(self, requests: bytes, zxid: int) -> tuple[bytes, bytes]: ...
 
     def read_run(self, requests: bytes | bytearray, zxid: int) -> tuple[bytes, int, int]: ...
-
-
-# A node as a snapshot holds it: path, data, ACL number, then czxid, mzxid, ctime, mtime, version,
-# cversion (creates), aversion, ephemeralOwner, pzxid.
-SnapshotRow = tuple[str, bytes, int, int, int, int, int, int, int, int, int, int]
 
 
 def ephemeral_kind(owner: int) -> str:
@@ -837,17 +842,18 @@ class DataTree:
         self._index = index
         self.nodes = _IndexedNodes(self, index)
 
-    def snapshot_rows(self) -> tuple[list[tuple[ACL, ...]], Iterator[SnapshotRow]]:
-        """What a snapshot holds of the nodes: the ACL lists they name by number, and each node
-        (parents before their children) as path, data, ACL number and its persisted Stat: czxid,
-        mzxid, ctime, mtime, version, cversion (as creates), aversion, ephemeralOwner (a
-        container's and a TTL node's too), pzxid. A tree with an index numbers the lists as it
-        does, every list it has interned; one without numbers the lists its nodes use."""
+    def snapshot_records(self, chunk_nodes: int) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
+        """What a snapshot holds of the nodes: the ACL lists they name by number, and their
+        records (zkcore/_snapshot.py's format: path, data, ACL number, the persisted Stat with
+        cversion as creates and a container's or TTL node's ephemeralOwner too), parents before
+        their children, chunk_nodes records at a time. A tree with an index has the index write
+        them (native: in C) and numbers the lists as it does, every list it has interned; one
+        without numbers the lists its nodes use."""
         if self._index is None:
-            return self._snapshot_nodes()
-        return list(self._acl_list), self._snapshot_index(self._index)
+            return self._snapshot_nodes(chunk_nodes)
+        return list(self._acl_list), self._snapshot_index(self._index, chunk_nodes)
 
-    def _snapshot_nodes(self) -> tuple[list[tuple[ACL, ...]], Iterator[SnapshotRow]]:
+    def _snapshot_nodes(self, chunk_nodes: int) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
         # ACL lists numbered by identity: nodes share the tree's interned lists, and hashing one
         # by value runs the dataclass __hash__ of each entry in Python, twice a node.
         numbers: dict[int, int] = {}
@@ -857,28 +863,43 @@ class DataTree:
                 numbers[id(node.acl)] = len(acls)
                 acls.append(node.acl)
 
-        def rows() -> Iterator[SnapshotRow]:
-            for path, node in self.nodes.items():
-                yield (
-                    path, self.node_data(path, node), numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime,
-                    node.mtime, node.version, node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
+        def chunks() -> Iterator[bytes]:
+            buf, pack, int_pack = bytearray(), SNAPSHOT_NODE.pack, _INT.pack
+            for i, (path, node) in enumerate(self.nodes.items()):
+                raw = path.encode("utf-8", "surrogatepass")
+                data = self.node_data(path, node)
+                buf += int_pack(len(raw))
+                buf += raw
+                buf += int_pack(len(data))
+                buf += data
+                buf += pack(
+                    numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
+                    node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
                 )  # fmt: skip
+                if i % chunk_nodes == chunk_nodes - 1:
+                    yield bytes(buf)
+                    buf.clear()
+            if buf:
+                yield bytes(buf)
 
-        return acls, rows()
+        return acls, chunks()
 
-    def _snapshot_index(self, index: ReadIndex) -> Iterator[SnapshotRow]:
-        unpack, hidden = _STAT.unpack, self.containers or self.ttls
-        for path in _descendants(self._child_names_at, "/"):
-            found = index.entry(path)
-            assert found is not None, f"{path!r} is a child in the index but not in its table"
-            data, stat, acl = found
-            czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, _, children, pzxid = unpack(stat)
-            if not owner and hidden:
-                owner = self._hidden_owner(path)
-            yield (
-                path, data, acl, czxid, mzxid, ctime, mtime, version, (cversion + children) // 2, aversion,
-                owner, pzxid,
-            )  # fmt: skip
+    def _snapshot_index(self, index: ReadIndex, chunk_nodes: int) -> Iterator[bytes]:
+        """The index's walk, with the ephemeralOwner its Stats leave out (containers', TTL
+        nodes') patched into the records of the nodes marked for it."""
+        for path in (*self.containers, *self.ttls):
+            index.mark(path, True)
+        for records, marked in index.walk(chunk_nodes):
+            if marked:
+                buf = bytearray(records)
+                for at in marked:
+                    (length,) = _INT.unpack_from(buf, at)
+                    path = buf[at + 4 : at + 4 + length].decode("utf-8", "surrogatepass")
+                    (data_length,) = _INT.unpack_from(buf, at + 4 + length)
+                    owner_at = at + 4 + length + 4 + data_length + _SNAPSHOT_OWNER_OFFSET
+                    _LONG.pack_into(buf, owner_at, self._hidden_owner(path))
+                records = bytes(buf)
+            yield records
 
     def digest(self) -> str:
         """A hash of the whole state that does not depend on history, for comparing replicas."""

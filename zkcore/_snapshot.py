@@ -1,7 +1,7 @@
 """The snapshot format: a whole tree and its sessions as bytes, and back.
 
 magic "ZKTREE02", long last zxid
-int count, then each ACL list (vector<ACL>); nodes name theirs by number (DataTree.snapshot_rows)
+int count, then each ACL list (vector<ACL>); nodes name theirs by number (DataTree.snapshot_records)
 int count, then each node: ustring path, buffer data, int ACL number, the persisted Stat
   (czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, pzxid),
   parents always before their children
@@ -10,17 +10,15 @@ int count, then each session: long id, int timeout (ms)
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 
 from zkcore._datatree import DataTree, ReadIndex
 from zkcore._errors import RemoteError
 from zkcore._jute import Reader, Writer, as_bytes
 from zkcore._records import ACL
-from zkcore._restore import SNAPSHOT_NODE, SnapshotNodes, collector_paused, scan_snapshot_nodes
+from zkcore._restore import SnapshotNodes, collector_paused, scan_snapshot_nodes
 
 SNAPSHOT_MAGIC = b"ZKTREE02"
-_INT = struct.Struct(">i")
 # Reads a snapshot's node records: scan_snapshot_nodes, or native's C version of it.
 SnapshotScan = Callable[[bytes, int, int, int], SnapshotNodes]
 
@@ -30,25 +28,18 @@ def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
     w = Writer()
     w.buf += SNAPSHOT_MAGIC
     w.long(tree.last_zxid)
-    acls, rows = tree.snapshot_rows()
+    acls, records = tree.snapshot_records(chunk_nodes)
     w.int(len(acls))
     for acl in acls:
         w.int(len(acl))
         for entry in acl:
             entry.write(w)
     w.int(len(tree))
-    pack, int_pack = SNAPSHOT_NODE.pack, _INT.pack
     buf = w.buf
-    for i, (path, data, *fields) in enumerate(rows):
-        raw = path.encode("utf-8", "surrogatepass")
-        buf += int_pack(len(raw))
-        buf += raw
-        buf += int_pack(len(data))
-        buf += data
-        buf += pack(*fields)
-        if i % chunk_nodes == chunk_nodes - 1:
-            yield bytes(buf)
-            buf.clear()
+    for chunk in records:
+        buf += chunk
+        yield bytes(buf)
+        buf.clear()
     w.int(len(tree.sessions))
     for session, timeout in tree.sessions.items():
         w.long(session)

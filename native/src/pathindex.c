@@ -16,6 +16,7 @@
 #define STAT_DATA_LENGTH_OFFSET 52
 #define STAT_NUM_CHILDREN_OFFSET 56
 #define STAT_PZXID_OFFSET 60
+#define WALK_RECORD_TAIL_BYTES 64 /* a snapshot record after its path and data: ACL number, Stat */
 #define SLOT_CAPACITY_MIN 16
 #define BUFFER_CAPACITY_MIN 4096
 #define LENGTH_BYTES 4
@@ -46,7 +47,8 @@ struct zk_node {
     uint32_t acl;         /* the tree's number for the node's ACL list */
     unsigned char stat[ZK_INDEX_STAT_BYTES]; /* dataLength and numChildren kept patched */
     unsigned char readable;
-    char path[]; /* path_len bytes, then inline_cap bytes of room for data */
+    unsigned char mark; /* zk_index_mark's flag: a walk lists where marked nodes' records start */
+    char path[];        /* path_len bytes, then inline_cap bytes of room for data */
 };
 
 /* An open-addressing slot: linear probing, backward-shift deletion, so no tombstones. */
@@ -594,6 +596,132 @@ int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index
     view->stat = NULL;
     view->count = node->child_count;
     return ZK_INDEX_OK;
+}
+
+int zk_index_mark(zk_index *idx, const char *path, size_t path_len, int mark) {
+    zk_node *node = table_lookup(idx, path, path_len);
+    if (!node) return ZK_INDEX_NOT_FOUND;
+    node->mark = (unsigned char)(mark != 0);
+    return ZK_INDEX_OK;
+}
+
+/* --- walk: the tree as snapshot records, parents first ------------------------------------ */
+
+struct zk_walk {
+    const zk_index *idx;
+    const zk_node **nodes; /* the path from the root to the node last written */
+    uint32_t *next;        /* per level: the child to write next */
+    size_t depth;
+    size_t cap;
+    int started;
+    char *out;
+    size_t out_len;
+    size_t out_cap;
+    uint64_t *marked;
+    size_t marked_len;
+    size_t marked_cap;
+};
+
+zk_walk *zk_walk_new(const zk_index *idx) {
+    zk_walk *walk = calloc(1, sizeof *walk);
+    if (walk) walk->idx = idx;
+    return walk;
+}
+
+void zk_walk_free(zk_walk *walk) {
+    if (!walk) return;
+    free(walk->nodes);
+    free(walk->next);
+    free(walk->out);
+    free(walk->marked);
+    free(walk);
+}
+
+static int walk_push(zk_walk *walk, const zk_node *node) {
+    if (walk->depth == walk->cap) {
+        size_t cap = walk->cap ? walk->cap * 2 : 64;
+        const zk_node **nodes = realloc(walk->nodes, cap * sizeof *nodes);
+        if (!nodes) return ZK_INDEX_NOMEM;
+        walk->nodes = nodes;
+        uint32_t *next = realloc(walk->next, cap * sizeof *next);
+        if (!next) return ZK_INDEX_NOMEM;
+        walk->next = next;
+        walk->cap = cap;
+    }
+    walk->nodes[walk->depth] = node;
+    walk->next[walk->depth] = 0;
+    walk->depth++;
+    return ZK_INDEX_OK;
+}
+
+/* One node's snapshot record: ustring path, buffer data, int ACL number, then czxid, mzxid,
+ * ctime, mtime, version, cversion as creates, aversion, ephemeralOwner (as the Stat reports it),
+ * pzxid. */
+static int walk_write(zk_walk *walk, const zk_node *node) {
+    size_t size = 4 + node->path_len + 4 + node->data_len + WALK_RECORD_TAIL_BYTES;
+    if (size > SIZE_MAX - walk->out_len) return ZK_INDEX_NOMEM;
+    if (buffer_reserve(&walk->out, &walk->out_cap, walk->out_len + size) != ZK_INDEX_OK) return ZK_INDEX_NOMEM;
+    if (node->mark) {
+        if (walk->marked_len == walk->marked_cap) {
+            size_t cap = walk->marked_cap ? walk->marked_cap * 2 : 16;
+            uint64_t *marked = realloc(walk->marked, cap * sizeof *marked);
+            if (!marked) return ZK_INDEX_NOMEM;
+            walk->marked = marked;
+            walk->marked_cap = cap;
+        }
+        walk->marked[walk->marked_len++] = walk->out_len;
+    }
+    char *p = walk->out + walk->out_len;
+    const char *stat = (const char *)node->stat;
+    store_be32(p, node->path_len);
+    memcpy(p + 4, node->path, node->path_len);
+    p += 4 + node->path_len;
+    store_be32(p, node->data_len);
+    if (node->data_len) memcpy(p + 4, node->data, node->data_len);
+    p += 4 + node->data_len;
+    store_be32(p, node->acl);
+    memcpy(p + 4, stat, STAT_CVERSION_OFFSET); /* czxid, mzxid, ctime, mtime, version */
+    p += 4 + STAT_CVERSION_OFFSET;
+    store_be32(p, (uint32_t)node_creates(node, (int64_t)node->child_count));
+    memcpy(p + 4, stat + STAT_AVERSION_OFFSET, STAT_DATA_LENGTH_OFFSET - STAT_AVERSION_OFFSET);
+    p += 4 + STAT_DATA_LENGTH_OFFSET - STAT_AVERSION_OFFSET;
+    memcpy(p, stat + STAT_PZXID_OFFSET, 8);
+    walk->out_len += size;
+    return ZK_INDEX_OK;
+}
+
+int zk_walk_next(zk_walk *walk, size_t nodes_max, zk_walk_result *result) {
+    walk->out_len = 0;
+    walk->marked_len = 0;
+    size_t count = 0;
+    int rc = ZK_INDEX_OK;
+    if (!walk->started) {
+        walk->started = 1;
+        const zk_node *root = table_lookup(walk->idx, "/", 1);
+        if (root && nodes_max > 0) {
+            rc = walk_write(walk, root);
+            if (rc == ZK_INDEX_OK) rc = walk_push(walk, root);
+            count++;
+        }
+    }
+    while (rc == ZK_INDEX_OK && walk->depth > 0 && count < nodes_max) {
+        size_t top = walk->depth - 1;
+        const zk_node *node = walk->nodes[top];
+        if (walk->next[top] >= node->child_count) {
+            walk->depth--;
+            continue;
+        }
+        const zk_node *child = node->children[walk->next[top]++];
+        rc = walk_write(walk, child);
+        if (rc == ZK_INDEX_OK) rc = walk_push(walk, child);
+        count++;
+    }
+    result->bytes = walk->out;
+    result->bytes_len = walk->out_len;
+    result->count = count;
+    result->marked = walk->marked;
+    result->marked_count = walk->marked_len;
+    return rc;
 }
 
 /* --- read path ---------------------------------------------------------------------------- */

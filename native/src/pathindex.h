@@ -29,6 +29,17 @@ enum zk_index_code {
 
 typedef struct zk_index zk_index;
 
+typedef struct zk_walk zk_walk;
+
+/* What zk_walk_next hands back, valid until the next call on the walk. */
+typedef struct {
+    const char *bytes; /* count snapshot node records back to back */
+    size_t bytes_len;
+    size_t count;
+    const uint64_t *marked; /* where the records of marked nodes start in bytes */
+    size_t marked_count;
+} zk_walk_result;
+
 /* What get, children and the apply calls hand back; the pointers stay valid until the next call
  * on the index. */
 typedef struct {
@@ -111,6 +122,16 @@ int zk_index_get(const zk_index *idx, const char *path, size_t path_len, zk_inde
  * numChildren and the ACL number. */
 int zk_index_fields(const zk_index *idx, const char *path, size_t path_len, int64_t *out);
 int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
+/* The tree as a snapshot's node records (zkcore/_snapshot.py's format), parents before their
+ * children and each node's children in the index's order: zk_walk_next writes the next nodes_max
+ * of them (count 0: all done), noting where each marked node's record starts (mark: set or
+ * clear a node's flag; a snapshot marks the nodes whose ephemeralOwner its Stat does not report,
+ * to patch those records). A node's cversion is written as its creates. The index must not
+ * change while a walk is in progress. */
+int zk_index_mark(zk_index *idx, const char *path, size_t path_len, int mark);
+zk_walk *zk_walk_new(const zk_index *idx);
+void zk_walk_free(zk_walk *walk);
+int zk_walk_next(zk_walk *walk, size_t nodes_max, zk_walk_result *result);
 int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid,
                   size_t frames_max, size_t reply_bytes_max, zk_read_result *result);
 

@@ -25,6 +25,7 @@ from zkcore._records import (
     Stat,
     StatResponse,
 )
+from zkcore._restore import scan_snapshot_nodes
 
 _COMPILED = native.compiled()
 _TWIN = native.python_twin().PathIndex
@@ -314,6 +315,38 @@ def test_data_size_counts_every_path_and_its_data(impl: Callable[[], Any]) -> No
     index.delete("/a/b", 7)
     index.remove("/é")
     assert index.data_size() == counted() == 1 + 2 + 2
+
+
+def test_walk_writes_snapshot_records_parents_first(impl: Callable[[], Any]) -> None:
+    """walk: every node as a snapshot's record (scan_snapshot_nodes reads them back), parents
+    before children in the index's order, nodes_max a chunk, marked nodes' records located."""
+    index = small_tree(impl)
+    index.put("/a/c", b"cc", STAT_C, True, 7)
+    index.mark("/a/c", True)
+    chunks = list(index.walk(2))
+    assert [len(marked) for _, marked in chunks] == [0, 1, 0]
+    records = b"".join(records for records, _ in chunks)
+    scanned = scan_snapshot_nodes(records, 0, len(index), 8)
+    assert scanned.paths == ["/", "/a", "/a/b", "/a/c", "/é"]
+    for i, path in enumerate(scanned.paths):
+        data, stat, acl = index.entry(path)
+        s = Stat.decode(stat)
+        assert scanned.datas[i] == data and scanned.acl_numbers[i] == acl
+        assert scanned.cversions[i] == (s.cversion + s.num_children) // 2  # creates, as persisted
+        assert (scanned.czxids[i], scanned.mzxids[i], scanned.pzxids[i]) == (s.czxid, s.mzxid, s.pzxid)
+        assert (scanned.versions[i], scanned.aversions[i], scanned.owners[i]) == (
+            s.version,
+            s.aversion,
+            s.ephemeral_owner,
+        )
+    second, marked = chunks[1]
+    assert second[marked[0] + 4 : marked[0] + 4 + 4] == b"/a/c"
+    assert list(impl().walk(5)) == []  # no root, no records
+    with pytest.raises(KeyError):
+        index.mark("/nope", True)
+    for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error):
+            index.walk(bad)
 
 
 def with_parent(impl: Callable[[], Any], cversion: int, children: int, pzxid: int = 0x700) -> Any:
@@ -926,11 +959,21 @@ def outcome(method: Callable[..., Any], *args: Any) -> Any:
 
 def assert_same_state(twin: Any, compiled: Any, paths: list[str]) -> None:
     assert len(twin) == len(compiled)
+    assert twin.data_size() == compiled.data_size()
     for path in paths:
         assert (path in twin) == (path in compiled), path
         assert twin.get(path) == compiled.get(path), path
         assert twin.children(path) == compiled.children(path), path
         assert twin.stat(path) == compiled.stat(path), path
+        assert twin.fields(path) == compiled.fields(path), path
+        assert twin.entry(path) == compiled.entry(path), path
+    for chunk in (1, 3, 1000):
+        assert list(twin.walk(chunk)) == list(compiled.walk(chunk))
+    for path in sorted(set(paths))[::2]:
+        if path in twin:
+            twin.mark(path, True)
+            compiled.mark(path, True)
+    assert list(twin.walk(2)) == list(compiled.walk(2))
 
 
 def parent_of(path: str) -> str:
