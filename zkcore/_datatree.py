@@ -169,10 +169,10 @@ def _no_children() -> dict[str, None]:
 
 
 class InIndex:
-    """What a node holds where the tree's read index keeps the real thing, so that it is kept
-    once: how many there are. Node.data: the length of the data (DataTree.node_data gives the
-    bytes); Node.children: how many children (DataTree.child_names gives their names). len()
-    and truth work on it as on what it stands for; it cannot be iterated."""
+    """What a Node built from a tree's index holds where the index keeps the real thing: how
+    many there are. Node.data: the length of the data (DataTree.node_data gives the bytes);
+    Node.children: how many children (DataTree.child_names gives their names). len() and truth
+    work on it as on what it stands for; it cannot be iterated."""
 
     __slots__ = ("length",)
 
@@ -204,9 +204,9 @@ def in_index(length: int) -> InIndex:
 
 @dataclass(slots=True, eq=False)
 class Node:
-    """A znode as the tree keeps it; `stat()` adds dataLength and numChildren. Its data and its
-    children (names) are InIndex once the tree's read index keeps them, as it does for every
-    node of a tree with an index (DataTree.node_data and child_names read either)."""
+    """A znode as a tree without index keeps it, or as a tree with one shows it: DataTree.nodes
+    builds it from the index, its data and children InIndex (DataTree.node_data and child_names
+    read either), and changing it changes nothing. `stat()` adds dataLength and numChildren."""
 
     data: bytes | InIndex
     acl: tuple[ACL, ...]
@@ -223,19 +223,16 @@ class Node:
 
     def add_child(self, name: str) -> None:
         children = self.children
-        if isinstance(children, InIndex):
-            self.children = in_index(len(children) + 1)
-        elif children:
+        assert not isinstance(children, InIndex), "a node built from the index does not change"
+        if children:
             children[name] = None
         else:  # NO_CHILDREN, a copy of it, or a dict its children all left
             self.children = {name: None}
 
     def drop_child(self, name: str) -> None:
         children = self.children
-        if isinstance(children, InIndex):
-            self.children = in_index(len(children) - 1)
-        else:
-            del children[name]
+        assert not isinstance(children, InIndex), "a node built from the index does not change"
+        del children[name]
 
     def stat_fields(self) -> tuple[int, ...]:
         """Stat as clients see it. `cversion` is kept as the count of creates (it names the
