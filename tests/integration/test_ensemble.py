@@ -273,3 +273,30 @@ def test_partitioned_leader_steps_down_and_heals(ensemble_factory: Callable[...,
     assert r.get("/before")[0] == 0
     r.close()
     assert ensemble.pid(old) == ensemble.started_pids[old]  # no restart was needed
+
+
+def test_an_ensemble_on_the_python_twin_keeps_its_tree(
+    ensemble_factory: Callable[..., Ensemble], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ZKPY_NATIVE=0: every node keeps its tree in the twin index, the only store it has, and
+    the ensemble writes, replicates, snapshots and comes back from kill -9 of every node."""
+    monkeypatch.setenv("ZKPY_NATIVE", "0")
+    e = ensemble_factory(nodes=3, snap_count=40)
+    s = e.session()
+    assert s.create("/t", b"top")[0] == 0
+    for i in range(120):
+        assert s.create(f"/t/n{i}", bytes(i))[0] == 0
+    assert s.set("/t/n5", b"five") == 0
+    assert s.call(rec.OpCode.DELETE, rec.DeleteRequest("/t/n7", -1))[0].err == 0
+    s.close()
+    e.kill_supervisor()
+    for pid in [e.kill(sid) for sid in sorted(e.conf.servers)]:
+        wait_for(lambda pid=pid: not psutil.pid_exists(pid), 10, f"pid {pid} gone")
+    e.launch("--nodes", "3", "--detach", timeout=60)
+    for sid in e.servers:
+        reader = e.session(sid)
+        err, children = reader.children("/t")
+        assert err == 0 and len(children) == 119 and "n7" not in children
+        assert reader.get("/t/n5") == (0, b"five") and reader.get("/t/n119") == (0, bytes(119))
+        reader.close()
+        assert "(native core: python)" in (e.conf.node_dir(sid) / "node.log").read_text()
