@@ -5,6 +5,7 @@ names follow ZooKeeper's so existing dashboards and scripts can read them.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import sys
 import time
@@ -222,12 +223,23 @@ class AdminText:
             "zk_peer_messages_received": self.peers.received,
             "zk_native": native.IMPLEMENTATION,
             "zk_uptime": int((time.monotonic() - self.started) * 1000),
+            "zk_open_file_descriptor_count": _open_fds(),
+            "zk_max_file_descriptor_count": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners
             values["zk_synced_followers"] = stats.learners_synced
             values["zk_epoch_zxid_start"] = f"{zxid_epoch(stats.lead_from)}"
         return values
+
+
+def _open_fds() -> int:
+    """The file descriptors this process has open, as ZooKeeper's mntr counts them (-1 where
+    /proc does not say)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
 
 
 def _conn_text(conn: object) -> str:
