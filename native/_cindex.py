@@ -282,14 +282,6 @@ class PathIndex:
             return None
         return ffi.unpack(fields, lib.ZK_INDEX_FIELDS)  # type: ignore[no-any-return]
 
-    def entry(self, path: str) -> tuple[bytes, bytes, int] | None:
-        key = path.encode("utf-8", "surrogatepass") if type(path) is str else path_key(path)
-        view = self._view
-        if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
-            return None
-        data = ffi.unpack(view.bytes, view.bytes_len) if view.bytes_len else b""
-        return data, ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
-
     def mark(self, path: str, mark: bool) -> None:
         key = path_key(path)
         if lib.zk_index_mark(self._index, key, len(key), bool(mark)) != lib.ZK_INDEX_OK:

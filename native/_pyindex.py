@@ -269,11 +269,6 @@ class PathIndex:
         mzxid, version, _, aversion, owner, children = _FIELDS.unpack(node.stat)
         return [mzxid, version, node.creates(children), aversion, owner, children, node.acl]
 
-    def entry(self, path: str) -> tuple[bytes, bytes, int] | None:
-        """The node's data, Stat and ACL number, or None: what a snapshot writes of it."""
-        node = self._nodes.get(path_key(path))
-        return None if node is None else (node.data, node.stat, node.acl)
-
     def mark(self, path: str, mark: bool) -> None:
         """Set or clear the node's flag: a walk says where each marked node's record starts."""
         node = self._nodes.get(path_key(path))

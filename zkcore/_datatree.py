@@ -90,22 +90,16 @@ class ReadIndex(Protocol):
 
     def data_size(self) -> int: ...
 
-    def put(self, path: str, data: bytes, stat: bytes, readable: bool, acl: int = 0) -> None: ...
-
     def put_batch(
         self, paths: list[str], datas: list[bytes], stats: Sequence[Sequence[int]], readable: bytes,
         acls: Sequence[int] | None = None,
     ) -> None: ...  # fmt: skip
-
-    def remove(self, path: str) -> None: ...
 
     def get(self, path: str) -> tuple[bytes, bytes] | None: ...
 
     def stat(self, path: str) -> tuple[bytes, int] | None: ...
 
     def fields(self, path: str) -> list[int] | None: ...
-
-    def entry(self, path: str) -> tuple[bytes, bytes, int] | None: ...
 
     def mark(self, path: str, mark: bool) -> None: ...
 
@@ -332,10 +326,6 @@ class DataTree:
         self._last_acl = (acl, interned)
         return interned
 
-    def _acl_number(self, interned: tuple[ACL, ...]) -> int:
-        """The index's number for an interned ACL list."""
-        return self._acl_numbers[id(interned)]
-
     def _world_readable(self, acl: tuple[ACL, ...]) -> bool:
         last = self._last_readable
         if last is not None and last[0] is acl:
@@ -453,7 +443,7 @@ class DataTree:
         numbers = self._acl_numbers
         if not readable.keys() >= set(map(id, acls)):
             readable.update((id(acl), self._world_readable(acl)) for acl in acls)
-            numbers = {id(acl): self._acl_number(self.intern_acl(acl)) for acl in acls} | numbers
+            numbers = {id(acl): numbers[id(self.intern_acl(acl))] for acl in acls} | numbers
         ids = list(map(id, acls))
         flags = bytes(map(readable.__getitem__, ids))
         datas = [self.node_data(path, node) for path, node in zip(self.nodes, nodes, strict=True)]
@@ -478,10 +468,6 @@ class DataTree:
             len(path.encode("utf-8", "surrogatepass")) + len(self.node_data(path, node))
             for path, node in self.nodes.items()
         )
-
-    def paths(self) -> Iterator[str]:
-        """Every node's path, each parent before its children."""
-        return iter(self.nodes)
 
     def _child_names_at(self, path: str) -> list[str]:
         """The names of the children of the node at path, which is in the tree."""
@@ -828,7 +814,7 @@ class DataTree:
                 owners[i] = 0
         table = bytes(map(self._world_readable, acls))
         numbers: Sequence[int] = columns.acl_numbers
-        mine = [self._acl_number(self.intern_acl(acl)) for acl in acls]
+        mine = [self._acl_numbers[id(acl)] for acl in acls]  # tree_from_snapshot interned them
         if mine != list(range(len(acls))):  # the snapshot's numbers are not this tree's
             numbers = array("I", map(mine.__getitem__, numbers))
         stats = [columns.czxids, columns.mzxids, columns.ctimes, columns.mtimes, columns.versions, cversions]

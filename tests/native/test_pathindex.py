@@ -266,15 +266,15 @@ def test_stat_is_gets_stat_and_the_acl_number(impl: Callable[[], Any]) -> None:
         assert index.stat(path) == (index.get(path)[1], 3 if path == "/a/c" else 0), path
 
 
-def test_entry_and_fields_read_a_node_as_the_tree_does(impl: Callable[[], Any]) -> None:
-    """entry: data, Stat and ACL number (a snapshot's row); fields: mzxid, version, creates,
-    aversion, ephemeralOwner, numChildren, ACL number (prep's record)."""
+def test_fields_read_a_node_as_prep_does(impl: Callable[[], Any]) -> None:
+    """fields: mzxid, version, creates, aversion, ephemeralOwner, numChildren, ACL number (prep's
+    record), all from the node's Stat and ACL number."""
     index = small_tree(impl)
     index.put("/a/c", b"cc", STAT_C, True, 3)
     for path in ("/", "/a", "/a/b", "/a/c", "/é"):
         data, stat = index.get(path)
         acl = 3 if path == "/a/c" else 0
-        assert index.entry(path) == (data, stat, acl), path
+        assert index.stat(path) == (stat, acl), path
         s = Stat.decode(stat)
         creates = (s.cversion + s.num_children) // 2
         assert index.fields(path) == [
@@ -290,7 +290,7 @@ def test_entry_and_fields_read_a_node_as_the_tree_does(impl: Callable[[], Any]) 
     index.create("/a/c/x", b"", True, 5, 0x900, 77, 0x1234, creates + 1)
     assert index.fields("/a/c")[2] == creates + 1 and index.fields("/a/c")[5] == 1
     assert index.fields("/a/c/x") == [0x900, 0, 0, 0, 0x1234, 0, 5]
-    assert index.entry("/nope") is None and index.fields("/nope") is None
+    assert index.stat("/nope") is None and index.fields("/nope") is None
     with pytest.raises(TypeError):
         index.fields(b"/a")
 
@@ -329,7 +329,8 @@ def test_walk_writes_snapshot_records_parents_first(impl: Callable[[], Any]) -> 
     scanned = scan_snapshot_nodes(records, 0, len(index), 8)
     assert scanned.paths == ["/", "/a", "/a/b", "/a/c", "/é"]
     for i, path in enumerate(scanned.paths):
-        data, stat, acl = index.entry(path)
+        data, stat = index.get(path)
+        acl = index.stat(path)[1]
         s = Stat.decode(stat)
         assert scanned.datas[i] == data and scanned.acl_numbers[i] == acl
         assert scanned.cversions[i] == (s.cversion + s.num_children) // 2  # creates, as persisted
@@ -966,7 +967,6 @@ def assert_same_state(twin: Any, compiled: Any, paths: list[str]) -> None:
         assert twin.children(path) == compiled.children(path), path
         assert twin.stat(path) == compiled.stat(path), path
         assert twin.fields(path) == compiled.fields(path), path
-        assert twin.entry(path) == compiled.entry(path), path
     for chunk in (1, 3, 1000):
         assert list(twin.walk(chunk)) == list(compiled.walk(chunk))
     for path in sorted(set(paths))[::2]:

@@ -54,12 +54,7 @@ class ReplicaLog:
         return self._zxids[i - 1] if i else self.base
 
     def count_after(self, zxid: int) -> int:
-        zxids = self._zxids
-        n = len(zxids)
-        k = zxids[-1] - zxid if n else 0
-        if 0 < k <= n and zxids[n - k] == zxid + 1:  # as in _after, inline: once per write
-            return k
-        return n - bisect_right(zxids, zxid)
+        return len(self._zxids) - self._after(zxid)
 
     def _after(self, zxid: int) -> int:
         """Where the entries above zxid start. The leader asks once per write, with a long log:
