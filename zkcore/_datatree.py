@@ -71,6 +71,7 @@ SYSTEM_NODES = (
 SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
+_SET_DATA = int(OpCode.SET_DATA)
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 # Where ephemeralOwner sits in SNAPSHOT_NODE: after the ACL number, czxid, mzxid, ctime, mtime,
@@ -635,31 +636,38 @@ class DataTree:
         self.delete_node(txn.path, header.zxid, result)
 
     def _apply_set_data(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
-        if not self._set_data(txn.path, txn.data, header.zxid, header.time, txn.version, result):
-            return
-        result.path = txn.path
-        result.events.append((NODE_DATA_CHANGED, txn.path))
+        self._set_data(txn.path, txn.data, header.zxid, header.time, txn.version, result)
+
+    def apply_set_data(self, zxid: int, time: int, path: str, data: bytes, version: int) -> ApplyResult:
+        """apply() of a SetDataTxn stamped zxid and time, from its fields (the server's own
+        clients' setData, prepped without a Txn)."""
+        result = ApplyResult(zxid, _SET_DATA)
+        self._set_data(path, data, zxid, time, version, result)
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        return result
 
     def _set_data(
         self, path: str, data: bytes, zxid: int, now: int, version: int, result: ApplyResult
-    ) -> bool:
-        """setData on the node at path, if it is there: whether it was. result gets the error,
-        or the node (its Stat)."""
+    ) -> None:
+        """setData on the node at path, if it is there. result gets the error, or the node (its
+        Stat), its path and the event."""
         index = self._index
         if index is not None:
             try:
                 result.stat_packed = index.set_data(path, data, zxid, now, version)
             except KeyError:
                 result.err = Code.NO_NODE
-                return False
-            return True
-        node = self.nodes.get(path)
-        if node is None:
-            result.err = Code.NO_NODE
-            return False
-        node.data, node.mtime, node.mzxid, node.version = data, now, zxid, version
-        result.node = node
-        return True
+                return
+        else:
+            node = self.nodes.get(path)
+            if node is None:
+                result.err = Code.NO_NODE
+                return
+            node.data, node.mtime, node.mzxid, node.version = data, now, zxid, version
+            result.node = node
+        result.path = path
+        result.events.append((NODE_DATA_CHANGED, path))
 
     def _apply_set_acl(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
         acl = self.intern_acl(txn.acl)

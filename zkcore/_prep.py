@@ -52,6 +52,8 @@ from zkcore._records import (
     ttl_to_ephemeral_owner,
 )
 
+_WRITE = int(Perms.WRITE)  # an enum member costs a lookup each time: this runs for every setData
+
 
 @dataclass(slots=True)
 class Request:
@@ -199,8 +201,11 @@ class Prep:
         return session_id in self.tree.sessions
 
     def _check_session(self, ctx: _Ctx) -> None:
-        if not self.session_alive(ctx.session_id):
-            raise SessionExpiredError(f"session {ctx.session_id:#x} is expired or closing")
+        self._check_session_id(ctx.session_id)
+
+    def _check_session_id(self, session_id: int) -> None:
+        if not self.session_alive(session_id):
+            raise SessionExpiredError(f"session {session_id:#x} is expired or closing")
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -344,13 +349,21 @@ class Prep:
         return DeleteTxn(path)
 
     def _prep_set_data(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
-        self._check_session(ctx)
-        path = body.path
-        node = self._changing_named(path, ctx.zxid, body.data)
-        _acl.check_acl(node.acl, Perms.WRITE, ctx.auth_ids, path)
-        node.version = next_version(node.version, body.version, path)
+        version = self.set_data(ctx.session_id, body.path, body.data, body.version, ctx.auth_ids, ctx.zxid)
+        return SetDataTxn(body.path, body.data, version)
+
+    def set_data(
+        self, session_id: int, path: str, data: bytes, expected: int, auth_ids: tuple[Id, ...], zxid: int
+    ) -> int:
+        """setData's prep at `zxid`, its change recorded: the node's next version. Raises the
+        KeeperError of its error txn, having recorded nothing. The server preps its own
+        clients' setData (the most common write) through this alone, without a Txn."""
+        self._check_session_id(session_id)
+        node = self._changing_named(path, zxid, data)
+        _acl.check_acl(node.acl, _WRITE, auth_ids, path)
+        node.version = next_version(node.version, expected, path)
         self._add(node)
-        return SetDataTxn(path, body.data, node.version)
+        return node.version
 
     def _prep_set_acl(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)

@@ -611,18 +611,21 @@ class Txn:
 
 
 _TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: client_id, cxid, zxid, time, type
+_SET_DATA = int(OpCode.SET_DATA)
 
 
-def encode_set_data_txn(header: TxnHeader, request: bytes, version: int) -> bytes | None:
-    """Txn(header, SetDataTxn(path, data, version)).encode(), from the bytes of the setData
-    request it was prepped from (exactly the SetDataRequest(path, data, expected version) that
-    decoded to its path and data): the two records share their layout up to the last int. None
-    when the request's path or data is the null buffer (length -1), which the txn writes empty."""
+def encode_set_data_txn(
+    client_id: int, cxid: int, zxid: int, time: int, request: bytes, version: int
+) -> bytes | None:
+    """Txn(TxnHeader(client_id, cxid, zxid, time, SET_DATA), SetDataTxn(path, data, version))
+    .encode(), from the bytes of the setData request it was prepped from (exactly the
+    SetDataRequest(path, data, expected version) that decoded to its path and data): the two
+    records share their layout up to the last int. None when the request's path or data is the
+    null buffer (length -1), which the txn writes empty."""
     (path_length,) = _BE_INT.unpack_from(request, 0)
     if path_length < 0 or _BE_INT.unpack_from(request, 4 + path_length)[0] < 0:
         return None
-    txn_header = _TXN_HEADER.pack(header.client_id, header.cxid, header.zxid, header.time, header.type)
-    return txn_header + request[:-4] + _BE_INT.pack(version)
+    return _TXN_HEADER.pack(client_id, cxid, zxid, time, _SET_DATA) + request[:-4] + _BE_INT.pack(version)
 
 
 def decode_sub_txn(sub: SubTxn) -> TxnBody:

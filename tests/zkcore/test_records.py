@@ -262,7 +262,14 @@ def test_encode_reply_is_the_reply_header_then_the_body_of_a_success(
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.builds(rec.TxnHeader, _PRIMS["long"], _PRIMS["int"], _PRIMS["long"], _PRIMS["long"], _PRIMS["int"]),
+    st.builds(
+        rec.TxnHeader,
+        _PRIMS["long"],
+        _PRIMS["int"],
+        _PRIMS["long"],
+        _PRIMS["long"],
+        st.just(rec.OpCode.SET_DATA),
+    ),
     st.text(max_size=12),
     st.binary(max_size=40),
     _PRIMS["int"],
@@ -279,7 +286,8 @@ def test_a_set_data_txn_from_its_requests_bytes_is_the_txn_encoded(
         cut = 4 + len(path.encode())
         request = request[:cut] + b"\xff\xff\xff\xff" + request[cut + 4 :]
     decoded = rec.SetDataRequest.decode(request)
-    encoded = rec.encode_set_data_txn(header, request, version)
+    h = header
+    encoded = rec.encode_set_data_txn(h.client_id, h.cxid, h.zxid, h.time, request, version)
     if request != decoded.encode():  # a null buffer: decoded empty, so the txn would differ
         assert encoded is None
     else:

@@ -15,6 +15,7 @@ from zkcore import DataTree, LocalError, MemoryLog, Txn, limits
 from zkcore._acl import digest_id
 from zkcore._errors import Code
 from zkcore._jute import Reader
+from zkcore._prep import Prep
 from zkcore._records import (
     ACL,
     OPEN_ACL_UNSAFE,
@@ -32,6 +33,7 @@ from zkcore._records import (
     ReplyHeader,
     RequestHeader,
     SetDataRequest,
+    Stat,
     WatcherEvent,
     encode_multi_request,
 )
@@ -445,6 +447,53 @@ def test_a_leaders_own_clients_writes_reach_prep_unencoded(monkeypatch: pytest.M
     net.pump()
     assert [reply(f)[0].err for f in net.frames("c")] == [0, 0]
     assert all(s.tree.get_data("/a")[0] == b"2" for s in net.servers.values())
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_a_leaders_own_set_data_leaves_what_prep_and_apply_of_its_txn_leave(
+    monkeypatch: pytest.MonkeyPatch, indexed: bool
+) -> None:
+    """A setData from a client of the leader is prepped and applied without a Txn; the
+    followers decode and apply the txn it logged. Both leave the same tree, and the client gets
+    prep's errors (through the txn prep() makes) and apply's Stats."""
+    net = Servers(3, indexed=indexed)
+    sid = net.settle()
+    net.connect(sid, "c")
+    full: list[int] = []  # the setData that took prep()'s whole way, by cxid
+    whole = Prep.prep
+
+    def counted(self: Prep, req: Any, zxid: int, time: int) -> Any:
+        if req.opcode == OpCode.SET_DATA:
+            full.append(req.cxid)
+        return whole(self, req, zxid, time)
+
+    monkeypatch.setattr(Prep, "prep", counted)
+    locked = (ACL(Perms.ALL, Id("digest", digest_id("alice", "pw"))),)
+    server = net.servers[sid]
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"0", OPEN_ACL_UNSAFE, 0)))
+    server.receive("c", request(2, OpCode.CREATE, CreateRequest("/locked", b"", locked, 0)))
+    net.pump()
+    null_data = SetDataRequest("/a", b"", -1).encode()
+    null_data = null_data[: 4 + len("/a")] + b"\xff\xff\xff\xff" + null_data[4 + len("/a") + 4 :]
+    frames = [
+        request(3, OpCode.SET_DATA, SetDataRequest("/a", b"1", 0)),
+        request(4, OpCode.SET_DATA, SetDataRequest("/a", b"2", 1)),  # pipelined: prep's version
+        request(5, OpCode.SET_DATA, SetDataRequest("/a", b"x", 1)),  # BadVersion
+        request(6, OpCode.SET_DATA, SetDataRequest("/missing", b"x", -1)),  # NoNode
+        request(7, OpCode.SET_DATA, SetDataRequest("/locked", b"x", -1)),  # NoAuth
+        RequestHeader(8, OpCode.SET_DATA).encode() + null_data,  # null data: the txn has it empty
+        request(9, OpCode.SET_DATA, SetDataRequest("/a", b"3", -1)),
+    ]
+    for frame in frames:
+        server.receive("c", frame)
+    net.pump()
+    replies = [reply(f) for f in net.frames("c")]
+    assert [h.err for h, _ in replies] == [0, 0, 0, 0, Code.BAD_VERSION, Code.NO_NODE, Code.NO_AUTH, 0, 0]
+    assert [Stat.read(r).version for h, r in replies if h.err == 0 and h.xid > 2] == [1, 2, 3, 4]
+    assert full == [5, 6, 7]  # prep()'s whole way only to make the error txns
+    states = {s: (tree_state(v.tree), index_state(v.tree)) for s, v in net.servers.items()}
+    assert all(state == states[sid] for state in states.values())
+    assert server.tree.get_data("/a")[0] == b"3"
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

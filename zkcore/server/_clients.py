@@ -38,7 +38,6 @@ from zkcore._records import (
     PathRequest,
     RequestHeader,
     SetWatches2,
-    TxnHeader,
     WatcherEvent,
 )
 from zkcore._requests import (
@@ -583,16 +582,17 @@ class ClientTable:
 
     # --- txns applied, syncs answered -------------------------------------------------------
 
-    def on_applied(self, header: TxnHeader, result: ApplyResult) -> None:
-        """Notify the watchers of what the txn changed, then reply to the local client whose
-        write it was, if that client is connected here."""
+    def on_applied(self, client_id: int, cxid: int, kind: int, zxid: int, result: ApplyResult) -> None:
+        """Notify the watchers of what the txn (its header's client_id, cxid, type and zxid)
+        changed, then reply to the local client whose write it was, if that client is connected
+        here."""
         if result.events and self.watches.watchers():  # no watch anywhere: nothing to fire
-            self._notify(self.watches.trigger(result.events), header.zxid)
+            self._notify(self.watches.trigger(result.events), zxid)
         self.answer_due_syncs()
-        conn = self.by_session.get(header.client_id)
+        conn = self.by_session.get(client_id)
         if conn is None:
             return
-        if conn.connect is not None and header.type == OpCode.CREATE_SESSION:
+        if conn.connect is not None and kind == OpCode.CREATE_SESSION:
             conn.connect = None
             session, timeout = conn.session_id, conn.timeout_ms
             self._send(
@@ -605,13 +605,13 @@ class ClientTable:
             return
         asked = False  # whether this connection sent the write, so gets its reply
         for pending in conn.queue:
-            if pending.submitted and pending.reply is None and pending.req.xid == header.cxid:
+            if pending.submitted and pending.reply is None and pending.req.xid == cxid:
                 err, body = write_reply_body(pending.req.opcode, result)
-                pending.reply = encode_reply(pending.req.xid, header.zxid, err, body)
-                asked = pending.req.opcode == header.type
+                pending.reply = encode_reply(pending.req.xid, zxid, err, body)
+                asked = pending.req.opcode == kind
                 break
         self.flush(conn)
-        if header.type == OpCode.CLOSE_SESSION:
+        if kind == OpCode.CLOSE_SESSION:
             # The session is over. The connection that closed it has its reply and knows; one
             # that did not (the session expired, or its client asked on an older connection and
             # came back before the close was applied) is told to go, or on ZeroMQ its next

@@ -17,10 +17,19 @@ from typing import ClassVar
 
 from zkcore import limits
 from zkcore._datatree import DataTree, ReadIndex
-from zkcore._errors import Code, LocalError, RemoteError
+from zkcore._errors import Code, KeeperError, LocalError, RemoteError
 from zkcore._jute import Reader, Writer
 from zkcore._prep import Prep, Request
-from zkcore._records import CreateSessionTxn, Id, OpCode, PathRequest, SetDataTxn, Txn, encode_set_data_txn
+from zkcore._records import (
+    CreateSessionTxn,
+    Id,
+    OpCode,
+    PathRequest,
+    SetDataTxn,
+    Txn,
+    TxnHeader,
+    encode_set_data_txn,
+)
 from zkcore._requests import ForwardedRequest, forwarded_body
 from zkcore._restore import REPLAY_CREATE, REPLAY_DELETE, REPLAY_SET_DATA, TxnColumns, decode_txns
 from zkcore._sessions import SessionTracker
@@ -48,6 +57,7 @@ CLIENT_ID = struct.Struct(">q")  # a txn's first field: the session whose write 
 # The key a leader's own client's write goes to Zab under: 9 bytes, which no ForwardedRequest
 # (24 bytes at least) can be.
 _LOCAL_KEY = struct.Struct(">xQ")
+_SET_DATA = int(OpCode.SET_DATA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,19 @@ class Hooks:
     # then snap_image()), so that a leader keeps serving while it is made; False: the server
     # makes it in the loop, which stops the leader for as long as that takes.
     snap_images: bool = False
+
+
+@dataclass(slots=True)  # not frozen, as prep's Request: one is made per write
+class PreppedSetData:
+    """A setData the leader prepped for a client of its own, as apply() takes it: the txn's
+    header and body without their records (one of each per write)."""
+
+    client_id: int
+    cxid: int
+    time: int
+    path: str
+    data: bytes
+    version: int
 
 
 @dataclass(slots=True)  # not frozen: a frozen one costs 3 µs more to make, each loop turn
@@ -196,7 +219,7 @@ class Server:
         # or decoded again on its way (by key, by zxid).
         self._local: dict[bytes, Request] = {}
         self._local_keys = itertools.count()
-        self._prepped: dict[int, Txn] = {}
+        self._prepped: dict[int, Txn | PreppedSetData] = {}
         self.lead_from = 0
         self.role = RoleChange(Role.LOOKING, Phase.ELECTION, -1, 0, "started")
         self.sessions = SessionTracker(config.tick_ms)  # the leader's: who expires when
@@ -403,17 +426,37 @@ class Server:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self._tree.last_zxid
             self.prep = Prep(self._tree, self.config.data_bytes_max)
+        if request.opcode == _SET_DATA and request.raw:
+            encoded = self._prepare_set_data(request, zxid)
+            if encoded is not None:
+                return encoded
         txn, error = self.prep.prep(request, zxid, self.wall_ms)
         if error is not None:
             # Its traceback holds prep's frames, and they the request (up to a megabyte): a cycle
             # only the collector would free, long after the request is answered.
             error.__traceback__ = None
         self._prepped[zxid] = txn
-        if request.raw and isinstance(txn.body, SetDataTxn):  # the most common write, cheaply
-            encoded = encode_set_data_txn(txn.header, request.raw, txn.body.version)
-            if encoded is not None:
-                return encoded
         return txn.encode()
+
+    def _prepare_set_data(self, request: Request, zxid: int) -> bytes | None:
+        """A setData's txn, the most common write, without building a Txn: what apply() needs
+        of it is kept as a PreppedSetData. None when prep refuses it (nothing recorded: prep()
+        makes its error txn)."""
+        body, time = request.body, self.wall_ms
+        try:
+            version = self.prep.set_data(
+                request.session_id, body.path, body.data, body.version, request.auth_ids, zxid
+            )
+        except KeeperError:
+            return None
+        self._prepped[zxid] = PreppedSetData(
+            request.session_id, request.cxid, time, body.path, body.data, version
+        )
+        encoded = encode_set_data_txn(request.session_id, request.cxid, zxid, time, request.raw, version)
+        if encoded is None:  # a null path or data buffer: the txn writes it empty
+            header = TxnHeader(request.session_id, request.cxid, zxid, time, _SET_DATA)
+            encoded = Txn(header, SetDataTxn(body.path, body.data, version)).encode()
+        return encoded
 
     def _forwarded(self, payload: bytes) -> Request | None:
         """A learner's forwarded write, decoded; None for its session report (taken here) or
@@ -627,6 +670,10 @@ class Server:
 
     def apply(self, zxid: int, payload: bytes) -> None:
         txn = self._prepped.pop(zxid, None) if self._prepped else None
+        if isinstance(txn, PreppedSetData):
+            result = self._tree.apply_set_data(zxid, txn.time, txn.path, txn.data, txn.version)
+            self.clients.on_applied(txn.client_id, txn.cxid, _SET_DATA, zxid, result)
+            return
         if txn is None:
             txn = Txn.decode(payload)
         assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
@@ -637,7 +684,7 @@ class Server:
                 self.sessions.add(header.client_id, txn.body.timeout_ms)
         elif header.type == OpCode.CLOSE_SESSION:
             self.sessions.remove(header.client_id)
-        self.clients.on_applied(header, result)
+        self.clients.on_applied(header.client_id, header.cxid, header.type, zxid, result)
 
     def _install(self, snapshot: Snapshot) -> None:
         """A leader's SNAP: the tree becomes the snapshot's."""
