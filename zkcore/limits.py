@@ -42,6 +42,9 @@ zab_proposals_outstanding_max = 1000
 # Writes waiting for room in the pipeline, and their bytes; propose() beyond this is refused.
 zab_backlog_max = 10_000
 zab_backlog_bytes_max = 64 * 1024 * 1024
+# Bytes of logged entries not yet committed that a replica keeps as they were appended, to hand
+# out for applying without copying them back out of its log; beyond this they are copied.
+zab_uncommitted_kept_bytes_max = 16 * 1024 * 1024
 # Client syncs a leader holds while it confirms with a quorum that it still leads.
 zab_syncs_max = 100_000
 # Messages waiting in one replica's outbox between ready() calls; beyond this a message is

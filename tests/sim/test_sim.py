@@ -11,6 +11,7 @@ from tests.sim.__main__ import main
 from tests.sim.broken import VARIANTS
 from tests.sim.checkers import Checker, Violation, check_prefixes
 from tests.sim.simulator import run_seed
+from zkcore import limits
 from zkcore.zab import make_zxid
 
 SAFETY_CHECKS = ("prefix", "primary order", "one leader", "durability")
@@ -52,6 +53,18 @@ def test_same_seed_same_trace() -> None:
     first, second = run_seed(41, 5), run_seed(41, 5)
     assert first.trace == second.trace and first.trace_hash == second.trace_hash
     assert run_seed(42, 5).trace_hash != first.trace_hash
+
+
+@pytest.mark.parametrize("kept_bytes_max", [0, 120])
+def test_entries_kept_as_appended_or_copied_out_of_the_log_make_the_same_trace(
+    monkeypatch: pytest.MonkeyPatch, kept_bytes_max: int
+) -> None:
+    """A replica hands out what it commits from the entries it kept as they were appended, or,
+    past limits.zab_uncommitted_kept_bytes_max of them, copied out of its log: the same runs."""
+    seeds = range(33, 61)  # truncations among them (seeds 33, 39, 55, 57, 60)
+    kept = [run_seed(seed, _voters(seed)).trace_hash for seed in seeds]
+    monkeypatch.setattr(limits, "zab_uncommitted_kept_bytes_max", kept_bytes_max)
+    assert [run_seed(seed, _voters(seed)).trace_hash for seed in seeds] == kept
 
 
 @pytest.mark.parametrize(

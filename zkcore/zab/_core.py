@@ -5,6 +5,7 @@ Roles change durable state only through Core, which records each change as a Rea
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -71,6 +72,12 @@ class Core:
         self._zxid_handed = log.last()
         self._fence_pending: int | None = None
         self._fence_handed: int | None = None
+        # Every entry of the log above _kept_after, as it was appended (up to
+        # limits.zab_uncommitted_kept_bytes_max of them): what _release hands out to apply is
+        # taken from here, not copied back out of the log, while it starts at zxid_applied.
+        self._kept: deque[LogEntry] = deque()
+        self._kept_after = log.last()
+        self._kept_bytes = 0
         # Pending outputs.
         self._snapshot: Snapshot | None = None
         self._truncate_zxid: int | None = None
@@ -119,7 +126,17 @@ class Core:
 
     def append(self, zxid: int, payload: bytes) -> None:
         self.log.append(zxid, payload)
-        self._entries.append((zxid, payload))
+        entry = (zxid, payload)
+        self._entries.append(entry)
+        if self._kept_bytes + len(payload) <= limits.zab_uncommitted_kept_bytes_max:
+            self._kept.append(entry)
+            self._kept_bytes += len(payload)
+        else:  # too much in flight: from here on, what is applied is copied out of the log
+            self._forget_kept(zxid)
+
+    def _forget_kept(self, after: int) -> None:
+        self._kept.clear()
+        self._kept_after, self._kept_bytes = after, 0
 
     def truncate(self, zxid: int) -> None:
         assert zxid >= self.zxid_committed, (
@@ -128,6 +145,10 @@ class Core:
         self.log.truncate(zxid)
         while self._entries and self._entries[-1][0] > zxid:
             self._entries.pop()
+        kept = self._kept
+        while kept and kept[-1][0] > zxid:
+            self._kept_bytes -= len(kept.pop()[1])
+        self._kept_after = min(self._kept_after, zxid)
         if not self._entries or self._truncate_zxid is not None:
             self._truncate_zxid = zxid if self._truncate_zxid is None else min(self._truncate_zxid, zxid)
         self._lower_durable(zxid)
@@ -139,6 +160,7 @@ class Core:
         before the new entries were durable would let a crash lose txns this server had acked.
         """
         self.log.reset(snapshot.zxid)
+        self._forget_kept(snapshot.zxid)
         self._snapshot = snapshot
         self._truncate_zxid = None
         self._entries.clear()
@@ -190,11 +212,25 @@ class Core:
 
     def _release(self) -> None:
         through = min(self.zxid_committed, self.zxid_persisted)
-        if through > self.zxid_applied:
+        if through <= self.zxid_applied:
+            return
+        kept = self._kept
+        if self._kept_after == self.zxid_applied:
+            entries = []
+            while kept and kept[0][0] <= through:
+                entry = kept.popleft()
+                self._kept_bytes -= len(entry[1])
+                entries.append(entry)
+            self._kept_after = through
+        else:
             entries = self.log.entries_after(self.zxid_applied, through)
-            assert entries and entries[-1][0] == through, f"commit {zxid_text(through)} not in the log"
-            self._committed.extend(entries)
-            self.zxid_applied = through
+            if self._kept_after < through:  # what is kept now starts above what is applied
+                while kept and kept[0][0] <= through:
+                    self._kept_bytes -= len(kept.popleft()[1])
+                self._kept_after = through
+        assert entries and entries[-1][0] == through, f"commit {zxid_text(through)} not in the log"
+        self._committed.extend(entries)
+        self.zxid_applied = through
 
     # --- Ready ------------------------------------------------------------------------------
 
