@@ -7,6 +7,7 @@ pathindex.c; native/__init__.py then falls back to the twin.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -36,6 +37,7 @@ from zkcore import limits
 
 # Nodes one zk_index_put_batch call takes: bounds the joined copies put_batch makes.
 _PUT_BATCH_NODES = 65536
+_FIELDS = struct.Struct(f"={lib.ZK_INDEX_FIELDS}q")  # zk_index_fields' int64s, in native order
 _ACL_MAX = (1 << 32) - 1  # ACL numbers are uint32s
 _ACL_ARRAYS = frozenset("BHI")  # array typecodes whose every item is an ACL number
 
@@ -103,7 +105,7 @@ class PathIndex:
     One thread at a time: calls release the GIL and share buffers owned by the index.
     """
 
-    __slots__ = ("_index", "_view", "_result", "_run", "_owner", "_fields")
+    __slots__ = ("_index", "_view", "_result", "_run", "_owner", "_fields", "_fields_bytes")
 
     def __init__(self) -> None:
         index = lib.zk_index_new()
@@ -115,6 +117,7 @@ class PathIndex:
         self._run: Any = ffi.new("zk_run_result *")
         self._owner: Any = ffi.new("int64_t *")  # delete's ephemeralOwner
         self._fields: Any = ffi.new("int64_t[]", lib.ZK_INDEX_FIELDS)
+        self._fields_bytes: Any = ffi.buffer(self._fields)  # read by struct: a third of ffi.unpack's cost
 
     def __len__(self) -> int:
         return int(lib.zk_index_len(self._index))
@@ -275,12 +278,11 @@ class PathIndex:
             return None
         return ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
 
-    def fields(self, path: str) -> list[int] | None:
+    def fields(self, path: str) -> tuple[int, ...] | None:
         key = path.encode("utf-8", "surrogatepass") if type(path) is str else path_key(path)
-        fields = self._fields
-        if lib.zk_index_fields(self._index, key, len(key), fields) != lib.ZK_INDEX_OK:
+        if lib.zk_index_fields(self._index, key, len(key), self._fields) != lib.ZK_INDEX_OK:
             return None
-        return ffi.unpack(fields, lib.ZK_INDEX_FIELDS)  # type: ignore[no-any-return]
+        return _FIELDS.unpack(self._fields_bytes)
 
     def mark(self, path: str, mark: bool) -> None:
         key = path_key(path)

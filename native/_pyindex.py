@@ -259,7 +259,7 @@ class PathIndex:
         node.stat = stat[:_STAT_AVERSION_OFFSET] + _INT.pack(aversion) + stat[_STAT_AVERSION_OFFSET + 4 :]
         return node.stat
 
-    def fields(self, path: str) -> list[int] | None:
+    def fields(self, path: str) -> tuple[int, ...] | None:
         """What the tree's prep reads of a node, or None: mzxid, version, creates (what the
         Stat's cversion, creates + deletes, is made of), aversion, ephemeralOwner, numChildren
         and the ACL number."""
@@ -267,7 +267,7 @@ class PathIndex:
         if node is None:
             return None
         mzxid, version, _, aversion, owner, children = _FIELDS.unpack(node.stat)
-        return [mzxid, version, node.creates(children), aversion, owner, children, node.acl]
+        return mzxid, version, node.creates(children), aversion, owner, children, node.acl
 
     def mark(self, path: str, mark: bool) -> None:
         """Set or clear the node's flag: a walk says where each marked node's record starts."""

@@ -277,7 +277,7 @@ def test_fields_read_a_node_as_prep_does(impl: Callable[[], Any]) -> None:
         assert index.stat(path) == (stat, acl), path
         s = Stat.decode(stat)
         creates = (s.cversion + s.num_children) // 2
-        assert index.fields(path) == [
+        assert index.fields(path) == (
             s.mzxid,
             s.version,
             creates,
@@ -285,11 +285,11 @@ def test_fields_read_a_node_as_prep_does(impl: Callable[[], Any]) -> None:
             s.ephemeral_owner,
             s.num_children,
             acl,
-        ]
+        )
     creates = index.fields("/a/c")[2]
     index.create("/a/c/x", b"", True, 5, 0x900, 77, 0x1234, creates + 1)
     assert index.fields("/a/c")[2] == creates + 1 and index.fields("/a/c")[5] == 1
-    assert index.fields("/a/c/x") == [0x900, 0, 0, 0, 0x1234, 0, 5]
+    assert index.fields("/a/c/x") == (0x900, 0, 0, 0, 0x1234, 0, 5)
     assert index.stat("/nope") is None and index.fields("/nope") is None
     with pytest.raises(TypeError):
         index.fields(b"/a")
