@@ -279,8 +279,11 @@ def _run_of_frames(mode: str, tail: list[bytes]) -> tuple[list[bytes | None], li
         while frames:
             taken.append(server.receive_frames("c", frames))
             del frames[: taken[-1]]
-        # The three reads first, then the unreadable one alone, then the read with a watch, ...
+        # The three reads first, then the unreadable one alone, then the read with a watch, ...;
+        # a run of writes in one call, up to a read, or to garbage (which ends the connection).
         assert taken[:2] == [3, 1] and sum(taken) == 7 + len(tail)
+        if _WRITES[0] in tail:
+            assert taken[5:] == ([4, 1] if tail[2] == _WRITES[2] else [3, 1, 1])
     elif mode == "streamed":
         stream = bytearray(framed(frames))
         runs = []
@@ -302,26 +305,43 @@ def _run_of_frames(mode: str, tail: list[bytes]) -> tuple[list[bytes | None], li
     return net.frames("c")[2:], net.closed  # after the two creates' replies
 
 
+_WRITES = [
+    request(30, OpCode.CREATE, CreateRequest("/w", b"", OPEN_ACL_UNSAFE, 0)),
+    request(31, OpCode.SET_DATA, SetDataRequest("/w", b"1", -1)),
+    request(32, OpCode.DELETE, DeleteRequest("/w", 5)),  # BadVersion
+    request(33, OpCode.SET_DATA, SetDataRequest("/missing", b"1", -1)),  # NoNode
+]
+
+
 @pytest.mark.parametrize(
     "tail",
     [
         [],
         [RequestHeader(18, OpCode.GET_DATA).encode() + b"\x00\x00\x00\x02/\xff\x00"],  # not UTF-8
+        [*_WRITES, request(34, OpCode.GET_DATA, PathWatchRequest("/w", False))],
+        [*_WRITES[:2], RequestHeader(35, OpCode.SET_DATA).encode() + b"\x00\x00", *_WRITES[2:]],  # garbage
     ],
-    ids=["reads-and-a-write", "then-a-path-not-utf8"],
+    ids=["reads-and-a-write", "then-a-path-not-utf8", "then-writes", "then-writes-and-garbage"],
 )
 def test_a_run_of_frames_is_answered_as_one_at_a_time(tail: list[bytes]) -> None:
-    """The native batch for a run of reads gives the same replies, watches, events and order as
-    frames taken one by one: watches set, the slow path for what the batch cannot answer."""
+    """The native batch for a run of reads, and a run of writes taken in one call, give the same
+    replies, watches, events and order as frames taken one by one: watches set, the slow path for
+    what the batch cannot answer, a connection that sends garbage in a run closed there."""
     batched, one_by_one = _run_of_frames("batched", tail), _run_of_frames("one-by-one", tail)
     assert batched == one_by_one
     assert _run_of_frames("streamed", tail) == one_by_one
     sent, closed = batched
-    if tail:  # the bad frame is refused as it comes, before the write is done, and ends the connection
-        assert [reply(f)[0].xid for f in sent[:-1]] == [10, 11, 12, 13, 14, 18]
+    xids = [reply(f)[0].xid for f in sent if f is not None]
+    garbage = [xid for (xid,) in (struct.unpack_from(">i", f) for f in tail) if xid in (18, 35)]
+    if garbage:  # the bad frame is refused as it comes, before the write is done, and ends the connection
+        assert xids == [10, 11, 12, 13, 14, *garbage]
         assert sent[-1] is None and closed == ["c"]
+    elif tail:
+        # The watch on / fires on the create of /w, that on /missing on the last create.
+        assert xids == [10, 11, 12, 13, 14, -1, 15, 16, -1, 30, 31, 32, 33, 34, -1, 20]
+        assert [reply(f)[0].err for f in sent][9:14] == [0, 0, Code.BAD_VERSION, Code.NO_NODE, 0]
     else:  # the watch on /a fires on the write, those on / and /missing on the create
-        assert [reply(f)[0].xid for f in sent] == [10, 11, 12, 13, 14, -1, 15, 16, -1, -1, 20]
+        assert xids == [10, 11, 12, 13, 14, -1, 15, 16, -1, -1, 20]
 
 
 def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.MonkeyPatch) -> None:

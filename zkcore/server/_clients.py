@@ -65,6 +65,10 @@ WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
 SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
+# The writes a client sends (as frames carry their opcodes) that receive_frames takes a run at a time.
+RUN_WRITE_OPCODES = frozenset(
+    struct.pack(">i", op) for op in WRITE_OPS - SERVER_ONLY_OPS - {OpCode.CLOSE_SESSION}
+)
 WATCHER_TYPES = frozenset(int(t) for t in WatcherType)
 PASSWORD_BYTES = 16
 STATE_SYNC_CONNECTED = 3  # Watcher.Event.KeeperState of every notification
@@ -307,8 +311,28 @@ class ClientTable:
             done = self._answer_read_run(conn, index, frames)
             if done:
                 return done
+        if frames[0][4:8] in RUN_WRITE_OPCODES:
+            conn = self.connections.get(conn_id)
+            if conn is not None and conn.session_id and conn.connect is None:
+                return self._take_write_run(conn, frames)
         self.receive(conn_id, frames[0])
         return 1
+
+    def _take_write_run(self, conn: Connection, frames: list[bytes]) -> int:
+        """Each write that opens `frames` as receive() takes it, the session touched once for
+        the run, up to the first frame that is not one or while the connection has room (as
+        has_room says): how many were taken (at least the first)."""
+        self.host.touch(conn.session_id)
+        taken = 0
+        for frame in frames:
+            if taken and (frame[4:8] not in RUN_WRITE_OPCODES or _full(conn)):
+                break
+            self.packets_received += 1
+            self._request(conn, frame)
+            taken += 1
+            if conn.conn not in self.connections:  # it sent garbage, and is gone
+                break
+        return taken
 
     def _native_reader(self, conn_id: ConnId) -> tuple[Connection | None, ReadIndex | None]:
         """The connection and the read index, when its reads may be answered natively now: it
@@ -406,6 +430,10 @@ class ClientTable:
             return
         if conn.session_id:
             self.host.touch(conn.session_id)
+        self._request(conn, frame)
+
+    def _request(self, conn: Connection, frame: bytes) -> None:
+        """A request frame from a connection that has sent its connect (its session touched)."""
         try:
             req = decode_request(frame)
         except RemoteError as e:
@@ -418,7 +446,7 @@ class ClientTable:
             return
         conn.requests += 1
         if req.xid == XID_PING:
-            self._send(conn_id, encode_reply(XID_PING, self.host.tree.last_zxid, Code.OK))
+            self._send(conn.conn, encode_reply(XID_PING, self.host.tree.last_zxid, Code.OK))
             return
         if req.opcode == OpCode.AUTH:
             self._auth(conn, req)
