@@ -133,11 +133,18 @@ def forwarded_body(fwd: ForwardedRequest) -> Any:
 
 
 _REPLY_HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err, packed as one (every write)
+# What every write's reply is built from, as ints and sets rather than Code's and OpCode's members,
+# each of which costs an attribute lookup through enum's metaclass.
+_OK = int(Code.OK)
+_MULTI = int(OpCode.MULTI)
+_CREATE = int(OpCode.CREATE)
+_STAT_REPLIES = frozenset({OpCode.SET_DATA, OpCode.SET_ACL})  # a StatResponse is its Stat alone
+_CREATE2_REPLIES = frozenset({OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_CONTAINER})
 
 
 def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None = None) -> bytes:
     head = _REPLY_HEADER.pack(xid, zxid, err)
-    if err != Code.OK or body is None:
+    if err != _OK or body is None:
         return head
     if isinstance(body, bytes):
         return head + body
@@ -149,24 +156,24 @@ def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None 
 
 def write_reply_body(opcode: int, result: ApplyResult) -> tuple[int, JuteRecord | bytes | None]:
     """The error code and body a write's client gets once its txn is applied."""
-    if opcode == OpCode.MULTI:
-        assert result.multi is not None or result.err != Code.OK
+    if opcode == _MULTI:
+        assert result.multi is not None or result.err != _OK
         if result.multi is None:
             return result.err, None
-        return Code.OK, encode_multi_response(result.multi)
-    if result.err != Code.OK:
+        return _OK, encode_multi_response(result.multi)
+    if result.err != _OK:
         return result.err, None
-    if opcode == OpCode.CREATE:
-        return Code.OK, CreateResponse(result.path)
-    if opcode in (OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_CONTAINER):
+    if opcode in _STAT_REPLIES:
+        packed = result.stat_bytes()
+        assert packed is not None
+        return _OK, packed
+    if opcode == _CREATE:
+        return _OK, CreateResponse(result.path)
+    if opcode in _CREATE2_REPLIES:
         stat = result.stat
         assert stat is not None
-        return Code.OK, Create2Response(result.path, stat)
-    if opcode in (OpCode.SET_DATA, OpCode.SET_ACL):
-        packed = result.stat_bytes()  # a StatResponse is its Stat alone
-        assert packed is not None
-        return Code.OK, packed
-    return Code.OK, None
+        return _OK, Create2Response(result.path, stat)
+    return _OK, None
 
 
 def read_reply_body(

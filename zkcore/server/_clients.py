@@ -65,6 +65,9 @@ WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
 SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
+# Codes looked at for every request, as ints: each use of an enum's member costs a lookup.
+_OK, _AUTH, _SYNC = int(Code.OK), int(OpCode.AUTH), int(OpCode.SYNC)
+_CREATE_SESSION, _CLOSE_SESSION = int(OpCode.CREATE_SESSION), int(OpCode.CLOSE_SESSION)
 # The writes a client sends (as frames carry their opcodes) that receive_frames takes a run at a time.
 RUN_WRITE_OPCODES = frozenset(
     struct.pack(">i", op) for op in WRITE_OPS - SERVER_ONLY_OPS - {OpCode.CLOSE_SESSION}
@@ -448,7 +451,7 @@ class ClientTable:
         if req.xid == XID_PING:
             self._send(conn.conn, encode_reply(XID_PING, self.host.tree.last_zxid, Code.OK))
             return
-        if req.opcode == OpCode.AUTH:
+        if req.opcode == _AUTH:
             self._auth(conn, req)
             return
         self._enqueue(conn, req, frame)
@@ -485,8 +488,8 @@ class ClientTable:
         """Hand a write or sync to Zab as it arrives (or once its session exists), in order. One
         that cannot go anywhere is answered at once with the reason's error code."""
         req = pending.req
-        err: int = Code.OK
-        if req.opcode == OpCode.SYNC:
+        err: int = _OK
+        if req.opcode == _SYNC:
             token = next(self._sync_tokens)
             if self.host.sync(token):
                 self.syncs[token] = (conn, pending)
@@ -496,7 +499,7 @@ class ClientTable:
             err = self.host.submit(
                 conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:], req.body
             )
-        if err != Code.OK:
+        if err != _OK:
             pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, err)
         pending.submitted = True
 
@@ -620,7 +623,7 @@ class ClientTable:
         conn = self.by_session.get(client_id)
         if conn is None:
             return
-        if conn.connect is not None and kind == OpCode.CREATE_SESSION:
+        if conn.connect is not None and kind == _CREATE_SESSION:
             conn.connect = None
             session, timeout = conn.session_id, conn.timeout_ms
             self._send(
@@ -639,7 +642,7 @@ class ClientTable:
                 asked = pending.req.opcode == kind
                 break
         self.flush(conn)
-        if kind == OpCode.CLOSE_SESSION:
+        if kind == _CLOSE_SESSION:
             # The session is over. The connection that closed it has its reply and knows; one
             # that did not (the session expired, or its client asked on an older connection and
             # came back before the close was applied) is told to go, or on ZeroMQ its next

@@ -57,7 +57,9 @@ CLIENT_ID = struct.Struct(">q")  # a txn's first field: the session whose write 
 # The key a leader's own client's write goes to Zab under: 9 bytes, which no ForwardedRequest
 # (24 bytes at least) can be.
 _LOCAL_KEY = struct.Struct(">xQ")
-_SET_DATA = int(OpCode.SET_DATA)
+# Looked at for every write, as ints: each use of an enum's member costs a lookup.
+_SET_DATA, _OK = int(OpCode.SET_DATA), int(Code.OK)
+_LEADING, _BROADCAST = int(Role.LEADING), int(Phase.BROADCAST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,10 +254,10 @@ class Server:
         return self._tree
 
     def serving(self) -> bool:
-        return self.role.phase == Phase.BROADCAST and self.replica.broadcasting()
+        return self.role.phase == _BROADCAST and self.replica.broadcasting()
 
     def leading(self) -> bool:
-        return self.role.role == Role.LEADING and self.serving()
+        return self.role.role == _LEADING and self.serving()
 
     def snapshot(self) -> Snapshot | None:
         """Zab's SnapshotSource: the tree, for a SNAP to a learner far behind. Made here and
@@ -387,19 +389,15 @@ class Server:
         its backlog; the client table bounds what such writes hold)."""
         if not self.serving():
             return Code.CONNECTION_LOSS
-        if (
-            decoded is not None
-            and self.role.role == Role.LEADING
-            and len(self._local) < limits.client_queue_max
-        ):
+        if decoded is not None and self.role.role == _LEADING and len(self._local) < limits.client_queue_max:
             key = _LOCAL_KEY.pack(next(self._local_keys))
             self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
             if self.replica.propose(key):
-                return Code.OK
+                return _OK
             del self._local[key]
             return Code.THROTTLED_OP
         if self.replica.propose(ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()):
-            return Code.OK
+            return _OK
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
 
     def sync(self, token: int) -> bool:
@@ -407,7 +405,7 @@ class Server:
 
     def touch(self, session_id: int) -> None:
         """A client of this server was heard from: the leader notes it, a learner reports it."""
-        if self.role.role == Role.LEADING:
+        if self.role.role == _LEADING:
             self.sessions.touch(session_id)
         elif len(self.touched) < limits.sessions_max:
             self.touched[session_id] = None
