@@ -127,6 +127,10 @@ class Prep:
         pending = self._pending.get(path)
         if pending is not None:
             return pending if pending.exists else None
+        return self._from_tree(path)
+
+    def _from_tree(self, path: str) -> ChangeRecord | None:
+        """A new record of the tree's node at path, or None if there is none."""
         fields = self.tree.change_fields(path)
         return None if fields is None else ChangeRecord(fields[0], path, True, *fields[1:])
 
@@ -149,7 +153,7 @@ class Prep:
         _add. One record per change: built from the pending one or from the tree's node."""
         pending = self._pending.get(path)
         if pending is None:
-            rec = self.record(path)  # built from the tree's node: no one else holds it
+            rec = self._from_tree(path)  # no one else holds it
         else:
             rec = pending.copy() if pending.exists else None
         if rec is None:
