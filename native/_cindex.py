@@ -105,7 +105,7 @@ class PathIndex:
     One thread at a time: calls release the GIL and share buffers owned by the index.
     """
 
-    __slots__ = ("_index", "_view", "_result", "_run", "_owner", "_fields", "_fields_bytes")
+    __slots__ = ("_index", "_view", "_stat", "_result", "_run", "_owner", "_fields", "_fields_bytes")
 
     def __init__(self) -> None:
         index = lib.zk_index_new()
@@ -113,6 +113,7 @@ class PathIndex:
             raise MemoryError("out of memory creating the path index")
         self._index: Any = ffi.gc(index, lib.zk_index_free)
         self._view: Any = ffi.new("zk_index_view *")
+        self._stat: Any = ffi.buffer(self._view.stat_copy)  # the Stat a call left in the view
         self._result: Any = ffi.new("zk_read_result *")
         self._run: Any = ffi.new("zk_run_result *")
         self._owner: Any = ffi.new("int64_t *")  # delete's ephemeralOwner
@@ -218,7 +219,7 @@ class PathIndex:
             raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
-        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
+        return self._stat[:]  # type: ignore[no-any-return]
 
     def create(
         self, path: str, data: bytes, readable: bool, acl: int, zxid: int, time: int, owner: int,
@@ -239,7 +240,7 @@ class PathIndex:
             raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
-        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
+        return self._stat[:]  # type: ignore[no-any-return]
 
     def delete(self, path: str, zxid: int) -> int:
         key = path_key(path)
@@ -269,14 +270,14 @@ class PathIndex:
             raise
         if rc != lib.ZK_INDEX_OK:
             _raise(rc, path)
-        return ffi.unpack(view.stat, STAT_BYTES)  # type: ignore[no-any-return]
+        return self._stat[:]  # type: ignore[no-any-return]
 
     def stat(self, path: str) -> tuple[bytes, int] | None:
         key = path_key(path)
         view = self._view
         if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
             return None
-        return ffi.unpack(view.stat, STAT_BYTES), int(view.acl)
+        return self._stat[:], int(view.acl)
 
     def fields(self, path: str) -> tuple[int, ...] | None:
         key = path.encode("utf-8", "surrogatepass") if type(path) is str else path_key(path)
@@ -312,7 +313,7 @@ class PathIndex:
         if lib.zk_index_get(self._index, key, len(key), view) != lib.ZK_INDEX_OK:
             return None
         data = ffi.unpack(view.bytes, view.bytes_len) if view.bytes_len else b""
-        return data, ffi.unpack(view.stat, STAT_BYTES)
+        return data, self._stat[:]
 
     def children(self, path: str) -> list[str] | None:
         key = path_key(path)

@@ -476,6 +476,7 @@ static void view_node(const zk_node *node, zk_index_view *view) {
     view->bytes = node->data;
     view->bytes_len = node->data_len;
     view->stat = (const char *)node->stat;
+    memcpy(view->stat_copy, node->stat, ZK_INDEX_STAT_BYTES);
     view->count = node->child_count;
     view->acl = node->acl;
 }
