@@ -62,8 +62,10 @@ class ReplicaLog:
         (k increasing ints in a span of k), and no search is needed."""
         zxids = self._zxids
         n = len(zxids)
-        k = zxids[-1] - zxid if n else 0
-        if 0 < k <= n and zxids[n - k] == zxid + 1:
+        if not n or zxid >= zxids[-1]:  # nothing above it: a leader with all it proposed committed
+            return n
+        k = zxids[-1] - zxid
+        if k <= n and zxids[n - k] == zxid + 1:
             return n - k
         return bisect_right(zxids, zxid)
 
