@@ -7,10 +7,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain
-from operator import lt
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Final, cast
@@ -159,33 +158,25 @@ class TxnLog:
     def append(self, entries: Sequence[LogEntry]) -> None:
         """Write entries (zxids above last_zxid(), increasing) to the log. Durable after sync()."""
         self._check_usable()
-        if not entries:
-            return
-        # Column by column: a node appends every txn it takes, a loop turn's at a time.
-        zxids = [zxid for zxid, _ in entries]
-        payloads = [payload for _, payload in entries]
-        lengths = list(map(len, payloads))
-        assert zxids[0] > self.last_zxid(), f"append out of order: {zxids[0]:#x} after {self.last_zxid():#x}"
-        assert all(map(lt, zxids, zxids[1:])), "append out of order: zxids must increase"
-        assert zxids[-1] < ZXID_LIMIT, f"zxid must fit in 64 bits: {zxids[-1]:#x}"
-        if min(lengths) < 1 or max(lengths) > limits.frame_bytes_max:
-            bad = next(n for n in lengths if not 0 < n <= limits.frame_bytes_max)
-            raise LocalError(f"a log payload must be 1 to {limits.frame_bytes_max} bytes: {bad}")
-        framed = [RECORD_HEADER_BYTES + n for n in lengths]
+        last = self.last_zxid()
+        for zxid, payload in entries:
+            assert zxid > last, f"append out of order: {zxid:#x} after {last:#x}"
+            if not 0 < len(payload) <= limits.frame_bytes_max:
+                raise LocalError(f"a log payload must be 1 to {limits.frame_bytes_max} bytes: {len(payload)}")
+            last = zxid
+        assert last < ZXID_LIMIT, f"zxid must fit in 64 bits: {last:#x}"
         start = 0
         while start < len(entries):
-            # A batch takes entries while it holds under APPEND_BATCH_BYTES, and at least one.
-            ends = accumulate(framed[start:])
-            stop = start + 1 + bisect_left(list(ends), APPEND_BATCH_BYTES)
-            stop = min(stop, len(entries))
-            self._append_batch(
-                zxids[start:stop], payloads[start:stop], lengths[start:stop], sum(framed[start:stop])
-            )
+            stop, framed_bytes = start, 0
+            while stop < len(entries) and (stop == start or framed_bytes < APPEND_BATCH_BYTES):
+                framed_bytes += RECORD_HEADER_BYTES + len(entries[stop][1])
+                stop += 1
+            self._append_batch(entries[start:stop], framed_bytes)
             start = stop
 
-    def _append_batch(
-        self, zxids: list[int], payloads: list[bytes], lengths: list[int], framed_bytes: int
-    ) -> None:
+    def _append_batch(self, batch: Sequence[LogEntry], framed_bytes: int) -> None:
+        zxids = [zxid for zxid, _ in batch]
+        payloads = [payload for _, payload in batch]
         segment = self._segment_for(zxids[0])
         assert self._fd is not None
         try:
@@ -194,7 +185,10 @@ class TxnLog:
         except OSError as e:
             raise self._fail(f"append to {segment.path} failed: {e}") from e
         assert written == framed_bytes, f"log_append wrote {written} bytes, expected {framed_bytes}"
-        segment.note_many(zxids, lengths, segment.data_end)
+        offset = segment.data_end
+        for zxid, payload in batch:
+            segment.note(zxid, offset, len(payload))
+            offset += RECORD_HEADER_BYTES + len(payload)
         self._unsynced = True
 
     def fsync(self) -> int:
