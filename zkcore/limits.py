@@ -21,6 +21,9 @@ prep_pending_max = 100_000
 auth_ids_max = 32
 # Read requests decoded in one batch by the native read path.
 read_batch_max = 4096
+# Writes from one connection that one receive_frames call takes (about 15 us each): a shell that
+# bounds its loop turn stops between calls.
+write_run_max = 100
 # Requests one client connection may have outstanding on a server before it is disconnected.
 client_queue_max = 10_000
 # Log lines a server queues for its shell between two ready() calls.

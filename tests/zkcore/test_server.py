@@ -652,6 +652,29 @@ def test_writes_no_one_here_sees_go_through_replay_and_leave_the_state_apply_doe
         assert [reply(f)[0].xid for f in net.frames(f"c{sid}")] == sent[f"c{sid}"]
 
 
+def test_a_run_of_writes_stops_at_write_run_max_and_where_the_queue_fills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """receive_frames takes at most limits.write_run_max writes in one call, and none past the
+    point where has_room would say no: the rest are the shell's to hold."""
+    monkeypatch.setattr(limits, "write_run_max", 2)
+    monkeypatch.setattr(limits, "client_queue_max", 5)
+    net = Servers(1)
+    server = net.servers[net.settle()]
+    assert net.connect(server.server_id, "c") is not None
+    net.slow_disks.add(server.server_id)  # the writes stay uncommitted, so queued
+    frames = [
+        request(x, OpCode.CREATE, CreateRequest(f"/r{x}", b"", OPEN_ACL_UNSAFE, 0)) for x in range(1, 8)
+    ]
+    taken = []
+    while frames and server.has_room("c"):
+        taken.append(server.receive_frames("c", frames))
+        del frames[: taken[-1]]
+    assert taken == [2, 2, 1] and len(frames) == 2 and not server.has_room("c")
+    net.synced(server.server_id)
+    assert [reply(f)[0].xid for f in net.frames("c")] == [1, 2, 3, 4, 5]
+
+
 def test_a_connection_has_no_room_while_its_queue_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
     """has_room says when a shell that can stop reading a connection should: from
     client_queue_max requests waiting until their replies go; receive_frames never refuses."""

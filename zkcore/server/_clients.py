@@ -306,9 +306,9 @@ class ClientTable:
     def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> int:
         """Take the frames that open `frames` (one connection's, in order) and say how many: a
         run of plain reads from an idle session, answered natively in one call and undecoded,
-        or else the first frame alone, as receive() takes it. Call again with the rest: a
-        shell bounding its loop turn can stop between calls, as no call costs more than one
-        request or one native batch."""
+        a run of up to limits.write_run_max writes, or else the first frame alone, as receive()
+        takes it. Call again with the rest: a shell bounding its loop turn can stop between
+        calls, as no call costs more than one request, one native batch or one run of writes."""
         conn, index = self._native_reader(conn_id)
         if conn is not None and index is not None:
             done = self._answer_read_run(conn, index, frames)
@@ -323,12 +323,14 @@ class ClientTable:
 
     def _take_write_run(self, conn: Connection, frames: list[bytes]) -> int:
         """Each write that opens `frames` as receive() takes it, the session touched once for
-        the run, up to the first frame that is not one or while the connection has room (as
-        has_room says): how many were taken (at least the first)."""
+        the run, up to the first frame that is not one, while the connection has room (as
+        has_room says), up to limits.write_run_max: how many were taken (at least the first)."""
         self.host.touch(conn.session_id)
         taken = 0
         for frame in frames:
-            if taken and (frame[4:8] not in RUN_WRITE_OPCODES or _full(conn)):
+            if taken and (
+                frame[4:8] not in RUN_WRITE_OPCODES or _full(conn) or taken == limits.write_run_max
+            ):
                 break
             self.packets_received += 1
             self._request(conn, frame)

@@ -295,7 +295,8 @@ class Server:
 
     def receive_frames(self, conn: ConnId, frames: list[bytes]) -> int:
         """Frames from one client connection, in the order it sent them: how many of the first
-        were taken (a run of reads answered in one batch, or one frame); give it the rest next."""
+        were taken (a run of reads answered in one batch, a run of writes, or one frame); give
+        it the rest next."""
         return self.clients.receive_frames(conn, frames)
 
     def has_room(self, conn: ConnId) -> bool:
