@@ -113,7 +113,7 @@ class PathIndex:
             raise MemoryError("out of memory creating the path index")
         self._index: Any = ffi.gc(index, lib.zk_index_free)
         self._view: Any = ffi.new("zk_index_view *")
-        self._stat: Any = ffi.buffer(self._view.stat_copy)  # the Stat a call left in the view
+        self._stat: Any = ffi.buffer(self._view.stat)  # the Stat a call left in the view
         self._result: Any = ffi.new("zk_read_result *")
         self._run: Any = ffi.new("zk_run_result *")
         self._owner: Any = ffi.new("int64_t *")  # delete's ephemeralOwner

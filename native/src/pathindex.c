@@ -475,8 +475,7 @@ static int64_t node_pzxid(const zk_node *node) {
 static void view_node(const zk_node *node, zk_index_view *view) {
     view->bytes = node->data;
     view->bytes_len = node->data_len;
-    view->stat = (const char *)node->stat;
-    memcpy(view->stat_copy, node->stat, ZK_INDEX_STAT_BYTES);
+    memcpy(view->stat, node->stat, ZK_INDEX_STAT_BYTES);
     view->count = node->child_count;
     view->acl = node->acl;
 }
@@ -594,7 +593,6 @@ int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index
     }
     view->bytes = idx->out;
     view->bytes_len = (size_t)(p - idx->out);
-    view->stat = NULL;
     view->count = node->child_count;
     return ZK_INDEX_OK;
 }

@@ -40,17 +40,17 @@ typedef struct {
     size_t marked_count;
 } zk_walk_result;
 
-/* What get, children and the apply calls hand back; the pointers stay valid until the next call
+/* What get, children and the apply calls hand back; the pointer stays valid until the next call
  * on the index. */
 typedef struct {
     const char *bytes; /* get: the data; children: child names joined by '/' */
     size_t bytes_len;
-    const char *stat; /* get: the 68-byte Stat with dataLength and numChildren patched */
-    size_t count;     /* children: how many names */
-    uint32_t acl;     /* get: the node's ACL number (not set by children) */
-    /* get and the apply calls: the Stat copied, where a caller can keep a buffer on it (cffi
-     * reads 68 bytes from a fixed place in a third of the time it takes to follow the pointer) */
-    char stat_copy[ZK_INDEX_STAT_BYTES];
+    size_t count;      /* children: how many names */
+    uint32_t acl;      /* get: the node's ACL number (not set by children) */
+    /* get and the apply calls: the node's 68-byte Stat, copied into the view, where a caller can
+     * keep a buffer on it (cffi reads it from a fixed place in a third of the time it takes to
+     * follow a pointer) */
+    char stat[ZK_INDEX_STAT_BYTES];
 } zk_index_view;
 
 /* What read_batch hands back; on an error code, error_frame/error_offset say where. */

@@ -309,14 +309,14 @@ class ClientTable:
         a run of up to limits.write_run_max writes, or else the first frame alone, as receive()
         takes it. Call again with the rest: a shell bounding its loop turn can stop between
         calls, as no call costs more than one request, one native batch or one run of writes."""
-        conn, index = self._native_reader(conn_id)
-        if conn is not None and index is not None:
-            done = self._answer_read_run(conn, index, frames)
-            if done:
-                return done
-        if frames[0][4:8] in RUN_WRITE_OPCODES:
-            conn = self.connections.get(conn_id)
-            if conn is not None and conn.session_id and conn.connect is None:
+        conn = self._in_session(conn_id)
+        if conn is not None:
+            index = self._native_index(conn)
+            if index is not None:
+                done = self._answer_read_run(conn, index, frames)
+                if done:
+                    return done
+            if frames[0][4:8] in RUN_WRITE_OPCODES:
                 return self._take_write_run(conn, frames)
         self.receive(conn_id, frames[0])
         return 1
@@ -339,14 +339,15 @@ class ClientTable:
                 break
         return taken
 
-    def _native_reader(self, conn_id: ConnId) -> tuple[Connection | None, ReadIndex | None]:
-        """The connection and the read index, when its reads may be answered natively now: it
-        has a session, and no request of its is still waiting here (FIFO order); else Nones."""
+    def _in_session(self, conn_id: ConnId) -> Connection | None:
+        """The connection, when it has a session (its connect answered); else None."""
         conn = self.connections.get(conn_id)
-        index = self.host.tree.index
-        if conn is None or not conn.session_id or conn.connect is not None or conn.queue or index is None:
-            return None, None
-        return conn, index
+        return conn if conn is not None and conn.session_id and conn.connect is None else None
+
+    def _native_index(self, conn: Connection) -> ReadIndex | None:
+        """The read index, when the reads of this connection (in session) may be answered
+        natively now: no request of its is still waiting here (FIFO order); else None."""
+        return None if conn.queue else self.host.tree.index
 
     def receive_stream(self, conn_id: ConnId, data: bytes | bytearray) -> int:
         """The run of plain reads that opens `data`, a stream connection's bytes (length-prefixed
@@ -354,7 +355,8 @@ class ClientTable:
         Framed send. How many bytes were taken; the rest go to receive_frames, frame by frame.
         Nothing is taken unless the session is idle here (its earlier requests all answered),
         and nothing that needs more than a lookup: watches, missing nodes and ACLs stop the run."""
-        conn, index = self._native_reader(conn_id)
+        conn = self._in_session(conn_id)
+        index = None if conn is None else self._native_index(conn)
         if conn is None or index is None:
             return 0
         replies, answered, taken = index.read_run(data, self.host.tree.last_zxid)

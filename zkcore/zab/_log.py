@@ -79,8 +79,6 @@ class ReplicaLog:
             return []
         origin, arena = self._origin, self._arena
         start = (ends[lo - 1] if lo else origin) - origin
-        if hi - lo == 1:  # a commit, mostly: one entry
-            return [(zxids[lo], bytes(arena[start : ends[lo] - origin]))]
         out = []
         with memoryview(arena) as view:
             for i in range(lo, hi):
