@@ -34,7 +34,10 @@ def test_a_short_run_under_faults_finds_nothing(tmp_path: Path) -> None:
     ("switch", "nemesis", "seconds", "interval"),
     [
         ("stale_reads", "kill,partition", "20", "2.5"),
-        ("early_ack", "partition-leader", "20", "2.5"),
+        # Only writes a partitioned leader's clients make before each blocks in a sync (about one op
+        # in ten) are lost: 0-14 a partition in local runs, none in 3 of 11, and a CI run's 4
+        # partitions lost none that a check could see. 8 partitions make that very unlikely.
+        ("early_ack", "partition-leader", "40", "2.5"),
         # Only a client on the resumed leader, syncing in the half second before it notices, sees
         # it; about 14 pauses in 60 s. Before a stalled client read linearizably next (workload.py),
         # 3-5 of 13 pauses showed it and a fresh-clone CI run missed it; after, 10 of 13.
