@@ -213,12 +213,14 @@ class Supervisor:
         self.deaths: dict[int, list[str]] = {}
         self.next_start: dict[int, float] = {}
         self.started_at: dict[int, float] = {}
+        self.log_offsets: dict[int, int] = {}  # where each node's log was when it last started
         self.stopping = False
 
     def start_node(self, server_id: int) -> None:
         node_dir = self.conf.node_dir(server_id)
         node_dir.mkdir(parents=True, exist_ok=True)
         out = open(node_log_path(self.conf, server_id), "ab")  # noqa: SIM115 - handed to the child
+        self.log_offsets[server_id] = os.fstat(out.fileno()).st_size  # what this run writes follows
         proc = subprocess.Popen(
             node_command(self.config_file, server_id),
             stdout=out,
@@ -265,8 +267,12 @@ class Supervisor:
                 self.failures[sid] = failures + 1
                 self.deaths.setdefault(sid, []).append(exit_reason(code))
                 self.next_start[sid] = now + delay
-                log.warning("node %d (pid %d) died with %s after %.1fs; restarting in %.1fs",
-                            sid, proc.pid, exit_reason(code), ran, delay)  # fmt: skip
+                said = ""  # a signal is its own reason; a node that exits with an error logged why
+                if code is not None and code > 0:
+                    log_file = node_log_path(self.conf, sid)
+                    said = f". Its log last said: {last_error(log_file, self.log_offsets.get(sid, 0))}"
+                log.warning("node %d (pid %d) died with %s after %.1fs; restarting in %.1fs%s",
+                            sid, proc.pid, exit_reason(code), ran, delay, said)  # fmt: skip
                 self.write_state()
             if sid not in self.procs and not down and now >= self.next_start.get(sid, 0.0):
                 self.start_node(sid)

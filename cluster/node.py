@@ -42,6 +42,7 @@ from cluster.storage import (
     StorageError,
     TxnLog,
     drop_snapshots_after,
+    free_space_text,
     load_snapshot,
     purge_before,
     purge_point,
@@ -694,6 +695,10 @@ class Node:
         if ok:
             removed = purge_before(self.data_dir.root, int(point), log=self.log) if point else []
             log.info("snapshot at %#x written in %.2fs; purged %d old files", child.zxid, spent, len(removed))
+        else:
+            log.warning("the snapshot at %#x failed after %.2fs (%s free on the disk of %s); the log "
+                        "still holds everything it would have held", child.zxid, spent,
+                        free_space_text(self.data_dir.snap_dir), self.data_dir.snap_dir)  # fmt: skip
         self.server.snapshot_done(child.zxid, ok)
 
     def _send_snap_image(self, child: Child, ok: bool, spent: float) -> None:
@@ -777,7 +782,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("serving clients at %s (native core: %s)", conf.servers[args.id].client, native.IMPLEMENTATION)
-    node.run()
+    try:
+        node.run()
+    except StorageError as e:  # a write or fsync failed: only a restart (and recovery) goes on
+        log.error("stopping: %s", e)
+        return 1
     return 0
 
 

@@ -2,7 +2,7 @@
 files, recovery = newest valid snapshot + log replay, purging, and Zab's durable epochs.
 """
 
-from cluster.storage._files import DamageReport, StorageError
+from cluster.storage._files import DamageReport, StorageError, free_space_text
 from cluster.storage._recovery import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
@@ -29,6 +29,7 @@ from cluster.storage._snapshot import (
 from cluster.storage._txnlog import TxnLog
 
 __all__ = [
+    "free_space_text",
     "ACCEPTED_EPOCH",
     "CURRENT_EPOCH",
     "DamageReport",

@@ -4,6 +4,7 @@ a zxid, and the fsync / atomic-replace steps that make a change survive a crash.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -33,6 +34,27 @@ class DamageReport:
     def __post_init__(self) -> None:
         assert self.offset >= 0, f"damage offset must not be negative: {self.offset}"
         assert self.reason, "a damage report needs a reason"
+
+
+def free_space_text(directory: Path) -> str:
+    """How much the disk holding `directory` has left for this process, for messages."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return "unknown"
+    free = st.f_bavail * st.f_frsize
+    if free >= 1 << 30:
+        return f"{free / (1 << 30):.1f} GiB"
+    if free >= 1 << 20:
+        return f"{free / (1 << 20):.1f} MiB"
+    return f"{free / 1024:.0f} KiB"
+
+
+def os_failure_text(e: OSError, directory: Path) -> str:
+    """An OSError as a message, saying what to do when the disk is full."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{e} ({free_space_text(directory)} free on the disk of {directory}: make room there; the node writes again once restarted)"
+    return str(e)
 
 
 def report_damage(reports: list[DamageReport] | None, damage: DamageReport) -> None:

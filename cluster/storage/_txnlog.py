@@ -19,10 +19,12 @@ from cluster.storage._files import (
     ZXID_LIMIT,
     DamageReport,
     StorageError,
+    free_space_text,
     fsync_dir,
     logger,
     make_dir,
     named_files,
+    os_failure_text,
     remove_files,
     report_damage,
     write_all,
@@ -50,6 +52,7 @@ PREALLOCATE_BYTES_DEFAULT: Final = 64 * 1024 * 1024
 APPEND_BATCH_BYTES: Final = min(8 * 1024 * 1024, log_batch_bytes_max)
 LOCK_NAME: Final = "lock"
 _UNSUPPORTED: Final = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
+_NO_ROOM: Final = (errno.ENOSPC, errno.EDQUOT)
 
 
 def segment_paths(directory: Path) -> list[tuple[int, Path]]:
@@ -105,6 +108,7 @@ class TxnLog:
         self._segments: list[Segment] = []
         self._fd: int | None = None  # the last segment, open for appending
         self._allocated = 0  # size of the last segment's file
+        self._short_of_room = False  # a preallocation step found no room (warned once)
         self._unsynced = False
         self._durable_zxid = 0
         self._failure: str | None = None
@@ -183,7 +187,7 @@ class TxnLog:
             self._reserve(segment.data_end + framed_bytes)
             written = self._codec.log_append(self._fd, zxids, payloads)
         except OSError as e:
-            raise self._fail(f"append to {segment.path} failed: {e}") from e
+            raise self._fail(f"append to {segment.path} failed: {os_failure_text(e, self.directory)}") from e
         assert written == framed_bytes, f"log_append wrote {written} bytes, expected {framed_bytes}"
         offset = segment.data_end
         for zxid, payload in batch:
@@ -199,7 +203,9 @@ class TxnLog:
             try:
                 os.fdatasync(self._fd)
             except OSError as e:
-                raise self._fail(f"fdatasync of {self._segments[-1].path} failed: {e}") from e
+                raise self._fail(
+                    f"fdatasync of {self._segments[-1].path} failed: {os_failure_text(e, self.directory)}"
+                ) from e
             self._unsynced = False
             self.fsync_count += 1
         self._durable_zxid = self.last_zxid()
@@ -245,7 +251,7 @@ class TxnLog:
             if self._segments:
                 self._cut_last(zxid)
         except OSError as e:
-            raise self._fail(f"truncate to {zxid:#x} failed: {e}") from e
+            raise self._fail(f"truncate to {zxid:#x} failed: {os_failure_text(e, self.directory)}") from e
         self._unsynced = False
         self._durable_zxid = self.last_zxid()
 
@@ -321,7 +327,9 @@ class TxnLog:
                 self._seal()
             return self._create(first_zxid)
         except OSError as e:
-            raise self._fail(f"rolling over to a new segment at {first_zxid:#x} failed: {e}") from e
+            raise self._fail(
+                f"rolling over to a new segment at {first_zxid:#x} failed: {os_failure_text(e, self.directory)}"
+            ) from e
 
     def _seal(self) -> None:
         """Cut the full last segment to its exact size and make it durable, then close it."""
@@ -348,7 +356,9 @@ class TxnLog:
 
     def _reserve(self, end: int) -> None:
         """Make the last segment's file at least end bytes long, growing it in whole
-        preallocation steps so that appends rarely change its size."""
+        preallocation steps so that appends rarely change its size. A step the disk has no room
+        for is only an optimisation lost: the file then grows to fit each batch, until the disk
+        cannot hold the batch itself (OSError ENOSPC, for the caller to report)."""
         assert self._fd is not None
         if end <= self._allocated:
             return
@@ -356,12 +366,29 @@ class TxnLog:
         # Past the rollover threshold the segment is sealed after this batch: grow only to fit.
         size = end if end > self._segment_bytes else -(-end // step) * step
         try:
+            self._allocate(size)
+        except OSError as e:
+            if e.errno not in _NO_ROOM or size == end:
+                raise
+            if not self._short_of_room:
+                self._short_of_room = True
+                logger.warning(
+                    "txn log %s: no room to preallocate %d MiB (%s free): the log grows as it "
+                    "writes, and writes stop when the disk is full", self.directory,
+                    (size - self._allocated) >> 20, free_space_text(self.directory),
+                )  # fmt: skip
+            self._allocate(end)
+            size = end
+        self._allocated = size
+
+    def _allocate(self, size: int) -> None:
+        assert self._fd is not None
+        try:
             os.posix_fallocate(self._fd, self._allocated, size - self._allocated)
         except OSError as e:
             if e.errno not in _UNSUPPORTED:
                 raise
             os.ftruncate(self._fd, size)
-        self._allocated = size
 
     def _read(self, lo: int, hi: int) -> Iterator[list[LogEntry]]:
         segments = list(self._segments)
