@@ -702,7 +702,7 @@ class DataTree:
     def _apply_close_session(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:
         session = header.client_id
         owned = self.ephemerals.get(session, {})
-        paths = txn.paths_to_delete if txn is not None else list(owned)
+        paths = txn.paths_to_delete if txn is not None else sorted(owned)
         # Children before parents cannot happen (ephemerals have no children), but a listed
         # path may already be gone or owned by someone else on replay: skip those.
         for path in paths:

@@ -113,13 +113,20 @@ class Prep:
     """Prepares txns in proposal order. Call `applied(zxid)` as txns are applied to the tree so
     change records the tree now reflects are dropped; `reset()` when leadership changes."""
 
-    def __init__(self, tree: DataTree, data_bytes_max: int = limits.data_bytes_max) -> None:
+    def __init__(
+        self,
+        tree: DataTree,
+        data_bytes_max: int = limits.data_bytes_max,
+        close_listed_bytes_max: int = limits.close_session_listed_bytes_max,
+    ) -> None:
         self.tree = tree
         self.data_bytes_max = data_bytes_max
+        self.close_listed_bytes_max = close_listed_bytes_max
         self._pending: dict[str, ChangeRecord] = {}
         self._order: deque[tuple[int, str]] = deque()
         self._sessions: dict[int, tuple[int, bool]] = {}  # id -> (zxid, alive) while in flight
         self._undo: list[tuple[str, ChangeRecord | None]] | None = None
+        self._unbounded = False  # a closeSession is prepping: prep_pending_max does not refuse it
 
     # --- change records -------------------------------------------------------------------
 
@@ -175,7 +182,11 @@ class Prep:
         return rec
 
     def _add(self, rec: ChangeRecord) -> None:
-        if len(self._pending) >= limits.prep_pending_max and rec.path not in self._pending:
+        if (
+            len(self._pending) >= limits.prep_pending_max
+            and rec.path not in self._pending
+            and not self._unbounded
+        ):
             raise ThrottledOpError(f"more than prep_pending_max={limits.prep_pending_max} changes in flight")
         if self._undo is not None:
             self._undo.append((rec.path, self._pending.get(rec.path)))
@@ -392,7 +403,13 @@ class Prep:
         self._sessions[ctx.session_id] = (ctx.zxid, True)
         return body
 
-    def _prep_close_session(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
+    def _prep_close_session(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord | None:
+        """The session's ephemerals go with it, however many: a close is never refused. The txn
+        lists them, as ZooKeeper's CloseSessionTxn does, up to close_listed_bytes_max bytes; past
+        that it lists none (ZooKeeper's older closeSession), and each server deletes those its
+        tree holds for the session, the same set (every server applies the same txns before it).
+        A list that outgrew a frame would stop the ensemble: no peer could take the proposal, and
+        each new leader would propose it again (ZOOKEEPER-4306)."""
         session = ctx.session_id
         owned = dict(self.tree.ephemerals.get(session, {}))
         for path, rec in self._pending.items():
@@ -401,10 +418,15 @@ class Prep:
             elif rec.ephemeral_owner == session:
                 owned[path] = None
         paths = sorted(owned)
-        for path in paths:
-            self._remove(self._changing(split_path(path)[0], ctx.zxid), path, ctx)
+        self._unbounded = True
+        try:
+            for path in paths:
+                self._remove(self._changing(split_path(path)[0], ctx.zxid), path, ctx)
+        finally:
+            self._unbounded = False
         self._sessions[session] = (ctx.zxid, False)
-        return CloseSessionTxn(tuple(paths))
+        listed = 4 + sum(4 + len(path.encode()) for path in paths)
+        return CloseSessionTxn(tuple(paths)) if listed <= self.close_listed_bytes_max else None
 
 
 def _parent_for_write(path: str) -> str:
@@ -417,7 +439,7 @@ def _parent_for_write(path: str) -> str:
     return path[: path.rfind("/")] or "/"
 
 
-_PREP: dict[int, Callable[[Prep, int, Any, _Ctx], JuteRecord]] = {
+_PREP: dict[int, Callable[[Prep, int, Any, _Ctx], JuteRecord | None]] = {  # None: a listless close
     OpCode.CREATE: Prep._prep_create,
     OpCode.CREATE2: Prep._prep_create,
     OpCode.CREATE_TTL: Prep._prep_create,

@@ -15,8 +15,12 @@ acl_entries_max = 64
 multi_ops_max = 1024
 # Elements in any decoded vector (children lists may be long; bounded by frame size as well).
 vector_length_max = 1_000_000
-# Pending change records kept by the prep stage (outstanding, uncommitted changes).
+# Pending change records kept by the prep stage (outstanding, uncommitted changes). A closeSession
+# is never refused for it: its session's ephemerals must go, however many.
 prep_pending_max = 100_000
+# Bytes of ephemeral paths a closeSession txn lists (a session with more has each server delete
+# those its tree holds instead): well inside a frame, which no txn may outgrow.
+close_session_listed_bytes_max = 256 * 1024
 # Identities attached to one session by addAuth.
 auth_ids_max = 32
 # Read requests decoded in one batch by the native read path.

@@ -13,6 +13,7 @@ import zmq
 
 from tests.integration.conftest import Ensemble, wait_for
 from tests.integration.wire import NoAnswer, WireSession
+from zkclient import Client
 from zkcore import Code, limits
 from zkcore import _records as rec
 from zkcore._jute import Reader
@@ -196,6 +197,32 @@ def test_silent_session_expires_and_its_ephemerals_go(ensemble_factory: Callable
     assert 3.5 < gone_after < 7, f"expired after {gone_after:.1f}s with a 4 s timeout"
     assert watcher.get("/member")[0] == 0, "a session that keeps talking must not expire"
     assert int(e.mntr(leader)["zk_sessions"]) == 2  # type: ignore[arg-type]
+
+
+def test_a_session_with_more_ephemerals_than_a_close_could_list_ends_cleanly(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    """6,000 ephemerals of 200-character names: a closeSession listing them would be 1.3 MB,
+    more than a peer takes. It used to crash the leader that proposed it, and each leader after
+    it when the session expired (ZOOKEEPER-4306); now the close lists none, every server deletes
+    them, and no node dies."""
+    e = ensemble_factory(nodes=3)
+    leader = wait_for(e.leader, 10, "a leader")
+    follower = next(s for s in e.conf.voters if s != leader)
+    owner = Client(e.endpoint(follower), timeout=10)  # type: ignore[arg-type]
+    owner.start(timeout=30)
+    owner.create("/big", b"")
+    names = [f"{'x' * 200}{i}" for i in range(6000)]
+    for pending in [owner.create_async(f"/big/{name}", b"", ephemeral=True) for name in names]:
+        pending.get(timeout=60)
+    owner.stop()  # closes the session
+    readers = {sid: Client(e.endpoint(sid), timeout=10) for sid in e.conf.voters}
+    for sid, reader in readers.items():
+        reader.start(timeout=30)
+        wait_for(lambda r=reader: r.get_children("/big") == [], 30, f"server {sid} to drop the ephemerals")  # type: ignore[misc]
+        reader.stop()
+    assert e.leader() == leader
+    assert "died" not in (e.data_dir / "supervisor.log").read_text()
 
 
 def test_snapshots_are_taken_purged_and_used_on_restart(ensemble_factory: Callable[..., Ensemble]) -> None:

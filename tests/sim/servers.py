@@ -17,7 +17,7 @@ from typing import Any
 
 import native
 from tests.sim.checkers import Violation, cut_links
-from zkcore import DataTree, MemoryLog, Stat, snapshot_chunks, tree_from_snapshot
+from zkcore import DataTree, MemoryLog, Stat, limits, snapshot_chunks, tree_from_snapshot
 from zkcore._errors import Code
 from zkcore._jute import Reader
 from zkcore._records import (
@@ -74,6 +74,9 @@ class Options:
     wire: bool
     image_delay_max: int = 0  # > 0: a leader's SNAP image is made off the loop, in up to this many ms
     unseen_bulk_txns_min: int = 1  # batches of others' writes at least this long applied in bulk
+    close_session_listed_bytes_max: int = (
+        limits.close_session_listed_bytes_max
+    )  # 0: closes list no ephemerals
 
 
 def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
@@ -116,6 +119,9 @@ def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
         # Drawn apart, so that adding it changed no other option of an existing seed.
         image_delay_max=Random(f"server-image-{seed}").choice([0, 40, 200, 1000]),
         unseen_bulk_txns_min=Random(f"server-bulk-{seed}").choice([1, 4]),
+        close_session_listed_bytes_max=Random(f"server-close-{seed}").choice(
+            [0, limits.close_session_listed_bytes_max]
+        ),
     )
 
 
@@ -218,6 +224,7 @@ class ServerSimulation:
             zab, tick_ms=TICK_MS, session_timeout_min_ms=options.session_timeout_ms,
             session_timeout_max_ms=options.session_timeout_ms, snap_count=options.snapshot_count,
             container_check_ms=500, unseen_bulk_txns_min=options.unseen_bulk_txns_min,
+            close_session_listed_bytes_max=options.close_session_listed_bytes_max,
         )  # fmt: skip
         self.nodes = {sid: SimServer(self, sid, server_class) for sid in voters + observers}
         self.clients = [SimClient(i) for i in range(1, options.clients + 1)]

@@ -875,3 +875,70 @@ def test_an_image_that_could_not_be_made_is_asked_for_again() -> None:
     net.pump()
     net.settle()
     assert tree_state(net.servers[behind].tree) == tree_state(net.servers[leader].tree)
+
+
+def _ephemerals(net: Servers, sid: int, conn: str, names: list[str], in_flight: int = 500) -> int:
+    """A session on `sid` that owns an ephemeral /e/<name> for each name, made `in_flight` at a
+    time: its id."""
+    response = net.connect(sid, conn)
+    assert response is not None
+    server = net.servers[sid]
+    server.receive(conn, request(1, OpCode.CREATE, CreateRequest("/e", b"", OPEN_ACL_UNSAFE, 0)))
+    for i, name in enumerate(names):
+        server.receive(
+            conn, request(2 + i, OpCode.CREATE, CreateRequest(f"/e/{name}", b"", OPEN_ACL_UNSAFE, 1))
+        )
+        if i % in_flight == in_flight - 1:
+            net.pump()
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames(conn)] == [Code.OK] * (len(names) + 1)
+    return response.session_id
+
+
+def _gone_everywhere(net: Servers, session_id: int) -> None:
+    for server in net.servers.values():
+        assert server.tree.nodes["/e"].stat().num_children == 0
+        assert session_id not in server.tree.ephemerals and session_id not in server.tree.sessions
+    assert len({server.tree.last_zxid for server in net.servers.values()}) == 1
+
+
+def test_a_session_whose_ephemerals_would_outgrow_a_frame_closes_on_every_server() -> None:
+    """6,000 ephemerals of 200-character names: listed in the closeSession txn they would make it
+    1.3 MB, more than any peer takes (ZOOKEEPER-4306: the leader's proposal failed, and each new
+    leader proposed the close again). The txn lists none; every server deletes the session's
+    ephemerals from its own tree, and a watcher on another server hears of it."""
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower, other = (sid for sid in net.servers if sid != leader)
+    session_id = _ephemerals(net, follower, "c", [f"{'x' * 200}{i}" for i in range(6000)])
+    assert net.connect(other, "w") is not None
+    net.servers[other].receive("w", request(1, OpCode.GET_CHILDREN, PathWatchRequest("/e", True)))
+    net.pump()
+    net.frames("w")
+    net.servers[follower].receive("c", RequestHeader(9999, OpCode.CLOSE_SESSION).encode())
+    net.pump()
+    (closed,) = net.frames("c")
+    assert reply(closed)[0].err == Code.OK
+    _gone_everywhere(net, session_id)
+    ((_, payload),) = net.storage[leader].entries(net.servers[leader].tree.last_zxid - 1, 1 << 64)
+    txn = Txn.decode(payload)
+    assert txn.header.type == OpCode.CLOSE_SESSION and txn.body is None
+    (event,) = net.frames("w")
+    header, r = reply(event)
+    assert header.xid == -1 and WatcherEvent.read(r).path == "/e"
+
+
+def test_an_expiring_session_is_closed_however_many_changes_are_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A closeSession needs a change record per ephemeral and one per parent: past
+    prep_pending_max it was refused (an error txn), and an expired session, forgotten by the
+    leader's session tracker, kept its ephemerals for good."""
+    monkeypatch.setattr(limits, "prep_pending_max", 20)
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower = next(sid for sid in net.servers if sid != leader)
+    session_id = _ephemerals(net, follower, "c", [f"n{i}" for i in range(30)], in_flight=1)
+    net.servers[follower].close("c")  # the client is gone: its session expires
+    net.advance(10_000 // TICK_MS + 40)
+    _gone_everywhere(net, session_id)

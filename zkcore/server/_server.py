@@ -83,6 +83,8 @@ class ServerConfig:
     # DataTree.replay; shorter ones through apply(), which costs less for a few (one txn:
     # ~9 us applied against ~23 us decoded and replayed; even at four).
     unseen_bulk_txns_min: int = 4
+    # Bytes of ephemeral paths a closeSession txn lists; past it, none (see Prep's close).
+    close_session_listed_bytes_max: int = limits.close_session_listed_bytes_max
 
     def __post_init__(self) -> None:
         if not isinstance(self.zab, Config):
@@ -102,6 +104,11 @@ class ServerConfig:
             )
         if self.unseen_bulk_txns_min < 1:
             raise LocalError(f"unseen_bulk_txns_min must be positive: {self.unseen_bulk_txns_min}")
+        if not 0 <= self.close_session_listed_bytes_max <= limits.frame_bytes_max // 2:
+            raise LocalError(
+                f"close_session_listed_bytes_max must be in [0, {limits.frame_bytes_max // 2}]: "
+                f"{self.close_session_listed_bytes_max}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +221,7 @@ class Server:
         # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made.
         self._image_due = False
         self._image_making = False
-        self.prep = Prep(tree, config.data_bytes_max)
+        self.prep = self._new_prep(tree)
         self.prep_epoch = -1
         # The leader's own clients' writes, kept decoded from the client table to prep under
         # keys of their own, and prep's txns until they are applied, so that neither is encoded
@@ -424,7 +431,7 @@ class Server:
         if zxid_epoch(zxid) != self.prep_epoch:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self._tree.last_zxid
-            self.prep = Prep(self._tree, self.config.data_bytes_max)
+            self.prep = self._new_prep(self._tree)
         if request.opcode == _SET_DATA and request.raw:
             encoded = self._prepare_set_data(request, zxid)
             if encoded is not None:
@@ -685,13 +692,16 @@ class Server:
             self.sessions.remove(header.client_id)
         self.clients.on_applied(header.client_id, header.cxid, header.type, zxid, result)
 
+    def _new_prep(self, tree: DataTree) -> Prep:
+        return Prep(tree, self.config.data_bytes_max, self.config.close_session_listed_bytes_max)
+
     def _install(self, snapshot: Snapshot) -> None:
         """A leader's SNAP: the tree becomes the snapshot's."""
         tree = self.hooks.load_tree(snapshot.payload)
         if self.serving() and tree.index is None and self.hooks.new_index is not None:
             tree.attach_index(self.hooks.new_index())
         self._tree = tree
-        self.prep = Prep(tree, self.config.data_bytes_max)
+        self.prep = self._new_prep(tree)
         self._prepped.clear()
         self.snapshot_zxid, self.txns_since_snapshot, self.txn_bytes_since_snapshot = snapshot.zxid, 0, 0
         self.note(f"installed a snapshot at {snapshot.zxid:#x} from the leader ({len(tree)} znodes)")
