@@ -127,6 +127,9 @@ class Prep:
         self._sessions: dict[int, tuple[int, bool]] = {}  # id -> (zxid, alive) while in flight
         self._undo: list[tuple[str, ChangeRecord | None]] | None = None
         self._unbounded = False  # a closeSession is prepping: prep_pending_max does not refuse it
+        # Sessions whose close is in flight -> its zxid: the ephemerals the tree holds for them
+        # are gone as far as prep is concerned (no record each: a session may have millions).
+        self._closing: dict[int, int] = {}
 
     # --- change records -------------------------------------------------------------------
 
@@ -139,7 +142,9 @@ class Prep:
     def _from_tree(self, path: str) -> ChangeRecord | None:
         """A new record of the tree's node at path, or None if there is none."""
         fields = self.tree.change_fields(path)
-        return None if fields is None else ChangeRecord(fields[0], path, True, *fields[1:])
+        if fields is None or (self._closing and fields[5] in self._closing):
+            return None
+        return ChangeRecord(fields[0], path, True, *fields[1:])
 
     def _valid(self, path: str) -> str:
         """validate_path, skipped for a node that is being created: its path passed. (Whether
@@ -203,11 +208,15 @@ class Prep:
         if self._sessions:  # a follower, and a leader between session changes, has none
             for session in [s for s, (z, _) in self._sessions.items() if z <= zxid]:
                 del self._sessions[session]
+        if self._closing:
+            for session in [s for s, z in self._closing.items() if z <= zxid]:
+                del self._closing[session]
 
     def reset(self) -> None:
         self._pending.clear()
         self._order.clear()
         self._sessions.clear()
+        self._closing.clear()
 
     def session_alive(self, session_id: int) -> bool:
         pending = self._sessions.get(session_id)
@@ -404,29 +413,40 @@ class Prep:
         return body
 
     def _prep_close_session(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord | None:
-        """The session's ephemerals go with it, however many: a close is never refused. The txn
-        lists them, as ZooKeeper's CloseSessionTxn does, up to close_listed_bytes_max bytes; past
-        that it lists none (ZooKeeper's older closeSession), and each server deletes those its
-        tree holds for the session, the same set (every server applies the same txns before it).
-        A list that outgrew a frame would stop the ensemble: no peer could take the proposal, and
-        each new leader would propose it again (ZOOKEEPER-4306)."""
+        """The session's ephemerals go with it, however many: a close is never refused, and its
+        prep costs a record per parent, not per ephemeral (those the tree holds are gone for
+        prep while the close is in flight; only those an in-flight txn touches get a record).
+        The txn lists them, as ZooKeeper's CloseSessionTxn does, up to close_listed_bytes_max
+        bytes; past that it lists none (ZooKeeper's older closeSession), and each server deletes
+        those its tree holds for the session, the same set (every server applies the same txns
+        before it). A list that outgrew a frame would stop the ensemble: no peer could take the
+        proposal, and each new leader would propose it again (ZOOKEEPER-4306)."""
         session = ctx.session_id
-        owned = dict(self.tree.ephemerals.get(session, {}))
-        for path, rec in self._pending.items():
-            if not rec.exists:
-                owned.pop(path, None)
-            elif rec.ephemeral_owner == session:
-                owned[path] = None
-        paths = sorted(owned)
+        in_tree = self.tree.ephemerals.get(session, {})
+        touched = [
+            path for path, rec in self._pending.items() if rec.exists and rec.ephemeral_owner == session
+        ]
+        recorded = {path for path in in_tree if path in self._pending}  # deleted, or touched
+        parents: dict[str, int] = {}
+        for path in in_tree:
+            if path not in recorded:
+                parent = split_path(path)[0]
+                parents[parent] = parents.get(parent, 0) + 1
         self._unbounded = True
         try:
-            for path in paths:
+            for path in touched:
                 self._remove(self._changing(split_path(path)[0], ctx.zxid), path, ctx)
+            for parent, count in parents.items():
+                rec = self._changing(parent, ctx.zxid)
+                rec.child_count -= count
+                self._add(rec)
         finally:
             self._unbounded = False
+        self._closing[session] = ctx.zxid
         self._sessions[session] = (ctx.zxid, False)
-        listed = 4 + sum(4 + len(path.encode()) for path in paths)
-        return CloseSessionTxn(tuple(paths)) if listed <= self.close_listed_bytes_max else None
+        owned = [path for path in in_tree if path not in recorded] + touched
+        listed = 4 + sum(4 + len(path.encode()) for path in owned)
+        return CloseSessionTxn(tuple(sorted(owned))) if listed <= self.close_listed_bytes_max else None
 
 
 def _parent_for_write(path: str) -> str:

@@ -942,3 +942,38 @@ def test_an_expiring_session_is_closed_however_many_changes_are_in_flight(
     net.servers[follower].close("c")  # the client is gone: its session expires
     net.advance(10_000 // TICK_MS + 40)
     _gone_everywhere(net, session_id)
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_writes_prepped_behind_a_close_see_its_ephemerals_gone(indexed: bool) -> None:
+    """A close preps no record per ephemeral: while it is in flight, prep takes the ephemerals
+    the tree holds for the closing session as gone. Writes pipelined behind it on the same
+    server get what they would get after it: the names are free, the parent emptier."""
+    net = Servers(1, indexed=indexed)
+    sid = net.settle()
+    server = net.servers[sid]
+    session_id = _ephemerals(net, sid, "a", ["n0", "n1", "n2"])
+    assert net.connect(sid, "b") is not None
+    server.receive("b", request(1, OpCode.CREATE, CreateRequest("/e/n0", b"", OPEN_ACL_UNSAFE, 0)))  # exists
+    server.receive("a", RequestHeader(99, OpCode.CLOSE_SESSION).encode())
+    writes = [
+        (OpCode.SET_DATA, SetDataRequest("/e/n1", b"x", -1)),
+        (OpCode.CREATE, CreateRequest("/e/n1", b"", OPEN_ACL_UNSAFE, 0)),
+        (OpCode.DELETE, DeleteRequest("/e", -1)),
+        (OpCode.DELETE, DeleteRequest("/e/n1", -1)),
+        (OpCode.CREATE, CreateRequest("/e/n2/c", b"", OPEN_ACL_UNSAFE, 0)),
+        (OpCode.DELETE, DeleteRequest("/e", -1)),
+    ]
+    for xid, (opcode, body) in enumerate(writes, start=2):
+        server.receive("b", request(xid, opcode, body))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("b")] == [
+        Code.NODE_EXISTS,
+        Code.NO_NODE,
+        Code.OK,
+        Code.NOT_EMPTY,
+        Code.OK,
+        Code.NO_NODE,
+        Code.OK,
+    ]
+    assert session_id not in server.tree.ephemerals and "/e" not in server.tree.nodes
