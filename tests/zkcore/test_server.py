@@ -32,6 +32,7 @@ from zkcore._records import (
     Perms,
     ReplyHeader,
     RequestHeader,
+    SetACLRequest,
     SetDataRequest,
     Stat,
     WatcherEvent,
@@ -40,6 +41,7 @@ from zkcore._records import (
 from zkcore._requests import ForwardedRequest
 from zkcore._snapshot import snapshot_bytes
 from zkcore.server import Framed, Hooks, Server, ServerConfig
+from zkcore.server._server import TXN_GROWTH_MAX
 from zkcore.zab import Config, Message, Snap
 
 TICK_MS = 50
@@ -977,3 +979,63 @@ def test_writes_prepped_behind_a_close_see_its_ephemerals_gone(indexed: bool) ->
         Code.OK,
     ]
     assert session_id not in server.tree.ephemerals and "/e" not in server.tree.nodes
+
+
+def _write_requests() -> list[tuple[int, object]]:
+    """One write of every kind, each as big as its record allows where that matters."""
+    path = "/w/" + "p" * 4000
+    acl = tuple(ACL(Perms.ALL, Id("digest", f"{'u' * 300}{i}:h")) for i in range(64))
+    return [
+        (OpCode.CREATE, CreateRequest(path, b"d" * 1000, OPEN_ACL_UNSAFE, 0)),
+        (OpCode.CREATE, CreateRequest(path + "-", b"", OPEN_ACL_UNSAFE, 3)),  # ephemeral sequential
+        (OpCode.CREATE2, CreateRequest("/w/c2", b"", OPEN_ACL_UNSAFE, 0)),
+        (OpCode.CREATE_TTL, CreateTTLRequest("/w/t", b"", OPEN_ACL_UNSAFE, 6, 60_000)),
+        (OpCode.CREATE_CONTAINER, CreateRequest("/w/k", b"", OPEN_ACL_UNSAFE, 4)),
+        (OpCode.SET_DATA, SetDataRequest(path, b"x" * 100_000, -1)),
+        (OpCode.SET_ACL, SetACLRequest("/w/c2", acl, -1)),
+        (OpCode.DELETE, DeleteRequest(path, -1)),
+        (OpCode.MULTI, MultiBody([(OpCode.CREATE, CreateRequest(f"/w/m{i}-", b"", OPEN_ACL_UNSAFE, 2))
+                                  for i in range(limits.multi_ops_max)])),
+    ]  # fmt: skip
+
+
+def test_a_txn_outgrows_its_request_by_at_most_txn_growth_max() -> None:
+    """The bound the server refuses writes by (a txn bigger than a frame would stop the server
+    proposing it): every kind of write, sequential creates in a full multi the most."""
+    net = Servers(1)
+    sid = net.settle()
+    server = net.servers[sid]
+    assert net.connect(sid, "c") is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/w", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    for xid, (opcode, body) in enumerate(_write_requests(), start=2):
+        raw = body.encode()  # type: ignore[attr-defined]
+        server.receive("c", request(xid, opcode, body))
+        net.pump()
+        assert reply(net.frames("c")[-1])[0].err == Code.OK
+        last = server.tree.last_zxid
+        ((_, txn),) = net.storage[sid].entries(last - 1, last)
+        ops = len(body.ops) if isinstance(body, MultiBody) else 1
+        assert len(txn) - len(raw) <= 32 + 11 * ops <= TXN_GROWTH_MAX, (opcode, len(txn) - len(raw))
+
+
+@pytest.mark.parametrize("via", ["leader", "follower"])
+def test_a_write_whose_txn_could_outgrow_a_frame_is_refused_and_nothing_stops(via: str) -> None:
+    """A multi just under the frame limit (1,024 creates): its txn, or its way to the leader,
+    would be a few bytes over, and the server that proposed it raised, out of its loop. It gets
+    BadArguments; the next write goes through on every server."""
+    net = Servers(3)
+    leader = net.settle()
+    sid = leader if via == "leader" else next(s for s in net.servers if s != leader)
+    server = net.servers[sid]
+    assert net.connect(sid, "c") is not None
+    ops = [(OpCode.CREATE, CreateRequest(f"/m{i:04d}", b"d" * 1031, OPEN_ACL_UNSAFE, 0)) for i in range(1024)]
+    pad = limits.frame_bytes_max - 5 - len(request(2, OpCode.MULTI, MultiBody(ops)))
+    ops[-1] = (OpCode.CREATE, CreateRequest("/m1023", b"d" * (1031 + pad), OPEN_ACL_UNSAFE, 0))
+    big = request(2, OpCode.MULTI, MultiBody(ops))
+    assert len(big) == limits.frame_bytes_max - 5
+    server.receive("c", big)
+    server.receive("c", request(3, OpCode.CREATE, CreateRequest("/after", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("c")] == [Code.BAD_ARGUMENTS, Code.OK]
+    assert all("/after" in s.tree.nodes and "/m0000" not in s.tree.nodes for s in net.servers.values())

@@ -57,6 +57,11 @@ CLIENT_ID = struct.Struct(">q")  # a txn's first field: the session whose write 
 # The key a leader's own client's write goes to Zab under: 9 bytes, which no ForwardedRequest
 # (24 bytes at least) can be.
 _LOCAL_KEY = struct.Struct(">xQ")
+# A write's txn holds its request's body, a TxnHeader (32 bytes), and per create at most 11 bytes
+# more: its ephemeral flag and parentCVersion where the request had flags, and a sequential
+# node's 10-digit suffix. Past this the txn could outgrow a frame.
+TXN_GROWTH_MAX = 32 + 11 * limits.multi_ops_max
+_WRITE_BODY_BYTES_MAX = limits.frame_bytes_max - TXN_GROWTH_MAX
 # Looked at for every write, as ints: each use of an enum's member costs a lookup.
 _SET_DATA, _OK = int(OpCode.SET_DATA), int(Code.OK)
 _LEADING, _BROADCAST = int(Role.LEADING), int(Phase.BROADCAST)
@@ -397,6 +402,8 @@ class Server:
         its backlog; the client table bounds what such writes hold)."""
         if not self.serving():
             return Code.CONNECTION_LOSS
+        if len(body) > _WRITE_BODY_BYTES_MAX:
+            return self._too_big(session_id, len(body))
         if decoded is not None and self.role.role == _LEADING and len(self._local) < limits.client_queue_max:
             key = _LOCAL_KEY.pack(next(self._local_keys))
             self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
@@ -404,9 +411,21 @@ class Server:
                 return _OK
             del self._local[key]
             return Code.THROTTLED_OP
-        if self.replica.propose(ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()):
+        forwarded = ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()
+        if len(forwarded) > limits.frame_bytes_max:  # its identities made it too long
+            return self._too_big(session_id, len(forwarded))
+        if self.replica.propose(forwarded):
             return _OK
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
+
+    def _too_big(self, session_id: int, size: int) -> int:
+        """A write whose txn (or its way to the leader) could outgrow a frame, which no peer
+        takes: refused here, or proposing it would stop the server that tried."""
+        self.note(
+            f"refused a write of {size} bytes from session {session_id:#x}: its txn could outgrow "
+            f"a frame of {limits.frame_bytes_max} bytes"
+        )
+        return Code.BAD_ARGUMENTS
 
     def sync(self, token: int) -> bool:
         return self.serving() and self.replica.sync(token)
