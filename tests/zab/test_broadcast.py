@@ -372,3 +372,27 @@ def test_a_closed_connection_to_the_leader_starts_an_election_at_once() -> None:
     assert ensemble.status(leader).role == Role.LEADING
     ensemble.replica(leader).peer_lost(f1)
     assert ensemble.status(leader).role == Role.LOOKING
+
+
+def test_a_follower_does_not_blame_its_leader_for_its_own_stall() -> None:
+    """A follower whose own loop stood still for 30 ticks (a long apply, say) finds its leader's
+    messages waiting and keeps following it; ticked through the same 30 ticks one at a time,
+    with nothing from the leader, it gives up. A leader's stall still counts in full: it
+    steps down, having heard from no quorum."""
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1, f2 = (sid for sid in ensemble.up() if sid != leader)
+    ensemble.tick(n=2)  # past the ticks that start a follower's count
+    before = len(ensemble.reasons(f1))
+    ensemble.replica(f1).tick(30)  # one call: a stall
+    ensemble.run()
+    assert ensemble.reasons(f1)[before:] == []  # it never left its leader
+    assert ensemble.status(f1).role == Role.FOLLOWING and ensemble.status(f1).leader == leader
+    assert ensemble.propose(leader, b"a")
+    ensemble.run()
+    assert ensemble.applied(f1) == [b"a"]
+    ensemble.isolate(leader)
+    ensemble.tick(f2, n=30)
+    assert any("silent" in reason for reason in ensemble.reasons(f2))
+    ensemble.replica(leader).tick(30)
+    assert ensemble.status(leader).role != Role.LEADING

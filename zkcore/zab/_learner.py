@@ -109,6 +109,16 @@ class Learner:
         if handler is not None:
             handler(message)
 
+    def stalled(self, ticks: int) -> None:
+        """This server's own loop stood still for `ticks` ticks (a long apply, a snapshot to
+        load, a pause): it heard nothing then, and what its leader sent meanwhile waits for it,
+        so those ticks count towards no silence and no deadline. (ZooKeeper's learner, too,
+        times out only while it waits on its socket.) A leader that was silent all along is
+        found sync_limit_ticks later."""
+        self.heard_tick += ticks
+        self.registered_tick += ticks
+        self.deadline_tick += ticks
+
     def on_tick(self) -> None:
         core, config = self.core, self.core.config
         ticks = core.ticks

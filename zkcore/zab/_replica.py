@@ -113,9 +113,12 @@ class Replica:
     def tick(self, ticks: int = 1) -> None:
         """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
         a while learns at once how long, and a leader that lost its quorum meanwhile steps down
-        before it serves anyone). Timeouts, heartbeats and resends all count in ticks."""
+        before it serves anyone; a learner does not blame its leader for the ticks it was not
+        listening). Timeouts, heartbeats and resends all count in ticks."""
         _check_int("ticks", ticks, 1, TICKS_MAX)
         self._core.ticks += ticks
+        if ticks > 1 and self._learner is not None:
+            self._learner.stalled(ticks - 1)
         self._tick()
         self._settle()
 
