@@ -29,7 +29,6 @@ from cluster.storage._snapshot import (
 from cluster.storage._txnlog import TxnLog
 
 __all__ = [
-    "free_space_text",
     "ACCEPTED_EPOCH",
     "CURRENT_EPOCH",
     "DamageReport",
@@ -39,6 +38,7 @@ __all__ = [
     "StorageError",
     "TxnLog",
     "drop_snapshots_after",
+    "free_space_text",
     "latest_snapshot",
     "list_snapshots",
     "load_snapshot",

@@ -74,9 +74,8 @@ class Options:
     wire: bool
     image_delay_max: int = 0  # > 0: a leader's SNAP image is made off the loop, in up to this many ms
     unseen_bulk_txns_min: int = 1  # batches of others' writes at least this long applied in bulk
-    close_session_listed_bytes_max: int = (
-        limits.close_session_listed_bytes_max
-    )  # 0: closes list no ephemerals
+    # 0: no closeSession txn lists its session's ephemerals (each server deletes what it holds)
+    close_session_listed_bytes_max: int = limits.close_session_listed_bytes_max
 
 
 def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
