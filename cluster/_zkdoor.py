@@ -29,6 +29,9 @@ OUTPUT_BYTES_MAX = 32 * 1024 * 1024  # queued for a client that does not read: t
 HANDSHAKE_S = 10.0  # a connection must send its ConnectRequest within this
 CLIENT_CNXNS_DEFAULT = 60  # ZooKeeper's maxClientCnxns: connections from one address
 BACKLOG = 1024
+# After accept() failed for want of file descriptors (EMFILE and kin) the listener is not polled
+# for this long: the waiting connection would make every poll return at once, and the loop spin.
+ACCEPT_PAUSE_S = 0.1
 
 
 @dataclass(slots=True, eq=False)
@@ -72,6 +75,10 @@ class ZkDoor:
         self.backlog: set[TcpConnection] = set()  # may have whole frames buffered: see backlogged()
         self.refused = 0
         self.refused_logged = 0.0
+        self.accept_failures = 0  # accept() calls that failed (EMFILE and kin)
+        self._accept_failure_logged = 0.0
+        self._accept_paused_until = 0.0
+        self._accepting = True  # whether the listener is to be polled
         self._ids = itertools.count(1)
         # One buffer for every recv: a fresh 256 KiB bytes per recv costs an mmap, an mremap
         # and a munmap (the node's malloc maps blocks of 128 KiB and up on their own).
@@ -84,12 +91,18 @@ class ZkDoor:
 
     def interest(self) -> list[tuple[int, bool, bool]]:
         """(fd, wants to read, wants to write) for each open connection that was opened, paused
-        or resumed, or whose output was queued or written, since the last call: what may have
-        to be polled differently."""
+        or resumed, or whose output was queued or written, since the last call, and for the
+        listener when accepting stopped or resumed (see accept()): what may have to be polled
+        differently."""
         changed, self.changed = self.changed, set()
-        return [
+        wanted = [
             (c.sock.fileno(), not c.paused, bool(c.outbuf)) for c in changed if c.conn_id in self.connections
         ]
+        accepting = time.monotonic() >= self._accept_paused_until
+        if accepting != self._accepting:
+            self._accepting = accepting
+            wanted.append((self.fileno(), accepting, False))
+        return wanted
 
     def pause(self, conn_id: int) -> None:
         """Stop reading a connection (its requests wait in the kernel, and then in the client)."""
@@ -118,8 +131,14 @@ class ZkDoor:
                 sock, peer = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as e:  # EMFILE and kin: leave the rest in the backlog
-                log.warning("cannot accept a client connection: %s", e)
+            except OSError as e:  # EMFILE and kin: leave the rest in the backlog, for a while
+                now = time.monotonic()
+                self._accept_paused_until = now + ACCEPT_PAUSE_S
+                self.accept_failures += 1
+                if now - self._accept_failure_logged > 1.0:  # nor flood the log
+                    log.warning("cannot accept client connections: %s (%d times so far); trying again "
+                                "every %.1f s", e, self.accept_failures, ACCEPT_PAUSE_S)  # fmt: skip
+                    self._accept_failure_logged = now
                 break
             address = peer[0] if isinstance(peer, tuple) else str(peer)
             same = sum(1 for c in self.connections.values() if c.address == address)

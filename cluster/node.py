@@ -307,11 +307,12 @@ class Node:
         for target in self.peers.poll_targets():
             poller.register(target, POLLIN)
         poller.register(self.client_sock, POLLIN)
+        polled: dict[int, int] = {}  # the ZooKeeper door's fds, and what we poll them for
         if self.zk is not None:
             poller.register(self.zk.fileno(), POLLIN)
+            polled[self.zk.fileno()] = POLLIN  # the door stops and resumes polling it (accept())
         if self.admin_server is not None:
             poller.register(self.admin_server.fileno(), POLLIN)
-        polled: dict[int, int] = {}  # the ZooKeeper door's connection fds, and what we poll them for
         tick_s = self.conf.tick_ms / 1000
         next_tick = time.monotonic()
         while self.running:

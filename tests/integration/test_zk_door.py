@@ -3,6 +3,8 @@ real 3-node ensemble, beside our ZeroMQ door on the same nodes, and attacked wit
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import struct
 import subprocess
@@ -559,3 +561,39 @@ def test_the_zookeeper_c_client(ensemble: Ensemble, tmp_path: Path) -> None:
                    check=True, timeout=120)  # fmt: skip
     out = subprocess.run([str(binary), zk_hosts(ensemble)], capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout.strip()) == (0, "ok"), out.stdout + out.stderr
+
+
+def test_a_node_out_of_file_descriptors_neither_spins_nor_floods_its_log(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    """accept() failing for want of file descriptors (EMFILE) left the connection waiting, so
+    every poll returned at once: the loop spun at a whole core and logged a warning each time
+    (85,000 lines in 3 s). The door stops polling its listener for a moment after a failure:
+    its clients are served meanwhile, the log gets a line a second, and once descriptors are
+    free again new connections are taken."""
+    e = ensemble_factory(nodes=1)
+    sid = wait_for(e.leader, 10, "a leader")
+    assert isinstance(sid, int)
+    pid = e.pid(sid)
+    assert pid is not None
+    zk = KazooClient(hosts=zk_hosts(e, sid), timeout=SESSION_S)
+    zk.start(timeout=20)
+    zk.create("/fd", b"0")
+    host, port = e.conf.servers[sid].zk.rsplit(":", 1)
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 5, hard))
+    waiting = [socket.create_connection((host, int(port))) for _ in range(30)]  # 25 past the limit
+    try:
+        time.sleep(2)
+        zk.set("/fd", b"1")  # its client is served meanwhile
+        said = (e.data_dir / f"node{sid}" / "node.log").read_text().count("cannot accept")
+        assert 1 <= said <= 5, f"{said} warnings in 2 s"
+    finally:
+        for s in waiting:
+            s.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    late = KazooClient(hosts=zk_hosts(e, sid), timeout=SESSION_S)
+    late.start(timeout=20)  # taken once descriptors are free
+    assert late.get("/fd")[0] == b"1"
+    late.stop()
+    zk.stop()
