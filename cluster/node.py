@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import random
+import resource
 import signal
 import sys
 import time
@@ -99,6 +100,28 @@ def rarer_young_collections() -> None:
     a write, 22.3-22.5 at 10,000 and 22.1-22.8 with the collector off). The server makes no
     cycles (tests/zkcore/test_no_cycles.py), so nothing waits longer to be freed."""
     gc.set_threshold(YOUNG_COLLECTION_ALLOCS, *gc.get_threshold()[1:])
+
+
+def more_file_descriptors() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard one, as Go programs do at
+    start: each client connection takes a descriptor, and libzmq 4.3 aborts the process when
+    its ipc listener finds none left (src/ipc_listener.cpp; the ZooKeeper door only waits, see
+    ZkDoor.accept), while the soft limit is often 1,024 under a hard one of 524,288 (systemd's
+    default). (the limit before, the limit now)"""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard
+    if want == resource.RLIM_INFINITY:
+        try:
+            want = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            want = soft
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            return soft, soft
+        return soft, want
+    return soft, soft
 
 
 def load_tree(payload: bytes | None, index: native.PathIndex | None = None) -> DataTree:
@@ -760,6 +783,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s node{args.id} %(levelname)s %(name)s %(message)s"
     )
+    before, limit = more_file_descriptors()
+    if limit != before:
+        log.info("open files: up to %d (the soft limit was %d)", limit, before)
     try:
         conf = config_mod.load(args.config)
     except LocalError as e:

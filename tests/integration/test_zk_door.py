@@ -597,3 +597,26 @@ def test_a_node_out_of_file_descriptors_neither_spins_nor_floods_its_log(
     assert late.get("/fd")[0] == b"1"
     late.stop()
     zk.stop()
+
+
+def test_a_node_raises_its_soft_limit_on_open_files_to_the_hard_one(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    """Started under a soft limit of 512 (systemd's default is 1,024 under a hard 524,288),
+    a node serves with its hard limit: each client connection takes a descriptor, and libzmq
+    aborts the process when its ipc listener runs out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 512:
+        pytest.skip(f"the hard limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+    try:
+        e = ensemble_factory(nodes=1)  # its launcher, supervisor and node inherit 512
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    sid = wait_for(e.leader, 10, "a leader")
+    assert isinstance(sid, int)
+    pid = e.pid(sid)
+    assert pid is not None
+    node_soft, node_hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    assert node_soft == node_hard > 512 or node_soft == int(Path("/proc/sys/fs/nr_open").read_text())
+    assert "open files: up to" in (e.data_dir / f"node{sid}" / "node.log").read_text()
