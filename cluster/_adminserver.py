@@ -2,17 +2,24 @@
 ZooKeeper's does, `/metrics` the mntr figures and a request-latency histogram in Prometheus'
 text format (through prometheus_client).
 
-The HTTP server has no thread of its own: the node's loop polls its socket and answers on its
-one thread from the server's public API, as it does for four-letter words.
+The HTTP side runs on threads of its own (a connection each, at most ADMIN_CONNECTIONS_MAX), so
+that no client, however slow to send its request or to read the answer, can hold up the node's
+loop; each request is answered on the loop's thread, from the server's public API, as a
+four-letter word is: the HTTP thread queues it, wakes the loop through a pipe it polls, and
+waits for the answer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
+import socket
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -23,8 +30,10 @@ from cluster._zkdoor import parse_address
 from zkcore.server import LATENCY_BUCKETS_MS
 
 log = logging.getLogger("zkpy.adminserver")
-REQUEST_TIMEOUT_S = 0.2  # a client has this long to send its request line and headers
-ACCEPTS_PER_TURN = 8
+REQUEST_TIMEOUT_S = 5.0  # a client has this long to send its request, and to take each part of the answer
+ANSWER_TIMEOUT_S = 5.0  # a request waits this long for the loop to answer it (503 after)
+ADMIN_CONNECTIONS_MAX = 16  # open at once; more are closed as they come
+SERVE_POLL_S = 0.1  # how soon the HTTP thread notices close()
 COMMANDS = ("ruok", "stat", "monitor", "connections", "watches", "leader", "configuration", "environment",
             "dump", "srvr", "mntr")  # fmt: skip
 
@@ -37,12 +46,13 @@ class AdminRequest:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    answered: threading.Event = field(default_factory=threading.Event)
 
 
 class AdminServer:
-    """An HTTP server driven by the node's own loop: poll fileno(), call handle() when it is
-    readable. No thread of its own: every answer is built on the node's thread, from the
-    server's public API, and a request's socket may take at most REQUEST_TIMEOUT_S to arrive."""
+    """An HTTP server whose requests the node's loop answers: poll fileno(), call handle() when
+    it is readable. Its sockets are served by threads of its own; every answer is built on the
+    loop's thread, from the server's public API."""
 
     def __init__(self, address: str, answer: Callable[[AdminRequest], None]) -> None:
         host, port = parse_address(address)
@@ -57,19 +67,60 @@ class AdminServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 return
 
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request: Any, client_address: Any) -> bool:
+                with outer._lock:  # else it is closed at once
+                    if len(outer._serving) >= ADMIN_CONNECTIONS_MAX:
+                        return False
+                    outer._serving.add(request)
+                    return True
+
+            def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+                super().shutdown_request(request)
+                with outer._lock:
+                    outer._serving.discard(request)
+
         self.answer = answer
-        self.httpd = HTTPServer((host, port), Handler)
-        self.httpd.timeout = 0
+        self._lock = threading.Lock()
+        self._serving: set[socket.socket] = set()
+        self._asked: queue.SimpleQueue[AdminRequest] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.httpd = Server((host, port), Handler)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(SERVE_POLL_S,), name="adminserver", daemon=True
+        )
+        self._thread.start()
 
     def fileno(self) -> int:
-        return self.httpd.fileno()
+        """Readable when a request waits for its answer."""
+        return self._wake_r
 
     def handle(self) -> None:
-        """Serve the connections waiting now (a few, so clients cannot hold the loop)."""
-        for _ in range(ACCEPTS_PER_TURN):
-            self.httpd.handle_request()  # timeout 0: returns at once when nobody is waiting
+        """Answer every request waiting now."""
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                request = self._asked.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.answer(request)
+            except Exception:  # noqa: BLE001 - a failed command answers 500; the loop goes on
+                log.exception("admin command %s failed", request.command)
+                request.status, request.body = 500, json.dumps({"error": "the command failed"}).encode()
+            finally:
+                request.answered.set()
 
     def _get(self, handler: BaseHTTPRequestHandler) -> None:
+        """On an HTTP thread: hand the request to the loop, wait for its answer, send it."""
         path = handler.path.split("?", 1)[0].rstrip("/")
         if path == "/metrics":
             command = "metrics"
@@ -81,7 +132,16 @@ class AdminServer:
             self._reply(handler, 404, json.dumps({"error": f"unknown command {path!r}"}).encode())
             return
         request = AdminRequest(command)
-        self.answer(request)
+        self._asked.put(request)
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+        except OSError:  # closed: the node is stopping
+            return
+        if not request.answered.wait(ANSWER_TIMEOUT_S):
+            self._reply(handler, 503, json.dumps({"error": "the server did not answer in time"}).encode())
+            return
         self._reply(handler, request.status, request.body, request.content_type)
 
     @staticmethod
@@ -95,7 +155,10 @@ class AdminServer:
         handler.wfile.write(body)
 
     def close(self) -> None:
+        self.httpd.shutdown()
         self.httpd.server_close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def answer_json(request: AdminRequest, command: str, values: dict[str, Any]) -> None:

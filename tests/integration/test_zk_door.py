@@ -620,3 +620,42 @@ def test_a_node_raises_its_soft_limit_on_open_files_to_the_hard_one(
     node_soft, node_hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
     assert node_soft == node_hard > 512 or node_soft == int(Path("/proc/sys/fs/nr_open").read_text())
     assert "open files: up to" in (e.data_dir / f"node{sid}" / "node.log").read_text()
+
+
+def test_clients_that_never_send_their_http_request_hold_up_nothing(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    """The AdminServer was served on the node's loop, each connection given 0.2 s to send its
+    request: three idle connections to the leader's admin port every 100 ms stalled its loop
+    until its followers left it (an election; a write took 0.2 s with one). Its sockets now have
+    threads of their own (at most 16 open: the rest are closed at once): the same stream of idle
+    connections leaves every write going and no server changes its role, and once they are
+    gone the AdminServer answers."""
+    e = ensemble_factory(nodes=3)
+    leader = wait_for(e.leader, 10, "a leader")
+    assert isinstance(leader, int)
+    host, port = e.conf.servers[leader].admin.rsplit(":", 1)
+    zk = Client(e.connect_string(), timeout=10)
+    zk.start(timeout=30)
+    zk.create("/idle", b"")
+    logs = [e.data_dir / f"node{sid}" / "node.log" for sid in e.conf.voters]
+    roles_before = [log.read_text().count(" role ") for log in logs]
+    idle: list[socket.socket] = []
+    try:
+        for i in range(30):  # 3 s
+            idle += [socket.create_connection((host, int(port))) for _ in range(3)]
+            zk.set("/idle", str(i).encode())
+            time.sleep(0.1)
+    finally:
+        for s in idle:
+            s.close()
+    assert [log.read_text().count(" role ") for log in logs] == roles_before
+
+    def answers() -> bool:
+        try:
+            return http_get(e, leader, "/commands/ruok")[0] == 200
+        except OSError:  # still full of idle connections: closed at once
+            return False
+
+    wait_for(answers, 10, "the AdminServer to answer")
+    zk.stop()
