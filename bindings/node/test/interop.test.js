@@ -24,9 +24,11 @@ async function untilContended (zk, lockPath) {
   }
 }
 
-test('a Python and a Node process share one lock and never hold it at once', async () => {
+test('a Python and a Node process share one lock and never hold it at once', async (t) => {
   const lockPath = `/interop-${process.pid}/lock`
-  const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'zkpy-interop-')), 'holds.log')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkpy-interop-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const log = path.join(dir, 'holds.log')
   const ROUNDS = 10
   const py = spawn(python(), [path.join(ROOT, 'bindings', 'python_lock.py'), connectString(), lockPath, log, 'python', String(ROUNDS)],
     { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] })
