@@ -15,7 +15,7 @@ import native
 from cluster._shm_transport import ShmPeerTransport
 from cluster._transport import PeerTransport
 from cluster.config import EnsembleConfig
-from cluster.storage import DataDir
+from cluster.storage import DataDir, TxnLog
 from zkcore.server import Server, ServerStats
 from zkcore.zab import Role, zxid_epoch
 
@@ -35,9 +35,15 @@ class AdminText:
     formats its four-letter words."""
 
     def __init__(
-        self, conf: EnsembleConfig, server_id: int, data_dir: DataDir, peers: PeerTransport | ShmPeerTransport
+        self,
+        conf: EnsembleConfig,
+        server_id: int,
+        data_dir: DataDir,
+        peers: PeerTransport | ShmPeerTransport,
+        log: TxnLog | None = None,
     ) -> None:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
+        self.log = log
         self.started = time.monotonic()
 
     def answer(self, command: str, server: Server) -> str:
@@ -225,6 +231,7 @@ class AdminText:
             "zk_uptime": int((time.monotonic() - self.started) * 1000),
             "zk_open_file_descriptor_count": _open_fds(),
             "zk_max_file_descriptor_count": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            "zk_fsync_threshold_exceed_count": self.log.slow_fsyncs if self.log is not None else 0,
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners

@@ -317,7 +317,7 @@ class Node:
         zk_address = conf.servers[server_id].zk
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
-        self.admin = AdminText(conf, server_id, self.data_dir, self.peers)
+        self.admin = AdminText(conf, server_id, self.data_dir, self.peers, self.log)
         admin_address = conf.servers[server_id].admin
         self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.freezer = SurvivorFreezer()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -53,6 +54,12 @@ APPEND_BATCH_BYTES: Final = min(8 * 1024 * 1024, log_batch_bytes_max)
 LOCK_NAME: Final = "lock"
 _UNSUPPORTED: Final = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 _NO_ROOM: Final = (errno.ENOSPC, errno.EDQUOT)
+# An fdatasync this slow is counted and logged (at most every SLOW_FSYNC_LOG_S): half the default
+# syncLimit x tickTime, past which a leader waiting on its disk loses its followers. ZooKeeper
+# warns at 1 s (fsync.warningthresholdms) and counts them too (mntr's
+# zk_fsync_threshold_exceed_count).
+SLOW_FSYNC_S: Final = 0.25
+SLOW_FSYNC_LOG_S: Final = 10.0
 
 
 def segment_paths(directory: Path) -> list[tuple[int, Path]]:
@@ -113,6 +120,8 @@ class TxnLog:
         self._durable_zxid = 0
         self._failure: str | None = None
         self.fsync_count = 0
+        self.slow_fsyncs = 0  # fdatasyncs that took SLOW_FSYNC_S or more
+        self._slow_fsync_logged = -SLOW_FSYNC_LOG_S
         self._lock_fd = _lock(self.directory)
         reports: list[DamageReport] = []
         try:
@@ -200,16 +209,31 @@ class TxnLog:
         self._check_usable()
         if self._unsynced:
             assert self._fd is not None
+            started = time.monotonic()
             try:
                 os.fdatasync(self._fd)
             except OSError as e:
                 raise self._fail(
                     f"fdatasync of {self._segments[-1].path} failed: {os_failure_text(e, self.directory)}"
                 ) from e
+            took = time.monotonic() - started
+            if took >= SLOW_FSYNC_S:
+                self._slow_fsync(took)
             self._unsynced = False
             self.fsync_count += 1
         self._durable_zxid = self.last_zxid()
         return self._durable_zxid
+
+    def _slow_fsync(self, took: float) -> None:
+        self.slow_fsyncs += 1
+        now = time.monotonic()
+        if now - self._slow_fsync_logged >= SLOW_FSYNC_LOG_S:
+            self._slow_fsync_logged = now
+            logger.warning(
+                "txn log %s: an fdatasync took %.0f ms (%d of %.0f ms or more so far): every write "
+                "waits for the disk, and a leader that waits past syncLimit x tickTime loses its "
+                "followers", self.directory, took * 1000, self.slow_fsyncs, SLOW_FSYNC_S * 1000,
+            )  # fmt: skip
 
     def entries(self, lo: int, hi: int) -> list[LogEntry]:
         """Entries with lo < zxid <= hi, in zxid order."""

@@ -3,14 +3,16 @@ the failed state, and a random run checked against zkcore's MemoryLog."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from cluster.storage import StorageError, TxnLog
+from cluster.storage import StorageError, TxnLog, _txnlog
 from cluster.storage._segment import HEADER_BYTES, INDEX_STEP_BYTES
 from tests.storage.helpers import entries_for, payload_for, segment_files
 from zkcore import MemoryLog, limits
@@ -74,6 +76,24 @@ def test_sync_is_one_fdatasync_per_group(tmp_path: Path, codec: ModuleType, monk
         log.append(entries_for(range(11, 1011)))
         assert log.fsync() == 1010
         assert len(calls) == 2 and log.fsync_count == 2
+
+
+def test_slow_fdatasyncs_are_counted_and_logged_once_a_while(
+    tmp_path: Path, codec: ModuleType, monkeypatch, caplog
+) -> None:
+    """A slow disk is what makes a leader lose its followers (its loop waits in fdatasync): each
+    fdatasync of SLOW_FSYNC_S or more is counted (mntr's zk_fsync_threshold_exceed_count) and a
+    warning logged, at most once every SLOW_FSYNC_LOG_S."""
+    monkeypatch.setattr(_txnlog, "SLOW_FSYNC_S", 0.02)
+    real, slow = os.fdatasync, [False, True, True, False, True]
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (time.sleep(0.03) if slow.pop(0) else None, real(fd))[1])
+    with caplog.at_level(logging.WARNING, logger="cluster.storage"), TxnLog(tmp_path, codec=codec) as log:
+        for zxid in range(1, 6):
+            log.append([(zxid, b"x")])
+            log.fsync()
+        assert log.slow_fsyncs == 3 and log.fsync_count == 5
+    warnings = [r.getMessage() for r in caplog.records if "an fdatasync took" in r.getMessage()]
+    assert len(warnings) == 1 and "(1 of 20 ms or more so far)" in warnings[0], warnings
 
 
 def test_segments_roll_over(tmp_path: Path, codec: ModuleType) -> None:
