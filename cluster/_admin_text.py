@@ -40,7 +40,7 @@ class AdminText:
         server_id: int,
         data_dir: DataDir,
         peers: PeerTransport | ShmPeerTransport,
-        log: TxnLog | None = None,
+        log: TxnLog,
     ) -> None:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
         self.log = log
@@ -231,7 +231,7 @@ class AdminText:
             "zk_uptime": int((time.monotonic() - self.started) * 1000),
             "zk_open_file_descriptor_count": _open_fds(),
             "zk_max_file_descriptor_count": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-            "zk_fsync_threshold_exceed_count": self.log.slow_fsyncs if self.log is not None else 0,
+            "zk_fsync_threshold_exceed_count": self.log.slow_fsyncs,
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners

@@ -21,6 +21,7 @@ from zkcore._records import (
     CONTAINER_EPHEMERAL_OWNER,
     OPEN_ACL_UNSAFE,
     READ_ACL_UNSAFE,
+    SET_DATA_OPCODE,
     TTL_EPHEMERAL_MASK,
     CheckVersionTxn,
     CloseSessionTxn,
@@ -71,7 +72,6 @@ SYSTEM_NODES = (
 SPECIAL_PATHS = frozenset(["/", *(p for p, _, _ in SYSTEM_NODES)])
 
 _STAT = struct.Struct(">qqqqiiiqiiq")
-_SET_DATA = int(OpCode.SET_DATA)
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 # Where ephemeralOwner sits in SNAPSHOT_NODE: after the ACL number, czxid, mzxid, ctime, mtime,
@@ -641,7 +641,7 @@ class DataTree:
     def apply_set_data(self, zxid: int, time: int, path: str, data: bytes, version: int) -> ApplyResult:
         """apply() of a SetDataTxn stamped zxid and time, from its fields (the server's own
         clients' setData, prepped without a Txn)."""
-        result = ApplyResult(zxid, _SET_DATA)
+        result = ApplyResult(zxid, SET_DATA_OPCODE)
         self._set_data(path, data, zxid, time, version, result)
         if zxid > self.last_zxid:
             self.last_zxid = zxid

@@ -44,6 +44,13 @@ class Code(enum.IntEnum):
     THROTTLED_OP = -127
 
 
+# Code.OK as a plain int, for the request and write paths, which compare against it for every
+# request: reading an enum member costs an attribute lookup through its class (about 60 ns in a
+# node, where cluster.node.fast_enum_members has dropped 3.11's slower __getattr__ fallback;
+# 250 ns elsewhere), a module global about 15.
+CODE_OK = int(Code.OK)
+
+
 class KeeperError(Exception):
     """An error with one of ZooKeeper's codes; `str(e)` says what was wrong and with what."""
 

@@ -422,14 +422,14 @@ class Prep:
         before it). A list that outgrew a frame would stop the ensemble: no peer could take the
         proposal, and each new leader would propose it again (ZOOKEEPER-4306)."""
         session = ctx.session_id
-        in_tree = self.tree.ephemerals.get(session, {})
         touched = [
             path for path, rec in self._pending.items() if rec.exists and rec.ephemeral_owner == session
         ]
-        recorded = {path for path in in_tree if path in self._pending}  # deleted, or touched
-        parents: dict[str, int] = {}
-        for path in in_tree:
-            if path not in recorded:
+        owned = list(touched)
+        parents: dict[str, int] = {}  # -> how many of its children the tree holds for the session
+        for path in self.tree.ephemerals.get(session, {}):
+            if path not in self._pending:  # else an in-flight txn deleted it, or touched it (above)
+                owned.append(path)
                 parent = split_path(path)[0]
                 parents[parent] = parents.get(parent, 0) + 1
         self._unbounded = True
@@ -444,7 +444,6 @@ class Prep:
             self._unbounded = False
         self._closing[session] = ctx.zxid
         self._sessions[session] = (ctx.zxid, False)
-        owned = [path for path in in_tree if path not in recorded] + touched
         listed = 4 + sum(4 + len(path.encode()) for path in owned)
         return CloseSessionTxn(tuple(sorted(owned))) if listed <= self.close_listed_bytes_max else None
 

@@ -611,7 +611,7 @@ class Txn:
 
 
 _TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: client_id, cxid, zxid, time, type
-_SET_DATA = int(OpCode.SET_DATA)
+SET_DATA_OPCODE = int(OpCode.SET_DATA)  # as an int, for the write path (see CODE_OK)
 
 
 def encode_set_data_txn(
@@ -625,7 +625,9 @@ def encode_set_data_txn(
     (path_length,) = _BE_INT.unpack_from(request, 0)
     if path_length < 0 or _BE_INT.unpack_from(request, 4 + path_length)[0] < 0:
         return None
-    return _TXN_HEADER.pack(client_id, cxid, zxid, time, _SET_DATA) + request[:-4] + _BE_INT.pack(version)
+    return (
+        _TXN_HEADER.pack(client_id, cxid, zxid, time, SET_DATA_OPCODE) + request[:-4] + _BE_INT.pack(version)
+    )
 
 
 def decode_sub_txn(sub: SubTxn) -> TxnBody:

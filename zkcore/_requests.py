@@ -10,7 +10,7 @@ from typing import Any
 
 from zkcore import limits
 from zkcore._datatree import ApplyResult, DataTree
-from zkcore._errors import Code, KeeperError, NoNodeError, RemoteError
+from zkcore._errors import CODE_OK, Code, KeeperError, NoNodeError, RemoteError
 from zkcore._jute import Buffer, Int, Long, Vector, Writer, as_bytes, expect_end, record
 from zkcore._records import (
     MULTI_READ_OPS,
@@ -133,9 +133,8 @@ def forwarded_body(fwd: ForwardedRequest) -> Any:
 
 
 _REPLY_HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err, packed as one (every write)
-# What every write's reply is built from, as ints and sets rather than Code's and OpCode's members,
-# each of which costs an attribute lookup through enum's metaclass.
-_OK = int(Code.OK)
+# What every write's reply is built from, as ints and sets rather than OpCode's members (see
+# CODE_OK).
 _MULTI = int(OpCode.MULTI)
 _CREATE = int(OpCode.CREATE)
 _STAT_REPLIES = frozenset({OpCode.SET_DATA, OpCode.SET_ACL})  # a StatResponse is its Stat alone
@@ -144,7 +143,7 @@ _CREATE2_REPLIES = frozenset({OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_C
 
 def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None = None) -> bytes:
     head = _REPLY_HEADER.pack(xid, zxid, err)
-    if err != _OK or body is None:
+    if err != CODE_OK or body is None:
         return head
     if isinstance(body, bytes):
         return head + body
@@ -157,23 +156,23 @@ def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None 
 def write_reply_body(opcode: int, result: ApplyResult) -> tuple[int, JuteRecord | bytes | None]:
     """The error code and body a write's client gets once its txn is applied."""
     if opcode == _MULTI:
-        assert result.multi is not None or result.err != _OK
+        assert result.multi is not None or result.err != CODE_OK
         if result.multi is None:
             return result.err, None
-        return _OK, encode_multi_response(result.multi)
-    if result.err != _OK:
+        return CODE_OK, encode_multi_response(result.multi)
+    if result.err != CODE_OK:
         return result.err, None
     if opcode in _STAT_REPLIES:
         packed = result.stat_bytes()
         assert packed is not None
-        return _OK, packed
+        return CODE_OK, packed
     if opcode == _CREATE:
-        return _OK, CreateResponse(result.path)
+        return CODE_OK, CreateResponse(result.path)
     if opcode in _CREATE2_REPLIES:
         stat = result.stat
         assert stat is not None
-        return _OK, Create2Response(result.path, stat)
-    return _OK, None
+        return CODE_OK, Create2Response(result.path, stat)
+    return CODE_OK, None
 
 
 def read_reply_body(

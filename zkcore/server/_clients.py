@@ -22,7 +22,7 @@ from typing import Protocol
 from zkcore import limits
 from zkcore._acl import auth_identity
 from zkcore._datatree import ApplyResult, DataTree, ReadIndex
-from zkcore._errors import Code, KeeperError, RemoteError
+from zkcore._errors import CODE_OK, Code, KeeperError, RemoteError
 from zkcore._paths import path_problem
 from zkcore._records import (
     XID_AUTH,
@@ -65,8 +65,8 @@ WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
 SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
-# Codes looked at for every request, as ints: each use of an enum's member costs a lookup.
-_OK, _AUTH, _SYNC = int(Code.OK), int(OpCode.AUTH), int(OpCode.SYNC)
+# Opcodes looked at for every request, as ints (see CODE_OK).
+_AUTH, _SYNC = int(OpCode.AUTH), int(OpCode.SYNC)
 _CREATE_SESSION, _CLOSE_SESSION = int(OpCode.CREATE_SESSION), int(OpCode.CLOSE_SESSION)
 # The writes a client sends (as frames carry their opcodes) that receive_frames takes a run at a time.
 RUN_WRITE_OPCODES = frozenset(
@@ -492,7 +492,7 @@ class ClientTable:
         """Hand a write or sync to Zab as it arrives (or once its session exists), in order. One
         that cannot go anywhere is answered at once with the reason's error code."""
         req = pending.req
-        err: int = _OK
+        err: int = CODE_OK
         if req.opcode == _SYNC:
             token = next(self._sync_tokens)
             if self.host.sync(token):
@@ -503,7 +503,7 @@ class ClientTable:
             err = self.host.submit(
                 conn.session_id, req.xid, req.opcode, conn.auth_ids, pending.frame[8:], req.body
             )
-        if err != _OK:
+        if err != CODE_OK:
             pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, err)
         pending.submitted = True
 

@@ -17,10 +17,11 @@ from typing import ClassVar
 
 from zkcore import limits
 from zkcore._datatree import DataTree, ReadIndex
-from zkcore._errors import Code, KeeperError, LocalError, RemoteError
+from zkcore._errors import CODE_OK, Code, KeeperError, LocalError, RemoteError
 from zkcore._jute import Reader, Writer
 from zkcore._prep import Prep, Request
 from zkcore._records import (
+    SET_DATA_OPCODE,
     CreateSessionTxn,
     Id,
     OpCode,
@@ -62,8 +63,7 @@ _LOCAL_KEY = struct.Struct(">xQ")
 # node's 10-digit suffix. Past this the txn could outgrow a frame.
 TXN_GROWTH_MAX = 32 + 11 * limits.multi_ops_max
 _WRITE_BODY_BYTES_MAX = limits.frame_bytes_max - TXN_GROWTH_MAX
-# Looked at for every write, as ints: each use of an enum's member costs a lookup.
-_SET_DATA, _OK = int(OpCode.SET_DATA), int(Code.OK)
+# Looked at for every write, as ints (see CODE_OK).
 _LEADING, _BROADCAST = int(Role.LEADING), int(Phase.BROADCAST)
 
 
@@ -408,14 +408,14 @@ class Server:
             key = _LOCAL_KEY.pack(next(self._local_keys))
             self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
             if self.replica.propose(key):
-                return _OK
+                return CODE_OK
             del self._local[key]
             return Code.THROTTLED_OP
         forwarded = ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()
         if len(forwarded) > limits.frame_bytes_max:  # its identities made it too long
             return self._too_big(session_id, len(forwarded))
         if self.replica.propose(forwarded):
-            return _OK
+            return CODE_OK
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
 
     def _too_big(self, session_id: int, size: int) -> int:
@@ -451,7 +451,7 @@ class Server:
             self.prep_epoch = zxid_epoch(zxid)
             self.lead_from = self._tree.last_zxid
             self.prep = self._new_prep(self._tree)
-        if request.opcode == _SET_DATA and request.raw:
+        if request.opcode == SET_DATA_OPCODE and request.raw:
             encoded = self._prepare_set_data(request, zxid)
             if encoded is not None:
                 return encoded
@@ -479,7 +479,7 @@ class Server:
         )
         encoded = encode_set_data_txn(request.session_id, request.cxid, zxid, time, request.raw, version)
         if encoded is None:  # a null path or data buffer: the txn writes it empty
-            header = TxnHeader(request.session_id, request.cxid, zxid, time, _SET_DATA)
+            header = TxnHeader(request.session_id, request.cxid, zxid, time, SET_DATA_OPCODE)
             encoded = Txn(header, SetDataTxn(body.path, body.data, version)).encode()
         return encoded
 
@@ -697,7 +697,7 @@ class Server:
         txn = self._prepped.pop(zxid, None) if self._prepped else None
         if isinstance(txn, PreppedSetData):
             result = self._tree.apply_set_data(zxid, txn.time, txn.path, txn.data, txn.version)
-            self.clients.on_applied(txn.client_id, txn.cxid, _SET_DATA, zxid, result)
+            self.clients.on_applied(txn.client_id, txn.cxid, SET_DATA_OPCODE, zxid, result)
             return
         if txn is None:
             txn = Txn.decode(payload)

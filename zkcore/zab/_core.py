@@ -214,20 +214,19 @@ class Core:
         through = min(self.zxid_committed, self.zxid_persisted)
         if through <= self.zxid_applied:
             return
-        kept = self._kept
-        if self._kept_after == self.zxid_applied:
-            entries = []
-            while kept and kept[0][0] <= through:
-                entry = kept.popleft()
-                self._kept_bytes -= len(entry[1])
-                entries.append(entry)
-            self._kept_after = through
-        else:
-            entries = self.log.entries_after(self.zxid_applied, through)
-            if self._kept_after < through:  # what is kept now starts above what is applied
-                while kept and kept[0][0] <= through:
-                    self._kept_bytes -= len(kept.popleft()[1])
-                self._kept_after = through
+        kept, taken = self._kept, []
+        while kept and kept[0][0] <= through:
+            entry = kept.popleft()
+            self._kept_bytes -= len(entry[1])
+            taken.append(entry)
+        # Kept from right above what is applied: the committed entries as they were appended;
+        # else (the cap was reached, or the log was reset higher) copied out of the log.
+        entries = (
+            taken
+            if self._kept_after == self.zxid_applied
+            else self.log.entries_after(self.zxid_applied, through)
+        )
+        self._kept_after = max(self._kept_after, through)
         assert entries and entries[-1][0] == through, f"commit {zxid_text(through)} not in the log"
         self._committed.extend(entries)
         self.zxid_applied = through
