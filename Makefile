@@ -20,10 +20,12 @@ lint: install
 	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify bench
 
 # Debian packages the tests use: ZooKeeper's zkCli.sh and C client (real clients of the
-# ZooKeeper door), and nftables (real network partitions between namespaces).
+# ZooKeeper door), nftables (real network partitions between namespaces) and strace (a real
+# fdatasync made slow).
 deps:
 	@missing=""; \
 	command -v nft >/dev/null || missing="$$missing nftables"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
 	[ -x /usr/share/zookeeper/bin/zkCli.sh ] || missing="$$missing zookeeper"; \
 	[ -f /usr/include/zookeeper/zookeeper.h ] || missing="$$missing libzookeeper-mt-dev"; \
 	if [ -n "$$missing" ]; then \

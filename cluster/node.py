@@ -2,8 +2,10 @@
 
     python -m cluster.node --config ensemble.cfg --id 1
 
-One thread, one loop: tell the server the time, step what has arrived, act on its ServerReady
-(persist, send, reply, snapshot), group-commit the log with one fdatasync per loop turn.
+One loop: tell the server the time, step what has arrived, act on its ServerReady (persist,
+send, reply, snapshot). The log is group-committed by one fdatasync at a time on a thread of its
+own (TxnLog.sync_start): the loop goes on meanwhile, so a slow disk slows writes but silences no
+heartbeat, and the writes that arrive during one sync go to disk together in the next.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 import random
 import resource
+import select
 import signal
 import sys
 import time
@@ -77,6 +80,11 @@ SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 POLLIN = int(zmq.POLLIN)
 POLLOUT = int(zmq.POLLOUT)
 CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees them
+# The loop waits this long for the log sync it starts, as if it ran fdatasync itself: a turn
+# then reads, logs and answers a batch, and the next batch is what those answers bring back
+# (group commit). A sync still running after it is taken up when it ends, and the loop goes
+# on meanwhile: a slow disk slows the writes, never the heartbeats, the reads or the peers.
+SYNC_WAIT_MS = 20
 
 
 def fast_enum_members() -> None:
@@ -296,6 +304,7 @@ class Node:
             stale.unlink(missing_ok=True)
         self.purged_at = -float("inf")  # autopurge.purgeInterval counts from here
         self.unsynced = False
+        self.sync_waiter = select.poll()  # the log sync's eventfd alone
         self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
         self.cut: frozenset[int] = frozenset()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -336,6 +345,9 @@ class Node:
             polled[self.zk.fileno()] = POLLIN  # the door stops and resumes polling it (accept())
         if self.admin_server is not None:
             poller.register(self.admin_server.fileno(), POLLIN)
+        sync_fd = self.log.sync_fileno()
+        poller.register(sync_fd, POLLIN)
+        self.sync_waiter.register(sync_fd, select.POLLIN)
         tick_s = self.conf.tick_ms / 1000
         next_tick = time.monotonic()
         while self.running:
@@ -345,6 +357,8 @@ class Node:
             events = dict(poller.poll(timeout_ms))
             self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
+            if sync_fd in events:
+                self._sync_done()
             if time.monotonic() >= next_tick:
                 self.cut = self.blocked.poll()
                 self.peers.tick()
@@ -558,6 +572,28 @@ class Node:
     # --- acting on ServerReady ------------------------------------------------------------------
 
     def handle_ready(self) -> None:
+        """Act on every ServerReady, then sync what they appended to the log, waiting up to
+        SYNC_WAIT_MS for it (unless a sync is running already: the next starts once it ends)."""
+        server = self.server
+        while True:
+            self._act_on_ready()
+            if not self.unsynced or self.log.syncing:
+                return
+            self.unsynced = False
+            if not self.log.sync_start():
+                server.persisted(self.log.durable_zxid)  # nothing to sync (a truncation): tell now
+            elif not (self.sync_waiter.poll(SYNC_WAIT_MS) and self._sync_done()):
+                return  # a slow disk: the loop goes on, and polls for the end of the sync
+
+    def _sync_done(self) -> bool:
+        """Tell the server what a finished log sync made durable; False if none finished."""
+        durable = self.log.sync_done()
+        if durable is None:
+            return False
+        self.server.persisted(durable)
+        return True
+
+    def _act_on_ready(self) -> None:
         server = self.server
         while server.has_ready():
             ready = server.ready()
@@ -584,9 +620,6 @@ class Node:
             for note in ready.notes:
                 log.info("%s", note)
             server.advance(ready)
-            if not server.has_ready() and self.unsynced:
-                self.unsynced = False
-                server.persisted(self.log.fsync())
 
     def _persist(self, ready: ServerReady) -> None:
         """What must be on disk before anything is sent: a SNAP with its entries, a truncation,
@@ -757,7 +790,7 @@ class Node:
                 os.close(child.answer)
             log.info("stopped writing the %s at %#x", child.kind, child.zxid)
         self.children.clear()
-        if self.unsynced:
+        if self.unsynced or self.log.syncing:
             self.log.fsync()
         self.log.close()
         self.peers.close()

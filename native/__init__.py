@@ -3,13 +3,15 @@ twin of every function with the same interface and results. `ZKPY_NATIVE=0` forc
 
 Exports: crc32c, log_encode, log_append, log_scan (txn log records), PathIndex (the path index
 and batched read path), and decode_txns, scan_snapshot_nodes (a restart's decoders: logged txns
-and snapshot node records into columns), ShmRing (a shared-memory ring of peer messages).
+and snapshot node records into columns), ShmRing (a shared-memory ring of peer messages), Syncer
+(an fdatasync on a thread of its own, polled for through an eventfd).
 IMPLEMENTATION is "native" or "python".
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +25,7 @@ EXPORTS = (
     "decode_txns",
     "scan_snapshot_nodes",
     "ShmRing",
+    "Syncer",
 )
 
 
@@ -49,6 +52,10 @@ def compiled() -> SimpleNamespace | None:
         from native import _cindex, _clog, _crestore, _cshm
     except ImportError:
         return None
+    except AttributeError as e:  # built from older sources: setup.py must still get to rebuild it
+        warnings.warn(f"the native extension is stale ({e}); using the pure-Python twins until it is "
+                      "rebuilt (make install)", stacklevel=2)  # fmt: skip
+        return None
     return _namespace("native", _clog, _cindex, _crestore, _cshm)
 
 
@@ -71,5 +78,6 @@ PathIndex = _impl.PathIndex
 decode_txns = _impl.decode_txns
 scan_snapshot_nodes = _impl.scan_snapshot_nodes
 ShmRing = _impl.ShmRing
+Syncer = _impl.Syncer
 
 __all__ = ["IMPLEMENTATION", "compiled", "python_twin", *EXPORTS]

@@ -25,7 +25,8 @@ def make_builder() -> FFI:
         "\n".join(f'#include "{h.name}"' for h in sorted(SRC.glob("*.h"))),
         sources=[_relative(c) for c in sorted(SRC.glob("*.c"))],
         include_dirs=[str(SRC)],
-        extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        extra_compile_args=["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        extra_link_args=["-pthread"],
     )
     return ffi
 

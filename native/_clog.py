@@ -1,5 +1,6 @@
 """CRC-32C and txn log records through the C in native/src (crc32c.c, txnlog.c): one cffi call
-per batch. Same interface and results as the twin in native/_pylog.py; C returns codes, this raises.
+per batch; and the log's background fdatasync, Syncer, from native/_csync.py (syncer.c). Same
+interface and results as the twin in native/_pylog.py; C returns codes, this raises.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from array import array
 from collections.abc import Sequence
 from typing import Any, Final
 
+from native._csync import Syncer
 from native._pylog import Bytes, ScanResult, check_batch, payload_lengths
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found]
 from zkcore import limits
 from zkcore._errors import LocalError
 
-__all__ = ["HARDWARE_CRC", "ScanResult", "crc32c", "log_append", "log_encode", "log_scan"]
+__all__ = ["HARDWARE_CRC", "ScanResult", "Syncer", "crc32c", "log_append", "log_encode", "log_scan"]
 
 # True when crc32c runs on the SSE4.2 instruction rather than the slicing-by-8 tables.
 HARDWARE_CRC: Final = bool(lib.zk_crc32c_hw())

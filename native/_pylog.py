@@ -1,5 +1,6 @@
 """The pure-Python twin of native/src/crc32c.c and txnlog.c: CRC-32C and txn log records,
-with the same interface and results as the C version in native/_clog.py.
+with the same interface and results as the C version in native/_clog.py; and the log's
+background fdatasync, Syncer, from native/_pysync.py (its C twin comes with native/_clog.py).
 
 A record is, big-endian: u32 payload_len | u32 crc | u64 zxid | payload, where crc is CRC-32C
 over the 4 length bytes, the 8 zxid bytes and the payload. Sixteen zero bytes mark the end of
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from native._pysync import Syncer as Syncer
 from zkcore import limits
 from zkcore._errors import LocalError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import add, itemgetter, lt
@@ -35,8 +35,22 @@ INDEX_STEP_BYTES: Final = 64 * 1024
 assert CHUNK_BYTES > RECORD_HEADER_BYTES + limits.frame_bytes_max
 
 
+class BackgroundSync(Protocol):
+    """native's Syncer: an fdatasync on a thread, polled for through fileno()."""
+
+    def fileno(self) -> int: ...
+
+    def start(self, fd: int, /) -> int: ...
+
+    def finish(self, block: bool, /) -> tuple[int, int]: ...
+
+    def close(self) -> None: ...
+
+
 class LogCodec(Protocol):
     """The native log functions storage uses (native, or its twin, or the C build directly)."""
+
+    Syncer: Callable[[], BackgroundSync]
 
     def log_append(self, fd: int, zxids: Sequence[int], payloads: Sequence[bytes], /) -> int: ...
 

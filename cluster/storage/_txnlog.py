@@ -1,5 +1,6 @@
 """The txn log on disk: segment files in one directory, appended through native log_append,
-made durable by one fdatasync per sync() (group commit), checked and repaired when opened.
+made durable by one fdatasync per fsync() or sync_start() (group commit; the latter on a thread
+of its own while the caller's loop goes on), checked and repaired when opened.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cluster.storage._files import (
 )
 from cluster.storage._segment import (
     HEADER_BYTES,
+    BackgroundSync,
     LogCodec,
     Segment,
     encode_header,
@@ -88,10 +90,12 @@ def _lock(directory: Path) -> int | None:
 
 
 class TxnLog:
-    """zkcore's Storage on disk. append() writes, sync() makes everything appended durable with
-    one fdatasync. A torn or corrupt tail of the last segment is cut at open and listed in
-    `reports`; damage in an earlier segment raises StorageError. After a failed write or fsync
-    the log refuses every call: restart and recover (a failed fsync may have lost pages).
+    """zkcore's Storage on disk. append() writes, fsync() makes everything appended durable with
+    one fdatasync; sync_start() does the same on a background thread, and sync_done() takes its
+    result once sync_fileno() is readable (appends may go on meanwhile: they wait for the next
+    sync). A torn or corrupt tail of the last segment is cut at open and listed in `reports`;
+    damage in an earlier segment raises StorageError. After a failed write or fsync the log
+    refuses every call: restart and recover (a failed fsync may have lost pages).
     One thread at a time, like the loop that owns it."""
 
     def __init__(
@@ -118,6 +122,8 @@ class TxnLog:
         self._short_of_room = False  # a preallocation step found no room (warned once)
         self._unsynced = False
         self._durable_zxid = 0
+        self._syncer: BackgroundSync | None = None  # made by the first sync_fileno()
+        self._syncing: tuple[int, Path] | None = None  # what the running background sync covers
         self._failure: str | None = None
         self.fsync_count = 0
         self.slow_fsyncs = 0  # fdatasyncs that took SLOW_FSYNC_S or more
@@ -205,8 +211,10 @@ class TxnLog:
         self._unsynced = True
 
     def fsync(self) -> int:
-        """Make every appended entry durable with one fdatasync; return the highest durable zxid."""
+        """Make every appended entry durable with one fdatasync; return the highest durable zxid.
+        A background sync still running is waited for first."""
         self._check_usable()
+        self._settle()
         if self._unsynced:
             assert self._fd is not None
             started = time.monotonic()
@@ -216,13 +224,70 @@ class TxnLog:
                 raise self._fail(
                     f"fdatasync of {self._segments[-1].path} failed: {os_failure_text(e, self.directory)}"
                 ) from e
-            took = time.monotonic() - started
-            if took >= SLOW_FSYNC_S:
-                self._slow_fsync(took)
+            self._synced(time.monotonic() - started)
             self._unsynced = False
-            self.fsync_count += 1
         self._durable_zxid = self.last_zxid()
         return self._durable_zxid
+
+    def sync_fileno(self) -> int:
+        """A descriptor to poll: readable once a background sync is done (then call sync_done)."""
+        if self._syncer is None:
+            self._syncer = self._codec.Syncer()
+        return int(self._syncer.fileno())
+
+    @property
+    def syncing(self) -> bool:
+        """A background sync is running, or done with its result not yet taken."""
+        return self._syncing is not None
+
+    def sync_start(self) -> bool:
+        """Start making every appended entry durable on the background thread: True if it
+        started; False if nothing needs it (durable_zxid is the end of the log). Call it only
+        when not `syncing`."""
+        self._check_usable()
+        assert self._syncing is None, "a background sync is running already"
+        if not self._unsynced:
+            return False
+        assert self._fd is not None
+        if self._syncer is None:
+            self.sync_fileno()
+        assert self._syncer is not None
+        started = self._syncer.start(self._fd)
+        assert started == 0, f"the syncer is busy ({started}) though no sync is running"
+        self._syncing = (self.last_zxid(), self._segments[-1].path)
+        self._unsynced = False  # an append from now on sets it again: the next sync covers it
+        return True
+
+    def sync_done(self) -> int | None:
+        """The durable zxid if the background sync is done (its result taken now), else None.
+        Raises StorageError if its fdatasync failed."""
+        self._check_usable()
+        return self._take_sync(block=False)
+
+    def _settle(self) -> None:
+        """Wait for a running background sync: before its fd is closed or cut, and before a
+        sync in the loop."""
+        self._take_sync(block=True)
+
+    def _take_sync(self, block: bool) -> int | None:
+        if self._syncing is None or self._syncer is None:
+            return None
+        result, took_ns = self._syncer.finish(block)
+        if result < 0:
+            return None  # still running
+        zxid, path = self._syncing
+        self._syncing = None
+        if result:
+            error = OSError(result, os.strerror(result))
+            raise self._fail(f"fdatasync of {path} failed: {os_failure_text(error, self.directory)}")
+        self._synced(took_ns / 1e9)
+        self._durable_zxid = max(self._durable_zxid, zxid)
+        return self._durable_zxid
+
+    def _synced(self, took: float) -> None:
+        if took >= SLOW_FSYNC_S:
+            self._slow_fsync(took)
+        self.fsync_count += 1
 
     def _slow_fsync(self, took: float) -> None:
         self.slow_fsyncs += 1
@@ -264,6 +329,7 @@ class TxnLog:
         self._check_usable()
         if zxid >= self.last_zxid():
             return
+        self._settle()
         keep = bisect_right([segment.first_zxid for segment in self._segments], zxid)
         doomed = self._segments[keep:]
         try:
@@ -315,6 +381,10 @@ class TxnLog:
 
     def close(self) -> None:
         """Close the log without syncing; further calls raise StorageError."""
+        if self._syncer is not None:
+            self._syncer.finish(True)  # its fd must stay open until a running sync is done
+            self._syncer.close()
+            self._syncer, self._syncing = None, None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -358,6 +428,7 @@ class TxnLog:
     def _seal(self) -> None:
         """Cut the full last segment to its exact size and make it durable, then close it."""
         assert self._fd is not None
+        self._settle()
         segment = self._segments[-1]
         os.ftruncate(self._fd, segment.data_end)
         os.fsync(self._fd)

@@ -3,9 +3,12 @@ the failed state, and a random run checked against zkcore's MemoryLog."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
+import select
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +17,7 @@ import pytest
 
 from cluster.storage import StorageError, TxnLog, _txnlog
 from cluster.storage._segment import HEADER_BYTES, INDEX_STEP_BYTES
+from native import _pylog
 from tests.storage.helpers import entries_for, payload_for, segment_files
 from zkcore import MemoryLog, limits
 from zkcore._errors import LocalError
@@ -94,6 +98,100 @@ def test_slow_fdatasyncs_are_counted_and_logged_once_a_while(
         assert log.slow_fsyncs == 3 and log.fsync_count == 5
     warnings = [r.getMessage() for r in caplog.records if "an fdatasync took" in r.getMessage()]
     assert len(warnings) == 1 and "(1 of 20 ms or more so far)" in warnings[0], warnings
+
+
+def _wait_readable(fd: int) -> None:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    assert poller.poll(10_000), "the background sync never ended"
+
+
+def test_a_background_sync_covers_what_was_appended_before_it(tmp_path: Path, codec: ModuleType) -> None:
+    """sync_start hands the fdatasync to a thread; appends go on meanwhile and wait for the next
+    one: sync_done reports only what the finished sync covered."""
+    with TxnLog(tmp_path, codec=codec) as log:
+        assert not log.sync_start(), "nothing appended: nothing to sync"
+        log.append(entries_for(range(1, 11)))
+        assert log.sync_start() and log.syncing
+        log.append(entries_for(range(11, 21)))
+        _wait_readable(log.sync_fileno())
+        assert log.sync_done() == 10 and log.durable_zxid == 10 and not log.syncing
+        assert log.sync_done() is None, "taken once"
+        assert log.sync_start(), "the appends made meanwhile are not durable yet"
+        _wait_readable(log.sync_fileno())
+        assert log.sync_done() == 20 and not log.sync_start()
+        assert log.fsync_count == 2
+    with TxnLog(tmp_path, codec=codec) as log:
+        assert log.entries(0, 20) == entries_for(range(1, 21))
+
+
+@pytest.fixture
+def held_fdatasync(monkeypatch) -> threading.Event:
+    """The Python twin's fdatasync, held until the returned event is set (C cannot be held)."""
+    release, real = threading.Event(), os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (release.wait(10), real(fd))[1])
+    return release
+
+
+def test_a_running_background_sync_is_waited_for_before_its_file_changes(
+    tmp_path: Path, held_fdatasync: threading.Event
+) -> None:
+    """The sync's fd stays open and uncut while it runs: truncate, a segment roll, fsync and
+    close each wait for it (and take its result) first."""
+    with TxnLog(tmp_path, codec=_pylog, **SMALL) as log:
+        log.append(entries_for(range(1, 6)))
+        assert log.sync_start()
+        time.sleep(0.05)
+        assert log.sync_done() is None and log.syncing, "still running"
+        threading.Timer(0.1, held_fdatasync.set).start()
+        started = time.monotonic()
+        log.truncate(3)
+        assert time.monotonic() - started >= 0.05, "the truncate waited for the sync"
+        assert not log.syncing and log.sync_done() is None and log.last_zxid() == 3
+        held_fdatasync.clear()
+        log.append(entries_for(range(4, 10)))
+        assert log.sync_start()
+        threading.Timer(0.1, held_fdatasync.set).start()
+        log.append(entries_for(range(10, 40)))  # past segment_bytes: the next append rolls over
+        assert log.syncing
+        log.append(entries_for([40]))  # the full segment is sealed (and its fd closed)
+        assert not log.syncing and len(segment_files(tmp_path)) == 2
+        held_fdatasync.clear()
+        assert log.sync_start()
+        threading.Timer(0.1, held_fdatasync.set).start()
+        assert log.fsync() == 40 and not log.syncing
+        held_fdatasync.clear()
+        log.append(entries_for(range(41, 43)))
+        assert log.sync_start()
+        threading.Timer(0.1, held_fdatasync.set).start()
+    with TxnLog(tmp_path, codec=_pylog, **SMALL) as log:
+        assert log.entries(0, 42) == entries_for(range(1, 43))
+
+
+def test_a_failed_background_sync_leaves_the_log_unusable(tmp_path: Path, monkeypatch) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with TxnLog(tmp_path, codec=_pylog) as log:
+        log.append(entries_for(range(1, 4)))
+        assert log.sync_start()
+        _wait_readable(log.sync_fileno())
+        with pytest.raises(StorageError, match=r"fdatasync of .*log\.0+1 failed: .*Input/output error"):
+            log.sync_done()
+        with pytest.raises(StorageError, match="unusable"):
+            log.append(entries_for([4]))
+
+
+def test_a_slow_background_sync_is_counted(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_txnlog, "SLOW_FSYNC_S", 0.02)
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (time.sleep(0.03), real(fd))[1])
+    with TxnLog(tmp_path, codec=_pylog) as log:
+        log.append(entries_for([1]))
+        assert log.sync_start()
+        _wait_readable(log.sync_fileno())
+        assert log.sync_done() == 1 and log.slow_fsyncs == 1
 
 
 def test_segments_roll_over(tmp_path: Path, codec: ModuleType) -> None:
