@@ -39,8 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--time", type=float, default=60, help="seconds of workload (default 60)")
     p.add_argument("--nemesis", default="kill,pause,partition",
-                   help="kill, pause, partition, netpartition (each with a -leader variant), all (the "
-                        "in-node ones) or none; netpartition cuts real traffic between network namespaces")  # fmt: skip
+                   help="kill, pause, partition, netpartition, slowdisk (each with a -leader variant), "
+                        "all (the first three) or none; netpartition cuts real traffic between network "
+                        "namespaces, slowdisk makes each fdatasync 0.8 s late with strace")  # fmt: skip
     p.add_argument(
         "--netns",
         action="store_true",

@@ -1,11 +1,14 @@
 """Faults injected while the workload runs: kill -9 (the supervisor restarts the node), SIGSTOP
-and SIGCONT, and network partitions, each aimed at a random node or at the leader. Every fault
-is recorded in the history with its interval, so a violation can be read against it."""
+and SIGCONT, network partitions, and a slow disk (strace makes each fdatasync of the node take
+SLOW_DISK_US longer), each aimed at a random node or at the leader. Every fault is recorded in
+the history with its interval, so a violation can be read against it."""
 
 from __future__ import annotations
 
 import random
+import shutil
 import signal
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -14,9 +17,12 @@ from cluster.harness import Harness
 from verify.workload import Recorder
 
 NEMESES = ("kill", "kill-leader", "pause", "pause-leader", "partition", "partition-leader", "netpartition",
-           "netpartition-leader")  # fmt: skip
-# netpartition cuts real traffic between network namespaces (root; see cluster.netns): not in `all`.
+           "netpartition-leader", "slowdisk", "slowdisk-leader")  # fmt: skip
+# netpartition cuts real traffic between network namespaces (root; see cluster.netns) and
+# slowdisk traces the node with strace (root): neither is in `all`.
 IN_NODE = NEMESES[:6]
+# A slow disk's fdatasync: longer than the default syncLimit x tickTime (500 ms).
+SLOW_DISK_US = 800_000
 
 
 def parse_nemeses(text: str) -> list[str]:
@@ -31,6 +37,8 @@ def parse_nemeses(text: str) -> list[str]:
         if name not in NEMESES:
             raise ValueError(f"unknown nemesis {name!r}; known: {', '.join(NEMESES)}, all, none")
         out += [n for n in (name, f"{name}-leader") if n in NEMESES and n not in out]
+    if any(n.startswith("slowdisk") for n in out) and shutil.which("strace") is None:
+        raise ValueError("the slowdisk nemesis needs strace (apt-get install strace) and root")
     return out
 
 
@@ -84,6 +92,8 @@ class Nemesis(threading.Thread):
         elif fault.startswith("pause"):
             self.ensemble.kill(sid, signal.SIGSTOP)
             undo = self.ensemble.heal
+        elif fault.startswith("slowdisk"):
+            undo = self._slow_disk(sid)
         else:  # partition or netpartition: a minority holding sid, cut from the rest
             servers = self.ensemble.servers
             others = [s for s in servers if s != sid]
@@ -103,3 +113,25 @@ class Nemesis(threading.Thread):
             undo()
         with self.recorder.lock:
             self.recorder.faults.append({"fault": what, "start": t0, "end": self.recorder.now()})
+
+    def _slow_disk(self, sid: int) -> Callable[[], None]:
+        """Every fdatasync of node sid returns SLOW_DISK_US late until the returned undo (strace
+        attached to all its threads; detaching leaves the node as it was)."""
+        pid = self.ensemble.pid(sid)
+        if pid is None:
+            raise ProcessLookupError(sid)
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-qq", "-p", str(pid), "-e", "trace=fdatasync",
+             "-e", f"inject=fdatasync:delay_exit={SLOW_DISK_US}", "-o", "/dev/null"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def undo() -> None:
+            tracer.terminate()
+            try:
+                tracer.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                tracer.kill()
+                tracer.wait()
+
+        return undo

@@ -57,9 +57,9 @@ LOCK_NAME: Final = "lock"
 _UNSUPPORTED: Final = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 _NO_ROOM: Final = (errno.ENOSPC, errno.EDQUOT)
 # An fdatasync this slow is counted and logged (at most every SLOW_FSYNC_LOG_S): half the default
-# syncLimit x tickTime, past which a leader waiting on its disk loses its followers. ZooKeeper
-# warns at 1 s (fsync.warningthresholdms) and counts them too (mntr's
-# zk_fsync_threshold_exceed_count).
+# syncLimit x tickTime, which a peer's message may take no longer than (the sync runs beside the
+# node's loop, but the writes that wait on it are that late). ZooKeeper warns at 1 s
+# (fsync.warningthresholdms) and counts them too (mntr's zk_fsync_threshold_exceed_count).
 SLOW_FSYNC_S: Final = 0.25
 SLOW_FSYNC_LOG_S: Final = 10.0
 
@@ -295,9 +295,9 @@ class TxnLog:
         if now - self._slow_fsync_logged >= SLOW_FSYNC_LOG_S:
             self._slow_fsync_logged = now
             logger.warning(
-                "txn log %s: an fdatasync took %.0f ms (%d of %.0f ms or more so far): every write "
-                "waits for the disk, and a leader that waits past syncLimit x tickTime loses its "
-                "followers", self.directory, took * 1000, self.slow_fsyncs, SLOW_FSYNC_S * 1000,
+                "txn log %s: an fdatasync took %.0f ms (%d of %.0f ms or more so far): the writes "
+                "waiting on this disk wait as long", self.directory, took * 1000, self.slow_fsyncs,
+                SLOW_FSYNC_S * 1000,
             )  # fmt: skip
 
     def entries(self, lo: int, hi: int) -> list[LogEntry]:

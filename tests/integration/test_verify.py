@@ -4,6 +4,7 @@ a deliberately broken server (verify/broken.py) is caught (exit status 1, the ch
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,17 @@ def test_a_short_run_under_faults_finds_nothing(tmp_path: Path) -> None:
     recheck = subprocess.run([sys.executable, "-m", "verify.check", str(tmp_path / "v" / "history.jsonl")],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert recheck.returncode == 0, recheck.stdout + recheck.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("strace") is None, reason="slowdisk needs root and strace"
+)
+def test_a_run_on_slow_disks_finds_nothing(tmp_path: Path) -> None:
+    """Each fdatasync of a node, the leader or another, made 0.8 s late for 2 s at a time."""
+    out = verify(tmp_path, "--nodes", "3", "--time", "12", "--nemesis", "slowdisk", "--interval", "2.5",
+                 "--seed", "8")  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "slowdisk" in out.stdout.split("faults injected")[1][:300], out.stdout
 
 
 @pytest.mark.parametrize(
