@@ -56,9 +56,8 @@ APPEND_BATCH_BYTES: Final = min(8 * 1024 * 1024, log_batch_bytes_max)
 LOCK_NAME: Final = "lock"
 _UNSUPPORTED: Final = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 _NO_ROOM: Final = (errno.ENOSPC, errno.EDQUOT)
-# An fdatasync this slow is counted and logged (at most every SLOW_FSYNC_LOG_S): half the default
-# syncLimit x tickTime, which a peer's message may take no longer than (the sync runs beside the
-# node's loop, but the writes that wait on it are that late). ZooKeeper warns at 1 s
+# An fdatasync this slow (half the default syncLimit x tickTime) is counted and logged, at most
+# every SLOW_FSYNC_LOG_S: the writes that wait on it are that late. ZooKeeper warns at 1 s
 # (fsync.warningthresholdms) and counts them too (mntr's zk_fsync_threshold_exceed_count).
 SLOW_FSYNC_S: Final = 0.25
 SLOW_FSYNC_LOG_S: Final = 10.0
