@@ -709,6 +709,9 @@ class Node:
         answer, tell = os.pipe()
 
         def write() -> None:
+            # The tree may hold committed txns the log has not synced yet (a server applies what
+            # a quorum made durable): the log first, so that no snapshot outlives its log.
+            self.log.fdatasync_in_child()
             write_snapshot(self.data_dir.snap_dir, zxid, snapshot_chunks(tree))
             # Which older files may go: that reads every byte of the snapshots kept (seconds for
             # a big tree, which in the loop lost a leader its quorum), so the child finds out.

@@ -228,6 +228,13 @@ class TxnLog:
         self._durable_zxid = self.last_zxid()
         return self._durable_zxid
 
+    def fdatasync_in_child(self) -> None:
+        """In a child forked from the log's owner: make what was appended before the fork
+        durable (the last segment's fdatasync; the earlier ones were synced when sealed). Not
+        fsync(): the owner's sync thread is not in the child, and waiting for it would hang."""
+        if self._fd is not None:
+            os.fdatasync(self._fd)
+
     def sync_fileno(self) -> int:
         """A descriptor to poll: readable once a background sync is done (then call sync_done)."""
         if self._syncer is None:

@@ -148,6 +148,7 @@ class SimServer:
         self.storage = MemoryLog()
         self.accepted_epoch = self.current_epoch = 0
         self.snapshot: bytes | None = None
+        self.snapshot_zxid = 0
         self.server: Server | None = None
         self.incarnation = 0
         self.sync_pending = False
@@ -169,6 +170,12 @@ class SimServer:
     def start(self) -> None:
         self.incarnation += 1
         self.sync_pending = False
+        # A snapshot never outlives the log it came from: a log holding txns below it holds all
+        # of them (else a node falling back to an older snapshot would skip the missing ones).
+        last = self.storage.last_zxid()
+        assert last == 0 or last >= self.snapshot_zxid, (
+            f"server {self.server_id}'s snapshot at {self.snapshot_zxid:#x} is ahead of its log ({last:#x})"
+        )
         tree = tree_from_snapshot(self.snapshot) if self.snapshot is not None else DataTree()
         now_ms, wall_ms = self.clock()
         config = self.sim.server_config
@@ -370,7 +377,7 @@ class ServerSimulation:
             ready = server.ready()
             zxid_before = server.tree.last_zxid
             if ready.snapshot is not None:
-                node.snapshot = ready.snapshot.payload
+                node.snapshot, node.snapshot_zxid = ready.snapshot.payload, ready.snapshot.zxid
                 node.storage.truncate(0)
                 node.storage.append(ready.entries)
                 node.storage.fsync()
@@ -402,7 +409,10 @@ class ServerSimulation:
                     self.now + delay, _IMAGE, (node.server_id, node.incarnation, ready.snap_image_due, image)
                 )
             if ready.snapshot_due is not None:
-                node.snapshot = b"".join(snapshot_chunks(server.tree))
+                # As a node's snapshot child does: the log made durable through the tree first
+                # (the tree may have applied committed txns this server's disk does not hold yet).
+                node.storage.fsync()
+                node.snapshot, node.snapshot_zxid = b"".join(snapshot_chunks(server.tree)), ready.snapshot_due
                 server.advance(ready)
                 server.snapshot_done(ready.snapshot_due, True)
             else:

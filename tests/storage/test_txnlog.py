@@ -168,6 +168,33 @@ def test_a_running_background_sync_is_waited_for_before_its_file_changes(
         assert log.entries(0, 42) == entries_for(range(1, 43))
 
 
+def test_a_forked_child_syncs_the_log_without_the_parents_thread(tmp_path: Path, codec: ModuleType) -> None:
+    """A snapshot's child makes the log durable through the tree it writes: with a background
+    sync running in the parent, whose thread the child does not have."""
+    with TxnLog(tmp_path, codec=codec) as log:
+        log.append(entries_for(range(1, 101)))
+        assert log.sync_start()
+        log.append(entries_for(range(101, 201)))
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                log.fdatasync_in_child()
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 10
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child hung")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+        _wait_readable(log.sync_fileno())
+        assert log.sync_done() == 100, "the parent's own sync is untouched"
+
+
 def test_a_failed_background_sync_leaves_the_log_unusable(tmp_path: Path, monkeypatch) -> None:
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")

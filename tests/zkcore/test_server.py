@@ -99,6 +99,7 @@ class Servers:
         self.admin: list[tuple[object, str]] = []
         self.framed = 0  # Framed sends seen
         self.slow_disks: set[int] = set()  # servers told of their syncs only by synced()
+        self.deferred: dict[int, list[Message]] = {}  # servers whose messages wait for release()
         self.images: dict[int, tuple[int, bytes]] = {}  # snap_image_due: the tree then, as a child copies it
         self.notes: list[str] = []
         self.snapshots_due: list[tuple[int, int]] = []  # (server, zxid), never written here
@@ -140,6 +141,9 @@ class Servers:
             for m in messages:
                 if m.target in self.paused or m.source in self.paused:
                     continue
+                if m.target in self.deferred:
+                    self.deferred[m.target].append(m)
+                    continue
                 busy = True
                 self.servers[m.target].step(m)
             if not busy:
@@ -167,6 +171,11 @@ class Servers:
         """A slow disk catches up: its server learns that all it logged is durable."""
         self.slow_disks.discard(sid)
         self.servers[sid].persisted(self.storage[sid].fsync())
+        self.pump()
+
+    def release(self, sid: int) -> None:
+        """Deliver what was deferred to sid, and what it brings."""
+        self.held.extend(self.deferred.pop(sid))
         self.pump()
 
     def frames(self, conn: object) -> list[bytes | None]:
@@ -741,6 +750,34 @@ def test_a_short_batch_no_one_here_sees_is_applied_one_txn_at_a_time(monkeypatch
         assert sorted(server.tree.get_children("/a")[0]) == sorted(str(x) for x in range(2, 8))
 
 
+def test_a_server_applies_what_its_quorum_made_durable_without_waiting_for_its_own_disk() -> None:
+    """As ZooKeeper's servers do: a leader whose disk is slow answers its own client's write
+    once the followers made it durable, and a follower with a slow disk applies (and answers
+    reads from) what the others committed; each acks only what its own disk holds."""
+    net = Servers(3, indexed=True)
+    leader = net.settle()
+    follower = next(sid for sid in net.servers if sid != leader)
+    assert net.connect(leader, "c") is not None and net.connect(follower, "r") is not None
+    net.slow_disks.add(leader)
+    net.servers[leader].receive("c", request(1, OpCode.CREATE, CreateRequest("/n", b"0", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    (answer,) = net.frames("c")
+    assert reply(answer)[0].err == Code.OK and reply(answer)[0].xid == 1
+    status = net.servers[leader].replica.status()
+    assert status.zxid_persisted < status.zxid_committed, "answered before its own disk had it"
+    net.synced(leader)
+    net.slow_disks.add(follower)
+    net.servers[leader].receive("c", request(2, OpCode.SET_DATA, SetDataRequest("/n", b"1", -1)))
+    net.pump()
+    assert reply(net.frames("c")[0])[0].err == Code.OK
+    net.servers[follower].receive("r", request(1, OpCode.GET_DATA, PathWatchRequest("/n", False)))
+    net.pump()
+    (got,) = net.frames("r")
+    assert GetDataResponse.read(reply(got)[1]).data == b"1"
+    status = net.servers[follower].replica.status()
+    assert status.zxid_persisted < status.zxid_committed == status.zxid_applied
+
+
 def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     net = Servers(3, indexed=True)
     leader = net.settle()
@@ -758,9 +795,9 @@ def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.
     events = net.frames("w")
     assert [reply(f)[0].xid for f in events] == [-1]  # the one-shot watch fired once
     assert net.servers[follower].tree.get_data("/n")[0] == b"2"
-    # A sync after a write it did not see itself is answered once that write is applied here,
-    # which waits for this server's disk: the sync is answered by applying it.
-    net.slow_disks.add(follower)
+    # A sync after a write it did not see itself is answered once that write is applied here
+    # (what the leader sends it is held back meanwhile): the sync is answered by applying it.
+    net.deferred[follower] = []
     net.servers[writer].receive("c", request(4, OpCode.SET_DATA, SetDataRequest("/n", b"3", -1)))
     net.pump()
     assert net.servers[leader].tree.get_data("/n")[0] == b"3"  # committed without this server
@@ -768,7 +805,7 @@ def test_a_watch_on_a_server_has_it_apply_one_txn_at_a_time(monkeypatch: pytest.
     net.servers[follower].receive("w", request(3, OpCode.GET_DATA, PathWatchRequest("/n", False)))
     net.pump()
     assert net.frames("w") == [] and net.servers[follower].tree.get_data("/n")[0] == b"2"
-    net.synced(follower)
+    net.release(follower)
     answers = net.frames("w")
     assert [reply(f)[0].xid for f in answers] == [2, 3]
     header, r = reply(answers[1])

@@ -186,7 +186,8 @@ class Core:
     # --- commit and durability --------------------------------------------------------------
 
     def commit(self, zxid: int) -> None:
-        """Everything through `zxid` is committed; hand out what is also durable."""
+        """Everything through `zxid` is committed (durable on a quorum): hand it out to apply,
+        whether or not this server's own disk has it yet."""
         zxid = min(zxid, self.log.last())
         if zxid > self.zxid_committed:
             self.zxid_committed = zxid
@@ -202,16 +203,16 @@ class Core:
         return self.prepare is None or self.zxid_tree >= zxid
 
     def on_persisted(self, zxid: int) -> None:
+        """What the acks count (a leader's own, a learner's to its leader); applying does not
+        wait for it."""
         zxid = min(zxid, self._zxid_written)
         for fence in (self._fence_pending, self._fence_handed):
             if fence is not None:
                 zxid = min(zxid, fence)
-        if zxid > self.zxid_persisted:
-            self.zxid_persisted = zxid
-            self._release()
+        self.zxid_persisted = max(self.zxid_persisted, zxid)
 
     def _release(self) -> None:
-        through = min(self.zxid_committed, self.zxid_persisted)
+        through = self.zxid_committed
         if through <= self.zxid_applied:
             return
         kept, taken = self._kept, []

@@ -65,7 +65,10 @@ class Ready:
        sends no ack for an entry before that, so the shell may as well append them after it
        sent the messages (a leader's PROPOSALs then leave before its own write).
     5. messages: send, each to message.target.
-    6. committed: apply to the tree in this order (all are durable already).
+    6. committed: apply to the tree in this order. They are durable on a quorum, not always
+       here yet (a server applies what its quorum committed without waiting for its own disk,
+       as ZooKeeper's do): a snapshot of the tree must not outlive the log it came from, so
+       make the log durable through the snapshot's zxid before the snapshot is kept.
     7. roles: role and phase changes, for serving and monitoring (serve reads only in BROADCAST).
     8. synced: (token, zxid) for each client sync asked for with sync(token): answer that
        client once the tree has applied through zxid. A leader answers only after a quorum
