@@ -232,6 +232,13 @@ class AdminText:
             "zk_open_file_descriptor_count": _open_fds(),
             "zk_max_file_descriptor_count": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
             "zk_fsync_threshold_exceed_count": self.log.slow_fsyncs,
+            # ZooKeeper's fsynctime summary, in ms (with fractions: an fdatasync here takes less
+            # than one, which ZooKeeper's whole milliseconds would show as 0).
+            "zk_avg_fsynctime": f"{self.log.fsync_ms_sum / max(1, self.log.fsync_count):.3f}",
+            "zk_min_fsynctime": f"{self.log.fsync_ms_min:.3f}",
+            "zk_max_fsynctime": f"{self.log.fsync_ms_max:.3f}",
+            "zk_cnt_fsynctime": self.log.fsync_count,
+            "zk_sum_fsynctime": f"{self.log.fsync_ms_sum:.3f}",
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners

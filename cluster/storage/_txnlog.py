@@ -126,6 +126,9 @@ class TxnLog:
         self._failure: str | None = None
         self.fsync_count = 0
         self.slow_fsyncs = 0  # fdatasyncs that took SLOW_FSYNC_S or more
+        # Milliseconds the fdatasyncs took, in all and the shortest and longest (mntr's fsynctime).
+        self.fsync_ms_sum = 0.0
+        self.fsync_ms_min = self.fsync_ms_max = 0.0
         self._slow_fsync_logged = -SLOW_FSYNC_LOG_S
         self._lock_fd = _lock(self.directory)
         reports: list[DamageReport] = []
@@ -293,6 +296,10 @@ class TxnLog:
     def _synced(self, took: float) -> None:
         if took >= SLOW_FSYNC_S:
             self._slow_fsync(took)
+        ms = took * 1000
+        self.fsync_ms_min = ms if not self.fsync_count else min(self.fsync_ms_min, ms)
+        self.fsync_ms_max = max(self.fsync_ms_max, ms)
+        self.fsync_ms_sum += ms
         self.fsync_count += 1
 
     def _slow_fsync(self, took: float) -> None:

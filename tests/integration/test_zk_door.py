@@ -235,6 +235,9 @@ def test_four_letter_words_on_the_client_port(ensemble: Ensemble, kazoo: Callabl
     assert int(grown["zk_approximate_data_size"]) - int(mntr["zk_approximate_data_size"]) == 11 + 1000
     assert 0 < int(mntr["zk_open_file_descriptor_count"]) < int(mntr["zk_max_file_descriptor_count"])
     assert int(mntr["zk_fsync_threshold_exceed_count"]) >= 0  # the txn log's slow fdatasyncs
+    assert int(mntr["zk_cnt_fsynctime"]) > 0 and 0 < float(mntr["zk_avg_fsynctime"]) <= float(
+        mntr["zk_max_fsynctime"]
+    )
     assert "zookeeper.version=3.8." in word(ensemble, 1, "envi")
     assert f"0x{zk.client_id[0]:x}" in word(ensemble, 1, "wchc")
     assert "/kz/watched4lw" in word(ensemble, 1, "wchp")

@@ -96,6 +96,7 @@ def test_slow_fdatasyncs_are_counted_and_logged_once_a_while(
             log.append([(zxid, b"x")])
             log.fsync()
         assert log.slow_fsyncs == 3 and log.fsync_count == 5
+        assert 30 <= log.fsync_ms_max and log.fsync_ms_min < 30 and log.fsync_ms_sum >= 90, "mntr's fsynctime"
     warnings = [r.getMessage() for r in caplog.records if "an fdatasync took" in r.getMessage()]
     assert len(warnings) == 1 and "(1 of 20 ms or more so far)" in warnings[0], warnings
 
