@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from cluster._ratelimit import Every
 from zkcore import limits
 from zkcore.server import ADMIN_WORDS, Framed
 
@@ -74,9 +75,9 @@ class ZkDoor:
         self.changed: set[TcpConnection] = set()  # opened, or output queued or written, since interest()
         self.backlog: set[TcpConnection] = set()  # may have whole frames buffered: see backlogged()
         self.refused = 0
-        self.refused_logged = 0.0
+        self._refused_said = Every(1.0)  # a flood must not flood the log too
         self.accept_failures = 0  # accept() calls that failed (EMFILE and kin)
-        self._accept_failure_logged = 0.0
+        self._accept_failure_said = Every(1.0)
         self._accept_paused_until = 0.0
         self._accepting = True  # whether the listener is to be polled
         self._ids = itertools.count(1)
@@ -135,19 +136,17 @@ class ZkDoor:
                 now = time.monotonic()
                 self._accept_paused_until = now + ACCEPT_PAUSE_S
                 self.accept_failures += 1
-                if now - self._accept_failure_logged > 1.0:  # nor flood the log
+                if self._accept_failure_said.due():
                     log.warning("cannot accept client connections: %s (%d times so far); trying again "
                                 "every %.1f s", e, self.accept_failures, ACCEPT_PAUSE_S)  # fmt: skip
-                    self._accept_failure_logged = now
                 break
             address = peer[0] if isinstance(peer, tuple) else str(peer)
             same = sum(1 for c in self.connections.values() if c.address == address)
             if same >= self.client_cnxns_max or len(self.connections) >= limits.connections_max:
                 self.refused += 1
-                if time.monotonic() - self.refused_logged > 1.0:  # a flood must not flood the log too
+                if self._refused_said.due():
                     log.warning("too many connections from %s (%d): closing new ones (%d so far)",
                                 address, same, self.refused)  # fmt: skip
-                    self.refused_logged = time.monotonic()
                 sock.close()
                 continue
             sock.setblocking(False)

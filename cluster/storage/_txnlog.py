@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Final, cast
 
 import native
+from cluster._ratelimit import Every
 from cluster.storage._files import (
     ZXID_LIMIT,
     DamageReport,
@@ -129,7 +130,7 @@ class TxnLog:
         # Milliseconds the fdatasyncs took, in all and the shortest and longest (mntr's fsynctime).
         self.fsync_ms_sum = 0.0
         self.fsync_ms_min = self.fsync_ms_max = 0.0
-        self._slow_fsync_logged = -SLOW_FSYNC_LOG_S
+        self._slow_fsync_said = Every(SLOW_FSYNC_LOG_S)
         self._lock_fd = _lock(self.directory)
         reports: list[DamageReport] = []
         try:
@@ -304,9 +305,7 @@ class TxnLog:
 
     def _slow_fsync(self, took: float) -> None:
         self.slow_fsyncs += 1
-        now = time.monotonic()
-        if now - self._slow_fsync_logged >= SLOW_FSYNC_LOG_S:
-            self._slow_fsync_logged = now
+        if self._slow_fsync_said.due():
             logger.warning(
                 "txn log %s: an fdatasync took %.0f ms (%d of %.0f ms or more so far): the writes "
                 "waiting on this disk wait as long", self.directory, took * 1000, self.slow_fsyncs,
