@@ -242,7 +242,13 @@ class TxnLog:
     def sync_fileno(self) -> int:
         """A descriptor to poll: readable once a background sync is done (then call sync_done)."""
         if self._syncer is None:
-            self._syncer = self._codec.Syncer()
+            try:
+                self._syncer = self._codec.Syncer()
+            except (OSError, RuntimeError) as e:  # the C thread's errno; the twin's "can't start"
+                raise StorageError(
+                    f"txn log {self.directory}: cannot start the thread that syncs it: {e} (a limit "
+                    "on processes or memory: see ulimit -u and the memory free)"
+                ) from e
         return int(self._syncer.fileno())
 
     @property

@@ -211,6 +211,20 @@ def test_a_failed_background_sync_leaves_the_log_unusable(tmp_path: Path, monkey
             log.append(entries_for([4]))
 
 
+def test_no_thread_for_the_sync_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    def no_thread() -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_pylog, "Syncer", no_thread)
+    with TxnLog(tmp_path, codec=_pylog) as log:
+        log.append(entries_for([1]))
+        with pytest.raises(
+            StorageError, match="cannot start the thread that syncs it: can't start new thread"
+        ):
+            log.sync_start()
+        assert log.fsync() == 1, "the log itself is fine: fsync() needs no thread"
+
+
 def test_a_slow_background_sync_is_counted(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(_txnlog, "SLOW_FSYNC_S", 0.02)
     real = os.fdatasync
