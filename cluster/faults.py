@@ -1,4 +1,5 @@
-"""Fault points for testing a live ensemble: network partitions between nodes. (Servers that
+"""Fault points for testing a live ensemble: network partitions between nodes, and a slow disk.
+(Servers that
 break a guarantee on purpose, for the verifier to catch, are Server subclasses in
 verify/broken.py, named by the config's serverClass.)
 
@@ -7,15 +8,29 @@ tcp endpoints), each node drops the Zab traffic to and from the peers listed in 
 `<data dir>/faults/<id>.blocked` (peer ids, comma-separated). A node re-reads the file when it
 changes, within a tick. `python -m cluster.launch partition --groups 1,2/3,4,5` and `heal`
 write and remove these files.
+
+A slow disk: slow_fdatasync(pid, delay_us) attaches strace to every thread of a node and makes
+each fdatasync return delay_us late, until the returned process is terminated (root and strace).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 from zkcore import LocalError
+
+
+def slow_fdatasync(pid: int, delay_us: int) -> subprocess.Popen[bytes]:
+    """Every fdatasync of process pid returns delay_us late while the returned strace runs;
+    terminating it detaches and leaves the process as it was."""
+    return subprocess.Popen(
+        ["strace", "-f", "-qq", "-p", str(pid), "-e", "trace=fdatasync",
+         "-e", f"inject=fdatasync:delay_exit={delay_us}", "-o", "/dev/null"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def faults_dir(data_dir: Path) -> Path:

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
+from cluster.faults import slow_fdatasync
 from cluster.harness import Harness
 from verify.workload import Recorder
 
@@ -120,11 +121,7 @@ class Nemesis(threading.Thread):
         pid = self.ensemble.pid(sid)
         if pid is None:
             raise ProcessLookupError(sid)
-        tracer = subprocess.Popen(
-            ["strace", "-f", "-qq", "-p", str(pid), "-e", "trace=fdatasync",
-             "-e", f"inject=fdatasync:delay_exit={SLOW_DISK_US}", "-o", "/dev/null"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        tracer = slow_fdatasync(pid, SLOW_DISK_US)
 
         def undo() -> None:
             tracer.terminate()

@@ -400,8 +400,7 @@ class TxnLog:
     def close(self) -> None:
         """Close the log without syncing; further calls raise StorageError."""
         if self._syncer is not None:
-            self._syncer.finish(True)  # its fd must stay open until a running sync is done
-            self._syncer.close()
+            self._syncer.close()  # returns once a running sync is done: its fd is still open
             self._syncer, self._syncing = None, None
         if self._fd is not None:
             os.close(self._fd)

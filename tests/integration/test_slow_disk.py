@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.faults import slow_fdatasync
 from cluster.harness import Harness, wait_for
 from zkclient import Client
 
@@ -46,11 +47,7 @@ def test_a_slow_disk_on_the_leader_costs_no_election() -> None:
         epochs = {sid: e.mntr(sid)["zk_epoch"] for sid in e.servers}
         pid = e.pid(leader)
         assert pid is not None
-        strace = subprocess.Popen(
-            ["strace", "-f", "-qq", "-p", str(pid), "-e", "trace=fdatasync",
-             "-e", f"inject=fdatasync:delay_exit={DELAY_US}", "-o", "/dev/null"],
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        strace = slow_fdatasync(pid, DELAY_US)
         time.sleep(1)  # attached to every thread
         started = time.monotonic()
         via_leader.set("/s", b"from the leader's own client")
