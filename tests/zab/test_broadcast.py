@@ -343,6 +343,49 @@ def test_writes_beyond_the_pipeline_wait_in_order_and_all_commit() -> None:
     assert not ensemble.replica(leader)._leader.backlog  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("lost", [1, 3])
+def test_proposals_lost_at_the_end_of_a_burst_are_sent_again(lost: int) -> None:
+    """A follower finds a lost proposal at the next one; when the lost ones were the last and
+    the quorum needs that follower (one of three down), nothing else would ever show it. The
+    leader sends them again once it went learner_retry_ticks without an ack or a proposal."""
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower, down = followers(ensemble, leader)
+    ensemble.crash(down)
+    ensemble.run()
+    payloads = [b"w%d" % i for i in range(lost)]
+    for payload in payloads:
+        assert ensemble.propose(leader, payload)
+    assert ensemble.drop(leader, follower, Proposal) == lost
+    ensemble.run()
+    assert ensemble.applied(leader) == []
+    ensemble.tick(n=ensemble.config.learner_retry_ticks + 1)
+    ensemble.run()
+    assert ensemble.applied(leader) == payloads == ensemble.applied(follower)
+    assert ensemble.status(leader).role == Role.LEADING and ensemble.status(follower).role == Role.FOLLOWING
+
+
+def test_a_follower_that_has_what_is_sent_again_ignores_it() -> None:
+    """What a follower has but has not acked (its disk is slow) may come again: it neither
+    logs it twice nor registers again, and acks it once durable."""
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    follower = followers(ensemble, leader)[0]
+    assert ensemble.propose(leader, b"w0") and ensemble.propose(leader, b"w1")
+    ensemble.deliver()
+    ensemble.drop(follower, leader, Ack)  # its acks of w0 and w1 are lost
+    ensemble.cut_one_way(follower, leader)
+    ensemble.tick(n=ensemble.config.learner_retry_ticks + 1)
+    resent = [m for m in ensemble.queues[(leader, follower)] if isinstance(m, Proposal)]
+    assert [m.payload for m in resent] == [b"w0", b"w1"]
+    ensemble.recover()
+    ensemble.run()
+    ensemble.tick()
+    ensemble.run()
+    assert ensemble.applied(follower) == [b"w0", b"w1"] == ensemble.applied(leader)
+    assert ensemble.status(follower).role == Role.FOLLOWING
+
+
 def test_a_deposed_leader_never_answers_a_sync() -> None:
     """ZOOKEEPER-1675: a leader cut off from its followers still believes it leads until its
     sync limit runs out; a sync it takes meanwhile must wait for a quorum, which never comes."""

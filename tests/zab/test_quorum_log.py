@@ -84,6 +84,17 @@ def test_replica_log_operations() -> None:
         log.append(z(3, 3), b"x")
 
 
+def test_first_after_is_the_first_entries_that_fit_in_bytes_max() -> None:
+    log = ReplicaLog(z(1, 1), [(z(1, 2), b"aaaa"), (z(1, 3), b"bbbb"), (z(2, 1), b"cccccccc")])
+    log.compact(z(1, 2))  # the arena's origin moves: offsets stay right
+    log.append(z(2, 2), b"d")
+    assert log.first_after(z(1, 2), 12) == [(z(1, 3), b"bbbb"), (z(2, 1), b"cccccccc")]
+    assert log.first_after(z(1, 2), 11) == [(z(1, 3), b"bbbb")]
+    assert log.first_after(z(1, 3), 1) == [(z(2, 1), b"cccccccc")]  # one, however big
+    assert log.first_after(z(2, 1), 100) == [(z(2, 2), b"d")]
+    assert log.first_after(z(2, 2), 100) == []
+
+
 LEADER = [(z(1, 1), b""), (z(1, 2), b""), (z(1, 3), b""), (z(3, 1), b""), (z(3, 2), b"")]
 
 

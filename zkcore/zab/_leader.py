@@ -54,6 +54,10 @@ class HandlerPhase(enum.IntEnum):
     BROADCAST = 6  # UPTODATE sent
 
 
+# What a leader sends again at most, a tick, to a follower that acked nothing (_resend_unacked).
+RESEND_BYTES_MAX = 1024 * 1024
+
+
 @dataclass(slots=True)
 class LearnerHandler:
     server_id: int
@@ -65,6 +69,7 @@ class LearnerHandler:
     zxid_newleader: int = 0
     round_heard: int = 0  # the last heartbeat round it echoed
     sent_tick: int = 0  # when NEWLEADER last went to it
+    progress_tick: int = 0  # when a proposal last went to it, or its ack last moved on
 
 
 class TransferKind(enum.Enum):
@@ -171,6 +176,32 @@ class Leader:
         ]
         if not is_quorum(config, alive):
             core.abandon("lost quorum: too few followers heard within sync_limit_ticks")
+            return
+        self._resend_unacked()
+
+    def _resend_unacked(self) -> None:
+        """Send a follower again what it has not acked when for learner_retry_ticks it was sent
+        no proposal and acked nothing more: from the first proposal after its ack, at most
+        RESEND_BYTES_MAX (one proposal at least). The transport may drop a message; a follower
+        that lost a proposal finds the gap at the next one, but when the lost ones were the last
+        no next one comes, and if the quorum needs that follower, the writes would wait for
+        good (a write, then none for a while, with one of three servers down). One that has
+        them ignores them, and acks once they are durable (a slow disk, not a loss)."""
+        core, log = self.core, self.core.log
+        ticks, last = core.ticks, log.last()
+        for sid, h in self.learners.items():
+            acked = self._acked.get(sid, 0)
+            if (
+                not h.voter
+                or h.phase != HandlerPhase.BROADCAST
+                or acked >= last
+                or ticks - h.progress_tick < core.config.learner_retry_ticks
+                or acked < log.base
+            ):
+                continue
+            h.progress_tick = ticks
+            for zxid, payload in log.first_after(acked, RESEND_BYTES_MAX):
+                core.send(Proposal(core.server_id, sid, zxid, payload))
 
     def on_learner_lost(self, server_id: int) -> None:
         """Its connection closed: it registers afresh when it comes back. Without it, a leader
@@ -245,9 +276,11 @@ class Leader:
                 return True  # consumed without a txn
             payload = prepared
         core.append(zxid, payload)
+        ticks = core.ticks
         for sid, h in self.learners.items():
             if h.voter and h.phase >= HandlerPhase.TRANSFER_SENT:
                 core.send(Proposal(core.server_id, sid, zxid, payload))
+                h.progress_tick = ticks
         return True
 
     # --- discovery --------------------------------------------------------------------------
@@ -401,6 +434,7 @@ class Leader:
         # Any ACK in our epoch is true: the learner logged our history through that zxid.
         if h.voter and message.zxid > self._acked.get(message.source, 0):
             self._acked[message.source] = min(message.zxid, self.core.log.last())
+            h.progress_tick = self.core.ticks
         if h.phase == HandlerPhase.TRANSFER_SENT and message.zxid >= h.zxid_newleader:
             h.phase = HandlerPhase.NEWLEADER_ACKED
             if self.established:

@@ -87,6 +87,19 @@ class ReplicaLog:
                 start = end
         return out
 
+    def first_after(self, zxid: int, bytes_max: int) -> list[LogEntry]:
+        """The first entries above zxid, as many as bytes_max holds (at least one, if any)."""
+        zxids, ends = self._zxids, self._ends
+        lo = self._after(zxid)
+        start = ends[lo - 1] if lo else self._origin
+        out: list[LogEntry] = []
+        for i in range(lo, len(zxids)):
+            if out and ends[i] - start > bytes_max:
+                break
+            begin = ends[i - 1] if i else self._origin
+            out.append((zxids[i], bytes(self._arena[begin - self._origin : ends[i] - self._origin])))
+        return out
+
     def append(self, zxid: int, payload: bytes) -> None:
         zxids = self._zxids
         assert zxid > (zxids[-1] if zxids else self.base), (
