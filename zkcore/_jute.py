@@ -21,6 +21,19 @@ from zkcore._errors import RemoteError
 
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
+# A snapshot buffer (a SNAP's whole tree) longer than a jute int can say is written as this
+# marker and then its length as a long. Shorter ones are plain jute buffers, as before, and a
+# peer that predates the marker refuses it (it could not have taken so big a tree anyway).
+SNAPSHOT_LONG_LENGTH = -2
+_SNAPSHOT_INT_LENGTH_MAX = 2**31 - 1
+_LONG_LENGTH_PREFIX = _INT.pack(SNAPSHOT_LONG_LENGTH)
+
+
+def snapshot_length_prefix(n: builtins.int) -> builtins.bytes:
+    """The length that starts a snapshot buffer of n bytes."""
+    if n <= _SNAPSHOT_INT_LENGTH_MAX:
+        return _INT.pack(n)
+    return _LONG_LENGTH_PREFIX + _LONG.pack(n)
 
 
 def as_bytes(data: builtins.bytes | bytearray | memoryview) -> builtins.bytes:
@@ -99,8 +112,11 @@ class Reader:
         return self.buf[pos : pos + n]
 
     def snapshot_buffer(self) -> builtins.bytes:
-        """A buffer that may hold a whole tree (a SNAP): bounded by snapshot_bytes_max instead."""
+        """A buffer that may hold a whole tree (a SNAP): bounded by snapshot_bytes_max instead,
+        and past 2 GiB its length a long (see SNAPSHOT_LONG_LENGTH)."""
         n = self.int()
+        if n == SNAPSHOT_LONG_LENGTH:
+            n = self.long()
         if not 0 <= n <= limits.snapshot_bytes_max:
             raise RemoteError(f"snapshot length must be in [0, {limits.snapshot_bytes_max}], got {n}")
         pos = self._need(n, "snapshot")
@@ -154,7 +170,9 @@ class Writer:
     def ustring(self, v: str) -> None:
         self.buffer(v.encode("utf-8"))
 
-    snapshot_buffer = buffer
+    def snapshot_buffer(self, v: builtins.bytes) -> None:
+        self.buf += snapshot_length_prefix(len(v))
+        self.buf += v
 
     def bytes(self) -> builtins.bytes:
         return bytes(self.buf)
@@ -172,7 +190,7 @@ class PartsWriter(Writer):
         self.done: list[builtins.bytes] = []
 
     def snapshot_buffer(self, v: builtins.bytes) -> None:
-        self.buf += _INT.pack(len(v))
+        self.buf += snapshot_length_prefix(len(v))
         self.done += (bytes(self.buf), v)
         self.buf = bytearray()
 

@@ -38,8 +38,9 @@ connections_max = 100_000
 sessions_max = 1_000_000
 # Framed bytes written to the txn log in one native log_append call.
 log_batch_bytes_max = 64 * 1024 * 1024
-# A SNAP carries a whole tree in one jute buffer, whose length is an int32.
-snapshot_bytes_max = 2**31 - 1
+# A SNAP carries a whole tree in one buffer (its length a long past 2 GiB: see
+# zkcore._jute.SNAPSHOT_LONG_LENGTH); the bound is a sanity check, memory is the real one.
+snapshot_bytes_max = 2**40
 # Maximum TTL for TTL znodes, in milliseconds (ZooKeeper's EphemeralType TTL mask).
 ttl_ms_max = (1 << 40) - 1
 # Zab (zkcore/zab): servers in one ensemble, voters and observers together.

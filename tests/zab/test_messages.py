@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tests.jute_reference import outcome, read_record
 from tests.mutations import mutated
 from zkcore import LocalError, RemoteError
+from zkcore import _jute as jute
 from zkcore._jute import Reader, Writer
 from zkcore.zab import (
     MESSAGE_TYPES,
@@ -115,6 +116,43 @@ def test_a_snap_is_encoded_as_every_message_is(size: int, entries: tuple[Entry, 
     assert decode_message(encode_message(snap)) == snap
     ping = Ping(3, 2, 2, Z3)
     assert encode_message_parts(ping) == (encode_message(ping),)
+
+
+def test_a_snap_past_an_int_length_says_its_length_as_a_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree over 2 GiB cannot have a jute int for its length: the marker -2 and then a long.
+    (The threshold is lowered here: the real one needs a 2 GiB buffer.) Shorter trees keep the
+    plain int, which is all a peer from before the marker can read."""
+    tree = random.Random(5).randbytes(300)
+    snap = Snap(3, 2, 7, Z1, tree, ENTRIES[-1].zxid, ENTRIES)
+    plain = encode_message(snap)
+    monkeypatch.setattr(jute, "_SNAPSHOT_INT_LENGTH_MAX", 299)
+    long_form = encode_message(snap)
+    parts = encode_message_parts(snap)
+    assert b"".join(parts) == long_form and parts[1] is snap.snapshot
+    at = plain.index(struct.pack(">i", 300) + tree)
+    assert long_form[at : at + 12 + 300] == struct.pack(">iq", -2, 300) + tree
+    assert long_form[:at] == plain[:at] and long_form[at + 312 :] == plain[at + 304 :]
+    assert decode_message(long_form) == snap == decode_message(plain)
+    monkeypatch.setattr(jute, "_SNAPSHOT_INT_LENGTH_MAX", 300)
+    assert encode_message(snap) == plain
+
+
+@pytest.mark.parametrize(
+    ("length", "error"),
+    [
+        (struct.pack(">i", -3), "snapshot length must be in"),
+        (struct.pack(">iq", -2, -1), "snapshot length must be in"),
+        (struct.pack(">iq", -2, 2**40 + 1), "snapshot length must be in"),
+        (struct.pack(">iq", -2, 301), "truncated"),
+        (struct.pack(">i", -2) + b"\x00\x00", "truncated"),
+    ],
+)
+def test_a_bad_snapshot_length_raises_remote_error(length: bytes, error: str) -> None:
+    tree = random.Random(5).randbytes(300)
+    plain = encode_message(Snap(3, 2, 7, Z1, tree, Z1, ()))
+    at = plain.index(struct.pack(">i", 300) + tree)
+    with pytest.raises(RemoteError, match=error):
+        decode_message(plain[:at] + length + (tree + plain[at + 304 :] if len(length) > 6 else b""))
 
 
 def test_unknown_kind() -> None:
