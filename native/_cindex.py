@@ -14,6 +14,7 @@ from typing import Any
 
 from native._pyindex import (
     STAT_BYTES,
+    WALK_BYTES_MAX,
     absent_error,
     create_check,
     delete_check,
@@ -290,17 +291,17 @@ class PathIndex:
         if lib.zk_index_mark(self._index, key, len(key), bool(mark)) != lib.ZK_INDEX_OK:
             raise absent_error(path)
 
-    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
-        walk_check(nodes_max)
-        return self._walk(nodes_max)
+    def walk(self, nodes_max: int, bytes_max: int = WALK_BYTES_MAX) -> Iterator[tuple[bytes, list[int]]]:
+        walk_check(nodes_max, bytes_max)
+        return self._walk(nodes_max, bytes_max)
 
-    def _walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+    def _walk(self, nodes_max: int, bytes_max: int) -> Iterator[tuple[bytes, list[int]]]:
         walk = ffi.gc(lib.zk_walk_new(self._index), lib.zk_walk_free)
         if walk == ffi.NULL:
             raise MemoryError("out of memory starting a walk of the path index")
         result = ffi.new("zk_walk_result *")
         while True:
-            if lib.zk_walk_next(walk, nodes_max, result) != lib.ZK_INDEX_OK:
+            if lib.zk_walk_next(walk, nodes_max, bytes_max, result) != lib.ZK_INDEX_OK:
                 raise MemoryError("out of memory walking the path index")
             if result.count == 0:
                 return

@@ -107,6 +107,10 @@ class _Node:
         )  # fmt: skip
 
 
+# A walk's chunks are bounded by their nodes alone unless told otherwise (a size_t in C).
+WALK_BYTES_MAX = 2**63 - 1
+
+
 class PathIndex:
     """Znodes by path: data, Stat (dataLength and numChildren kept true) and a readable flag.
 
@@ -276,16 +280,16 @@ class PathIndex:
             raise absent_error(path)
         node.mark = bool(mark)
 
-    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+    def walk(self, nodes_max: int, bytes_max: int = WALK_BYTES_MAX) -> Iterator[tuple[bytes, list[int]]]:
         """The tree as a snapshot's node records (zkcore/_snapshot.py's format), parents before
-        their children, each node's in the index's order, nodes_max records a chunk; with each
-        chunk, where the records of marked nodes start in it. A node's cversion is written as
-        its creates, its ephemeralOwner as its Stat reports it. The index must not change
-        meanwhile."""
-        walk_check(nodes_max)
-        return self._walk(nodes_max)
+        their children, each node's in the index's order, nodes_max records a chunk (fewer once
+        a chunk holds bytes_max bytes, but at least one); with each chunk, where the records of
+        marked nodes start in it. A node's cversion is written as its creates, its
+        ephemeralOwner as its Stat reports it. The index must not change meanwhile."""
+        walk_check(nodes_max, bytes_max)
+        return self._walk(nodes_max, bytes_max)
 
-    def _walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]:
+    def _walk(self, nodes_max: int, bytes_max: int) -> Iterator[tuple[bytes, list[int]]]:
         root = self._nodes.get(b"/")
         if root is None:
             return
@@ -304,7 +308,7 @@ class PathIndex:
             prefix = key if key == b"/" else key + b"/"
             stack += [(prefix + child.name, child) for child in reversed(node.children)]
             count += 1
-            if count == nodes_max:
+            if count == nodes_max or len(out) >= bytes_max:
                 yield bytes(out), marked
                 out, marked, count = bytearray(), [], 0
         if count:
@@ -487,12 +491,14 @@ def put_batch_check(
     return n
 
 
-def walk_check(nodes_max: int) -> None:
-    """TypeError/ValueError unless nodes_max is a walk's chunk size: an int of at least 1."""
-    if not isinstance(nodes_max, int) or isinstance(nodes_max, bool):
-        raise TypeError(f"nodes_max must be an int, got {type(nodes_max).__name__}")
-    if nodes_max < 1:
-        raise ValueError(f"nodes_max must be at least 1: {nodes_max}")
+def walk_check(nodes_max: int, bytes_max: int = WALK_BYTES_MAX) -> None:
+    """TypeError/ValueError unless nodes_max and bytes_max are a walk's chunk size: ints of at
+    least 1 (bytes_max at most WALK_BYTES_MAX)."""
+    for name, value, most in (("nodes_max", nodes_max, None), ("bytes_max", bytes_max, WALK_BYTES_MAX)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if value < 1 or (most is not None and value > most):
+            raise ValueError(f"{name} must be at least 1{f' and at most {most}' if most else ''}: {value}")
 
 
 def acl_check(acl: int) -> None:

@@ -104,7 +104,7 @@ class ReadIndex(Protocol):
 
     def mark(self, path: str, mark: bool) -> None: ...
 
-    def walk(self, nodes_max: int) -> Iterator[tuple[bytes, list[int]]]: ...
+    def walk(self, nodes_max: int, bytes_max: int = ...) -> Iterator[tuple[bytes, list[int]]]: ...
 
     def children(self, path: str) -> list[str] | None: ...
 
@@ -833,18 +833,23 @@ class DataTree:
         self._index = index
         self.nodes = _IndexedNodes(self, index)
 
-    def snapshot_records(self, chunk_nodes: int) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
+    def snapshot_records(
+        self, chunk_nodes: int, chunk_bytes: int
+    ) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
         """What a snapshot holds of the nodes: the ACL lists they name by number, and their
         records (zkcore/_snapshot.py's format: path, data, ACL number, the persisted Stat with
         cversion as creates and a container's or TTL node's ephemeralOwner too), parents before
-        their children, chunk_nodes records at a time. A tree with an index has the index write
+        their children, chunk_nodes records at a time (fewer once a chunk holds chunk_bytes, but
+        at least one). A tree with an index has the index write
         them (native: in C) and numbers the lists as it does, every list it has interned; one
         without numbers the lists its nodes use."""
         if self._index is None:
-            return self._snapshot_nodes(chunk_nodes)
-        return list(self._acl_list), self._snapshot_index(self._index, chunk_nodes)
+            return self._snapshot_nodes(chunk_nodes, chunk_bytes)
+        return list(self._acl_list), self._snapshot_index(self._index, chunk_nodes, chunk_bytes)
 
-    def _snapshot_nodes(self, chunk_nodes: int) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
+    def _snapshot_nodes(
+        self, chunk_nodes: int, chunk_bytes: int
+    ) -> tuple[list[tuple[ACL, ...]], Iterator[bytes]]:
         # ACL lists numbered by identity: nodes share the tree's interned lists, and hashing one
         # by value runs the dataclass __hash__ of each entry in Python, twice a node.
         numbers: dict[int, int] = {}
@@ -855,8 +860,8 @@ class DataTree:
                 acls.append(node.acl)
 
         def chunks() -> Iterator[bytes]:
-            buf, pack, int_pack = bytearray(), SNAPSHOT_NODE.pack, _INT.pack
-            for i, (path, node) in enumerate(self.nodes.items()):
+            buf, pack, int_pack, count = bytearray(), SNAPSHOT_NODE.pack, _INT.pack, 0
+            for path, node in self.nodes.items():
                 raw = path.encode("utf-8", "surrogatepass")
                 data = self.node_data(path, node)
                 buf += int_pack(len(raw))
@@ -867,20 +872,22 @@ class DataTree:
                     numbers[id(node.acl)], node.czxid, node.mzxid, node.ctime, node.mtime, node.version,
                     node.cversion, node.aversion, node.ephemeral_owner, node.pzxid,
                 )  # fmt: skip
-                if i % chunk_nodes == chunk_nodes - 1:
+                count += 1
+                if count == chunk_nodes or len(buf) >= chunk_bytes:
                     yield bytes(buf)
                     buf.clear()
+                    count = 0
             if buf:
                 yield bytes(buf)
 
         return acls, chunks()
 
-    def _snapshot_index(self, index: ReadIndex, chunk_nodes: int) -> Iterator[bytes]:
+    def _snapshot_index(self, index: ReadIndex, chunk_nodes: int, chunk_bytes: int) -> Iterator[bytes]:
         """The index's walk, with the ephemeralOwner its Stats leave out (containers', TTL
         nodes') patched into the records of the nodes marked for it."""
         for path in (*self.containers, *self.ttls):
             index.mark(path, True)
-        for records, marked in index.walk(chunk_nodes):
+        for records, marked in index.walk(chunk_nodes, chunk_bytes):
             if marked:
                 buf = bytearray(records)
                 for at in marked:

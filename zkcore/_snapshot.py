@@ -23,12 +23,21 @@ SNAPSHOT_MAGIC = b"ZKTREE02"
 SnapshotScan = Callable[[bytes, int, int, int], SnapshotNodes]
 
 
-def snapshot_chunks(tree: DataTree, chunk_nodes: int = 4096) -> Iterator[bytes]:
+# A chunk of a snapshot holds up to this many nodes, or fewer once it holds CHUNK_BYTES: 4,096
+# znodes of 1 MB each in one chunk, copied twice on the way, took 11-12 GB in a snapshot's
+# forked child of a server holding 2.2 GB of them, which the kernel killed for it.
+CHUNK_NODES = 4096
+CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def snapshot_chunks(
+    tree: DataTree, chunk_nodes: int = CHUNK_NODES, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
     """The tree and its sessions in the snapshot format, a chunk of nodes at a time."""
     w = Writer()
     w.buf += SNAPSHOT_MAGIC
     w.long(tree.last_zxid)
-    acls, records = tree.snapshot_records(chunk_nodes)
+    acls, records = tree.snapshot_records(chunk_nodes, chunk_bytes)
     w.int(len(acls))
     for acl in acls:
         w.int(len(acl))

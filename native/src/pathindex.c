@@ -689,7 +689,7 @@ static int walk_write(zk_walk *walk, const zk_node *node) {
     return ZK_INDEX_OK;
 }
 
-int zk_walk_next(zk_walk *walk, size_t nodes_max, zk_walk_result *result) {
+int zk_walk_next(zk_walk *walk, size_t nodes_max, size_t bytes_max, zk_walk_result *result) {
     walk->out_len = 0;
     walk->marked_len = 0;
     size_t count = 0;
@@ -703,7 +703,7 @@ int zk_walk_next(zk_walk *walk, size_t nodes_max, zk_walk_result *result) {
             count++;
         }
     }
-    while (rc == ZK_INDEX_OK && walk->depth > 0 && count < nodes_max) {
+    while (rc == ZK_INDEX_OK && walk->depth > 0 && count < nodes_max && walk->out_len < bytes_max) {
         size_t top = walk->depth - 1;
         const zk_node *node = walk->nodes[top];
         if (walk->next[top] >= node->child_count) {

@@ -127,14 +127,14 @@ int zk_index_fields(const zk_index *idx, const char *path, size_t path_len, int6
 int zk_index_children(zk_index *idx, const char *path, size_t path_len, zk_index_view *view);
 /* The tree as a snapshot's node records (zkcore/_snapshot.py's format), parents before their
  * children and each node's children in the index's order: zk_walk_next writes the next nodes_max
- * of them (count 0: all done), noting where each marked node's record starts (mark: set or
+ * of them, or fewer once they hold bytes_max bytes (at least one; count 0: all done), noting where each marked node's record starts (mark: set or
  * clear a node's flag; a snapshot marks the nodes whose ephemeralOwner its Stat does not report,
  * to patch those records). A node's cversion is written as its creates. The index must not
  * change while a walk is in progress. */
 int zk_index_mark(zk_index *idx, const char *path, size_t path_len, int mark);
 zk_walk *zk_walk_new(const zk_index *idx);
 void zk_walk_free(zk_walk *walk);
-int zk_walk_next(zk_walk *walk, size_t nodes_max, zk_walk_result *result);
+int zk_walk_next(zk_walk *walk, size_t nodes_max, size_t bytes_max, zk_walk_result *result);
 int zk_read_batch(zk_index *idx, const char *requests, size_t requests_len, int64_t zxid,
                   size_t frames_max, size_t reply_bytes_max, zk_read_result *result);
 

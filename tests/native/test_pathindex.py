@@ -25,7 +25,7 @@ from zkcore._records import (
     Stat,
     StatResponse,
 )
-from zkcore._restore import scan_snapshot_nodes
+from zkcore._restore import SNAPSHOT_NODE, scan_snapshot_nodes
 
 _COMPILED = native.compiled()
 _TWIN = native.python_twin().PathIndex
@@ -348,6 +348,41 @@ def test_walk_writes_snapshot_records_parents_first(impl: Callable[[], Any]) -> 
     for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
         with pytest.raises(error):
             index.walk(bad)
+        with pytest.raises(error):
+            index.walk(5, bad)
+    with pytest.raises(ValueError):
+        index.walk(5, 2**63)
+
+
+def test_a_walk_chunk_ends_once_it_holds_bytes_max(impl: Callable[[], Any]) -> None:
+    """A chunk of big znodes ends once it holds bytes_max (a snapshot of 1 MB znodes, 4,096 a
+    chunk, is gigabytes), after at least one record however big; nodes_max still bounds a chunk
+    of small ones."""
+    index = impl()
+    index.put("/", b"", STAT_ROOT, True)
+    sizes = [10, 3000, 20, 20, 5000, 10, 10, 10]
+    for i, size in enumerate(sizes):
+        index.create(f"/n{i}", bytes(size), True, 0, 2 + i, 2 + i, 0, 1)
+
+    def record_paths(records: bytes) -> list[str]:
+        paths, at = [], 0
+        while at < len(records):
+            (n,) = struct.unpack_from(">i", records, at)
+            paths.append(records[at + 4 : at + 4 + n].decode())
+            (d,) = struct.unpack_from(">i", records, at + 4 + n)
+            at += 4 + n + 4 + d + SNAPSHOT_NODE.size
+        assert at == len(records)
+        return paths
+
+    chunks = [record_paths(records) for records, _ in index.walk(3, 2000)]
+    # "/", /n0 and /n1 (past 2000 with it); /n2, /n3, /n4 (nodes_max, and past 2000); the rest
+    assert chunks == [["/", "/n0", "/n1"], ["/n2", "/n3", "/n4"], ["/n5", "/n6", "/n7"]]
+    chunks = [record_paths(records) for records, _ in index.walk(100, 3000)]
+    assert chunks == [["/", "/n0", "/n1"], ["/n2", "/n3", "/n4"], ["/n5", "/n6", "/n7"]]
+    one_each = [record_paths(records) for records, _ in index.walk(100, 1)]
+    assert one_each == [["/"]] + [[f"/n{i}"] for i in range(len(sizes))]
+    records = b"".join(records for records, _ in index.walk(100, 1))
+    assert records == b"".join(records for records, _ in index.walk(100))
 
 
 def with_parent(impl: Callable[[], Any], cversion: int, children: int, pzxid: int = 0x700) -> Any:
@@ -969,6 +1004,7 @@ def assert_same_state(twin: Any, compiled: Any, paths: list[str]) -> None:
         assert twin.fields(path) == compiled.fields(path), path
     for chunk in (1, 3, 1000):
         assert list(twin.walk(chunk)) == list(compiled.walk(chunk))
+        assert list(twin.walk(chunk, 200)) == list(compiled.walk(chunk, 200))
     for path in sorted(set(paths))[::2]:
         if path in twin:
             twin.mark(path, True)

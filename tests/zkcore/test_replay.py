@@ -245,3 +245,20 @@ def test_snapshot_scanners_agree_on_a_prepped_tree() -> None:
     trees = [tree_from_snapshot(snapshot, scan=impl.scan_snapshot_nodes) for impl in IMPLS]
     trees.append(tree_from_snapshot(snapshot, scan=scan_snapshot_nodes))
     assert len({repr(tree_state(t)) for t in trees}) == 1
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["plain", "indexed"])
+def test_a_snapshot_chunk_of_big_znodes_ends_at_chunk_bytes(indexed: bool) -> None:
+    """Chunks of a snapshot are bounded in bytes as well as in nodes: 4,096 znodes of 1 MB in
+    one chunk, copied on the way, took a snapshot's forked child past its host's memory."""
+    tree = DataTree(index=IMPLS[-1].PathIndex()) if indexed else DataTree()
+    big = [
+        (0x11, (OP.CREATE, rec.CreateRequest(f"/n{i}", bytes(50_000), rec.OPEN_ACL_UNSAFE, 0)))
+        for i in range(9)
+    ]
+    assert apply_each(tree, prepped_payloads(big)) is None
+    chunks = list(snapshot_chunks(tree, chunk_bytes=120_000))
+    assert len(chunks) >= 4  # 9 x 50 KB in chunks that stop once past 120 KB, and the sessions
+    assert all(len(chunk) < 120_000 + 50_200 for chunk in chunks)
+    assert b"".join(chunks) == b"".join(snapshot_chunks(tree))
+    assert tree_state(tree_from_snapshot(b"".join(chunks)))[:-1] == tree_state(tree)[:-1]
