@@ -47,6 +47,11 @@ ttl_ms_max = (1 << 40) - 1
 zab_servers_max = 255
 # Uncommitted proposals a leader keeps in flight; writes beyond this wait in its backlog.
 zab_proposals_outstanding_max = 1000
+# ... and their bytes (one always goes, however big), so that what the followers it waits for
+# have not taken yet fits in their transport (a shared-memory ring holds 8 MiB): a bulk load of
+# 1 MB znodes had 64 MB in flight, and the follower the quorum needed, busy for a moment with
+# its snapshot, lost 32 proposals at once on the way, synced again, and cost an election.
+zab_proposals_outstanding_bytes_max = 4 * 1024 * 1024
 # Writes waiting for room in the pipeline, and their bytes; propose() beyond this is refused.
 zab_backlog_max = 10_000
 zab_backlog_bytes_max = 64 * 1024 * 1024

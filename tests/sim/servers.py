@@ -76,6 +76,7 @@ class Options:
     unseen_bulk_txns_min: int = 1  # batches of others' writes at least this long applied in bulk
     # 0: no closeSession txn lists its session's ephemerals (each server deletes what it holds)
     close_session_listed_bytes_max: int = limits.close_session_listed_bytes_max
+    proposals_outstanding_bytes_max: int = limits.zab_proposals_outstanding_bytes_max
 
 
 def options_for(seed: int, voters: int | None = None, long: bool = False, quick: bool = False) -> Options:
@@ -120,6 +121,10 @@ def _draw_options(seed: int, voters: int | None, long: bool) -> Options:
         unseen_bulk_txns_min=Random(f"server-bulk-{seed}").choice([1, 4]),
         close_session_listed_bytes_max=Random(f"server-close-{seed}").choice(
             [0, limits.close_session_listed_bytes_max]
+        ),
+        # A txn here is some 50-150 bytes: 2,000 keeps a dozen or more in flight.
+        proposals_outstanding_bytes_max=Random(f"server-in-flight-{seed}").choice(
+            [limits.zab_proposals_outstanding_bytes_max] * 2 + [2000]
         ),
     )
 
@@ -225,7 +230,8 @@ class ServerSimulation:
         voters = tuple(range(1, options.voters + 1))
         observers = tuple(range(options.voters + 1, options.voters + options.observers + 1))
         zab = Config(voters, observers, init_limit_ticks=options.init_limit_ticks,
-                     sync_limit_ticks=options.sync_limit_ticks, election_finalize_ticks=1)  # fmt: skip
+                     sync_limit_ticks=options.sync_limit_ticks, election_finalize_ticks=1,
+                     proposals_outstanding_bytes_max=options.proposals_outstanding_bytes_max)  # fmt: skip
         self.server_config = ServerConfig(
             zab, tick_ms=TICK_MS, session_timeout_min_ms=options.session_timeout_ms,
             session_timeout_max_ms=options.session_timeout_ms, snap_count=options.snapshot_count,

@@ -58,6 +58,7 @@ class Options:
     zxid_counter_max: int
     image_delay_max: int = 0  # > 0: a leader's SNAP image is made in the background, this slow
     transfer_entries_max: int = limits.zab_sync_entries_max
+    proposals_outstanding_bytes_max: int = limits.zab_proposals_outstanding_bytes_max
 
 
 def options_for(
@@ -107,6 +108,10 @@ def _draw_options(seed: int, voters: int | None, observers: int | None) -> Optio
         # Drawn apart, so that adding it changed no other option of an existing seed.
         image_delay_max=Random(f"image-{seed}").choice([0, 0, 3, 10, 40]),
         transfer_entries_max=Random(f"transfer-{seed}").choice([limits.zab_sync_entries_max] * 2 + [1, 4]),
+        # Writes are "w<n>" (2-5 bytes): 256 keeps some 60 in flight, less than the 1,000 allowed.
+        proposals_outstanding_bytes_max=Random(f"in-flight-{seed}").choice(
+            [limits.zab_proposals_outstanding_bytes_max] * 2 + [256]
+        ),
     )
 
 
@@ -147,6 +152,7 @@ class Simulation:
             diff_entries_max=options.diff_entries_max,
             zxid_counter_max=options.zxid_counter_max,
             transfer_entries_max=options.transfer_entries_max,
+            proposals_outstanding_bytes_max=options.proposals_outstanding_bytes_max,
         )
         self.nodes = {sid: SimNode(sid, self.config, replica_class, seed) for sid in voters + observers}
         for node in self.nodes.values():

@@ -343,6 +343,28 @@ def test_writes_beyond_the_pipeline_wait_in_order_and_all_commit() -> None:
     assert not ensemble.replica(leader)._leader.backlog  # type: ignore[union-attr]
 
 
+def test_the_bytes_in_flight_are_bounded_and_one_big_write_still_goes() -> None:
+    """A leader keeps no more than proposals_outstanding_bytes_max of proposals uncommitted
+    (the rest wait in its backlog), so that a burst of big writes fits in what its followers'
+    transports hold; a proposal bigger than the bound goes when nothing else is in flight."""
+    ensemble = Ensemble(3, proposals_outstanding_bytes_max=100)
+    leader = ensemble.settle()
+    zab = ensemble.replica(leader)._leader
+    assert zab is not None
+    payloads = [b"%02d" % i + b"x" * 38 for i in range(6)]  # 40 bytes each
+    for payload in payloads:
+        assert ensemble.propose(leader, payload)
+    assert len(zab.backlog) == 3  # 0, 40 and 80 bytes in flight let one more go; 120 do not
+    ensemble.run()
+    assert ensemble.applied(leader) == payloads and not zab.backlog
+    big = [b"B" * 300, b"b" * 300]
+    for payload in big:
+        assert ensemble.propose(leader, payload)
+    assert list(zab.backlog) == big[1:]
+    ensemble.run()
+    assert all(ensemble.applied(sid) == payloads + big for sid in ensemble.up())
+
+
 @pytest.mark.parametrize("lost", [1, 3])
 def test_proposals_lost_at_the_end_of_a_burst_are_sent_again(lost: int) -> None:
     """A follower finds a lost proposal at the next one; when the lost ones were the last and

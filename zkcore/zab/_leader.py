@@ -245,8 +245,15 @@ class Leader:
         return self._propose_now(payload)
 
     def _room(self) -> bool:
+        """Whether another proposal may go: fewer than proposals_outstanding_max in flight, and
+        fewer bytes than proposals_outstanding_bytes_max (or none at all, so that a write
+        bigger than that still goes)."""
         core = self.core
-        return core.log.count_after(core.zxid_committed) < core.config.proposals_outstanding_max
+        log, committed, config = core.log, core.zxid_committed, core.config
+        count = log.count_after(committed)
+        if count >= config.proposals_outstanding_max:
+            return False
+        return not count or log.bytes_after(committed) < config.proposals_outstanding_bytes_max
 
     def _drain_backlog(self) -> None:
         core = self.core

@@ -32,6 +32,8 @@ class Config:
     election_finalize_ticks: after a quorum agrees, wait this long for a better vote.
     learner_retry_ticks: a learner repeats its handshake message this often while unanswered.
     transfer_entries_max: txns in one sync message; a longer sync goes on in DIFFs.
+    proposals_outstanding_max, proposals_outstanding_bytes_max: a leader's uncommitted
+      proposals, and their bytes, in flight at once; later writes wait in its backlog.
     """
 
     voters: tuple[int, ...]
@@ -44,6 +46,7 @@ class Config:
     learner_retry_ticks: int = 2
     diff_entries_max: int = limits.zab_diff_entries_max
     proposals_outstanding_max: int = limits.zab_proposals_outstanding_max
+    proposals_outstanding_bytes_max: int = limits.zab_proposals_outstanding_bytes_max
     zxid_counter_max: int = limits.zab_zxid_counter_max
     transfer_entries_max: int = limits.zab_sync_entries_max
 
@@ -73,6 +76,12 @@ class Config:
             self.proposals_outstanding_max,
             1,
             limits.zab_proposals_outstanding_max,
+        )
+        _check_ticks(
+            "proposals_outstanding_bytes_max",
+            self.proposals_outstanding_bytes_max,
+            1,
+            limits.zab_proposals_outstanding_bytes_max,
         )
         _check_ticks("zxid_counter_max", self.zxid_counter_max, 1, limits.zab_zxid_counter_max)
         _check_ticks("transfer_entries_max", self.transfer_entries_max, 1, limits.zab_sync_entries_max)
