@@ -18,7 +18,13 @@ ring's one writer (an flock) and holds the FIFO open for writing for as long as 
   are lost, which Zab survives (it notices the gap or the silence and resynchronises).
 - A message of SPILL_BYTES_MIN or more (a SNAP or a long DIFF) does not go through the ring:
   the writer puts it in a file beside the ring and sends its name; the reader reads and
-  deletes it. A full ring drops the message, as a full ZeroMQ queue does.
+  deletes it.
+- A full ring (or SPILLS_MAX spills waiting) holds the message in the writer's memory, and the
+  ones after it behind it, as ZeroMQ queues what its socket cannot take yet; they go in order
+  as the reader makes room (the loop polls every millisecond while any wait). Only past
+  HELD_BYTES_MAX or HELD_MESSAGES_MAX held for one peer is a message dropped. (Dropping at once
+  lost forwarded writes: a client writing 1 MB znodes through a follower, 64 in flight, waited
+  for replies that never came until its session expired.)
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ log = logging.getLogger("zkpy.transport")
 SHM_DIR: Final = "/dev/shm"
 RING_BYTES: Final = 8 << 20  # per direction per pair: 48 MiB for 3 servers, 160 MiB for 5
 SPILL_BYTES_MIN: Final = RING_BYTES // 4
-SPILLS_MAX: Final = 4  # spill files one writer keeps waiting for a reader; beyond, drop
+SPILLS_MAX: Final = 4  # spill files one writer keeps waiting for a reader; beyond, hold
+HELD_BYTES_MAX: Final = 256 << 20  # per peer, what a full ring holds back; beyond, drop
+HELD_MESSAGES_MAX: Final = 100_000
 ATTACH_RETRY_S: Final = 0.02
 RECV_BATCH_MAX: Final = 1000
 DRAIN_BYTES: Final = 4096
@@ -102,6 +110,22 @@ def _open_fifo(path: str) -> int:
     return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
 
 
+# A message waiting for room in a ring: its parts, or the path of the spill file it was
+# written to, whose name the ring had no room for.
+_Held = tuple[bytes, ...] | str
+
+
+def _held_bytes(item: _Held) -> int:
+    return 0 if isinstance(item, str) else sum(map(len, item))  # a spill file is not in memory
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 @dataclass
 class _Inbox:
     source: int
@@ -120,6 +144,8 @@ class _Outbox:
     attach_due_s: float = 0.0
     spill_count: int = 0
     spills: deque[str] = field(default_factory=deque)
+    held: deque[_Held] = field(default_factory=deque)  # waiting for room, in order
+    held_bytes: int = 0
 
 
 class ShmPeerTransport:
@@ -145,6 +171,7 @@ class ShmPeerTransport:
                 self.outboxes[sid] = _Outbox(sid, ring_path(peer, server_id), fifo_path(peer, server_id))
         self.by_fd = {box.fd: box for box in self.inboxes.values()}
         self.sent = self.dropped = self.received = 0
+        self._holding = False
         self._lost: list[int] = []
         self.tick()
 
@@ -153,8 +180,15 @@ class ShmPeerTransport:
     def poll_targets(self) -> list[int]:
         return list(self.by_fd)
 
+    def holding(self) -> bool:
+        """Some message waits for room in a peer's ring: the loop should look again soon."""
+        return self._holding
+
     def before_poll(self) -> bool:
-        """Each reader says it is going to sleep; True if a message came meanwhile."""
+        """Send what waits for room; then each reader says it is going to sleep; True if a
+        message came meanwhile."""
+        if self._holding:
+            self._send_held()
         waiting = False
         for box in self.inboxes.values():
             waiting = box.ring.sleep() or waiting
@@ -252,36 +286,84 @@ class ShmPeerTransport:
         if box is None or (box.ring is None and not self._attach(box, time.monotonic())):
             self.dropped += 1
             return
-        ring = box.ring
-        assert ring is not None
-        if sum(map(len, parts)) >= SPILL_BYTES_MIN:
-            status = self._spill(box, ring, parts)
-        else:
-            status = ring.push(b"".join(parts), 0, box.wake_fd)  # one part: no copy
+        if box.held:
+            self._hold(box, parts)  # behind what already waits: messages keep their order
+            return
+        status, item = self._push(box, parts)
         if status == ShmRing.OK:
             self.sent += 1
-            return
-        self.dropped += 1
-        if status in (ShmRing.ABANDONED, ShmRing.READER_GONE):
-            log.info("peer %d replaced its ring or is gone: attaching again", target)
-            self._detach(box)
+        elif status == ShmRing.FULL:
+            self._hold(box, item)
+        else:
+            self._failed(box, status)
 
-    def _spill(self, box: _Outbox, ring: ShmRing, parts: tuple[bytes, ...]) -> int:
+    def _push(self, box: _Outbox, item: _Held) -> tuple[int, _Held]:
+        """Put one message in the ring, a big one through a spill file (an item that is a str is
+        a spill file written earlier, whose name waits for room); (status, what to hold when
+        the status is FULL: the spill file, once written)."""
+        ring = box.ring
+        assert ring is not None
+        if isinstance(item, str):
+            status = ring.push(item.rpartition(".spill.")[2].encode(), ShmRing.FLAG_SPILL, box.wake_fd)
+            if status == ShmRing.OK:
+                box.spills.append(item)
+            elif status != ShmRing.FULL:
+                _unlink(item)
+            return status, item
+        if sum(map(len, item)) < SPILL_BYTES_MIN:
+            return ring.push(b"".join(item), 0, box.wake_fd), item  # one part: no copy
         while box.spills and not os.path.exists(box.spills[0]):
             box.spills.popleft()
         if len(box.spills) >= SPILLS_MAX:
-            return ShmRing.FULL
+            return ShmRing.FULL, item
         box.spill_count += 1
-        suffix = f"{ring.generation}.{box.spill_count}"
-        path = f"{box.ring_path}.spill.{suffix}"
+        path = f"{box.ring_path}.spill.{ring.generation}.{box.spill_count}"
         with open(path, "wb") as f:
-            f.writelines(parts)
-        status = ring.push(suffix.encode(), ShmRing.FLAG_SPILL, box.wake_fd)
-        if status == ShmRing.OK:
-            box.spills.append(path)
-        else:
-            os.unlink(path)
-        return status
+            f.writelines(item)
+        return self._push(box, path)
+
+    def _hold(self, box: _Outbox, item: _Held) -> None:
+        size = _held_bytes(item)
+        if len(box.held) >= HELD_MESSAGES_MAX or box.held_bytes + size > HELD_BYTES_MAX:
+            self.dropped += 1  # Zab makes up for it: the peer finds the gap, or is sent it again
+            if isinstance(item, str):
+                _unlink(item)
+            return
+        box.held.append(item)
+        box.held_bytes += size
+        self._holding = True
+
+    def _send_held(self) -> None:
+        self._holding = False
+        for box in self.outboxes.values():
+            while box.held and box.ring is not None:
+                head = box.held[0]
+                status, item = self._push(box, head)
+                if status == ShmRing.FULL:
+                    if item is not head:  # its spill file is written now: hold just the name
+                        box.held[0] = item
+                        box.held_bytes -= _held_bytes(head)
+                    self._holding = True
+                    break
+                box.held.popleft()
+                box.held_bytes -= _held_bytes(head)
+                if status == ShmRing.OK:
+                    self.sent += 1
+                else:
+                    self._failed(box, status)
+
+    def _failed(self, box: _Outbox, status: int) -> None:
+        self.dropped += 1
+        if status in (ShmRing.ABANDONED, ShmRing.READER_GONE):
+            # Its successor syncs afresh: what waits for this reader goes too.
+            log.info("peer %d replaced its ring or is gone: attaching again", box.target)
+            self.dropped += len(box.held)
+            for item in box.held:
+                if isinstance(item, str):
+                    _unlink(item)
+            box.held.clear()
+            box.held_bytes = 0
+            self._detach(box)
 
     def _attach(self, box: _Outbox, now: float) -> bool:
         """Open the target's FIFO for writing, then its ring. The FIFO opens only once the

@@ -83,6 +83,10 @@ class PeerTransport:
         """True if a message is known to be waiting (ZeroMQ's poll tells for itself)."""
         return False
 
+    def holding(self) -> bool:
+        """Whether a message waits for room (ZeroMQ queues it in its own thread)."""
+        return False
+
     def after_poll(self) -> None:
         pass
 

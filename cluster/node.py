@@ -354,6 +354,8 @@ class Node:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
             if self.peers.before_poll() or self._held_ready() or (self.zk is not None and self.zk.backlog):
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
+            elif self.peers.holding():
+                timeout_ms = min(timeout_ms, 1)  # a peer's ring was full: try it again soon
             events = dict(poller.poll(timeout_ms))
             self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import zmq
 
+from cluster import _shm_transport as shm
 from cluster import config
-from cluster._shm_transport import SPILL_BYTES_MIN, ShmPeerTransport, ring_prefix
+from cluster._shm_transport import SPILL_BYTES_MIN, SPILLS_MAX, ShmPeerTransport, ring_prefix
 from cluster.harness import wait_for
 
 
@@ -86,6 +87,44 @@ def test_a_message_too_big_for_the_ring_goes_through_a_spill_file(conf: config.E
             b"small parts",
         ]
         assert not glob.glob(two.inboxes[1].ring.path + ".spill.*")
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_full_ring_holds_messages_in_order_until_the_reader_makes_room(
+    conf: config.EnsembleConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a full ring (or SPILLS_MAX spills waiting) cannot take waits in the writer, in order,
+    and goes as the reader makes room: forwarded writes dropped there were never answered.
+    Only past HELD_BYTES_MAX is a message dropped."""
+    two = ShmPeerTransport(conf, 2)
+    one = ShmPeerTransport(conf, 1)
+    try:
+        sent = [bytes([i]) * (1 << 20) for i in range(20)]  # 20 MiB through an 8 MiB ring
+        sent += [bytes([100 + i]) * (3 << 20) for i in range(SPILLS_MAX + 2)]  # spilled ones too
+        sent.append(b"last")
+        for message in sent:
+            one.send(2, message)
+        assert one.holding() and one.dropped == 0
+        got: list[bytes] = []
+        for _ in range(100):
+            got += two.receive(poll(two, 100))
+            one.before_poll()  # the writer's loop: what waits goes as there is room
+            if len(got) == len(sent):
+                break
+        assert got == sent and not one.holding()
+        assert (one.sent, one.dropped) == (len(sent), 0)
+        monkeypatch.setattr(shm, "HELD_BYTES_MAX", 3 << 20)
+        for message in sent[:12]:
+            one.send(2, message)
+        held = len(one.outboxes[2].held)
+        assert held == 3 and one.dropped >= 1  # some in the ring, 3 MiB held, the rest dropped
+        kept = 12 - one.dropped
+        while len(got) < len(sent) + kept:
+            got += two.receive(poll(two, 100))
+            one.before_poll()
+        assert got[len(sent) :] == sent[:kept] and not glob.glob(two.inboxes[1].ring.path + ".spill.*")
     finally:
         one.close()
         two.close()
