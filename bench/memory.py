@@ -39,6 +39,7 @@ from cluster.progress import Progress
 from zkcore import _records as rec
 
 OUTSTANDING = 1000
+OUTSTANDING_BYTES = 64 << 20  # big znodes: fewer in flight, or the load is mostly the copies
 PARENT = "/m"
 
 
@@ -59,6 +60,7 @@ def session(host: str) -> Iterator[socket.socket]:
 
 def create_all(host: str, count: int, data: bytes, progress: Progress) -> float:
     """Create count znodes under PARENT through one connection; the seconds it took."""
+    outstanding = max(1, min(OUTSTANDING, OUTSTANDING_BYTES // max(1, len(data))))
     with session(host) as s:
         acl = rec.OPEN_ACL_UNSAFE
         send_frame(
@@ -72,7 +74,7 @@ def create_all(host: str, count: int, data: bytes, progress: Progress) -> float:
         buf = b""
         while done < count:
             batch = []
-            while sent < count and sent - done < OUTSTANDING:
+            while sent < count and sent - done < outstanding:
                 body = rec.RequestHeader(sent + 2, rec.OpCode.CREATE).encode()
                 body += rec.CreateRequest(path(sent), data, acl, 0).encode()
                 batch.append(LENGTH.pack(len(body)) + body)

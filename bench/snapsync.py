@@ -2,12 +2,14 @@
 keep serving while it is sent?
 
     python -m bench snapsync --znodes 400000
+    python -m bench snapsync --znodes 2200 --data-bytes 1000000 --sync-limit 100 --init-limit 600
 
-Stop a follower, create N znodes of 100 bytes through the leader's ZooKeeper port, start the
-follower again (too far behind for a DIFF, it gets a SNAP), and meanwhile write to the leader
-one setData at a time. Reports how long the follower took to serve again, how long the
-leader's forked child took to write the tree, the slowest write while it all went on (the
-stall the SNAP cost the leader's clients), and whether anyone elected again.
+Stop a follower, create N znodes (of 100 bytes, or --data-bytes) through the leader's
+ZooKeeper port, start the follower again (too far behind for a DIFF, it gets a SNAP), and
+meanwhile write to the leader one setData at a time. Reports how long the follower took to
+serve again, how long the leader's forked child took to write the tree, the slowest write
+while it all went on (the stall the SNAP cost the leader's clients), and whether anyone
+elected again. The second form sends a SNAP of 2.2 GB, past what a jute int can say.
 """
 
 from __future__ import annotations
@@ -55,15 +57,16 @@ def elections(log_text: str) -> int:
     return sum(1 for line in log_text.splitlines() if " role LOOKING " in line)
 
 
-def run(znodes: int, transport: str, root: Path) -> dict[str, Any]:
-    e = Harness(root, 3, transport=transport)
+def run(znodes: int, transport: str, root: Path, data_bytes: int = 100, **limits: int) -> dict[str, Any]:
+    """limits: init_limit_ticks, sync_limit_ticks of the ensemble, if not the defaults."""
+    e = Harness(root, 3, transport=transport, **limits)
     try:
         leader = wait_for(e.leader, 30, "a leader")
         assert isinstance(leader, int)
         behind, other = (sid for sid in e.servers if sid != leader)
         e.launch("stop-node", "--id", str(behind), "--force")
         secs = create_all(
-            e.conf.servers[leader].zk, znodes, b"x" * 100, Progress(f"creating {znodes:,} znodes")
+            e.conf.servers[leader].zk, znodes, b"x" * data_bytes, Progress(f"creating {znodes:,} znodes")
         )
         print(f"created {znodes:,} znodes in {secs:.1f}s", flush=True)
         logs = {sid: e.conf.node_dir(sid) / "node.log" for sid in e.servers}
@@ -86,6 +89,7 @@ def run(znodes: int, transport: str, root: Path) -> dict[str, Any]:
         latencies = sorted(lat for lat, _ in during)
         return {
             "znodes": znodes,
+            "data_bytes": data_bytes,
             "transport": transport,
             "follower_serving_s": round(caught_up, 2),
             "image_made_s": float(image.group(3)) if image else None,
@@ -104,15 +108,20 @@ def run(znodes: int, transport: str, root: Path) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--znodes", type=int, default=400_000)
+    p.add_argument("--data-bytes", type=int, default=100, help="bytes of data in each znode (100)")
+    p.add_argument("--init-limit", type=int, help="initLimit in ticks (default: the launcher's)")
+    p.add_argument("--sync-limit", type=int, help="syncLimit in ticks (default: the launcher's)")
     p.add_argument("--transport", default=config.TRANSPORT_DEFAULT, choices=config.TRANSPORTS)
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--data-dir", type=Path, help="the ensemble's directory, kept (default: a temporary one)")
     args = p.parse_args()
+    limits = {name: value for name, value in (("init_limit_ticks", args.init_limit),
+              ("sync_limit_ticks", args.sync_limit)) if value is not None}  # fmt: skip
     if args.data_dir is not None:
-        result = run(args.znodes, args.transport, args.data_dir)
+        result = run(args.znodes, args.transport, args.data_dir, args.data_bytes, **limits)
     else:
         with tempfile.TemporaryDirectory(prefix="zksnap") as tmp:
-            result = run(args.znodes, args.transport, Path(tmp) / "e")
+            result = run(args.znodes, args.transport, Path(tmp) / "e", args.data_bytes, **limits)
     for key, value in result.items():
         print(f"  {key:32s} {value}")
     if args.json:
