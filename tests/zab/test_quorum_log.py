@@ -73,6 +73,7 @@ def test_replica_log_operations() -> None:
     assert log.floor(z(1, 9)) == z(1, 2)
     assert log.floor(z(0, 5)) == 0
     assert log.count_after(z(1, 1)) == 2
+    assert log.after(z(1, 1)) == (2, 2) and log.after(0) == (3, 3) and log.after(z(2, 1)) == (0, 0)
     assert log.entries_after(z(1, 1), z(1, 2)) == [(z(1, 2), b"b")]
     log.truncate(z(1, 2))
     assert log.last() == z(1, 2)

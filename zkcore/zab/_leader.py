@@ -249,11 +249,11 @@ class Leader:
         fewer bytes than proposals_outstanding_bytes_max (or none at all, so that a write
         bigger than that still goes)."""
         core = self.core
-        log, committed, config = core.log, core.zxid_committed, core.config
-        count = log.count_after(committed)
-        if count >= config.proposals_outstanding_max:
-            return False
-        return not count or log.bytes_after(committed) < config.proposals_outstanding_bytes_max
+        config = core.config
+        count, size = core.log.after(core.zxid_committed)
+        return not count or (
+            count < config.proposals_outstanding_max and size < config.proposals_outstanding_bytes_max
+        )
 
     def _drain_backlog(self) -> None:
         core = self.core

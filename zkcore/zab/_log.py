@@ -56,13 +56,14 @@ class ReplicaLog:
     def count_after(self, zxid: int) -> int:
         return len(self._zxids) - self._after(zxid)
 
-    def bytes_after(self, zxid: int) -> int:
-        """The payload bytes of the entries above zxid."""
+    def after(self, zxid: int) -> tuple[int, int]:
+        """The entries above zxid: how many, and their payload bytes."""
         ends = self._ends
         i = self._after(zxid)
-        if i == len(ends):
-            return 0
-        return ends[-1] - (ends[i - 1] if i else self._origin)
+        n = len(ends)
+        if i == n:
+            return 0, 0
+        return n - i, ends[-1] - (ends[i - 1] if i else self._origin)
 
     def _after(self, zxid: int) -> int:
         """Where the entries above zxid start. The leader asks once per write, with a long log:
