@@ -406,6 +406,9 @@ class ShmPeerTransport:
 
     def close(self) -> None:
         for out in self.outboxes.values():
+            for item in out.held:
+                if isinstance(item, str):
+                    _unlink(item)  # written, never announced: its reader would not know it
             self._detach(out)
         for box in self.inboxes.values():
             box.ring.close()

@@ -840,9 +840,9 @@ class DataTree:
         records (zkcore/_snapshot.py's format: path, data, ACL number, the persisted Stat with
         cversion as creates and a container's or TTL node's ephemeralOwner too), parents before
         their children, chunk_nodes records at a time (fewer once a chunk holds chunk_bytes, but
-        at least one). A tree with an index has the index write
-        them (native: in C) and numbers the lists as it does, every list it has interned; one
-        without numbers the lists its nodes use."""
+        at least one). A tree with an index has the index write them (native: in C) and numbers
+        the lists as it does, every list it has interned; one without numbers the lists its
+        nodes use."""
         if self._index is None:
             return self._snapshot_nodes(chunk_nodes, chunk_bytes)
         return list(self._acl_list), self._snapshot_index(self._index, chunk_nodes, chunk_bytes)

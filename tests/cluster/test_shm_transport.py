@@ -130,6 +130,29 @@ def test_a_full_ring_holds_messages_in_order_until_the_reader_makes_room(
         two.close()
 
 
+def test_a_writer_that_closes_removes_the_spill_files_it_held(conf: config.EnsembleConfig) -> None:
+    """A big message whose spill file is written but whose name the full ring could not take
+    is held as the file: a writer that closes removes it (nobody would ever read it)."""
+    two = ShmPeerTransport(conf, 2)
+    one = ShmPeerTransport(conf, 1)
+    try:
+        box = one.outboxes[2]
+        assert box.ring is not None
+        while box.ring.push(b"x" * 4096, 0, -1) == box.ring.OK:
+            pass
+        while box.ring.push(b"", 0, -1) == box.ring.OK:
+            pass  # not even a spill file's name fits now
+        one.send(2, os.urandom(SPILL_BYTES_MIN))  # held: a full ring, with nothing held yet
+        assert one.holding() and isinstance(box.held[0], str) and box.held_bytes == 0
+        assert len(glob.glob(two.inboxes[1].ring.path + ".spill.*")) == 1
+    finally:
+        one.close()
+    try:
+        assert not glob.glob(two.inboxes[1].ring.path + ".spill.*")
+    finally:
+        two.close()
+
+
 def test_a_writer_that_goes_is_lost_at_once_and_its_leftovers_dropped(conf: config.EnsembleConfig) -> None:
     two = ShmPeerTransport(conf, 2)  # first: one attaches to it as it starts
     one = ShmPeerTransport(conf, 1)

@@ -98,15 +98,16 @@ class ReplicaLog:
 
     def first_after(self, zxid: int, bytes_max: int) -> list[LogEntry]:
         """The first entries above zxid, as many as bytes_max holds (at least one, if any)."""
-        zxids, ends = self._zxids, self._ends
+        zxids, ends, origin = self._zxids, self._ends, self._origin
         lo = self._after(zxid)
-        start = ends[lo - 1] if lo else self._origin
+        start = ends[lo - 1] if lo else origin
         out: list[LogEntry] = []
-        for i in range(lo, len(zxids)):
-            if out and ends[i] - start > bytes_max:
-                break
-            begin = ends[i - 1] if i else self._origin
-            out.append((zxids[i], bytes(self._arena[begin - self._origin : ends[i] - self._origin])))
+        with memoryview(self._arena) as view:
+            for i in range(lo, len(zxids)):
+                if out and ends[i] - start > bytes_max:
+                    break
+                begin = ends[i - 1] if i else origin
+                out.append((zxids[i], bytes(view[begin - origin : ends[i] - origin])))
         return out
 
     def append(self, zxid: int, payload: bytes) -> None:
