@@ -19,6 +19,7 @@ from zkcore._prep import Prep
 from zkcore._records import (
     ACL,
     OPEN_ACL_UNSAFE,
+    XID_PING,
     ConnectRequest,
     ConnectResponse,
     CreateRequest,
@@ -43,6 +44,7 @@ from zkcore._snapshot import snapshot_bytes
 from zkcore.server import Framed, Hooks, Server, ServerConfig
 from zkcore.server._server import TXN_GROWTH_MAX
 from zkcore.zab import Config, Message, Snap
+from zkcore.zab import Request as ZabRequest
 
 TICK_MS = 50
 
@@ -1076,3 +1078,35 @@ def test_a_write_whose_txn_could_outgrow_a_frame_is_refused_and_nothing_stops(vi
     net.pump()
     assert [reply(f)[0].err for f in net.frames("c")] == [Code.BAD_ARGUMENTS, Code.OK]
     assert all("/after" in s.tree.nodes and "/m0000" not in s.tree.nodes for s in net.servers.values())
+
+
+def test_a_write_lost_on_the_way_to_the_leader_costs_its_client_the_connection() -> None:
+    """A forwarded write that a transport past its limits dropped is never answered, and the
+    follower answers the client's pings meanwhile: after twice its session timeout without
+    an answer the follower drops the connection, so that its client reconnects and gets
+    ConnectionLoss for it instead of waiting for good (ZooKeeper's clients time out: their
+    pings wait behind the write)."""
+    net = Servers(3)
+    leader = net.settle()
+    follower = next(sid for sid in net.servers if sid != leader)
+    answer = net.connect(follower, "c")
+    assert answer is not None
+    net.deferred[leader] = []
+    net.servers[follower].receive(
+        "c", request(1, OpCode.CREATE, CreateRequest("/n", b"0", OPEN_ACL_UNSAFE, 0))
+    )
+    net.pump()
+    lost = [m for m in net.deferred[leader] if isinstance(m, ZabRequest)]
+    assert len(lost) == 1
+    net.deferred[leader] = [m for m in net.deferred[leader] if m not in lost]
+    net.release(leader)
+    ping = RequestHeader(XID_PING, OpCode.PING).encode()
+    for _ in range(2 * answer.timeout_ms // (20 * TICK_MS) - 1):
+        net.servers[follower].receive("c", ping)
+        net.advance(20)
+        frames = net.frames("c")
+        assert frames and None not in frames and all(reply(f)[0].xid == XID_PING for f in frames)
+    net.advance(2 * 1000 // TICK_MS + 20)
+    assert net.frames("c")[-1:] == [None]
+    assert any("had no answer in" in note and "xid 1," in note for note in net.notes)
+    assert "/n" not in net.servers[leader].tree.nodes

@@ -240,6 +240,28 @@ class ClientTable:
         if conn is not None:
             self._forget(conn)
 
+    def drop_unanswered(self, now_ms: float) -> list[str]:
+        """Drop each connection whose oldest request, a write or sync handed on, has had no
+        answer for twice its session timeout; a note for each. Such a request was lost (a
+        write forwarded to a leader through a transport past its limits, say) and would never
+        be answered, while this server answers the client's pings, so its client would wait
+        for as long as it lives; ZooKeeper queues pings behind the writes, and its clients time
+        out. Dropped, the client reconnects with its session and gets ConnectionLoss for what
+        it had in flight, whose outcome it must check, as after any lost connection."""
+        notes = []
+        for conn in [c for c in self.connections.values() if c.queue and c.timeout_ms]:
+            head = conn.queue[0]
+            waited = now_ms - head.received_ms
+            if head.submitted and head.reply is None and waited > 2 * conn.timeout_ms:
+                notes.append(
+                    f"dropped the connection of session {conn.session_id:#x}: its request (xid "
+                    f"{head.req.xid}, opcode {head.req.opcode}) had no answer in {waited / 1000:.1f}s, "
+                    "twice its session timeout (lost on the way to the leader?); the client "
+                    "reconnects and gets ConnectionLoss for it"
+                )
+                self._drop_conn(conn)
+        return notes
+
     def disconnect_all(self) -> None:
         """This server stopped serving (it lost its leader): every client is told to go, as
         ZooKeeper closes its connections, and reconnects elsewhere with its session."""

@@ -67,6 +67,11 @@ _WRITE_BODY_BYTES_MAX = limits.frame_bytes_max - TXN_GROWTH_MAX
 _LEADING, _BROADCAST = int(Role.LEADING), int(Phase.BROADCAST)
 
 
+# How often a server looks for connections whose requests went unanswered (drop_unanswered):
+# a pass over every connection.
+UNANSWERED_CHECK_MS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What a server needs to know beyond Zab's Config; times in milliseconds."""
@@ -218,6 +223,7 @@ class Server:
         self.now_ms = now_ms
         self.wall_ms = wall_ms
         self._tick_base_ms = now_ms
+        self._unanswered_check_ms = now_ms + UNANSWERED_CHECK_MS
         self._tree = tree
         self.snapshot_zxid = tree.last_zxid
         self.snapshot_pending = False
@@ -339,9 +345,14 @@ class Server:
 
     def elapse(self, ticks: int) -> None:
         """`ticks` whole ticks passed: Zab first (a leader that lost its quorum meanwhile steps
-        down now), then session expiry and container reaping on the leader."""
+        down now), then session expiry and container reaping on the leader; once a second,
+        the connections whose requests went unanswered far too long (drop_unanswered)."""
         self.replica.tick(ticks)
         self._check_serving()
+        if self.now_ms >= self._unanswered_check_ms:
+            self._unanswered_check_ms = self.now_ms + UNANSWERED_CHECK_MS
+            for note in self.clients.drop_unanswered(self.now_ms):
+                self.note(note)
         if self.leading():
             ticks_max = -(-self.config.session_timeout_max_ms // self.config.tick_ms) + 1
             for _ in range(min(ticks, ticks_max)):
