@@ -38,6 +38,7 @@ import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import native
@@ -117,13 +118,6 @@ _Held = tuple[bytes, ...] | str
 
 def _held_bytes(item: _Held) -> int:
     return 0 if isinstance(item, str) else sum(map(len, item))  # a spill file is not in memory
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 @dataclass
@@ -290,7 +284,7 @@ class ShmPeerTransport:
             self._hold(box, parts)  # behind what already waits: messages keep their order
             return
         item: _Held = parts
-        if sum(map(len, parts)) < SPILL_BYTES_MIN:  # most messages: straight into the ring
+        if sum(map(len, parts)) < SPILL_BYTES_MIN:  # most messages: as _push, without its call
             assert box.ring is not None
             status = box.ring.push(b"".join(parts), 0, box.wake_fd)  # one part: no copy
         else:
@@ -313,7 +307,7 @@ class ShmPeerTransport:
             if status == ShmRing.OK:
                 box.spills.append(item)
             elif status != ShmRing.FULL:
-                _unlink(item)
+                Path(item).unlink(missing_ok=True)
             return status, item
         if sum(map(len, item)) < SPILL_BYTES_MIN:
             return ring.push(b"".join(item), 0, box.wake_fd), item  # one part: no copy
@@ -332,7 +326,7 @@ class ShmPeerTransport:
         if len(box.held) >= HELD_MESSAGES_MAX or box.held_bytes + size > HELD_BYTES_MAX:
             self.dropped += 1  # Zab makes up for it: the peer finds the gap, or is sent it again
             if isinstance(item, str):
-                _unlink(item)
+                Path(item).unlink(missing_ok=True)
             return
         box.held.append(item)
         box.held_bytes += size
@@ -362,13 +356,18 @@ class ShmPeerTransport:
         if status in (ShmRing.ABANDONED, ShmRing.READER_GONE):
             # Its successor syncs afresh: what waits for this reader goes too.
             log.info("peer %d replaced its ring or is gone: attaching again", box.target)
-            self.dropped += len(box.held)
-            for item in box.held:
-                if isinstance(item, str):
-                    _unlink(item)
-            box.held.clear()
-            box.held_bytes = 0
+            self._drop_held(box)
             self._detach(box)
+
+    def _drop_held(self, box: _Outbox) -> None:
+        """Forget what waits for this peer, and the spill files written for it: announced to
+        nobody, no reader would ever remove them."""
+        self.dropped += len(box.held)
+        for item in box.held:
+            if isinstance(item, str):
+                Path(item).unlink(missing_ok=True)
+        box.held.clear()
+        box.held_bytes = 0
 
     def _attach(self, box: _Outbox, now: float) -> bool:
         """Open the target's FIFO for writing, then its ring. The FIFO opens only once the
@@ -406,9 +405,7 @@ class ShmPeerTransport:
 
     def close(self) -> None:
         for out in self.outboxes.values():
-            for item in out.held:
-                if isinstance(item, str):
-                    _unlink(item)  # written, never announced: its reader would not know it
+            self._drop_held(out)
             self._detach(out)
         for box in self.inboxes.values():
             box.ring.close()

@@ -98,17 +98,13 @@ class ReplicaLog:
 
     def first_after(self, zxid: int, bytes_max: int) -> list[LogEntry]:
         """The first entries above zxid, as many as bytes_max holds (at least one, if any)."""
-        zxids, ends, origin = self._zxids, self._ends, self._origin
+        zxids, ends = self._zxids, self._ends
         lo = self._after(zxid)
-        start = ends[lo - 1] if lo else origin
-        out: list[LogEntry] = []
-        with memoryview(self._arena) as view:
-            for i in range(lo, len(zxids)):
-                if out and ends[i] - start > bytes_max:
-                    break
-                begin = ends[i - 1] if i else origin
-                out.append((zxids[i], bytes(view[begin - origin : ends[i] - origin])))
-        return out
+        if lo == len(zxids):
+            return []
+        start = ends[lo - 1] if lo else self._origin
+        hi = max(lo + 1, bisect_right(ends, start + bytes_max, lo))
+        return self.entries_after(zxid, zxids[hi - 1])
 
     def append(self, zxid: int, payload: bytes) -> None:
         zxids = self._zxids
