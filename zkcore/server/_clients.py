@@ -185,16 +185,25 @@ class ClientTable:
     # --- outputs ----------------------------------------------------------------------------
 
     def take_sends(self) -> tuple[tuple[ConnId, bytes | None], ...]:
-        sends, self.sends = tuple(self.sends), []
-        return sends
+        sends = self.sends
+        if not sends:
+            return ()
+        self.sends = []
+        return tuple(sends)
 
     def take_closed(self) -> tuple[ConnId, ...]:
-        closed, self.closed = tuple(self.closed), []
-        return closed
+        closed = self.closed
+        if not closed:
+            return ()
+        self.closed = []
+        return tuple(closed)
 
     def take_admin(self) -> tuple[tuple[ConnId, str], ...]:
-        admin, self.admin = tuple(self.admin), []
-        return admin
+        admin = self.admin
+        if not admin:
+            return ()
+        self.admin = []
+        return tuple(admin)
 
     def _send(self, conn: ConnId, frame: bytes) -> None:
         self.sends.append((conn, frame))

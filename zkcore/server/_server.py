@@ -264,6 +264,7 @@ class Server:
             zxid_snapshot=tree.last_zxid,
             prepare=self._prepare,
         )
+        self._zab_has_ready = self.replica.has_ready  # asked several times every loop turn
 
     # --- state --------------------------------------------------------------------------------
 
@@ -557,7 +558,7 @@ class Server:
     def has_ready(self) -> bool:
         clients = self.clients
         return bool(
-            self.replica.has_ready()
+            self._zab_has_ready()
             or clients.sends
             or clients.closed
             or clients.admin
@@ -567,7 +568,7 @@ class Server:
         )
 
     def ready(self) -> ServerReady:
-        zab = self.replica.ready() if self.replica.has_ready() else None
+        zab = self.replica.ready() if self._zab_has_ready() else None
         if zab is not None and zab.snapshot is not None:
             self._install(zab.snapshot)
         snapshot_due = None
@@ -579,7 +580,7 @@ class Server:
         if self._image_due:
             self._image_due, self._image_making = False, True
             image_due = self._tree.last_zxid
-        notes, self._notes = tuple(self._notes), []
+        clients = self.clients
         return ServerReady(
             snapshot=zab.snapshot if zab else None,
             truncate_zxid=zab.truncate_zxid if zab else None,
@@ -587,15 +588,22 @@ class Server:
             current_epoch=zab.current_epoch if zab else None,
             entries=zab.entries if zab else (),
             messages=zab.messages if zab else (),
-            sends=self.clients.take_sends(),
-            closed=self.clients.take_closed(),
-            admin=self.clients.take_admin(),
+            sends=clients.take_sends(),
+            closed=clients.take_closed(),
+            admin=clients.take_admin(),
             snapshot_due=snapshot_due,
             snap_image_due=image_due,
             roles=zab.roles if zab else (),
-            notes=notes,
+            notes=self._take_notes(),
             zab=zab,
         )
+
+    def _take_notes(self) -> tuple[str, ...]:
+        notes = self._notes
+        if not notes:
+            return ()
+        self._notes = []
+        return tuple(notes)
 
     def advance(self, ready: ServerReady) -> None:
         """The shell acted on `ready`: now the txns Zab committed in it are applied (what that

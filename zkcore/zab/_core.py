@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from zkcore import limits
 from zkcore._storage import LogEntry
@@ -28,6 +28,8 @@ class Rng(Protocol):
 # or None when the request makes no txn (it was consumed, e.g. a learner's session report). It
 # is called only once the state machine has applied every txn of earlier epochs.
 Prepare = Callable[[int, bytes], bytes | None]
+
+_T = TypeVar("_T")
 
 
 class Core:
@@ -248,27 +250,23 @@ class Core:
         )
 
     def take_ready(self) -> Ready:
+        # Once per loop turn, and most lists are empty most turns: only the full ones are copied.
+        entries, messages, committed = self._entries, self._messages, self._committed
         ready = Ready(
             snapshot=self._snapshot,
             truncate_zxid=self._truncate_zxid,
             accepted_epoch=self.accepted_epoch if self._epochs_dirty else None,
             current_epoch=self.current_epoch if self._epochs_dirty else None,
-            entries=tuple(self._entries),
-            messages=tuple(self._messages),
-            committed=tuple(self._committed),
-            roles=tuple(self._roles),
-            synced=tuple(self._synced),
-            refused=tuple(self._refused),
+            entries=_taken(entries),
+            messages=_taken(messages),
+            committed=_taken(committed),
+            roles=_taken(self._roles),
+            synced=_taken(self._synced),
+            refused=_taken(self._refused),
         )
         self._snapshot = None
         self._truncate_zxid = None
         self._epochs_dirty = False
-        self._entries.clear()
-        self._messages.clear()
-        self._committed.clear()
-        self._roles.clear()
-        self._synced.clear()
-        self._refused.clear()
         self._zxid_handed = self.log.last()
         self._fence_handed = self._fence_pending
         self._fence_pending = None
@@ -278,3 +276,12 @@ class Core:
         """The shell has acted on the last Ready: storage now holds what it carried."""
         self._zxid_written = self._zxid_handed
         self._fence_handed = None
+
+
+def _taken(items: list[_T]) -> tuple[_T, ...]:
+    """The items as a tuple, the list emptied."""
+    if not items:
+        return ()
+    taken = tuple(items)
+    items.clear()
+    return taken

@@ -51,7 +51,7 @@ class RoleChange:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as ServerReady: one is made per loop turn
 class Ready:
     """Outputs since the last ready(). The shell acts in field order, then calls advance(ready):
 
