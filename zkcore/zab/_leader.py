@@ -123,6 +123,12 @@ class Leader:
         # leader's core before the next send (a write from one client at a time: ~0.1 ms).
         self._proposing_for = 0
         self._commit_first = 0
+        # What _room found, less what went since: while both are above 0 another proposal may
+        # go without a look at the log (commits only make more room). And whether the tree has
+        # applied the previous epochs (it never goes back).
+        self._room_count = 0
+        self._room_bytes = 0
+        self._caught_up = False
         # Client syncs waiting for a quorum to confirm a heartbeat round sent after they arrived:
         # (round needed, token, learner id or 0 for our own client), in arrival order.
         self.round = 0
@@ -240,7 +246,7 @@ class Leader:
         full too."""
         if not self.established:
             return False
-        if self.backlog or not self._room() or not self.core.tree_caught_up(self.zxid_initial):
+        if self.backlog or not self._room() or not (self._caught_up or self._catching_up()):
             if len(self.backlog) >= limits.zab_backlog_max or (
                 self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
             ):
@@ -254,12 +260,19 @@ class Leader:
         """Whether another proposal may go: fewer than proposals_outstanding_max in flight, and
         fewer bytes than proposals_outstanding_bytes_max (or none at all, so that a write
         bigger than that still goes)."""
+        if self._room_count > 0 and self._room_bytes > 0:
+            return True
         core = self.core
         config = core.config
         count, size = core.log.after(core.zxid_committed)
-        return not count or (
-            count < config.proposals_outstanding_max and size < config.proposals_outstanding_bytes_max
-        )
+        self._room_count = config.proposals_outstanding_max - count
+        self._room_bytes = config.proposals_outstanding_bytes_max - size
+        return self._room_count > 0 and self._room_bytes > 0
+
+    def _catching_up(self) -> bool:
+        """Whether the tree has applied what earlier epochs committed (see Replica.applied)."""
+        self._caught_up = self.core.tree_caught_up(self.zxid_initial)
+        return self._caught_up
 
     def _drain_backlog(self) -> None:
         core = self.core
@@ -267,7 +280,7 @@ class Leader:
             self.backlog
             and self._room()
             and core.abandon_reason is None
-            and core.tree_caught_up(self.zxid_initial)
+            and (self._caught_up or self._catching_up())
         ):
             payload = self.backlog.popleft()
             self.backlog_bytes -= len(payload)
@@ -289,6 +302,8 @@ class Leader:
                 return True  # consumed without a txn
             payload = prepared
         self._commit_first = self._proposing_for
+        self._room_count -= 1
+        self._room_bytes -= len(payload)
         core.append(zxid, payload)
         ticks = core.ticks
         for sid, h in self.learners.items():
