@@ -135,6 +135,10 @@ static void open_sessions(session_t *sessions, int count, char **hosts, int host
         sessions[i].seed = 12345u + (unsigned)i * 7919u;
         sessions[i].zh = zookeeper_init(hosts[i % host_count], on_event, 30000, 0, &sessions[i], 0);
         if (sessions[i].zh == NULL) fail("zookeeper_init failed");
+        /* The client resolves its host list again each time its I/O thread polls, by default:
+         * a getaddrinfo (a netlink socket, /etc files) per wake-up, a good part of the client's
+         * CPU per request under load. -1: only when a connection is lost. */
+        zoo_set_servers_resolution_delay(sessions[i].zh, -1);
     }
     uint64_t deadline = now_ns() + CONNECT_WAIT_S * 1000000000ull;
     for (int i = 0; i < count; i++) {
