@@ -78,23 +78,6 @@ def test_followers_and_observers_forward_writes() -> None:
     assert all(ensemble.applied(sid) == [b"from follower", b"from observer"] for sid in ensemble.up())
 
 
-@pytest.mark.parametrize("origin", [0, 1], ids=["first-learner", "second-learner"])
-def test_the_learner_whose_write_it_was_hears_its_commit_first(origin: int) -> None:
-    """Its client waits for that COMMIT; the others' may wait a moment (see Leader._commit_first)."""
-    ensemble = Ensemble(5)
-    leader = ensemble.settle()
-    source = followers(ensemble, leader)[origin]
-    ensemble.propose(source, b"w")
-    ensemble.run()
-    commits = [m.target for m in ensemble.sent if isinstance(m, Commit)]
-    assert len(commits) == 4 and commits[0] == source
-    assert sorted(commits[1:]) == [sid for sid in followers(ensemble, leader) if sid != source]
-    ensemble.propose(leader, b"own")  # the leader's own client's write: in learner order
-    ensemble.run()
-    commits = [m.target for m in ensemble.sent if isinstance(m, Commit)][4:]
-    assert commits == followers(ensemble, leader)
-
-
 def test_no_write_without_an_established_leader() -> None:
     ensemble = Ensemble(3)
     assert not any(ensemble.propose(sid, b"x") for sid in ensemble.up())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +117,6 @@ class Leader:
         self._acked: dict[int, int] = {}
         self.backlog: deque[bytes] = deque()  # writes waiting for room in the pipeline, in order
         self.backlog_bytes = 0
-        # The learner whose forwarded write is being proposed now (0: none, or our own client's),
-        # and the one whose write was proposed last: its COMMIT goes out first. Its client waits
-        # for that COMMIT, and on a host short of cores the first learner woken may take the
-        # leader's core before the next send (a write from one client at a time: ~0.1 ms).
-        self._proposing_for = 0
-        self._commit_first = 0
         # What _room found, less what went since: while both are above 0 another proposal may
         # go without a look at the log (commits only make more room). And whether the tree has
         # applied the previous epochs (it never goes back).
@@ -301,7 +295,6 @@ class Leader:
             if prepared is None:
                 return True  # consumed without a txn
             payload = prepared
-        self._commit_first = self._proposing_for
         self._room_count -= 1
         self._room_bytes -= len(payload)
         core.append(zxid, payload)
@@ -511,7 +504,7 @@ class Leader:
             return
         core.commit(zxid)
         informs: list[tuple[int, bytes]] | None = None
-        for sid, h in self._commit_order():
+        for sid, h in self.learners.items():
             if h.phase < HandlerPhase.TRANSFER_SENT:
                 continue
             if h.voter:
@@ -522,13 +515,6 @@ class Leader:
             for entry_zxid, payload in informs:
                 core.send(Inform(core.server_id, sid, entry_zxid, payload))
         self._drain_backlog()
-
-    def _commit_order(self) -> Iterable[tuple[int, LearnerHandler]]:
-        """The learners, the one whose write was proposed last first (see _commit_first)."""
-        learners, first = self.learners, self._commit_first
-        if not first or first not in learners or next(iter(learners)) == first:
-            return learners.items()
-        return [(first, learners[first]), *((sid, h) for sid, h in learners.items() if sid != first)]
 
     def _on_ping(self, message: Ping) -> None:
         h = self.learners.get(message.source)
@@ -542,12 +528,7 @@ class Leader:
         return sum(1 for h in self.learners.values() if h.phase >= HandlerPhase.BROADCAST)
 
     def _on_request(self, message: Request) -> None:
-        if message.epoch != self.epoch:
-            return
-        self._proposing_for = message.source
-        accepted = self.propose(message.payload)
-        self._proposing_for = 0
-        if not accepted:
+        if message.epoch == self.epoch and not self.propose(message.payload):
             h = self.learners.get(message.source)
             if h is not None and h.phase >= HandlerPhase.TRANSFER_SENT:
                 self.core.send(Refused(self.core.server_id, message.source, self.epoch, message.payload))
