@@ -185,25 +185,16 @@ class ClientTable:
     # --- outputs ----------------------------------------------------------------------------
 
     def take_sends(self) -> tuple[tuple[ConnId, bytes | None], ...]:
-        sends = self.sends
-        if not sends:
-            return ()
-        self.sends = []
-        return tuple(sends)
+        sends, self.sends = tuple(self.sends), []
+        return sends
 
     def take_closed(self) -> tuple[ConnId, ...]:
-        closed = self.closed
-        if not closed:
-            return ()
-        self.closed = []
-        return tuple(closed)
+        closed, self.closed = tuple(self.closed), []
+        return closed
 
     def take_admin(self) -> tuple[tuple[ConnId, str], ...]:
-        admin = self.admin
-        if not admin:
-            return ()
-        self.admin = []
-        return tuple(admin)
+        admin, self.admin = tuple(self.admin), []
+        return admin
 
     def _send(self, conn: ConnId, frame: bytes) -> None:
         self.sends.append((conn, frame))

@@ -580,7 +580,7 @@ class Server:
         if self._image_due:
             self._image_due, self._image_making = False, True
             image_due = self._tree.last_zxid
-        clients = self.clients
+        notes, self._notes = tuple(self._notes), []
         return ServerReady(
             snapshot=zab.snapshot if zab else None,
             truncate_zxid=zab.truncate_zxid if zab else None,
@@ -588,22 +588,15 @@ class Server:
             current_epoch=zab.current_epoch if zab else None,
             entries=zab.entries if zab else (),
             messages=zab.messages if zab else (),
-            sends=clients.take_sends(),
-            closed=clients.take_closed(),
-            admin=clients.take_admin(),
+            sends=self.clients.take_sends(),
+            closed=self.clients.take_closed(),
+            admin=self.clients.take_admin(),
             snapshot_due=snapshot_due,
             snap_image_due=image_due,
             roles=zab.roles if zab else (),
-            notes=self._take_notes(),
+            notes=notes,
             zab=zab,
         )
-
-    def _take_notes(self) -> tuple[str, ...]:
-        notes = self._notes
-        if not notes:
-            return ()
-        self._notes = []
-        return tuple(notes)
 
     def advance(self, ready: ServerReady) -> None:
         """The shell acted on `ready`: now the txns Zab committed in it are applied (what that

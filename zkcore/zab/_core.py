@@ -251,15 +251,14 @@ class Core:
 
     def take_ready(self) -> Ready:
         # Once per loop turn, and most lists are empty most turns: only the full ones are copied.
-        entries, messages, committed = self._entries, self._messages, self._committed
         ready = Ready(
             snapshot=self._snapshot,
             truncate_zxid=self._truncate_zxid,
             accepted_epoch=self.accepted_epoch if self._epochs_dirty else None,
             current_epoch=self.current_epoch if self._epochs_dirty else None,
-            entries=_taken(entries),
-            messages=_taken(messages),
-            committed=_taken(committed),
+            entries=_taken(self._entries),
+            messages=_taken(self._messages),
+            committed=_taken(self._committed),
             roles=_taken(self._roles),
             synced=_taken(self._synced),
             refused=_taken(self._refused),
