@@ -96,8 +96,30 @@ def notes(results: dict[str, Any]) -> list[str]:
                         "than 10% apart (ops/s by slice: " + ", ".join(f"{v:,.0f}" for v in slices) + "): "
                         "still warming up (ZooKeeper's JIT needs tens of seconds of load; measured cold it "
                         "flatters zkpy; the full run warms each ensemble for 60 s) or a noisy machine.")  # fmt: skip
+    said += generator_bound(results)
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins
+    return said
+
+
+GENERATOR_BOUND_SHARE = 0.9  # of its cores, for the note that the generator set the pace
+
+
+def generator_bound(results: dict[str, Any]) -> list[str]:
+    """The pinned runs whose load generator kept its cores busy: the generator, not the servers,
+    set their pace, so ops/s is what it could send, and CPU per op is what the servers spent on
+    the batches it sent (a server that is not kept busy answers smaller batches, each costing
+    more per op). Unpinned, two cores are always full: nothing to tell apart."""
+    said = []
+    for r in results["runs"]:
+        cores = results["ensembles"].get(f"{r['service']} {r['ensemble']}", {}).get("generator_cores")
+        if not cores or r["door"] != "zk":
+            continue
+        used = r["client_cpu_us_per_op"] * r["ops_s"] / 1e6
+        if used >= GENERATOR_BOUND_SHARE * cores:
+            said.append(f"{r['service']} {r['ensemble']} servers, {r['read_pct']}% reads: the load generator "
+                        f"used {used:.2f} of its {cores} core{'s' if cores > 1 else ''}; it set the pace of "
+                        "this run, not the servers.")  # fmt: skip
     return said
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import _suite
+from bench import _report, _suite
 from bench.throughput import mixed_frames
 from zkcore import _records as rec
 
@@ -100,6 +100,28 @@ def test_ratios_pair_runs_of_the_same_ensemble_and_read_ratio() -> None:
     assert rows[3]["ratio_to_zookeeper"] == {"ops_s": 1.5, "p99_ms": 1.0, "server_cpu_us_per_op": 1.0,
                                              "reads_s_per_server": 1.5}  # fmt: skip
     assert "ratio_to_zookeeper" not in rows[4] and "ratio_to_zookeeper" not in rows[0]
+
+
+def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by_it() -> None:
+    def run(service: str, door: str, ops_s: float, client_us: float) -> dict[str, Any]:
+        return {"service": service, "door": door, "ensemble": "1", "read_pct": 100, "ops_s": ops_s,
+                "client_cpu_us_per_op": client_us}  # fmt: skip
+
+    runs = [
+        run("zookeeper", "zk", 30_000, 31.6),
+        run("zkpy", "zk", 77_000, 8.0),
+        run("zkpy", "zmq", 1e6, 9.0),
+    ]
+    pinned = {
+        "runs": runs,
+        "ensembles": {"zookeeper 1": {"generator_cores": 1}, "zkpy 1": {"generator_cores": 1}},
+    }
+    assert _report.generator_bound(pinned) == [
+        "zookeeper 1 servers, 100% reads: the load generator used 0.95 of its 1 core; it set the pace of "
+        "this run, not the servers."
+    ]  # the zkpy run used 0.62 of it; the ZeroMQ door's rows have generators of their own
+    unpinned = {"runs": runs, "ensembles": {"zookeeper 1": {"generator_cores": None}}}
+    assert _report.generator_bound(unpinned) == []
 
 
 @pytest.mark.parametrize(
