@@ -264,7 +264,6 @@ class Server:
             zxid_snapshot=tree.last_zxid,
             prepare=self._prepare,
         )
-        self._zab_has_ready = self.replica.has_ready  # asked several times every loop turn
 
     # --- state --------------------------------------------------------------------------------
 
@@ -558,7 +557,7 @@ class Server:
     def has_ready(self) -> bool:
         clients = self.clients
         return bool(
-            self._zab_has_ready()
+            self.replica.has_ready()
             or clients.sends
             or clients.closed
             or clients.admin
@@ -568,7 +567,7 @@ class Server:
         )
 
     def ready(self) -> ServerReady:
-        zab = self.replica.ready() if self._zab_has_ready() else None
+        zab = self.replica.ready() if self.replica.has_ready() else None
         if zab is not None and zab.snapshot is not None:
             self._install(zab.snapshot)
         snapshot_due = None
