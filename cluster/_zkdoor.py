@@ -70,7 +70,9 @@ class ZkDoor:
         self.client_cnxns_max = client_cnxns_max
         self.connections: dict[int, TcpConnection] = {}
         self.by_fd: dict[int, TcpConnection] = {}
-        self.closed_fds: list[int] = []  # for the caller to stop polling
+        # Told each connection's fd before it is closed, to stop polling it: an epoll set keeps
+        # a socket's registration after close() while a forked child still holds the socket.
+        self.closing_fd: Callable[[int], None] = lambda fd: None
         self.pending: list[TcpConnection] = []  # output queued this turn, not yet tried
         self.changed: set[TcpConnection] = set()  # opened, or output queued or written, since interest()
         self.backlog: set[TcpConnection] = set()  # may have whole frames buffered: see backlogged()
@@ -296,7 +298,7 @@ class ZkDoor:
         self.backlog.discard(conn)
         fd = conn.sock.fileno()
         self.by_fd.pop(fd, None)
-        self.closed_fds.append(fd)
+        self.closing_fd(fd)
         conn.sock.close()
         return fd
 

@@ -35,6 +35,7 @@ from cluster import config as config_mod
 from cluster._admin_text import AdminText
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
+from cluster._poller import POLLIN, POLLOUT, Poller
 from cluster._supervisor import die_with_parent
 from cluster._transport import peer_transport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
@@ -75,10 +76,6 @@ CLIENT_TURN_FRAMES_MAX = 1000
 # Socket flags as plain ints, a little cheaper per call than pyzmq's enum flags.
 NOBLOCK = int(zmq.NOBLOCK)
 SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
-# Poll flags as plain ints too: an IntFlag on either side of & or | runs enum's Python-level
-# operators, which cost a tenth of a 1-server read load's CPU when used per fd per turn.
-POLLIN = int(zmq.POLLIN)
-POLLOUT = int(zmq.POLLOUT)
 CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees them
 # The loop waits this long for the log sync it starts, as if it ran fdatasync itself: a turn
 # then reads, logs and answers a batch, and the next batch is what those answers bring back
@@ -335,7 +332,7 @@ class Node:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        poller = zmq.Poller()
+        poller = Poller()
         for target in self.peers.poll_targets():
             poller.register(target, POLLIN)
         poller.register(self.client_sock, POLLIN)
@@ -343,6 +340,12 @@ class Node:
         if self.zk is not None:
             poller.register(self.zk.fileno(), POLLIN)
             polled[self.zk.fileno()] = POLLIN  # the door stops and resumes polling it (accept())
+
+            def closing(fd: int) -> None:
+                if polled.pop(fd, None) is not None:
+                    poller.unregister(fd)
+
+            self.zk.closing_fd = closing
         if self.admin_server is not None:
             poller.register(self.admin_server.fileno(), POLLIN)
         sync_fd = self.log.sync_fileno()
@@ -356,7 +359,7 @@ class Node:
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             elif self.peers.holding():
                 timeout_ms = min(timeout_ms, 1)  # a peer's ring was full: try it again soon
-            events = dict(poller.poll(timeout_ms))
+            events = poller.poll(timeout_ms)
             self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
@@ -368,8 +371,12 @@ class Node:
                 self._close_stale_handshakes()
             for frame in self.peers.receive(events):
                 self.on_peer_frame(frame)
-            for sid in self.peers.lost(events):
+            lost = self.peers.lost(events)
+            for sid in lost:
                 self.server.peer_lost(sid)
+            if lost:  # a transport may reopen the fd it polls for a peer (same number, new file)
+                for target in self.peers.poll_targets():
+                    poller.register(target, POLLIN)
             if self.client_sock in events or self.held:
                 self.on_client_frames()
             if self.zk is not None:
@@ -386,6 +393,7 @@ class Node:
             self._reap_children()
             self.freezer.poll()
         self.close()
+        poller.close()
 
     def on_peer_frame(self, frame: bytes) -> None:
         try:
@@ -532,15 +540,11 @@ class Node:
                 zk.resume(conn)
         return fed
 
-    def _poll_zk_connections(self, poller: zmq.Poller, polled: dict[int, int]) -> None:
+    def _poll_zk_connections(self, poller: Poller, polled: dict[int, int]) -> None:
         """Poll each open connection for reading, and for writing while it has output queued
         (looking only at those whose output changed this turn)."""
         zk = self.zk
         assert zk is not None
-        for fd in zk.closed_fds:
-            if polled.pop(fd, None) is not None:
-                poller.unregister(fd)
-        zk.closed_fds.clear()
         for fd, reading, writing in zk.interest():
             want = (POLLIN if reading else 0) | (POLLOUT if writing else 0)
             if polled.get(fd, 0) == want:
@@ -694,6 +698,7 @@ class Node:
                 # rings. Were it to outlive a node killed with kill -9, the node's restart would
                 # find them taken until the snapshot is written (a minute for 10M znodes).
                 die_with_parent(parent, signal.SIGKILL)
+                self._close_in_child()
                 # Nobody waits on it by the millisecond: on a host short of cores, the servers'
                 # loops come first (a leader starved for syncLimit x tickTime loses its quorum).
                 os.nice(CHILD_NICE)
@@ -702,6 +707,18 @@ class Node:
             finally:
                 os._exit(code)
         self.children[pid] = Child(zxid, time.monotonic(), path, answer)
+
+    def _close_in_child(self) -> None:
+        """A forked child's copies of the client connections and of the peers' FIFOs: closed,
+        so that a connection the node closes is closed for its client at once (not when the
+        snapshot is written), and a FIFO the node reopens leaves nothing behind in its epoll set
+        (which keeps an fd's registration while any process holds the file)."""
+        if self.zk is not None:
+            for conn in self.zk.connections.values():
+                conn.sock.close()
+        for target in self.peers.poll_targets():
+            if isinstance(target, int):
+                os.close(target)
 
     def _start_snapshot(self, zxid: int) -> None:
         tree = self.server.tree
