@@ -240,6 +240,23 @@ class ZkDoor:
         out += frame
         return len(out) <= OUTPUT_BYTES_MAX or self._flush(conn)
 
+    def send_now(self, conn_id: int, frames: bytes) -> None:
+        """Length-prefixed frames, written at once when nothing is queued for the connection;
+        what the socket does not take (or all, behind queued output) is queued as send() does
+        (a connection that failed is cut off by flush_pending, which meets the error again)."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.closing:
+            return
+        if not conn.outbuf:
+            try:
+                sent = conn.sock.send(frames)
+            except OSError:  # would block, or failed
+                sent = 0
+            if sent == len(frames):
+                return
+            frames = frames[sent:]
+        self.send(conn_id, Framed(frames))
+
     def flush_pending(self) -> list[int]:
         """Write what this loop turn queued, one send per connection; the connections cut off."""
         pending, self.pending = self.pending, []

@@ -497,7 +497,7 @@ class Node:
         zk, server = self.zk, self.server
         assert zk is not None
         frames: list[bytes] = []  # given to the server together
-        for _, item in zk.read(fd, server.receive_stream, recv):
+        for _, item in zk.read(fd, self._take_reads, recv):
             if isinstance(item, bytes):
                 frames.append(item)
                 continue
@@ -511,6 +511,15 @@ class Node:
         if frames:  # no room for them: read no more of it until there is
             self.zk_held[conn] = frames
             zk.pause(conn)
+
+    def _take_reads(self, conn: int, data: bytearray) -> int:
+        """The run of plain reads that opens a connection's bytes, answered by the server and
+        written at once; how many bytes it took."""
+        taken, replies = self.server.receive_stream(conn, data)
+        if replies:
+            assert self.zk is not None
+            self.zk.send_now(conn, replies)
+        return taken
 
     def _feed(self, conn: ConnId, frames: list[bytes]) -> None:
         """Give the server one connection's frames, in order (it takes them a run at a time),

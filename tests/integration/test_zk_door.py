@@ -358,6 +358,31 @@ def test_pipelined_reads_split_anywhere_are_answered_in_order(
     s.close()
 
 
+def test_read_replies_a_slow_reader_leaves_unread_wait_for_it_in_order(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    """A run of reads is answered and written at once; what the socket does not take (a client
+    that reads slowly) waits for it, with the replies after it behind, none lost."""
+    data = bytes(range(256)) * 2048  # 512 KiB: a few replies fill the socket's buffers
+    kazoo(1).create("/kz-big", data)
+    s = raw(ensemble)
+    handshake(s)
+    path = b"/kz-big"
+
+    def get(xid: int) -> bytes:
+        return framed(RequestHeader(xid, OpCode.GET_DATA).encode() + LENGTH.pack(len(path)) + path + b"\0")
+
+    count = 40  # 20 MiB of replies
+    s.sendall(b"".join(get(x) for x in range(1, count + 1)))
+    time.sleep(0.5)  # unread: most of it waits in the server
+    s.sendall(get(count + 1))
+    s.settimeout(30)
+    replies = [read_frame(s) for _ in range(count + 1)]
+    assert [struct.unpack(">i", r[:4])[0] for r in replies] == list(range(1, count + 2))
+    assert all(r[16:20] == LENGTH.pack(len(data)) and r[20 : 20 + len(data)] == data for r in replies)
+    s.close()
+
+
 def test_frames_past_one_turns_bound_are_taken_with_no_more_bytes_coming(ensemble: Ensemble) -> None:
     """One read can bring more whole frames than a loop turn takes from a connection
     (FRAMES_PER_TURN_MAX): the rest are taken in the next turns, although the socket has

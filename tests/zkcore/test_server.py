@@ -152,6 +152,15 @@ class Servers:
                 return
         raise AssertionError("the servers did not go quiet")
 
+    def stream(self, server: Server, conn: object, data: bytes | bytearray) -> int:
+        """A stream connection's bytes to `server`, as a node gives them: the replies it answers
+        with at once are sent at once (kept as frames, like a Framed send); the bytes taken."""
+        taken, replies = server.receive_stream(conn, data)
+        if replies:
+            self.framed += 1
+            self.sent.setdefault(conn, []).extend(split_frames(replies))
+        return taken
+
     def advance(self, ticks: int = 1) -> None:
         for _ in range(ticks):
             self.now += TICK_MS
@@ -301,7 +310,7 @@ def _run_of_frames(mode: str, tail: list[bytes]) -> tuple[list[bytes | None], li
         stream = bytearray(framed(frames))
         runs = []
         while stream:
-            runs.append(server.receive_stream("c", stream))
+            runs.append(net.stream(server, "c", stream))
             del stream[: runs[-1]]
             if stream:
                 (n,) = struct.unpack_from(">i", stream)
@@ -380,9 +389,7 @@ def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.Monk
 def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
     net = Servers(1, indexed=True)
     server = net.servers[net.settle()]
-    assert (
-        server.receive_stream("c", framed([request(1, OpCode.GET_DATA, PathWatchRequest("/", False))])) == 0
-    )
+    assert net.stream(server, "c", framed([request(1, OpCode.GET_DATA, PathWatchRequest("/", False))])) == 0
     assert net.connect(server.server_id, "c") is not None
     server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
     net.pump()
@@ -390,8 +397,8 @@ def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
     reads = [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (2, 3, 4)]
     whole = framed(reads)
     # Only whole frames are taken: the last one's missing byte leaves it for the next recv.
-    assert server.receive_stream("c", whole[:-1]) == len(framed(reads[:2]))
-    assert server.receive_stream("c", whole[len(framed(reads[:2])) :]) == len(framed(reads[2:]))
+    assert net.stream(server, "c", whole[:-1]) == len(framed(reads[:2]))
+    assert net.stream(server, "c", whole[len(framed(reads[:2])) :]) == len(framed(reads[2:]))
     net.pump()
     assert net.framed == 2
     replies = [reply(f) for f in net.frames("c")]
@@ -399,6 +406,27 @@ def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
     assert all(GetDataResponse.read(r).data == b"v" for _, r in replies)
     stats = server.stats()
     assert stats.packets_received == stats.packets_sent == 5  # connect, create, three reads
+
+
+def test_stream_replies_wait_behind_sends_not_taken_yet() -> None:
+    """A run of reads is answered at once, but its replies are handed back only while nothing
+    waits for ready(): the connection's own earlier reply may be there, and goes first."""
+    net = Servers(1, indexed=True)
+    server = net.servers[net.settle()]
+    assert net.connect(server.server_id, "c") is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.frames("c")
+    server.receive("c", request(2, OpCode.GET_DATA, PathWatchRequest("/a", True)))  # answered, not sent
+    reads = [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (3, 4)]
+    taken, replies = server.receive_stream("c", framed(reads))
+    assert (taken, replies) == (len(framed(reads)), b"")
+    net.pump()
+    assert [reply(f)[0].xid for f in net.frames("c")] == [2, 3, 4]
+    assert net.framed == 1  # the two reads' replies in one send
+    taken, replies = server.receive_stream("c", framed(reads))  # nothing waits now: handed back
+    assert taken == len(framed(reads))
+    assert [reply(f)[0].xid for f in split_frames(replies)] == [3, 4]
 
 
 @pytest.mark.parametrize(
@@ -418,10 +446,10 @@ def test_a_stream_run_stops_before_what_needs_more_than_a_lookup(frame: bytes) -
     server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
     net.pump()
     read = request(2, OpCode.GET_DATA, PathWatchRequest("/a", False))
-    assert server.receive_stream("c", framed([read, frame, read])) == len(framed([read]))
-    assert server.receive_stream("c", framed([frame, read])) == 0
+    assert net.stream(server, "c", framed([read, frame, read])) == len(framed([read]))
+    assert net.stream(server, "c", framed([frame, read])) == 0
     server.receive("c", request(3, OpCode.SET_DATA, SetDataRequest("/a", b"x", -1)))
-    assert server.receive_stream("c", framed([read])) == 0  # behind its own write: it waits
+    assert net.stream(server, "c", framed([read])) == 0  # behind its own write: it waits
 
 
 def test_a_leader_sends_its_commits_before_it_applies_them() -> None:

@@ -123,7 +123,7 @@ BARRIER_OPS = WRITE_OPS | {int(OpCode.SYNC)}
 
 class Framed(bytes):
     """Replies already length-prefixed and back to back, as a stream connection carries them:
-    what receive_stream answers a run of reads with, in one send."""
+    a run of reads receive_stream answered while other sends waited, in one send."""
 
     __slots__ = ()
 
@@ -371,21 +371,28 @@ class ClientTable:
         natively now: no request of its is still waiting here (FIFO order); else None."""
         return None if conn.queue else self.host.tree.index
 
-    def receive_stream(self, conn_id: ConnId, data: bytes | bytearray) -> int:
+    def receive_stream(self, conn_id: ConnId, data: bytes | bytearray) -> tuple[int, bytes]:
         """The run of plain reads that opens `data`, a stream connection's bytes (length-prefixed
-        frames, as ZooKeeper's TCP clients send them): answered natively in one call, with one
-        Framed send. How many bytes were taken; the rest go to receive_frames, frame by frame.
+        frames, as ZooKeeper's TCP clients send them), answered natively in one call: (how many
+        bytes were taken, their replies). The rest go to receive_frames, frame by frame.
         Nothing is taken unless the session is idle here (its earlier requests all answered),
-        and nothing that needs more than a lookup: watches, missing nodes and ACLs stop the run."""
+        and nothing that needs more than a lookup: watches, missing nodes and ACLs stop the run.
+        The replies (length-prefixed, back to back) are the caller's to send at once, before
+        anything a later ready() gives; while other sends wait for ready(), one of them may be
+        this connection's, so the replies wait behind them as one Framed send, and b"" comes
+        back."""
         conn = self._in_session(conn_id)
         index = None if conn is None else self._native_index(conn)
         if conn is None or index is None:
-            return 0
+            return 0, b""
         replies, answered, taken = index.read_run(data, self.host.tree.last_zxid)
-        if answered:
+        if not answered:
+            return taken, b""
+        self._answered(conn, answered)
+        if self.sends:
             self.sends.append((conn_id, Framed(replies)))
-            self._answered(conn, answered)
-        return taken
+            return taken, b""
+        return taken, replies
 
     def _answered(self, conn: Connection, reads: int) -> None:
         """The accounting of reads answered natively, as they arrived."""

@@ -321,10 +321,12 @@ class Server:
         """Whether a client connection may send another request now (ClientTable.has_room)."""
         return self.clients.has_room(conn)
 
-    def receive_stream(self, conn: ConnId, data: bytes | bytearray) -> int:
+    def receive_stream(self, conn: ConnId, data: bytes | bytearray) -> tuple[int, bytes]:
         """The bytes of a stream connection (ZooKeeper's TCP framing: length-prefixed frames),
         as many as have arrived: how many bytes of the first frames were taken (a run of plain
-        reads, answered in one batch and one Framed send). Give the rest to receive_frames."""
+        reads, answered in one native batch), and their replies, length-prefixed, for the
+        caller to send at once (b"" when none, or when they wait in ready()'s sends behind
+        others). Give the rest to receive_frames."""
         return self.clients.receive_stream(conn, data)
 
     def close(self, conn: ConnId) -> None:
