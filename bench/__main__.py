@@ -66,6 +66,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--unloaded-ops", type=int, help="ops for unloaded create/getData latency at 3 servers (1000)"
     )
+    p.add_argument(
+        "--idle-sessions",
+        type=int,
+        default=0,
+        help="sessions open to the server the unloaded ops go to, sending nothing (0)",
+    )
     p.add_argument("--services", default="zookeeper,zkpy", help="zookeeper,zkpy (default both)")
     p.add_argument("--zmq-reads", help="read percentages of zkpy's ZeroMQ-door rows (all; --quick: 100)")
     p.add_argument("--no-zmq", action="store_true", help="no ZeroMQ-door rows")
@@ -87,7 +93,7 @@ def options(args: argparse.Namespace) -> _suite.Options:
         ensembles=[_suite.parse_ensemble(e) for e in args.ensembles.split(",")],
         read_pcts=[int(r) for r in args.reads.split(",")], services=services, seconds=args.seconds,
         warmup_s=args.warmup, jit_warmup_s=args.jit_warmup, sessions=args.sessions, outstanding=args.outstanding,
-        unloaded_ops=args.unloaded_ops, pin=args.pin,
+        unloaded_ops=args.unloaded_ops, idle_sessions=args.idle_sessions, pin=args.pin,
         zmq_read_pcts=[] if args.no_zmq else None if args.zmq_reads is None else [int(r) for r in args.zmq_reads.split(",")],
     )  # fmt: skip
 

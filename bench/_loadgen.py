@@ -69,9 +69,12 @@ def setup(binary: Path, host: str, znodes: int, attempts: int = 3) -> None:
             time.sleep(1.0)
 
 
-def unloaded(binary: Path, host: str, ops: int) -> dict[str, Any]:
-    """One request in flight: {"create": {...p50_us...}, "get": {...}}."""
-    return _run_json([str(binary), "unloaded", host, str(ops)], 60 + ops)
+def unloaded(binary: Path, host: str, ops: int, idle: int = 0) -> dict[str, Any]:
+    """One request in flight: {"create": {...p50_us...}, "get": {...}}; with `idle` more
+    sessions open to the same server meanwhile, sending nothing."""
+    return _run_json(
+        [str(binary), "unloaded", host, str(ops), *([str(idle)] if idle else [])], 60 + ops + idle // 100
+    )
 
 
 def load(

@@ -50,7 +50,8 @@ def unloaded_table(ensembles: dict[str, Any], tablefmt: str = "simple") -> str:
     for key, extra in ensembles.items():
         if "unloaded" in extra:
             u = extra["unloaded"]
-            rows.append([key, f"{u['create']['p50_us'] / 1000:.3f}", f"{u['get']['p50_us'] / 1000:.3f}",
+            idle = u.get("idle_sessions", 0)
+            rows.append([key + (f", {idle} idle sessions" if idle else ""), f"{u['create']['p50_us'] / 1000:.3f}", f"{u['get']['p50_us'] / 1000:.3f}",
                          f"{u['create']['p99_us'] / 1000:.3f}", f"{u['get']['p99_us'] / 1000:.3f}"])  # fmt: skip
     if not rows:
         return ""

@@ -35,6 +35,7 @@ class Options:
     outstanding: int = 40
     znodes: int = 1000
     unloaded_ops: int = 500
+    idle_sessions: int = 0  # open to the follower during the unloaded ops, sending nothing
     zmq_read_pcts: list[int] | None = None  # read ratios of the ZeroMQ-door rows; None: all; []: none
     pin: bool = False
 
@@ -205,7 +206,10 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
         extra["warmup_ops_s"] = warm_up(service, name, binary, opts, gen_cores, ticker)
         if voters == 3 and observers == 0 and opts.unloaded_ops:
             ticker.step = f"{service.name} {name}: one request in flight"
-            extra["unloaded"] = _loadgen.unloaded(binary, service.follower(), opts.unloaded_ops)
+            extra["unloaded"] = _loadgen.unloaded(
+                binary, service.follower(), opts.unloaded_ops, opts.idle_sessions
+            )
+            extra["unloaded"]["idle_sessions"] = opts.idle_sessions
         for read_pct in opts.read_pcts:
             for door, how in doors(kind, read_pct, opts):
                 ticker.step = f"{service.name} {name} servers, {read_pct}% reads, {door} door"

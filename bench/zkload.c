@@ -9,11 +9,16 @@
  *       each keeping OUTSTANDING requests in flight: getData (READ_PCT % of them) or setData
  *       of 100 bytes, of a random /b/n<i>. Prints "measuring" when the warm-up ends and
  *       "stopped" when the measurement ends, then one JSON line of counts and latencies.
- *   zkload unloaded HOST OPS
- *       one request in flight: OPS creates of 100-byte znodes, then OPS getData of them.
+ *   zkload unloaded HOST OPS [IDLE]
+ *       one request in flight: OPS creates of 100-byte znodes, then OPS getData of them; with
+ *       IDLE, that many more sessions are open to HOST meanwhile and send nothing (plain
+ *       sockets, not the C client: the quiet clients a real server holds). HOST must then be an
+ *       IPv4 address; on a loopback one they come from 127.1.x.y, 50 from each (a server takes
+ *       60 connections from one address).
  *
  * Latencies go into a histogram per session and kind: exact below 128 us, then 64 buckets per
  * power of two (1.6 % wide). Exit status 1 with a message on stderr when a step fails. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <zookeeper/zookeeper.h>
 
 #define BUCKETS (128 + 25 * 64)
@@ -284,9 +291,70 @@ static int setup(int argc, char **argv) {
     return 0;
 }
 
+/* IDLE_PER_ADDRESS connections from each loopback source address */
+#define IDLE_PER_ADDRESS 50
+
+static int read_all(int fd, char *buf, size_t n) {
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* `count` sessions on plain sockets to host:port, each connected (its ConnectResponse read) and
+ * then left alone; their fds, for the caller to close. */
+static int *open_idle(const char *host, int count) {
+    char address[64];
+    const char *colon = strrchr(host, ':');
+    if (colon == NULL || (size_t)(colon - host) >= sizeof address) fail("idle sessions: HOST must be ip:port");
+    memcpy(address, host, (size_t)(colon - host));
+    address[colon - host] = '\0';
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, address, &to.sin_addr) != 1) fail("idle sessions: HOST must be an IPv4 address");
+    int loopback = (ntohl(to.sin_addr.s_addr) >> 24) == 127;
+    struct rlimit files;  /* a socket each: the soft limit up to the hard one */
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
+    int *fds = calloc((size_t)count, sizeof *fds);
+    if (fds == NULL) fail("out of memory");
+    /* length, protocol version, last zxid seen, timeout (ms), session id, password (16 zero
+     * bytes with their length), read-only */
+    char request[4 + 4 + 8 + 4 + 8 + 4 + 16 + 1] = {0};
+    uint32_t field = htonl(sizeof request - 4);
+    memcpy(request, &field, 4);
+    field = htonl(40000);
+    memcpy(request + 16, &field, 4);
+    field = htonl(16);
+    memcpy(request + 28, &field, 4);
+    for (int i = 0; i < count; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) fail("idle sessions: socket (too many open files? raise ulimit -n)");
+        if (loopback) {
+            struct sockaddr_in from = {.sin_family = AF_INET};
+            from.sin_addr.s_addr = htonl(0x7f010001u + (uint32_t)(i / IDLE_PER_ADDRESS));
+            if (bind(fd, (struct sockaddr *)&from, sizeof from) != 0) fail("idle sessions: bind");
+        }
+        if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0) fail("idle sessions: connect");
+        char head[4], body[64];
+        if (write(fd, request, sizeof request) != (ssize_t)sizeof request || read_all(fd, head, 4) != 0)
+            fail("idle sessions: no ConnectResponse");
+        memcpy(&field, head, 4);
+        uint32_t length = ntohl(field);
+        if (length < 20 || length > sizeof body || read_all(fd, body, length) != 0)
+            fail("idle sessions: a bad ConnectResponse");
+        fds[i] = fd;
+    }
+    return fds;
+}
+
 static int unloaded(int argc, char **argv) {
-    if (argc != 4) fail("usage: zkload unloaded HOST OPS");
-    int ops = atoi(argv[3]);
+    if (argc != 4 && argc != 5) fail("usage: zkload unloaded HOST OPS [IDLE]");
+    int ops = atoi(argv[3]), idle = argc == 5 ? atoi(argv[4]) : 0;
+    int *idle_fds = idle > 0 ? open_idle(argv[2], idle) : NULL;
     session_t session = {0};
     open_sessions(&session, 1, &argv[2], 1);
     char base[64], path[96], buf[PAYLOAD_BYTES];
@@ -307,6 +375,8 @@ static int unloaded(int argc, char **argv) {
         record(&session.latency[READ], now_ns() - started);
     }
     zookeeper_close(session.zh);
+    for (int i = 0; i < idle; i++) close(idle_fds[i]);
+    free(idle_fds);
     printf("{");
     print_kind("create", &session.latency[CREATE], 1.0);
     printf(", ");

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import _report, _suite
+from bench import _loadgen, _report, _suite
 from bench.throughput import mixed_frames
+from tests.integration.conftest import Ensemble
 from zkcore import _records as rec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +78,27 @@ def test_the_harness_against_both_services_on_three_servers(tmp_path: Path) -> N
     idle_rate = results["ensembles"]["zkpy 3"]["leader_idle_msgs_s"]
     beyond = reads_only["leader_msgs_per_op"] - idle_rate / reads_only["ops_s"]
     assert beyond < 0.01, f"reads cost the leader {beyond:.4f} messages each beyond its heartbeats"
+
+
+def test_the_generators_idle_sessions_connect_and_the_unloaded_ops_run(
+    ensemble_factory: Callable[..., Ensemble],
+) -> None:
+    """`--idle-sessions`: zkload's unloaded mode opens that many sessions on plain sockets (past
+    the 60 connections one address may hold: from 127.1.x.y) and measures as before."""
+    ensemble = ensemble_factory(1)
+    host = ensemble.conf.servers[1].zk
+
+    def packets_received() -> int:
+        address, port = host.rsplit(":", 1)
+        with socket.create_connection((address, int(port)), timeout=5) as s:
+            s.sendall(b"mntr")
+            text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+        return int(dict(line.split("\t", 1) for line in text.splitlines())["zk_packets_received"])
+
+    before = packets_received()
+    result = _loadgen.unloaded(_loadgen.build(), host, 20, idle=150)
+    assert result["create"]["ops"] == result["get"]["ops"] == 20, result
+    assert packets_received() - before >= 150 + 1 + 2 * 20, "150 idle connects, the session's, 40 ops"
 
 
 # --- the pieces, as tables ------------------------------------------------------------------------
