@@ -366,13 +366,19 @@ def test_a_run_of_frames_is_answered_as_one_at_a_time(tail: list[bytes]) -> None
         assert xids == [10, 11, 12, 13, 14, -1, 15, 16, -1, -1, 20]
 
 
-def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def one_server_with_a() -> tuple[Servers, Server]:
+    """One indexed server, a client "c" connected, /a created holding b"v" (its reply taken)."""
     net = Servers(1, indexed=True)
     server = net.servers[net.settle()]
     assert net.connect(server.server_id, "c") is not None
     server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
     net.pump()
     net.frames("c")
+    return net, server
+
+
+def test_plain_reads_are_answered_without_decoding_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, server = one_server_with_a()
 
     def no_decoding(frame: bytes) -> None:
         raise AssertionError("a plain read was decoded in Python")
@@ -411,12 +417,7 @@ def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
 def test_stream_replies_wait_behind_sends_not_taken_yet() -> None:
     """A run of reads is answered at once, but its replies are handed back only while nothing
     waits for ready(): the connection's own earlier reply may be there, and goes first."""
-    net = Servers(1, indexed=True)
-    server = net.servers[net.settle()]
-    assert net.connect(server.server_id, "c") is not None
-    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
-    net.pump()
-    net.frames("c")
+    net, server = one_server_with_a()
     server.receive("c", request(2, OpCode.GET_DATA, PathWatchRequest("/a", True)))  # answered, not sent
     reads = [request(x, OpCode.GET_DATA, PathWatchRequest("/a", False)) for x in (3, 4)]
     taken, replies = server.receive_stream("c", framed(reads))
@@ -440,11 +441,7 @@ def test_stream_replies_wait_behind_sends_not_taken_yet() -> None:
     ids=["watch", "missing", "reserved-xid", "write"],
 )
 def test_a_stream_run_stops_before_what_needs_more_than_a_lookup(frame: bytes) -> None:
-    net = Servers(1, indexed=True)
-    server = net.servers[net.settle()]
-    assert net.connect(server.server_id, "c") is not None
-    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"v", OPEN_ACL_UNSAFE, 0)))
-    net.pump()
+    net, server = one_server_with_a()
     read = request(2, OpCode.GET_DATA, PathWatchRequest("/a", False))
     assert net.stream(server, "c", framed([read, frame, read])) == len(framed([read]))
     assert net.stream(server, "c", framed([frame, read])) == 0
