@@ -72,6 +72,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=0,
         help="sessions open to the server the unloaded ops go to, sending nothing (0)",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="each ensemble this many times, the services taking turns to go first; the table gives "
+        "medians, each ratio the median of the rounds' own (1)",
+    )
     p.add_argument("--services", default="zookeeper,zkpy", help="zookeeper,zkpy (default both)")
     p.add_argument("--zmq-reads", help="read percentages of zkpy's ZeroMQ-door rows (all; --quick: 100)")
     p.add_argument("--no-zmq", action="store_true", help="no ZeroMQ-door rows")
@@ -93,7 +100,7 @@ def options(args: argparse.Namespace) -> _suite.Options:
         ensembles=[_suite.parse_ensemble(e) for e in args.ensembles.split(",")],
         read_pcts=[int(r) for r in args.reads.split(",")], services=services, seconds=args.seconds,
         warmup_s=args.warmup, jit_warmup_s=args.jit_warmup, sessions=args.sessions, outstanding=args.outstanding,
-        unloaded_ops=args.unloaded_ops, idle_sessions=args.idle_sessions, pin=args.pin,
+        unloaded_ops=args.unloaded_ops, idle_sessions=args.idle_sessions, pin=args.pin, rounds=max(1, args.rounds),
         zmq_read_pcts=[] if args.no_zmq else None if args.zmq_reads is None else [int(r) for r in args.zmq_reads.split(",")],
     )  # fmt: skip
 

@@ -97,6 +97,11 @@ def notes(results: dict[str, Any]) -> list[str]:
                         "than 10% apart (ops/s by slice: " + ", ".join(f"{v:,.0f}" for v in slices) + "): "
                         "still warming up (ZooKeeper's JIT needs tens of seconds of load; measured cold it "
                         "flatters zkpy; the full run warms each ensemble for 60 s) or a noisy machine.")  # fmt: skip
+    rounds = max((r.get("rounds", 1) for r in results["runs"]), default=1)
+    if rounds > 1:
+        said.append(f"each figure is the median of {rounds} rounds (ZooKeeper and zkpy took turns to go first), "
+                    "each ratio the median of the rounds' own ratios; every round's rows are round_runs in "
+                    "the JSON.")  # fmt: skip
     said += generator_bound(results)
     pins = sorted({v.get("pinning", "") for v in results["ensembles"].values()} - {"", "not pinned"})
     said += pins

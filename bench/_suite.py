@@ -4,8 +4,10 @@ ZeroMQ door by the Python generator of bench.throughput. One dict per run, ratio
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
+import statistics
 import subprocess
 import threading
 import time
@@ -38,6 +40,7 @@ class Options:
     idle_sessions: int = 0  # open to the follower during the unloaded ops, sending nothing
     zmq_read_pcts: list[int] | None = None  # read ratios of the ZeroMQ-door rows; None: all; []: none
     pin: bool = False
+    rounds: int = 1  # each ensemble this many times, the services taking turns to go first
 
 
 def label(voters: int, observers: int) -> str:
@@ -267,27 +270,58 @@ RATIO_KEYS = ("ops_s", "p50_ms", "p99_ms", "p999_ms", "server_cpu_us_per_op", "r
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Each zkpy figure over ZooKeeper's at the same ensemble and read ratio, from the same run."""
-    zk = {(r["ensemble"], r["read_pct"]): r for r in rows if r["service"] == "zookeeper"}
+    """Each zkpy figure over ZooKeeper's at the same ensemble and read ratio, from the same run
+    (and the same round)."""
+    zk = {(r["ensemble"], r["read_pct"], r.get("round", 0)): r for r in rows if r["service"] == "zookeeper"}
     for r in rows:
-        base = zk.get((r["ensemble"], r["read_pct"]))
+        base = zk.get((r["ensemble"], r["read_pct"], r.get("round", 0)))
         if r["service"] != "zkpy" or base is None:
             continue
         r["ratio_to_zookeeper"] = {k: r[k] / base[k] for k in RATIO_KEYS if k in r and base.get(k)}
 
 
+IDENTITY_KEYS = ("voters", "observers", "servers", "read_pct", "seconds", "round")
+
+
+def over_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per service, door, ensemble and read ratio from the rounds' rows: each figure the
+    median over the rounds (errors summed), each ratio to ZooKeeper the median of the rounds'
+    own ratios (the two services measured minutes apart, not the best of one against the worst
+    of the other)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["service"], r["door"], r["ensemble"], r["read_pct"]), []).append(r)
+    out = []
+    for group in groups.values():
+        row = {k: v for k, v in group[0].items() if k != "round"}
+        for k, v in group[0].items():
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in IDENTITY_KEYS:
+                values = [g[k] for g in group if k in g]
+                row[k] = sum(values) if k == "errors" else statistics.median(values)
+        ratios = [g["ratio_to_zookeeper"] for g in group if "ratio_to_zookeeper" in g]
+        if ratios:
+            row["ratio_to_zookeeper"] = {
+                k: statistics.median(x[k] for x in ratios if k in x) for k in ratios[0]
+            }
+        row["rounds"] = len(group)
+        out.append(row)
+    return out
+
+
 def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
     binary = _loadgen.build()
-    total = len(opts.ensembles) * sum(len(doors(k, r, opts)) for k in opts.services for r in opts.read_pcts)
-    ticker = Ticker(total)
+    per_round = sum(len(doors(k, r, opts)) for k in opts.services for r in opts.read_pcts)
+    ticker = Ticker(len(opts.ensembles) * opts.rounds * per_round)
     rows: list[dict[str, Any]] = []
     found: dict[str, Any] = {}
     try:
-        for voters, observers in opts.ensembles:
-            for kind in opts.services:
-                key = f"{kind} {label(voters, observers)}"
+        for (voters, observers), rnd in itertools.product(opts.ensembles, range(opts.rounds)):
+            for kind in opts.services if rnd % 2 == 0 else opts.services[::-1]:
+                key = f"{kind} {label(voters, observers)}" + (f" round {rnd + 1}" if rnd else "")
+                where = tmp / f"round-{rnd + 1}" if rnd else tmp  # each round's ensembles start afresh
+                where.mkdir(exist_ok=True)
                 try:
-                    got, extra = run_ensemble(kind, voters, observers, opts, binary, tmp, ticker)
+                    got, extra = run_ensemble(kind, voters, observers, opts, binary, where, ticker)
                 except (
                     _loadgen.LoadGenError,
                     AssertionError,
@@ -298,9 +332,14 @@ def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
                     # One ensemble that would not start or load is reported; the others still run.
                     got, extra = [], {"error": f"{type(e).__name__}: {e}"}
                     ticker.say(f"  {key} servers: FAILED: {e}")
+                if opts.rounds > 1:
+                    for row in got:
+                        row["round"] = rnd
                 rows += got
                 found[key] = extra
     finally:
         ticker.close()
     add_ratios(rows)
+    if opts.rounds > 1:
+        return {"runs": over_rounds(rows), "round_runs": rows, "ensembles": found}
     return {"runs": rows, "ensembles": found}

@@ -40,8 +40,9 @@ def run_bench(tmp_path: Path, *args: str, timeout_s: float) -> dict[str, Any]:
 def test_the_harness_against_zkpy_alone(tmp_path: Path) -> None:
     results = run_bench(tmp_path, "--services", "zkpy", "--ensembles", "1", "--reads", "50,100", "--seconds", "1",
                         "--warmup", "0.2", "--jit-warmup", "0.5", "--zmq-reads", "100", "--sessions", "2",
-                        "--outstanding", "10", timeout_s=180)  # fmt: skip
+                        "--outstanding", "10", "--rounds", "2", timeout_s=240)  # fmt: skip
     runs = results["runs"]
+    assert len(results["round_runs"]) == 6 and all(r["rounds"] == 2 for r in runs)
     assert [(r["door"], r["read_pct"]) for r in runs] == [("zk", 50), ("zk", 100), ("zmq", 100)]
     for r in runs:
         missing = [f for f in RUN_FIELDS if f not in r]
@@ -110,6 +111,28 @@ def test_mixed_frames_write_share(read_pct: int, writes: int) -> None:
     kinds = [rec.RequestHeader.decode(f[:8]).type for f in frames]
     assert kinds.count(rec.OpCode.SET_DATA) == writes
     assert kinds.count(rec.OpCode.GET_DATA) == 100 - writes
+
+
+def test_rounds_pair_within_a_round_and_give_medians() -> None:
+    """--rounds: each round's zkpy row is divided by the same round's ZooKeeper row, and the
+    table row is the median of the rounds (the ratio: of the rounds' ratios, not of medians)."""
+
+    def run(service: str, rnd: int, cpu: float, errors: int = 0) -> dict[str, Any]:
+        return {"service": service, "door": "zk", "ensemble": "1", "servers": 1, "read_pct": 0, "seconds": 8.0,
+                "round": rnd, "ops_s": 1000.0 * (rnd + 1), "server_cpu_us_per_op": cpu, "errors": errors}  # fmt: skip
+
+    # ZooKeeper's CPU swings from round to round; zkpy's with it, a little below.
+    rows = [run("zookeeper", 0, 20.0), run("zkpy", 0, 18.0), run("zookeeper", 1, 30.0), run("zkpy", 1, 27.0),
+            run("zookeeper", 2, 40.0), run("zkpy", 2, 36.0, errors=2)]  # fmt: skip
+    _suite.add_ratios(rows)
+    assert [r["ratio_to_zookeeper"]["server_cpu_us_per_op"] for r in rows if r["service"] == "zkpy"] == [
+        pytest.approx(0.9)
+    ] * 3
+    zk, ours = _suite.over_rounds(rows)
+    assert (zk["service"], zk["server_cpu_us_per_op"], zk["rounds"]) == ("zookeeper", 30.0, 3)
+    assert ours["server_cpu_us_per_op"] == 27.0 and ours["ops_s"] == 2000.0 and ours["errors"] == 2
+    assert ours["ratio_to_zookeeper"]["server_cpu_us_per_op"] == pytest.approx(0.9)
+    assert ours["seconds"] == 8.0 and "round" not in ours
 
 
 def test_ratios_pair_runs_of_the_same_ensemble_and_read_ratio() -> None:
