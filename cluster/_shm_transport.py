@@ -246,9 +246,10 @@ class ShmPeerTransport:
                 return False
 
     def _writer_gone(self, box: _Inbox) -> None:
-        """Drop what the dead writer left, and reopen the FIFO (same fd number, so the poller
-        needs no change) so that end-of-file is not reported again until a new writer goes.
-        Its process is gone, so its inbox is too: attach again when it is back."""
+        """Drop what the dead writer left, and reopen the FIFO under the same fd number, so that
+        end-of-file is not reported again until a new writer goes (an epoll set does not follow
+        the new file: the node registers the fd again when lost() names the peer). Its process
+        is gone, so its inbox is too: attach again when it is back."""
         self._detach(self.outboxes[box.source])
         box.ring.discard()
         _remove_spills(box.ring.path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -87,19 +86,11 @@ def test_the_generators_idle_sessions_connect_and_the_unloaded_ops_run(
     """`--idle-sessions`: zkload's unloaded mode opens that many sessions on plain sockets (past
     the 60 connections one address may hold: from 127.1.x.y) and measures as before."""
     ensemble = ensemble_factory(1)
-    host = ensemble.conf.servers[1].zk
-
-    def packets_received() -> int:
-        address, port = host.rsplit(":", 1)
-        with socket.create_connection((address, int(port)), timeout=5) as s:
-            s.sendall(b"mntr")
-            text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
-        return int(dict(line.split("\t", 1) for line in text.splitlines())["zk_packets_received"])
-
-    before = packets_received()
-    result = _loadgen.unloaded(_loadgen.build(), host, 20, idle=150)
+    before = int(ensemble.mntr(1)["zk_packets_received"])
+    result = _loadgen.unloaded(_loadgen.build(), ensemble.conf.servers[1].zk, 20, idle=150)
     assert result["create"]["ops"] == result["get"]["ops"] == 20, result
-    assert packets_received() - before >= 150 + 1 + 2 * 20, "150 idle connects, the session's, 40 ops"
+    grown = int(ensemble.mntr(1)["zk_packets_received"]) - before
+    assert grown >= 150 + 1 + 2 * 20, "150 idle connects, the session's, 40 ops"
 
 
 # --- the pieces, as tables ------------------------------------------------------------------------

@@ -240,7 +240,7 @@ class Leader:
         full too."""
         if not self.established:
             return False
-        if self.backlog or not self._room() or not (self._caught_up or self._catching_up()):
+        if self.backlog or not self._room() or not self._tree_caught_up():
             if len(self.backlog) >= limits.zab_backlog_max or (
                 self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
             ):
@@ -263,19 +263,16 @@ class Leader:
         self._room_bytes = config.proposals_outstanding_bytes_max - size
         return self._room_count > 0 and self._room_bytes > 0
 
-    def _catching_up(self) -> bool:
-        """Whether the tree has applied what earlier epochs committed (see Replica.applied)."""
-        self._caught_up = self.core.tree_caught_up(self.zxid_initial)
+    def _tree_caught_up(self) -> bool:
+        """Whether the tree has applied what earlier epochs committed (see Replica.applied);
+        asked of the core until it is so, then remembered (it never goes back)."""
+        if not self._caught_up:
+            self._caught_up = self.core.tree_caught_up(self.zxid_initial)
         return self._caught_up
 
     def _drain_backlog(self) -> None:
         core = self.core
-        while (
-            self.backlog
-            and self._room()
-            and core.abandon_reason is None
-            and (self._caught_up or self._catching_up())
-        ):
+        while self.backlog and self._room() and core.abandon_reason is None and self._tree_caught_up():
             payload = self.backlog.popleft()
             self.backlog_bytes -= len(payload)
             self._propose_now(payload)
