@@ -320,6 +320,7 @@ class Node:
         prepare_ipc(endpoint)
         sock.bind(endpoint)
         self.client_sock = sock
+        self.client_sock_used = False  # sent on, or read without a poll's word: the poller asks it
         zk_address = conf.servers[server_id].zk
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
@@ -359,6 +360,9 @@ class Node:
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             elif self.peers.holding():
                 timeout_ms = min(timeout_ms, 1)  # a peer's ring was full: try it again soon
+            if self.client_sock_used:
+                self.client_sock_used = False
+                poller.touch(self.client_sock)
             events = poller.poll(timeout_ms)
             self.peers.after_poll()
             self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
@@ -423,6 +427,7 @@ class Node:
         ROUTER message is [identity, frame]; anything else is not ours. (recv, not recv_multipart:
         pyzmq's multipart calls cost five times as much.)"""
         sock, held = self.client_sock, self.held
+        self.client_sock_used = True
         taken = 0
         while taken < CLIENT_BATCH_FRAMES:
             try:
@@ -664,6 +669,7 @@ class Node:
         if isinstance(conn, int):
             return self._send_zk(conn, frame, forget)
         assert isinstance(conn, bytes)
+        self.client_sock_used = True
         try:
             sock = self.client_sock
             sock.send(conn, SNDMORE_NOBLOCK)  # unroutable or full: raises, and nothing is queued

@@ -11,12 +11,13 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import zmq
 
+from cluster import _poller as poller_module
 from cluster import config
 from cluster._poller import POLLIN, POLLOUT, Poller
 from cluster._shm_transport import ShmPeerTransport, ring_prefix
@@ -123,7 +124,7 @@ def test_a_message_wakes_a_wait_and_one_that_came_during_a_send_is_seen(
     poller: Poller, ctx: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
     """ZMQ_FD says only that something changed, and a send may take in the news of a message
-    without it saying so again: the socket is asked for its events before every wait."""
+    without it saying so again: a socket used so is touched, and asked again before the wait."""
     a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
     try:
         a.bind("inproc://poller-wake")
@@ -139,9 +140,51 @@ def test_a_message_wakes_a_wait_and_one_that_came_during_a_send_is_seen(
         for i in range(200):
             b.send(b"%d" % i)
             a.send(b"reply")  # takes in the news of b's message
+            poller.touch(a)
             assert poller.poll(1000) == {a: POLLIN}
             assert a.recv() == b"%d" % i
             assert b.recv() == b"reply"
+    finally:
+        a.close(linger=0)
+        b.close(linger=0)
+
+
+def test_an_idle_socket_is_asked_for_its_events_only_when_something_changed(
+    poller: Poller, ctx: zmq.Context[zmq.Socket[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking (getsockopt ZMQ_EVENTS) polls the socket's mailbox, a system call: not every turn."""
+    asked: list[int] = []
+    raw_get = poller_module._raw_get
+
+    def counting_get(sock: zmq.Socket[bytes]) -> Callable[[int], int]:
+        get = raw_get(sock)
+
+        def counted(option: int) -> int:
+            asked.append(option)
+            return get(option)
+
+        return counted
+
+    monkeypatch.setattr(poller_module, "_raw_get", counting_get)
+    a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    try:
+        a.bind("inproc://poller-idle")
+        b.connect("inproc://poller-idle")
+        poller.register(a, POLLIN)
+        for _ in range(100):
+            assert poller.poll(0) == {}
+        assert len(asked) <= 2, "asked once, and once more if connecting woke its fd"
+        b.send(b"x")  # the fd becomes readable: asked, and reported
+        assert poller.poll(1000) == {a: POLLIN}
+        before = len(asked)
+        assert a.recv() == b"x"
+        assert poller.poll(0) == {}, "reported last time, so asked again: nothing now"
+        assert len(asked) > before
+        before = len(asked)
+        a.send(b"y")
+        poller.touch(a)
+        poller.poll(0)
+        assert len(asked) > before, "touched: asked again"
     finally:
         a.close(linger=0)
         b.close(linger=0)
