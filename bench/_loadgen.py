@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,12 +70,38 @@ def setup(binary: Path, host: str, znodes: int, attempts: int = 3) -> None:
             time.sleep(1.0)
 
 
-def unloaded(binary: Path, host: str, ops: int, idle: int = 0) -> dict[str, Any]:
+UNLOADED_PHASES = ("creates", "reads", "done")
+
+
+def unloaded(
+    binary: Path, host: str, ops: int, idle: int = 0, on_phase: Callable[[str], None] = lambda phase: None
+) -> dict[str, Any]:
     """One request in flight: {"create": {...p50_us...}, "get": {...}}; with `idle` more
-    sessions open to the same server meanwhile, sending nothing."""
-    return _run_json(
-        [str(binary), "unloaded", host, str(ops), *([str(idle)] if idle else [])], 60 + ops + idle // 100
-    )
+    sessions open to the same server meanwhile, sending nothing. on_phase(name) is called as
+    the creates start, as the reads start, and once they are done (UNLOADED_PHASES)."""
+    cmd = [str(binary), "unloaded", host, str(ops), *([str(idle)] if idle else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(60 + ops + idle // 100, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            line = line.strip()
+            if line in UNLOADED_PHASES:
+                on_phase(line)
+            elif line:
+                lines.append(line)
+        err = proc.stderr.read() if proc.stderr else ""
+        if proc.wait() != 0 or not lines:
+            raise LoadGenError(f"unloaded {host} failed: {(err or 'killed: it took too long').strip()}")
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def load(

@@ -3,6 +3,7 @@ notes that say what the figures mean on this machine, and PNG plots when matplot
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,57 @@ def table(rows: list[dict[str, Any]], tablefmt: str = "simple") -> str:
 
 
 def unloaded_table(ensembles: dict[str, Any], tablefmt: str = "simple") -> str:
-    rows = []
-    for key, extra in ensembles.items():
-        if "unloaded" in extra:
-            u = extra["unloaded"]
-            idle = u.get("idle_sessions", 0)
-            rows.append([key + (f", {idle} idle sessions" if idle else ""), f"{u['create']['p50_us'] / 1000:.3f}", f"{u['get']['p50_us'] / 1000:.3f}",
-                         f"{u['create']['p99_us'] / 1000:.3f}", f"{u['get']['p99_us'] / 1000:.3f}"])  # fmt: skip
-    if not rows:
+    """The unloaded ops of each ensemble (each round's): latencies, and the servers' CPU per op;
+    zkpy's p50s also as ratios to ZooKeeper's of the same round. With rounds, a last line per
+    service of the medians, each ratio the median of the rounds' own."""
+    found = {key: extra["unloaded"] for key, extra in ensembles.items() if "unloaded" in extra}
+    if not found:
         return ""
+
+    def ratio(key: str, kind: str) -> float | None:
+        zk = found.get(key.replace("zkpy", "zookeeper", 1)) if key.startswith("zkpy") else None
+        return found[key][kind]["p50_us"] / zk[kind]["p50_us"] if zk and zk[kind]["p50_us"] else None
+
+    def cells(name: str, figures: dict[str, float], ratios: dict[str, float | None]) -> list[str]:
+        def p50(kind: str) -> str:
+            r = ratios.get(kind)
+            return f"{figures[kind + ' p50'] / 1000:.3f}" + (f" ({r:.2f}x)" if r is not None else "")
+
+        return [name, p50("create"), p50("get"), f"{figures['create p99'] / 1000:.3f}",
+                f"{figures['get p99'] / 1000:.3f}", _cpu(figures.get("create cpu")),
+                _cpu(figures.get("get cpu"))]  # fmt: skip
+
+    rows: list[list[str]] = []
+    rounds: dict[str, list[tuple[dict[str, float], dict[str, float | None]]]] = {}
+    for key, u in found.items():
+        idle = u.get("idle_sessions", 0)
+        figures = {
+            f"{kind} {what}": u[kind][f"{what}_us"] for kind in ("create", "get") for what in ("p50", "p99")
+        }
+        figures |= {f"{kind} cpu": u[kind]["server_cpu_us_per_op"] for kind in ("create", "get")
+                    if "server_cpu_us_per_op" in u[kind]}  # fmt: skip
+        ratios = {kind: ratio(key, kind) for kind in ("create", "get")}
+        rows.append(cells(key + (f", {idle} idle sessions" if idle else ""), figures, ratios))
+        rounds.setdefault(key.split(" round ")[0], []).append((figures, ratios))
+    for base, got in rounds.items():
+        if len(got) < 2:
+            continue
+        medians = {
+            k: statistics.median(f[k] for f, _ in got) for k in got[0][0] if all(k in f for f, _ in got)
+        }
+        ratios = {}
+        for kind in ("create", "get"):
+            values = [x for x in (r[kind] for _, r in got) if x is not None]
+            ratios[kind] = statistics.median(values) if values else None
+        rows.append(cells(f"{base}, median of {len(got)} rounds", medians, ratios))
     return tabulate(rows, headers=["one request in flight, via a follower", "create p50 ms", "getData p50 ms",
-                                   "create p99 ms", "getData p99 ms"], disable_numparse=True,
+                                   "create p99 ms", "getData p99 ms", "server CPU-µs/create",
+                                   "server CPU-µs/getData"], disable_numparse=True,
                     tablefmt=tablefmt)  # fmt: skip
+
+
+def _cpu(us: float | None) -> str:
+    return "-" if us is None else f"{us:.0f}"
 
 
 def notes(results: dict[str, Any]) -> list[str]:

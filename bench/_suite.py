@@ -209,10 +209,7 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
         extra["warmup_ops_s"] = warm_up(service, name, binary, opts, gen_cores, ticker)
         if voters == 3 and observers == 0 and opts.unloaded_ops:
             ticker.step = f"{service.name} {name}: one request in flight"
-            extra["unloaded"] = _loadgen.unloaded(
-                binary, service.follower(), opts.unloaded_ops, opts.idle_sessions
-            )
-            extra["unloaded"]["idle_sessions"] = opts.idle_sessions
+            extra["unloaded"] = unloaded(service, binary, opts)
         for read_pct in opts.read_pcts:
             for door, how in doors(kind, read_pct, opts):
                 ticker.step = f"{service.name} {name} servers, {read_pct}% reads, {door} door"
@@ -228,6 +225,21 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
     finally:
         service.stop()
     return rows, extra
+
+
+def unloaded(service: Service, binary: Path, opts: Options) -> dict[str, Any]:
+    """The unloaded ops through a follower: their latencies, and what the servers (all of them)
+    spent on each create and each getData."""
+    pids, cpu = service.pids(), dict[str, float]()
+    found = _loadgen.unloaded(
+        binary, service.follower(), opts.unloaded_ops, opts.idle_sessions,
+        on_phase=lambda phase: cpu.__setitem__(phase, cpu_s(pids)),
+    )  # fmt: skip
+    ops = max(opts.unloaded_ops, 1)
+    found["create"]["server_cpu_us_per_op"] = (cpu["reads"] - cpu["creates"]) * 1e6 / ops
+    found["get"]["server_cpu_us_per_op"] = (cpu["done"] - cpu["reads"]) * 1e6 / ops
+    found["idle_sessions"] = opts.idle_sessions
+    return found
 
 
 WARMUP_SLICE_S = 5.0

@@ -14,7 +14,8 @@
  *       IDLE, that many more sessions are open to HOST meanwhile and send nothing (plain
  *       sockets, not the C client: the quiet clients a real server holds). HOST must then be an
  *       IPv4 address; on a loopback one they come from 127.1.x.y, 50 from each (a server takes
- *       60 connections from one address).
+ *       60 connections from one address). Prints "creates", "reads" and "done" as each phase
+ *       starts and the last ends, then the JSON.
  *
  * Latencies go into a histogram per session and kind: exact below 128 us, then 64 buckets per
  * power of two (1.6 % wide). Exit status 1 with a message on stderr when a step fails. */
@@ -360,6 +361,7 @@ static int unloaded(int argc, char **argv) {
     char base[64], path[96], buf[PAYLOAD_BYTES];
     snprintf(base, sizeof base, "/u%d-%llu", (int)getpid(), (unsigned long long)now_ns());
     if (zoo_create(session.zh, base, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0) != ZOK) fail("create the base");
+    printf("creates\n");  /* each phase says when it starts (the harness samples server CPU) */
     for (int i = 0; i < ops; i++) {  /* creates first, then reads of what they made */
         snprintf(path, sizeof path, "%s/n%d", base, i);
         uint64_t started = now_ns();
@@ -367,6 +369,7 @@ static int unloaded(int argc, char **argv) {
             fail("unloaded create");
         record(&session.latency[CREATE], now_ns() - started);
     }
+    printf("reads\n");
     for (int i = 0; i < ops; i++) {
         snprintf(path, sizeof path, "%s/n%d", base, i);
         int len = sizeof buf;
@@ -374,6 +377,7 @@ static int unloaded(int argc, char **argv) {
         if (zoo_get(session.zh, path, 0, buf, &len, NULL) != ZOK) fail("unloaded getData");
         record(&session.latency[READ], now_ns() - started);
     }
+    printf("done\n");
     zookeeper_close(session.zh);
     for (int i = 0; i < idle; i++) close(idle_fds[i]);
     free(idle_fds);

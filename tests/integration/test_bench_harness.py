@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from bench import _loadgen, _report, _suite
+from bench._services import Service
 from bench.throughput import mixed_frames
 from tests.integration.conftest import Ensemble
 from zkcore import _records as rec
@@ -74,6 +76,7 @@ def test_the_harness_against_both_services_on_three_servers(tmp_path: Path) -> N
     for key in ("zookeeper 3", "zkpy 3"):
         unloaded = results["ensembles"][key]["unloaded"]
         assert unloaded["create"]["ops"] == unloaded["get"]["ops"] == 100, unloaded
+        assert unloaded["create"]["server_cpu_us_per_op"] > 0, unloaded
     reads_only = next(r for r in ours if r["read_pct"] == 100)
     idle_rate = results["ensembles"]["zkpy 3"]["leader_idle_msgs_s"]
     beyond = reads_only["leader_msgs_per_op"] - idle_rate / reads_only["ops_s"]
@@ -84,13 +87,56 @@ def test_the_generators_idle_sessions_connect_and_the_unloaded_ops_run(
     ensemble_factory: Callable[..., Ensemble],
 ) -> None:
     """`--idle-sessions`: zkload's unloaded mode opens that many sessions on plain sockets (past
-    the 60 connections one address may hold: from 127.1.x.y) and measures as before."""
+    the 60 connections one address may hold: from 127.1.x.y) and measures as before; the
+    harness samples the server's CPU as each phase starts and ends."""
     ensemble = ensemble_factory(1)
+
+    class OneServer:  # the face of bench._services.Service that the unloaded ops use
+        def pids(self) -> list[int]:
+            return [pid for pid in [ensemble.pid(1)] if pid]
+
+        def follower(self) -> str:
+            return ensemble.conf.servers[1].zk
+
     before = int(ensemble.mntr(1)["zk_packets_received"])
-    result = _loadgen.unloaded(_loadgen.build(), ensemble.conf.servers[1].zk, 20, idle=150)
+    opts = _suite.Options([(1, 0)], [100], ["zkpy"], unloaded_ops=20, idle_sessions=150)
+    result = _suite.unloaded(cast(Service, OneServer()), _loadgen.build(), opts)
     assert result["create"]["ops"] == result["get"]["ops"] == 20, result
+    assert result["idle_sessions"] == 150
+    # 20 ops take a few CPU-ms, below the 10 ms a process's CPU time is counted in: only there
+    assert result["create"]["server_cpu_us_per_op"] >= 0 and result["get"]["server_cpu_us_per_op"] >= 0, result
     grown = int(ensemble.mntr(1)["zk_packets_received"]) - before
     assert grown >= 150 + 1 + 2 * 20, "150 idle connects, the session's, 40 ops"
+    phases: list[str] = []
+    _loadgen.unloaded(_loadgen.build(), ensemble.conf.servers[1].zk, 5, on_phase=phases.append)
+    assert phases == list(_loadgen.UNLOADED_PHASES) == ["creates", "reads", "done"]
+
+
+def test_the_unloaded_table_pairs_each_round_with_zookeeper_and_gives_medians() -> None:
+    def ops(create_us: float, get_us: float, cpu: float) -> dict[str, Any]:
+        return {
+            "create": {"p50_us": create_us, "p99_us": 2 * create_us, "server_cpu_us_per_op": cpu},
+            "get": {"p50_us": get_us, "p99_us": 2 * get_us, "server_cpu_us_per_op": cpu / 4},
+            "idle_sessions": 0,
+        }
+
+    ensembles = {
+        "zookeeper 3": {"unloaded": ops(1000, 200, 900)},
+        "zkpy 3": {"unloaded": ops(1500, 100, 700)},
+        "zkpy 3 round 2": {"unloaded": ops(1100, 100, 600)},
+        "zookeeper 3 round 2": {"unloaded": ops(1100, 400, 1000)},
+        "zookeeper 3 round 3": {"unloaded": ops(900, 200, 800)},
+        "zkpy 3 round 3": {"unloaded": ops(1800, 100, 650)},
+    }
+    lines = _report.unloaded_table(ensembles).splitlines()
+    row = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[2:])}
+    assert row["zkpy 3"] == ["1.500 (1.50x)", "0.100 (0.50x)", "3.000", "0.200", "700", "175"], row
+    assert row["zkpy 3 round 2"][:2] == ["1.100 (1.00x)", "0.100 (0.25x)"], "against its round's ZooKeeper"
+    assert row["zookeeper 3 round 2"][:2] == ["1.100", "0.400"]
+    # Medians of zkpy's figures; each ratio the median of the rounds' own (1.5, 1.0, 2.0).
+    assert row["zkpy 3, median of 3 rounds"][:2] == ["1.500 (1.50x)", "0.100 (0.50x)"], row
+    assert row["zkpy 3, median of 3 rounds"][4:] == ["650", "162"], row
+    assert any(line.startswith("zookeeper 3, median of 3 rounds") for line in lines)
 
 
 # --- the pieces, as tables ------------------------------------------------------------------------
