@@ -81,7 +81,8 @@ def unloaded(
     the creates start, as the reads start, and once they are done (UNLOADED_PHASES)."""
     cmd = [str(binary), "unloaded", host, str(ops), *([str(idle)] if idle else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    timer = threading.Timer(60 + ops + idle // 100, proc.kill)
+    timeout_s = 60 + ops + idle // 100
+    timer = threading.Timer(timeout_s, proc.kill)
     timer.start()
     try:
         assert proc.stdout is not None
@@ -94,7 +95,8 @@ def unloaded(
                 lines.append(line)
         err = proc.stderr.read() if proc.stderr else ""
         if proc.wait() != 0 or not lines:
-            raise LoadGenError(f"unloaded {host} failed: {(err or 'killed: it took too long').strip()}")
+            why = err.strip() or (f"killed after {timeout_s} s" if not timer.is_alive() else "no output")
+            raise LoadGenError(f"unloaded {host} failed: {why}")
         result: dict[str, Any] = json.loads(lines[-1])
         return result
     finally:

@@ -230,7 +230,8 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
 def unloaded(service: Service, binary: Path, opts: Options) -> dict[str, Any]:
     """The unloaded ops through a follower: their latencies, and what the servers (all of them)
     spent on each create and each getData."""
-    pids, cpu = service.pids(), dict[str, float]()
+    pids = service.pids()
+    cpu: dict[str, float] = {}  # the servers' CPU seconds as each phase started (and at the end)
     found = _loadgen.unloaded(
         binary, service.follower(), opts.unloaded_ops, opts.idle_sessions,
         on_phase=lambda phase: cpu.__setitem__(phase, cpu_s(pids)),
