@@ -104,7 +104,9 @@ def test_the_generators_idle_sessions_connect_and_the_unloaded_ops_run(
     assert result["create"]["ops"] == result["get"]["ops"] == 20, result
     assert result["idle_sessions"] == 150
     # 20 ops take a few CPU-ms, below the 10 ms a process's CPU time is counted in: only there
-    assert result["create"]["server_cpu_us_per_op"] >= 0 and result["get"]["server_cpu_us_per_op"] >= 0, result
+    assert result["create"]["server_cpu_us_per_op"] >= 0 and result["get"]["server_cpu_us_per_op"] >= 0, (
+        result
+    )
     grown = int(ensemble.mntr(1)["zk_packets_received"]) - before
     assert grown >= 150 + 1 + 2 * 20, "150 idle connects, the session's, 40 ops"
     phases: list[str] = []
