@@ -82,6 +82,9 @@ class ZkDoor:
         self._accept_failure_said = Every(1.0)
         self._accept_paused_until = 0.0
         self._accepting = True  # whether the listener is to be polled
+        # accept() failed and the listener is (or is about to be) polled again after a pause:
+        # interest() has news for the poll set until the pause is over and said so.
+        self.accept_paused = False
         self._ids = itertools.count(1)
         # One buffer for every recv: a fresh 256 KiB bytes per recv costs an mmap, an mremap
         # and a munmap (the node's malloc maps blocks of 128 KiB and up on their own).
@@ -105,6 +108,8 @@ class ZkDoor:
         if accepting != self._accepting:
             self._accepting = accepting
             wanted.append((self.fileno(), accepting, False))
+        if accepting:
+            self.accept_paused = False
         return wanted
 
     def pause(self, conn_id: int) -> None:
@@ -137,6 +142,7 @@ class ZkDoor:
             except OSError as e:  # EMFILE and kin: leave the rest in the backlog, for a while
                 now = time.monotonic()
                 self._accept_paused_until = now + ACCEPT_PAUSE_S
+                self.accept_paused = True
                 self.accept_failures += 1
                 if self._accept_failure_said.due():
                     log.warning("cannot accept client connections: %s (%d times so far); trying again "

@@ -354,9 +354,18 @@ class Node:
         self.sync_waiter.register(sync_fd, select.POLLIN)
         tick_s = self.conf.tick_ms / 1000
         next_tick = time.monotonic()
+        admin_fd = self.admin_server.fileno() if self.admin_server is not None else None
+        zk = self.zk
+        # Each turn asks only what may have changed (an attribute, not a call, where one says):
+        # a turn is paid for every message a write takes, and most find nothing to do in most
+        # places they look.
         while self.running:
             timeout_ms = max(0, int((next_tick - time.monotonic()) * 1000))
-            if self.peers.before_poll() or self._held_ready() or (self.zk is not None and self.zk.backlog):
+            if (
+                self.peers.before_poll()
+                or (self.held and self._held_ready())
+                or (zk is not None and zk.backlog)
+            ):
                 timeout_ms = 0  # a peer message came after we last looked, or client frames wait
             elif self.peers.holding():
                 timeout_ms = min(timeout_ms, 1)  # a peer's ring was full: try it again soon
@@ -365,10 +374,11 @@ class Node:
                 poller.touch(self.client_sock)
             events = poller.poll(timeout_ms)
             self.peers.after_poll()
-            self.server.tick(*clock())  # the time first: a resumed process learns how long it slept
+            now_ms, wall_ms = clock()
+            self.server.tick(now_ms, wall_ms)  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
                 self._sync_done()
-            if time.monotonic() >= next_tick:
+            if now_ms >= next_tick * 1000:
                 self.cut = self.blocked.poll()
                 self.peers.tick()
                 next_tick = time.monotonic() + tick_s
@@ -383,19 +393,24 @@ class Node:
                     poller.register(target, POLLIN)
             if self.client_sock in events or self.held:
                 self.on_client_frames()
-            if self.zk is not None:
+            if zk is not None:
                 self.on_zk_events(events)
             self.handle_ready()
             if self.zk_held and self._feed_zk_held():
                 self.handle_ready()
-            if self.zk is not None:
-                for conn in self.zk.flush_pending():
-                    self.server.close(conn)
-                self._poll_zk_connections(poller, polled)
-            if self.admin_server is not None and self.admin_server.fileno() in events:
+            if zk is not None:
+                if zk.pending:
+                    for conn in zk.flush_pending():
+                        self.server.close(conn)
+                if zk.changed or zk.accept_paused:
+                    self._poll_zk_connections(poller, polled)
+            if admin_fd in events:
+                assert self.admin_server is not None
                 self.admin_server.handle()
-            self._reap_children()
-            self.freezer.poll()
+            if self.children:
+                self._reap_children()
+            if self.freezer.due:
+                self.freezer.poll()
         self.close()
         poller.close()
 
@@ -492,6 +507,8 @@ class Node:
             tcp = zk.by_fd.get(fd)  # gone if the write above cut it off
             if event & POLLIN and tcp is not None:
                 self._read_zk(fd, tcp.conn_id, recv=True)
+        if not zk.backlog:
+            return
         for tcp in zk.backlogged():
             fd = tcp.sock.fileno()
             if fd not in events:

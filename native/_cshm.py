@@ -6,10 +6,11 @@ and the fences the protocol needs). Same interface and results as the twin.
 from __future__ import annotations
 
 import mmap
+from functools import partial
 from typing import Any, Final
 
 from native import _pyshm
-from native._pyshm import Bytes
+from native._pyshm import Bytes, ReaderCalls
 from native._zkpy_native import ffi, lib  # type: ignore[import-not-found]
 
 __all__ = ["ShmRing"]
@@ -81,3 +82,11 @@ class ShmRing(_pyshm.ShmRing):
 
     def pending_bytes(self) -> int:
         return int(lib.zk_shm_pending(self._base))
+
+    def reader_calls(self) -> ReaderCalls:
+        base = self._base
+        return (
+            partial(lib.zk_shm_sleep, base),
+            partial(lib.zk_shm_wake, base),
+            partial(lib.zk_shm_pending, base),
+        )

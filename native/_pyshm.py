@@ -21,11 +21,13 @@ import mmap
 import os
 import struct
 import threading
+from collections.abc import Callable
 from typing import Final
 
 from zkcore._errors import LocalError, RemoteError
 
 Bytes = bytes | bytearray | memoryview
+ReaderCalls = tuple[Callable[[], object], Callable[[], object], Callable[[], int]]
 
 MAGIC: Final = 0x7A6B707972696E67  # "zkpyring"
 VERSION: Final = 1
@@ -262,6 +264,12 @@ class ShmRing:
 
     def pending_bytes(self) -> int:
         return int(self._words[_TAIL] - self._words[_HEAD])
+
+    def reader_calls(self) -> ReaderCalls:
+        """(sleep, wake, pending_bytes) as a reader's loop calls them every turn: plain
+        callables, which the native ring makes without a Python frame of their own. Not to be
+        called once the ring is closed."""
+        return self.sleep, self.wake, self.pending_bytes
 
 
 def abandon(path: str) -> bool:

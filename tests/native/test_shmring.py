@@ -186,6 +186,30 @@ def test_writer_wakes_only_a_reader_that_said_it_sleeps(pair: tuple[_pyshm.ShmRi
 
 
 @pytest.mark.parametrize("pair", PAIRS, indirect=True)
+def test_the_reader_calls_are_its_sleep_wake_and_pending_bytes(
+    pair: tuple[_pyshm.ShmRing, _pyshm.ShmRing],
+) -> None:
+    """What a reader's loop calls every turn, without the methods' frames (the C twin binds
+    its functions to the ring): the same answers as the methods."""
+    writer, reader = pair
+    sleep, wake, pending = reader.reader_calls()
+    read_fd, write_fd = wake_pipe()
+    try:
+        assert pending() == 0 and not sleep(), "empty: the reader may block"
+        assert writer.push(b"one", 0, write_fd) == S.OK
+        assert wake_bytes(read_fd) == 1, "it said it sleeps: woken"
+        assert pending() == reader.pending_bytes() > 0
+        wake()
+        assert writer.push(b"two", 0, write_fd) == S.OK
+        assert wake_bytes(read_fd) == 0, "awake again: no wake-up"
+        assert sleep(), "messages wait: do not block"
+        assert messages(reader) == [b"one", b"two"] and pending() == 0
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+@pytest.mark.parametrize("pair", PAIRS, indirect=True)
 def test_a_full_wake_pipe_is_not_an_error(pair: tuple[_pyshm.ShmRing, _pyshm.ShmRing]) -> None:
     writer, reader = pair
     read_fd, write_fd = wake_pipe()
