@@ -250,18 +250,19 @@ class Core:
         )
 
     def take_ready(self) -> Ready:
-        # Once per loop turn, and most lists are empty most turns: only the full ones are copied.
+        # Once per loop turn, and most lists are empty most turns: only the full ones are copied
+        # (and looked at first here, not in a call each).
         ready = Ready(
             snapshot=self._snapshot,
             truncate_zxid=self._truncate_zxid,
             accepted_epoch=self.accepted_epoch if self._epochs_dirty else None,
             current_epoch=self.current_epoch if self._epochs_dirty else None,
-            entries=_taken(self._entries),
-            messages=_taken(self._messages),
-            committed=_taken(self._committed),
-            roles=_taken(self._roles),
-            synced=_taken(self._synced),
-            refused=_taken(self._refused),
+            entries=_taken(self._entries) if self._entries else (),
+            messages=_taken(self._messages) if self._messages else (),
+            committed=_taken(self._committed) if self._committed else (),
+            roles=_taken(self._roles) if self._roles else (),
+            synced=_taken(self._synced) if self._synced else (),
+            refused=_taken(self._refused) if self._refused else (),
         )
         self._snapshot = None
         self._truncate_zxid = None
@@ -278,9 +279,7 @@ class Core:
 
 
 def _taken(items: list[_T]) -> tuple[_T, ...]:
-    """The items as a tuple, the list emptied."""
-    if not items:
-        return ()
+    """The items (some) as a tuple, the list emptied."""
     taken = tuple(items)
     items.clear()
     return taken
