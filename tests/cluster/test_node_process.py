@@ -108,3 +108,14 @@ def test_what_survives_a_full_collection_is_frozen_and_nothing_else() -> None:
         [sys.executable, "-c", FREEZER], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_the_loop_waits_until_its_next_tick_not_a_millisecond_short() -> None:
+    """A wait rounded down to whole milliseconds ends before the tick is due, and the loop spun
+    with waits of 0 through the rest of that millisecond: thousands of empty turns a second."""
+    from cluster.node import wait_ms
+
+    assert wait_ms(10.0005, 10.0) == 1
+    assert wait_ms(10.05, 10.0) == 50
+    assert wait_ms(10.0, 10.0) == 0
+    assert wait_ms(10.0, 10.2) == 0, "overdue: no wait"
