@@ -10,7 +10,8 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,30 +81,8 @@ def unloaded(
     sessions open to the same server meanwhile, sending nothing. on_phase(name) is called as
     the creates start, as the reads start, and once they are done (UNLOADED_PHASES)."""
     cmd = [str(binary), "unloaded", host, str(ops), *([str(idle)] if idle else [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    timeout_s = 60 + ops + idle // 100
-    timer = threading.Timer(timeout_s, proc.kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            line = line.strip()
-            if line in UNLOADED_PHASES:
-                on_phase(line)
-            elif line:
-                lines.append(line)
-        err = proc.stderr.read() if proc.stderr else ""
-        if proc.wait() != 0 or not lines:
-            why = err.strip() or (f"killed after {timeout_s} s" if not timer.is_alive() else "no output")
-            raise LoadGenError(f"unloaded {host} failed: {why}")
-        result: dict[str, Any] = json.loads(lines[-1])
-        return result
-    finally:
-        timer.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    marks = {phase: partial(on_phase, phase) for phase in UNLOADED_PHASES}
+    return _run_marked(cmd, marks, 60 + ops + idle // 100, f"unloaded {host}")
 
 
 def load(
@@ -125,25 +104,45 @@ def load(
     cmd = [str(binary), "load", ",".join(hosts), str(sessions), str(outstanding), str(read_pct),
            str(warmup_s), str(seconds), str(znodes)]  # fmt: skip
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin)
+    marks = {"measuring": on_start, "stopped": on_stop}
+    failed = f"the load generator failed against {','.join(hosts)}"
+    return _run_marked(cmd, marks, warmup_s + seconds + 120, failed, pin, started)
+
+
+def _run_marked(
+    cmd: list[str],
+    marks: Mapping[str, Callable[[], None]],
+    timeout_s: float,
+    failed: str,
+    preexec_fn: Callable[[], None] | None = None,
+    started: Callable[[int], None] = lambda pid: None,
+) -> dict[str, Any]:
+    """Run the generator: a line that names a mark calls it as the line comes (to sample the
+    servers then); the last other line is the result, as JSON. Killed after timeout_s."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn
+    )
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
     try:
         started(proc.pid)
         assert proc.stdout is not None
         lines = []
         for line in proc.stdout:
             line = line.strip()
-            if line == "measuring":
-                on_start()
-            elif line == "stopped":
-                on_stop()
+            mark = marks.get(line)
+            if mark is not None:
+                mark()
             elif line:
                 lines.append(line)
         err = proc.stderr.read() if proc.stderr else ""
-        if proc.wait(timeout=60) != 0 or not lines:
-            raise LoadGenError(f"the load generator failed against {','.join(hosts)}: {err.strip()}")
+        if proc.wait() != 0 or not lines:
+            why = err.strip() or (f"killed after {timeout_s:.0f} s" if not timer.is_alive() else "no output")
+            raise LoadGenError(f"{failed}: {why}")
         result: dict[str, Any] = json.loads(lines[-1])
         return result
     finally:
+        timer.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -80,11 +80,10 @@ class ZkDoor:
         self._refused_said = Every(1.0)  # a flood must not flood the log too
         self.accept_failures = 0  # accept() calls that failed (EMFILE and kin)
         self._accept_failure_said = Every(1.0)
-        self._accept_paused_until = 0.0
+        # When accept() may be tried again after it failed; 0.0 once interest() has said it is
+        # (so while it is not 0.0, interest() has news for the poll set).
+        self.accept_paused_until = 0.0
         self._accepting = True  # whether the listener is to be polled
-        # accept() failed and the listener is (or is about to be) polled again after a pause:
-        # interest() has news for the poll set until the pause is over and said so.
-        self.accept_paused = False
         self._ids = itertools.count(1)
         # One buffer for every recv: a fresh 256 KiB bytes per recv costs an mmap, an mremap
         # and a munmap (the node's malloc maps blocks of 128 KiB and up on their own).
@@ -104,12 +103,12 @@ class ZkDoor:
         wanted = [
             (c.sock.fileno(), not c.paused, bool(c.outbuf)) for c in changed if c.conn_id in self.connections
         ]
-        accepting = time.monotonic() >= self._accept_paused_until
+        accepting = time.monotonic() >= self.accept_paused_until
         if accepting != self._accepting:
             self._accepting = accepting
             wanted.append((self.fileno(), accepting, False))
         if accepting:
-            self.accept_paused = False
+            self.accept_paused_until = 0.0
         return wanted
 
     def pause(self, conn_id: int) -> None:
@@ -141,8 +140,7 @@ class ZkDoor:
                 break
             except OSError as e:  # EMFILE and kin: leave the rest in the backlog, for a while
                 now = time.monotonic()
-                self._accept_paused_until = now + ACCEPT_PAUSE_S
-                self.accept_paused = True
+                self.accept_paused_until = now + ACCEPT_PAUSE_S
                 self.accept_failures += 1
                 if self._accept_failure_said.due():
                     log.warning("cannot accept client connections: %s (%d times so far); trying again "

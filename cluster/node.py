@@ -410,7 +410,7 @@ class Node:
                 if zk.pending:
                     for conn in zk.flush_pending():
                         self.server.close(conn)
-                if zk.changed or zk.accept_paused:
+                if zk.changed or zk.accept_paused_until:
                     self._poll_zk_connections(poller, polled)
             if admin_fd in events:
                 assert self.admin_server is not None

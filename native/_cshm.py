@@ -21,7 +21,6 @@ for _name in ("OK", "FULL", "TOO_BIG", "ABANDONED", "READER_GONE", "END", "MORE"
         f"shmring.h and _pyshm.py disagree on {_name}"
     )
 _new_uncleared: Final = ffi.new_allocator(should_clear_after_alloc=False)
-END: Final = _pyshm.END
 
 
 class ShmRing(_pyshm.ShmRing):
@@ -50,8 +49,6 @@ class ShmRing(_pyshm.ShmRing):
 
     def pop(self, records_max: int = _pyshm.POP_RECORDS_MAX) -> tuple[int, list[tuple[bytes, int]], int]:
         assert not self.writer, "pop on the writer's side of a ring"
-        if not lib.zk_shm_pending(self._base):  # most rings, most turns: one cheap call, no more
-            return END, [], 0
         if self._out is None:  # everything published fits: at most capacity bytes
             self._out = _new_uncleared("uint8_t[]", self.capacity)
             self._lens = _new_uncleared("uint32_t[]", _pyshm.POP_RECORDS_MAX)

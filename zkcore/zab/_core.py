@@ -279,7 +279,7 @@ class Core:
 
 
 def _taken(items: list[_T]) -> tuple[_T, ...]:
-    """The items (some) as a tuple, the list emptied."""
+    """The items of a list that has some, as a tuple; the list emptied."""
     taken = tuple(items)
     items.clear()
     return taken
