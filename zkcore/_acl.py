@@ -14,6 +14,7 @@ from zkcore._errors import InvalidACLError, NoAuthError
 from zkcore._records import ACL, Id, Perms
 
 SCHEMES = ("world", "auth", "digest", "ip", "super")
+_ALL = int(Perms.ALL)
 
 
 def digest_id(user: str, password: str) -> str:
@@ -60,9 +61,13 @@ def fixup_acl(path: str, auth_ids: Sequence[Id], acl: Sequence[ACL]) -> tuple[AC
             f"ACL list for {path!r} has {len(acl)} entries, over acl_entries_max={limits.acl_entries_max}",
             path,
         )
+    if len(acl) == 1:  # most creates: one world:anyone entry (OPEN_ACL_UNSAFE, READ_ACL_UNSAFE)
+        entry = acl[0]
+        if entry.id.scheme == "world" and entry.id.id == "anyone" and 0 < entry.perms <= _ALL:
+            return (entry,)
     out: list[ACL] = []
     for entry in acl:
-        if entry.perms & ~int(Perms.ALL) or entry.perms == 0:
+        if entry.perms & ~_ALL or entry.perms == 0:
             raise InvalidACLError(f"ACL perms must be in 1..31, got {entry.perms} for {path!r}", path)
         if entry.id.scheme == "auth":
             expanded = [ACL(entry.perms, i) for i in auth_ids if i.scheme not in ("ip", "super")]

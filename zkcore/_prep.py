@@ -28,6 +28,7 @@ from zkcore._paths import split_path, validate_path
 from zkcore._records import (
     ACL,
     CONTAINER_EPHEMERAL_OWNER,
+    CREATE_MODES,
     MULTI_WRITE_OPS,
     CheckVersionTxn,
     CloseSessionTxn,
@@ -52,7 +53,12 @@ from zkcore._records import (
     ttl_to_ephemeral_owner,
 )
 
-_WRITE = int(Perms.WRITE)  # an enum member costs a lookup each time: this runs for every setData
+# An enum member costs a lookup each time: these run for every setData and create.
+_WRITE = int(Perms.WRITE)
+_CREATE_PERM = int(Perms.CREATE)
+_CREATE_TTL = int(OpCode.CREATE_TTL)
+_CREATE_CONTAINER = int(OpCode.CREATE_CONTAINER)
+_CONTAINER_MODE = int(CreateMode.CONTAINER)
 
 
 @dataclass(slots=True)
@@ -295,17 +301,17 @@ class Prep:
             )
 
     def _create_mode(self, opcode: int, flags: int, ttl: int, path: str) -> CreateMode:
-        try:
-            mode = CreateMode(flags)
-        except ValueError:
-            raise BadArgumentsError(f"unknown create flags {flags} for {path!r}", path) from None
-        if (opcode == OpCode.CREATE_TTL) != mode.ttl:
+        mode = CREATE_MODES.get(flags)
+        if mode is None:
+            raise BadArgumentsError(f"unknown create flags {flags} for {path!r}", path)
+        is_ttl = mode.ttl
+        if (opcode == _CREATE_TTL) != is_ttl:
             raise BadArgumentsError(
                 f"TTL modes need createTTL and createTTL needs a TTL mode: {path!r}", path
             )
-        if mode.ttl and not 0 < ttl <= limits.ttl_ms_max:
+        if is_ttl and not 0 < ttl <= limits.ttl_ms_max:
             raise BadArgumentsError(f"ttl must be in 1..{limits.ttl_ms_max} ms, got {ttl}", path)
-        if (opcode == OpCode.CREATE_CONTAINER) != (mode == CreateMode.CONTAINER):
+        if (opcode == _CREATE_CONTAINER) != (flags == _CONTAINER_MODE):
             raise BadArgumentsError(f"the container mode goes with createContainer only: {path!r}", path)
         return mode
 
@@ -313,14 +319,14 @@ class Prep:
         # Checks run in ZooKeeper's order, so the same bad request gets the same error code:
         # mode, session, parent lookup, ACL, then the full path, then existence.
         path: str = body.path
-        ttl = body.ttl if opcode == OpCode.CREATE_TTL else -1
+        ttl = body.ttl if opcode == _CREATE_TTL else -1
         mode = self._create_mode(opcode, body.flags, ttl, path)
         self._check_session(ctx)
         parent_path = _parent_for_write(path)
         self._check_data(body.data, path)
         acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
         parent = self._changing(parent_path, ctx.zxid)
-        _acl.check_acl(parent.acl, Perms.CREATE, ctx.auth_ids, path)
+        _acl.check_acl(parent.acl, _CREATE_PERM, ctx.auth_ids, path)
         if mode.sequential:
             path = f"{path}{parent.cversion:010d}"
         validate_path(path)
@@ -330,13 +336,14 @@ class Prep:
             raise NoChildrenForEphemeralsError(f"ephemeral {parent_path!r} cannot have children", path)
         cversion = parent.cversion + 1
         txn: JuteRecord
-        if opcode == OpCode.CREATE_CONTAINER:
+        if opcode == _CREATE_CONTAINER:
             txn, owner = CreateContainerTxn(path, body.data, acl, cversion), CONTAINER_EPHEMERAL_OWNER
-        elif opcode == OpCode.CREATE_TTL:
+        elif opcode == _CREATE_TTL:
             txn, owner = CreateTTLTxn(path, body.data, acl, cversion, ttl), ttl_to_ephemeral_owner(ttl)
         else:
-            owner = ctx.session_id if mode.ephemeral else 0
-            txn = CreateTxn(path, body.data, acl, mode.ephemeral, cversion)
+            ephemeral = mode.ephemeral
+            owner = ctx.session_id if ephemeral else 0
+            txn = CreateTxn(path, body.data, acl, ephemeral, cversion)
         parent.child_count += 1
         parent.cversion = cversion
         self._add(parent)

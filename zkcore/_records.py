@@ -86,21 +86,25 @@ class CreateMode(enum.IntEnum):
     PERSISTENT_WITH_TTL = 5
     PERSISTENT_SEQUENTIAL_WITH_TTL = 6
 
+    # Sets of plain ints: an enum member costs a lookup each time, and prep asks each create.
     @property
     def ephemeral(self) -> bool:
-        return self in (CreateMode.EPHEMERAL, CreateMode.EPHEMERAL_SEQUENTIAL)
+        return self in _EPHEMERAL_MODES
 
     @property
     def sequential(self) -> bool:
-        return self in (
-            CreateMode.PERSISTENT_SEQUENTIAL,
-            CreateMode.EPHEMERAL_SEQUENTIAL,
-            CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL,
-        )
+        return self in _SEQUENTIAL_MODES
 
     @property
     def ttl(self) -> bool:
-        return self in (CreateMode.PERSISTENT_WITH_TTL, CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL)
+        return self in _TTL_MODES
+
+
+_EPHEMERAL_MODES = frozenset({int(CreateMode.EPHEMERAL), int(CreateMode.EPHEMERAL_SEQUENTIAL)})
+_SEQUENTIAL_MODES = frozenset({int(m) for m in CreateMode if "SEQUENTIAL" in m.name})
+_TTL_MODES = frozenset({int(m) for m in CreateMode if m.name.endswith("_WITH_TTL")})
+# CreateMode(flags) without enum's call (a create's flags are looked up for each create).
+CREATE_MODES: dict[int, CreateMode] = {int(mode): mode for mode in CreateMode}
 
 
 # Special xids (RequestHeader.xid / ReplyHeader.xid).

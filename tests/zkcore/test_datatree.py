@@ -146,6 +146,13 @@ def test_writes_need_a_live_session() -> None:
         (rec.OpCode.CREATE, rec.CreateRequest("/f", b"", OPEN, 9), Code.BAD_ARGUMENTS),
         (rec.OpCode.CREATE, rec.CreateRequest("/f", b"", OPEN, 5), Code.BAD_ARGUMENTS),
         (rec.OpCode.CREATE_CONTAINER, rec.CreateRequest("/f", b"", OPEN, 0), Code.BAD_ARGUMENTS),
+        (rec.OpCode.CREATE, rec.CreateRequest("/f", b"", OPEN, 4), Code.BAD_ARGUMENTS),
+        (rec.OpCode.CREATE_TTL, rec.CreateTTLRequest("/f", b"", OPEN, 0, 5), Code.BAD_ARGUMENTS),
+        (
+            rec.OpCode.CREATE,
+            rec.CreateRequest("/f", b"", (rec.ACL(32, rec.Id("world", "anyone")),), 0),
+            Code.INVALID_ACL,
+        ),
         (rec.OpCode.CREATE_TTL, rec.CreateTTLRequest("/f", b"", OPEN, 5, -4), Code.BAD_ARGUMENTS),
         (rec.OpCode.CREATE, rec.CreateRequest("/zookeeper", b"", OPEN, 0), Code.BAD_ARGUMENTS),
         (rec.OpCode.DELETE, rec.DeleteRequest("/zookeeper/quota", -1), Code.BAD_ARGUMENTS),
