@@ -499,7 +499,9 @@ class ClientTable:
         if conn.connect is None:  # requests sent before the session exists wait for it
             if pending.barrier and not pending.submitted:
                 self._submit(conn, pending)
-            self.flush(conn)
+            head = conn.queue[0]
+            if head.reply is not None or not head.barrier:  # else flush() stops at once
+                self.flush(conn)
 
     def _reject(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
         """A client that sent garbage gets its error code and loses its connection."""

@@ -40,7 +40,14 @@ from zkcore.zab._messages import (
 )
 from zkcore.zab._quorum import is_quorum, quorum_zxid
 from zkcore.zab._ready import Phase, Snapshot
-from zkcore.zab._zxid import EPOCH_MAX, make_zxid, zxid_counter, zxid_epoch, zxid_text
+from zkcore.zab._zxid import (
+    COUNTER_BITS,
+    COUNTER_MASK,
+    EPOCH_MAX,
+    make_zxid,
+    zxid_epoch,
+    zxid_text,
+)
 
 
 class HandlerPhase(enum.IntEnum):
@@ -240,7 +247,12 @@ class Leader:
         full too."""
         if not self.established:
             return False
-        if self.backlog or not self._room() or not self._tree_caught_up():
+        # _room() and _tree_caught_up() inline in their usual answers (every write asks).
+        if (
+            self.backlog
+            or not ((self._room_count > 0 and self._room_bytes > 0) or self._room())
+            or not (self._caught_up or self._tree_caught_up())
+        ):
             if len(self.backlog) >= limits.zab_backlog_max or (
                 self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
             ):
@@ -279,14 +291,16 @@ class Leader:
 
     def _propose_now(self, payload: bytes) -> bool:
         """Stamp the next zxid on a client write and send it to every synced follower."""
-        core, config = self.core, self.core.config
-        log = core.log
-        last = log.last()
-        counter = zxid_counter(last) + 1 if zxid_epoch(last) == self.epoch else 1
-        if counter > config.zxid_counter_max:
+        core = self.core
+        last = core.log.last()
+        if last >> COUNTER_BITS == self.epoch:  # zxid_epoch and zxid_counter, inline: every write
+            counter = (last & COUNTER_MASK) + 1
+            zxid = last + 1
+        else:
+            counter, zxid = 1, make_zxid(self.epoch, 1)
+        if counter > core.config.zxid_counter_max:
             core.abandon(f"zxid counter rolled over after {zxid_text(last)}: a new epoch must start")
             return False
-        zxid = make_zxid(self.epoch, counter)
         if core.prepare is not None:
             prepared = core.prepare(zxid, payload)
             if prepared is None:
