@@ -41,6 +41,7 @@ from zkcore.zab import (
     encode_message_parts,
     make_zxid,
 )
+from zkcore.zab._messages import SERVER_ID_MAX
 
 Z1, Z2, Z3 = make_zxid(1, 1), make_zxid(1, 2), make_zxid(2, 1)
 ENTRIES = (Entry(Z2, b"txn-2"), Entry(Z3, b"txn-3"))
@@ -187,6 +188,8 @@ def test_garbage_raises_only_remote_error() -> None:
 
 INVALID = [
     ("source 0", lambda: Ping(0, 2, 1, 0), "source must be in"),
+    ("target too big", lambda: Ping(1, SERVER_ID_MAX + 1, 1, 0), "target must be in"),
+    ("bool source", lambda: Ping(True, 2, 1, 0), "source must be an int"),
     ("epoch 0", lambda: LeaderInfo(1, 2, 0), "epoch must be in"),
     ("bool for int", lambda: Ack(1, 2, True, 0), "epoch must be an int"),
     ("negative zxid", lambda: Commit(1, 2, 1, -5), "zxid must be in"),

@@ -82,8 +82,16 @@ def _check_bytes(name: str, value: object, limit: int = limits.frame_bytes_max) 
 
 
 def _check_route(message: Message) -> None:
-    _check("source", message.source, 1, SERVER_ID_MAX)
-    _check("target", message.target, 1, SERVER_ID_MAX)
+    source, target = message.source, message.target
+    if (
+        type(source) is int
+        and type(target) is int
+        and 0 < source <= SERVER_ID_MAX
+        and 0 < target <= SERVER_ID_MAX
+    ):
+        return  # every message checks its route: the usual case without _check's two calls
+    _check("source", source, 1, SERVER_ID_MAX)
+    _check("target", target, 1, SERVER_ID_MAX)
 
 
 def _check_entries(entries: object, after: int) -> None:
