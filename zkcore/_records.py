@@ -146,11 +146,17 @@ _ACL_VECTORS_MAX = 4096
 _ACL_VECTOR_CACHED_BYTES_MAX = 4096  # a list of up to ~100 digest entries (acl_entries_max is 64)
 _ACL_VECTORS_BYTES_MAX = 4 * 1024 * 1024  # what the cache may hold in all: it never pins much
 _acl_cached_bytes = 0
+_last_acl_vector: tuple[bytes, tuple[ACL, ...]] | None = None  # the span and ACLs of the last hit
 
 
 def _read_acl_vector(buf: bytes, start: int, end: int) -> tuple[tuple[ACL, ...], int]:
     """A vector of ACLs, shared by encoding: nearly every node carries one of a few ACL lists,
-    so finding the span and looking it up beats decoding it again."""
+    so finding the span and looking it up beats decoding it again (and the one read last,
+    most often the same, is taken without finding the span)."""
+    global _last_acl_vector
+    last = _last_acl_vector
+    if last is not None and buf.startswith(last[0], start, end):
+        return last[1], start + len(last[0])
     pos = start + 4
     if pos <= end:
         count = _BE_INT.unpack_from(buf, start)[0]
@@ -161,8 +167,10 @@ def _read_acl_vector(buf: bytes, start: int, end: int) -> tuple[tuple[ACL, ...],
                     break
                 pos += 4 + max(0, _BE_INT.unpack_from(buf, pos)[0])
         if 0 < count <= limits.acl_entries_max and pos <= end:
-            cached = _ACL_VECTORS.get(buf[start:pos])
+            span = buf[start:pos]
+            cached = _ACL_VECTORS.get(span)
             if cached is not None:
+                _last_acl_vector = span, cached
                 return cached, pos
     r = Reader(buf, start, end)
     count = r.vector_length()

@@ -292,3 +292,25 @@ def test_a_set_data_txn_from_its_requests_bytes_is_the_txn_encoded(
         assert encoded is None
     else:
         assert encoded == rec.Txn(header, rec.SetDataTxn(decoded.path, decoded.data, version)).encode()
+
+
+def test_acl_vectors_decode_alike_whichever_was_read_last() -> None:
+    """ACL vectors are looked up, the last one without finding its span: a different list, one
+    cut short inside the last one's bytes, and one that merely starts like it decode as the
+    jute reference does."""
+    alice = rec.Id("digest", "alice:x")
+    lists = [
+        rec.OPEN_ACL_UNSAFE,
+        rec.READ_ACL_UNSAFE,
+        (rec.ACL(rec.Perms.ALL, rec.Id("world", "anyone")), rec.ACL(rec.Perms.READ, alice)),
+        rec.OPEN_ACL_UNSAFE,
+    ]
+    for acl in lists * 2:
+        body = rec.CreateRequest("/n", b"d", acl, 0).encode()
+        assert rec.CreateRequest.decode(body).acl == acl
+        assert outcome(rec.CreateRequest.decode, body) == outcome(_plain_decode(rec.CreateRequest), body)
+    body = rec.CreateRequest("/n", b"d", rec.OPEN_ACL_UNSAFE, 0).encode()
+    rec.CreateRequest.decode(body)
+    acl_at = 4 + 2 + 4 + 1  # after the path and the data
+    with pytest.raises(RemoteError):
+        rec.CreateRequest.decode(body[: acl_at + 10])  # cut inside the ACL the last decode read
