@@ -499,8 +499,8 @@ class ClientTable:
         if conn.connect is None:  # requests sent before the session exists wait for it
             if pending.barrier and not pending.submitted:
                 self._submit(conn, pending)
-            head = conn.queue[0]
-            if head.reply is not None or not head.barrier:  # else flush() stops at once
+            queue = conn.queue
+            if queue and (queue[0].reply is not None or not queue[0].barrier):  # else flush() stops at once
                 self.flush(conn)
 
     def _reject(self, conn: Connection, frame: bytes, error: KeeperError) -> None:

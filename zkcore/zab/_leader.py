@@ -44,7 +44,6 @@ from zkcore.zab._zxid import (
     COUNTER_BITS,
     COUNTER_MASK,
     EPOCH_MAX,
-    make_zxid,
     zxid_epoch,
     zxid_text,
 )
@@ -293,14 +292,12 @@ class Leader:
         """Stamp the next zxid on a client write and send it to every synced follower."""
         core = self.core
         last = core.log.last()
-        if last >> COUNTER_BITS == self.epoch:  # zxid_epoch and zxid_counter, inline: every write
-            counter = (last & COUNTER_MASK) + 1
-            zxid = last + 1
-        else:
-            counter, zxid = 1, make_zxid(self.epoch, 1)
+        # zxid_epoch, zxid_counter and make_zxid inline (every write); Config bounds the counter.
+        counter = (last & COUNTER_MASK) + 1 if last >> COUNTER_BITS == self.epoch else 1
         if counter > core.config.zxid_counter_max:
             core.abandon(f"zxid counter rolled over after {zxid_text(last)}: a new epoch must start")
             return False
+        zxid = (self.epoch << COUNTER_BITS) | counter
         if core.prepare is not None:
             prepared = core.prepare(zxid, payload)
             if prepared is None:
