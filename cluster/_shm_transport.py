@@ -234,8 +234,7 @@ class ShmPeerTransport:
                     frames.append(frame)
         for sid in self._lost:
             self._writer_gone(self.inboxes[sid])
-        if frames:
-            self.received += len(frames)
+        self.received += len(frames)
         return frames
 
     def lost(self, events: dict[object, int]) -> list[int]:

@@ -499,9 +499,7 @@ class ClientTable:
         if conn.connect is None:  # requests sent before the session exists wait for it
             if pending.barrier and not pending.submitted:
                 self._submit(conn, pending)
-            queue = conn.queue
-            if queue and (queue[0].reply is not None or not queue[0].barrier):  # else flush() stops at once
-                self.flush(conn)
+            self.flush(conn)
 
     def _reject(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
         """A client that sent garbage gets its error code and loses its connection."""

@@ -246,12 +246,7 @@ class Leader:
         full too."""
         if not self.established:
             return False
-        # _room() and _tree_caught_up() inline in their usual answers (every write asks).
-        if (
-            self.backlog
-            or not ((self._room_count > 0 and self._room_bytes > 0) or self._room())
-            or not (self._caught_up or self._tree_caught_up())
-        ):
+        if self.backlog or not self._room() or not self._tree_caught_up():
             if len(self.backlog) >= limits.zab_backlog_max or (
                 self.backlog_bytes + len(payload) > limits.zab_backlog_bytes_max
             ):
