@@ -434,7 +434,10 @@ class Prep:
         ]
         owned = list(touched)
         parents: dict[str, int] = {}  # -> how many of its children the tree holds for the session
-        for path in self.tree.ephemerals.get(session, {}):
+        # A close already in flight for the session (its expiry, and the client's own close) has
+        # taken those the tree holds: counting them again would free their parents twice.
+        held = {} if session in self._closing else self.tree.ephemerals.get(session, {})
+        for path in held:
             if path not in self._pending:  # else an in-flight txn deleted it, or touched it (above)
                 owned.append(path)
                 parent = split_path(path)[0]

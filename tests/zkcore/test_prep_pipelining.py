@@ -89,3 +89,24 @@ def test_pipelined_prep_matches_one_at_a_time(
     ops = setup + ops
     applies = data.draw(st.lists(st.integers(0, 3), min_size=len(ops), max_size=len(ops)))
     assert run(ops, applies) == run(ops, [1] * len(ops))
+
+
+def test_a_second_close_in_flight_frees_the_sessions_ephemerals_once() -> None:
+    """A session's expiry and its client's own close may both be in flight. The second must not
+    count the ephemerals the tree still holds for it again: their parent would look empty, and
+    a delete of it (which still has a child) would be prepped as fine."""
+    ops = [
+        (0x11, (rec.OpCode.CREATE_SESSION, rec.CreateSessionTxn(3000))),
+        (0x22, (rec.OpCode.CREATE_SESSION, rec.CreateSessionTxn(3000))),
+        (0x11, (rec.OpCode.CREATE, rec.CreateRequest("/p", b"", OPEN, 0))),
+        (0x11, (rec.OpCode.CREATE, rec.CreateRequest("/p/c", b"", OPEN, 0))),
+        (0x22, (rec.OpCode.CREATE, rec.CreateRequest("/p/e", b"", OPEN, 1))),
+        (0x22, (rec.OpCode.CLOSE_SESSION, None)),
+        (0x22, (rec.OpCode.CLOSE_SESSION, None)),
+        (0x11, (rec.OpCode.DELETE, rec.DeleteRequest("/p", -1))),
+    ]
+    pipelined = run(ops, [1, 1, 1, 1, 1, 1, 0, 0])  # both closes in flight, and the delete
+    assert pipelined == run(ops, [1] * len(ops))
+    txns, results, _ = pipelined
+    assert txns[6].body == rec.CloseSessionTxn(())
+    assert results[-1][0] == rec.Code.NOT_EMPTY
