@@ -9,9 +9,10 @@ import errno
 import fcntl
 import os
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import chain
+from itertools import accumulate, chain, repeat
+from operator import add, itemgetter, lt
 from pathlib import Path
 from types import TracebackType
 from typing import Final, cast
@@ -178,39 +179,41 @@ class TxnLog:
     # --- Storage ------------------------------------------------------------------------------
 
     def append(self, entries: Sequence[LogEntry]) -> None:
-        """Write entries (zxids above last_zxid(), increasing) to the log. Durable after sync()."""
+        """Write entries (zxids above last_zxid(), increasing) to the log. Durable after sync().
+        A leader appends every write it proposes: the entries are checked and noted a column at
+        a time, not one by one."""
         self._check_usable()
-        last = self.last_zxid()
-        for zxid, payload in entries:
-            assert zxid > last, f"append out of order: {zxid:#x} after {last:#x}"
-            if not 0 < len(payload) <= limits.frame_bytes_max:
-                raise LocalError(f"a log payload must be 1 to {limits.frame_bytes_max} bytes: {len(payload)}")
-            last = zxid
-        assert last < ZXID_LIMIT, f"zxid must fit in 64 bits: {last:#x}"
-        start = 0
-        while start < len(entries):
-            stop, framed_bytes = start, 0
-            while stop < len(entries) and (stop == start or framed_bytes < APPEND_BATCH_BYTES):
-                framed_bytes += RECORD_HEADER_BYTES + len(entries[stop][1])
-                stop += 1
-            self._append_batch(entries[start:stop], framed_bytes)
-            start = stop
+        if not entries:
+            return
+        zxids = list(map(itemgetter(0), entries))
+        payloads = list(map(itemgetter(1), entries))
+        lengths = list(map(len, payloads))
+        assert zxids[0] > self.last_zxid() and all(map(lt, zxids, zxids[1:])), (
+            f"append out of order: {[hex(z) for z in zxids[:8]]} after {self.last_zxid():#x}"
+        )
+        assert zxids[-1] < ZXID_LIMIT, f"zxid must fit in 64 bits: {zxids[-1]:#x}"
+        if min(lengths) < 1 or max(lengths) > limits.frame_bytes_max:
+            bad = next(n for n in lengths if not 0 < n <= limits.frame_bytes_max)
+            raise LocalError(f"a log payload must be 1 to {limits.frame_bytes_max} bytes: {bad}")
+        # Batches of at least APPEND_BATCH_BYTES framed (the last one smaller), as few as that.
+        ends = list(accumulate(map(add, lengths, repeat(RECORD_HEADER_BYTES))))
+        start, framed_before = 0, 0
+        while start < len(zxids):
+            stop = min(bisect_left(ends, framed_before + APPEND_BATCH_BYTES, start) + 1, len(zxids))
+            self._append_batch(zxids[start:stop], payloads[start:stop], lengths[start:stop])
+            start, framed_before = stop, ends[stop - 1]
 
-    def _append_batch(self, batch: Sequence[LogEntry], framed_bytes: int) -> None:
-        zxids = [zxid for zxid, _ in batch]
-        payloads = [payload for _, payload in batch]
+    def _append_batch(self, zxids: list[int], payloads: list[bytes], lengths: list[int]) -> None:
         segment = self._segment_for(zxids[0])
         assert self._fd is not None
+        framed_bytes = sum(lengths) + RECORD_HEADER_BYTES * len(lengths)
         try:
             self._reserve(segment.data_end + framed_bytes)
             written = self._codec.log_append(self._fd, zxids, payloads)
         except OSError as e:
             raise self._fail(f"append to {segment.path} failed: {os_failure_text(e, self.directory)}") from e
         assert written == framed_bytes, f"log_append wrote {written} bytes, expected {framed_bytes}"
-        offset = segment.data_end
-        for zxid, payload in batch:
-            segment.note(zxid, offset, len(payload))
-            offset += RECORD_HEADER_BYTES + len(payload)
+        segment.note_many(zxids, lengths, segment.data_end)
         self._unsynced = True
 
     def fsync(self) -> int:

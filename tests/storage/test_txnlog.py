@@ -267,6 +267,35 @@ def test_a_batch_bigger_than_a_segment(tmp_path: Path, codec: ModuleType) -> Non
         assert log.entries(0, 200) == entries + entries_for([101])
 
 
+def test_a_long_append_is_written_in_batches(tmp_path: Path, codec: ModuleType, monkeypatch) -> None:
+    """Each batch closes with the record that takes it to APPEND_BATCH_BYTES framed; the index
+    and what reads back are as if every record had been appended alone."""
+    monkeypatch.setattr(_txnlog, "APPEND_BATCH_BYTES", 5000)
+    writes: list[int] = []
+
+    class Counting:
+        log_scan = codec.log_scan
+
+        @staticmethod
+        def log_append(fd: int, zxids: list[int], payloads: list[bytes]) -> int:
+            writes.append(len(zxids))
+            return int(codec.log_append(fd, zxids, payloads))
+
+    entries = entries_for(range(1, 601), size=400)  # 416 bytes framed: 13 make a batch
+    with TxnLog(tmp_path / "batched", codec=Counting) as log:
+        log.append(entries)
+        assert writes == [13] * 46 + [2]
+        batched = log._segments[-1]
+        assert len(batched.index_offsets) == 4 and log.entries(0, 999) == entries
+    with TxnLog(tmp_path / "alone", codec=codec) as log:
+        for entry in entries:
+            log.append([entry])
+        alone = log._segments[-1]
+    assert (batched.index_zxids, batched.index_offsets, batched.data_end, batched.last_zxid) == (
+        alone.index_zxids, alone.index_offsets, alone.data_end, alone.last_zxid,
+    )  # fmt: skip
+
+
 def test_entries_use_the_sparse_index(tmp_path: Path, codec: ModuleType) -> None:
     entries = entries_for(range(1, 601), size=400)  # ~250 KB: four index steps
     rng = random.Random(7)
