@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.py pyproject.toml $(wildcard native/src/*)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -c "import native; print('native core:', native.IMPLEMENTATION)"
+	$(PY) -c "import native, sys; print('native core:', native.IMPLEMENTATION, '| python', sys.version.split()[0], 'from', sys.base_prefix)"
 	touch $@
 
 install: $(VENV)/.installed
