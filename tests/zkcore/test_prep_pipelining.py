@@ -80,7 +80,7 @@ def run(ops: list[tuple[int, tuple[int, Any]]], applies: list[int]) -> tuple[lis
     return txns, [(r.err, r.path, r.stat, r.multi, r.events) for r in results], tree.digest()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(ops=writes, data=st.data())
 def test_pipelined_prep_matches_one_at_a_time(
     ops: list[tuple[int, tuple[int, Any]]], data: st.DataObject
