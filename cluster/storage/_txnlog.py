@@ -200,13 +200,15 @@ class TxnLog:
         start, framed_before = 0, 0
         while start < len(zxids):
             stop = min(bisect_left(ends, framed_before + APPEND_BATCH_BYTES, start) + 1, len(zxids))
-            self._append_batch(zxids[start:stop], payloads[start:stop], lengths[start:stop])
+            framed_bytes = ends[stop - 1] - framed_before
+            self._append_batch(zxids[start:stop], payloads[start:stop], lengths[start:stop], framed_bytes)
             start, framed_before = stop, ends[stop - 1]
 
-    def _append_batch(self, zxids: list[int], payloads: list[bytes], lengths: list[int]) -> None:
+    def _append_batch(
+        self, zxids: list[int], payloads: list[bytes], lengths: list[int], framed_bytes: int
+    ) -> None:
         segment = self._segment_for(zxids[0])
         assert self._fd is not None
-        framed_bytes = sum(lengths) + RECORD_HEADER_BYTES * len(lengths)
         try:
             self._reserve(segment.data_end + framed_bytes)
             written = self._codec.log_append(self._fd, zxids, payloads)

@@ -40,13 +40,7 @@ from zkcore.zab._messages import (
 )
 from zkcore.zab._quorum import is_quorum, quorum_zxid
 from zkcore.zab._ready import Phase, Snapshot
-from zkcore.zab._zxid import (
-    COUNTER_BITS,
-    COUNTER_MASK,
-    EPOCH_MAX,
-    zxid_epoch,
-    zxid_text,
-)
+from zkcore.zab._zxid import EPOCH_MAX, make_zxid, zxid_counter, zxid_epoch, zxid_text
 
 
 class HandlerPhase(enum.IntEnum):
@@ -287,12 +281,11 @@ class Leader:
         """Stamp the next zxid on a client write and send it to every synced follower."""
         core = self.core
         last = core.log.last()
-        # zxid_epoch, zxid_counter and make_zxid inline (every write); Config bounds the counter.
-        counter = (last & COUNTER_MASK) + 1 if last >> COUNTER_BITS == self.epoch else 1
+        counter = zxid_counter(last) + 1 if zxid_epoch(last) == self.epoch else 1
         if counter > core.config.zxid_counter_max:
             core.abandon(f"zxid counter rolled over after {zxid_text(last)}: a new epoch must start")
             return False
-        zxid = (self.epoch << COUNTER_BITS) | counter
+        zxid = make_zxid(self.epoch, counter)
         if core.prepare is not None:
             prepared = core.prepare(zxid, payload)
             if prepared is None:
