@@ -9,6 +9,7 @@ import resource
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import native
@@ -30,6 +31,15 @@ _MODES = {
 }
 
 
+@dataclass(slots=True)
+class LoopStats:
+    """What mntr says of the node's loop: its turns, and the naps of busy turns that let more
+    reads gather for the next (EnsembleConfig.coalesce_us)."""
+
+    turns: int = 0
+    naps: int = 0
+
+
 class AdminText:
     """Formats a server's stats() snapshot (and this process's files and sockets) as ZooKeeper
     formats its four-letter words."""
@@ -41,9 +51,10 @@ class AdminText:
         data_dir: DataDir,
         peers: PeerTransport | ShmPeerTransport,
         log: TxnLog,
+        loop: LoopStats | None = None,
     ) -> None:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
-        self.log = log
+        self.log, self.loop = log, loop or LoopStats()
         self.started = time.monotonic()
 
     def answer(self, command: str, server: Server) -> str:
@@ -239,6 +250,8 @@ class AdminText:
             "zk_max_fsynctime": f"{self.log.fsync_ms_max:.3f}",
             "zk_cnt_fsynctime": self.log.fsync_count,
             "zk_sum_fsynctime": f"{self.log.fsync_ms_sum:.3f}",
+            "zk_loop_turns": self.loop.turns,
+            "zk_coalesce_naps": self.loop.naps,
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners

@@ -50,6 +50,8 @@ _INT_KEYS: dict[str, tuple[str, int, int]] = {
     # hours at least between purges (0: after every snapshot).
     "autopurge.snapRetainCount": ("snap_retain_count", 3, 1000),
     "autopurge.purgeInterval": ("purge_interval_hours", 0, 24 * 365),
+    # A busy node's shortest loop turn, in microseconds (0: none); see coalesce_us below.
+    "coalesceMicros": ("coalesce_us", 0, 10_000),
 }
 # Free-form keys zkpy reads (kept in `extra`). serverClass (module:Class) runs a Server
 # subclass: the verifier's deliberately broken servers (verify/broken.py), never production.
@@ -123,6 +125,11 @@ class EnsembleConfig:
     container_check_ms: int = 60000
     snap_retain_count: int = 3
     purge_interval_hours: int = 0
+    # While readers keep a node busy, a loop turn that answered several reads (and took no
+    # other request) is followed by a nap until this long after it began: the reads that come
+    # in meanwhile are taken with one recv and answered with one write per connection
+    # (docs/operations.md, "Busy nodes coalesce reads").
+    coalesce_us: int = 100
     extra: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = field(default=(), compare=False)  # zoo.cfg keys that mean nothing here
 

@@ -32,7 +32,7 @@ import zmq
 
 import native
 from cluster import config as config_mod
-from cluster._admin_text import AdminText
+from cluster._admin_text import AdminText, LoopStats
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
 from cluster._poller import POLLIN, POLLOUT, Poller
@@ -82,6 +82,12 @@ CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees 
 # (group commit). A sync still running after it is taken up when it ends, and the loop goes
 # on meanwhile: a slow disk slows the writes, never the heartbeats, the reads or the peers.
 SYNC_WAIT_MS = 20
+# A poll that returned sooner than this found its events waiting (it did not sleep for them).
+POLL_FOUND_WAITING_MS = 0.01
+# A busy turn (see EnsembleConfig.coalesce_us) answered at least this many reads: one is what
+# a client that awaits each reply sends, and on a host its clients share, it can come in before
+# the node has finished the turn that answered the last.
+COALESCE_READS_MIN = 2
 
 
 def fast_enum_members() -> None:
@@ -332,7 +338,8 @@ class Node:
         zk_address = conf.servers[server_id].zk
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
-        self.admin = AdminText(conf, server_id, self.data_dir, self.peers, self.log)
+        self.loop = LoopStats()
+        self.admin = AdminText(conf, server_id, self.data_dir, self.peers, self.log, self.loop)
         admin_address = conf.servers[server_id].admin
         self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.freezer = SurvivorFreezer()
@@ -367,8 +374,15 @@ class Node:
         # Each turn asks only what may have changed (an attribute, not a call, where one says):
         # a turn is paid for every message a write takes, and most find nothing to do in most
         # places they look.
+        coalesce_s, loop, clients = self.conf.coalesce_us / 1e6, self.loop, self.server.clients
+        nap_until = 0.0  # a busy turn's end: see EnsembleConfig.coalesce_us
         while self.running:
-            timeout_ms = wait_ms(next_tick, time.monotonic())
+            polled_at = time.monotonic()
+            if nap_until > polled_at:
+                time.sleep(nap_until - polled_at)
+                polled_at = time.monotonic()
+            loop.turns += 1
+            timeout_ms = wait_ms(next_tick, polled_at)
             if (
                 self.peers.before_poll()
                 or (self.held and self._held_ready())
@@ -383,6 +397,12 @@ class Node:
             events = poller.poll(timeout_ms)
             self.peers.after_poll()
             now_ms, wall_ms = clock()
+            # A poll that found its events waiting, in a turn that answers several plain reads
+            # and takes nothing else, means readers keep the node busy: a nap follows (see
+            # EnsembleConfig.coalesce_us). A node that waits for each request (unloaded, or
+            # serving a client that awaits each reply) never naps, nor does a turn that takes a
+            # write: group commit batches writes already, and a nap would hold up their commit.
+            found_waiting = now_ms - polled_at * 1000 < POLL_FOUND_WAITING_MS
             self.server.tick(now_ms, wall_ms)  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
                 self._sync_done()
@@ -399,10 +419,21 @@ class Node:
             if lost:  # a transport may reopen the fd it polls for a peer (same number, new file)
                 for target in self.peers.poll_targets():
                     poller.register(target, POLLIN)
+            received, streamed = clients.packets_received, clients.reads_streamed
             if self.client_sock in events or self.held:
                 self.on_client_frames()
             if zk is not None:
                 self.on_zk_events(events)
+            nap_until = 0.0
+            taken = clients.packets_received - received
+            if (
+                found_waiting
+                and coalesce_s
+                and taken >= COALESCE_READS_MIN
+                and clients.reads_streamed - streamed == taken
+            ):
+                nap_until = now_ms / 1000 + coalesce_s
+                loop.naps += 1
             self.handle_ready()
             if self.zk_held and self._feed_zk_held():
                 self.handle_ready()

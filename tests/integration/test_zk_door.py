@@ -384,6 +384,59 @@ def test_read_replies_a_slow_reader_leaves_unread_wait_for_it_in_order(
     s.close()
 
 
+def mntr(ensemble: Ensemble, sid: int) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in word(ensemble, sid, "mntr").splitlines())
+
+
+def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_held(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    """coalesceMicros: a turn that answered several plain reads which were already waiting,
+    and took nothing else, is followed by a nap, so that the next turn has more to answer. A
+    client that sends each request after the last reply is never held up by one, nor are
+    writes (group commit batches them already)."""
+    kazoo(1).create("/kz-nap", b"x")  # no session on node 2 but the connections below
+    path = b"/kz-nap"
+
+    def get(xid: int) -> bytes:
+        return framed(RequestHeader(xid, OpCode.GET_DATA).encode() + LENGTH.pack(len(path)) + path + b"\0")
+
+    def set_data(xid: int) -> bytes:
+        body = LENGTH.pack(len(path)) + path + LENGTH.pack(1) + b"y" + LENGTH.pack(-1)
+        return framed(RequestHeader(xid, OpCode.SET_DATA).encode() + body)
+
+    one = raw(ensemble, 2)
+    handshake(one)
+    before = mntr(ensemble, 2)
+    for xid in range(1, 301):
+        one.sendall(get(xid))
+        assert struct.unpack(">i", read_frame(one)[:4])[0] == xid
+    after = mntr(ensemble, 2)
+    assert int(after["zk_coalesce_naps"]) == int(before["zk_coalesce_naps"])
+    assert int(after["zk_loop_turns"]) - int(before["zk_loop_turns"]) >= 300
+    many = [raw(ensemble, 2) for _ in range(20)]
+    for s in many:
+        handshake(s)
+
+    def bursts(request: Callable[[int], bytes], rounds: int, until_a_nap: bool = False) -> int:
+        """Rounds of a burst from every connection, each sent before the node answers the
+        first (most of the time: the node may keep up with a round); the node's naps."""
+        naps = int(mntr(ensemble, 2)["zk_coalesce_naps"])
+        for _ in range(rounds):
+            for s in many:
+                s.sendall(b"".join(request(x) for x in range(1, 101)))
+            for s in many:
+                assert [struct.unpack(">i", read_frame(s)[:4])[0] for _ in range(100)] == list(range(1, 101))
+            if until_a_nap and int(mntr(ensemble, 2)["zk_coalesce_naps"]) > naps:
+                break
+        return int(mntr(ensemble, 2)["zk_coalesce_naps"]) - naps
+
+    assert bursts(set_data, 5) == 0
+    assert bursts(get, 30, until_a_nap=True) > 0
+    for s in (one, *many):
+        s.close()
+
+
 def test_frames_past_one_turns_bound_are_taken_with_no_more_bytes_coming(ensemble: Ensemble) -> None:
     """One read can bring more whole frames than a loop turn takes from a connection
     (FRAMES_PER_TURN_MAX): the rest are taken in the next turns, although the socket has

@@ -412,6 +412,7 @@ def test_a_stream_of_plain_reads_is_answered_in_one_send() -> None:
     assert all(GetDataResponse.read(r).data == b"v" for _, r in replies)
     stats = server.stats()
     assert stats.packets_received == stats.packets_sent == 5  # connect, create, three reads
+    assert server.clients.reads_streamed == 3  # of them, what the stream path answered
 
 
 def test_stream_replies_wait_behind_sends_not_taken_yet() -> None:
