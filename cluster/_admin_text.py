@@ -51,10 +51,10 @@ class AdminText:
         data_dir: DataDir,
         peers: PeerTransport | ShmPeerTransport,
         log: TxnLog,
-        loop: LoopStats | None = None,
+        loop: LoopStats,
     ) -> None:
         self.conf, self.server_id, self.data_dir, self.peers = conf, server_id, data_dir, peers
-        self.log, self.loop = log, loop or LoopStats()
+        self.log, self.loop = log, loop
         self.started = time.monotonic()
 
     def answer(self, command: str, server: Server) -> str:

@@ -424,6 +424,9 @@ class Node:
                 self.on_client_frames()
             if zk is not None:
                 self.on_zk_events(events)
+            self.handle_ready()
+            if self.zk_held and self._feed_zk_held():  # held frames taken count as this turn's
+                self.handle_ready()
             nap_until = 0.0
             taken = clients.packets_received - received
             if (
@@ -434,9 +437,6 @@ class Node:
             ):
                 nap_until = now_ms / 1000 + coalesce_s
                 loop.naps += 1
-            self.handle_ready()
-            if self.zk_held and self._feed_zk_held():
-                self.handle_ready()
             if zk is not None:
                 if zk.pending:
                     for conn in zk.flush_pending():

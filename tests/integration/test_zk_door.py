@@ -221,6 +221,10 @@ def word(ensemble: Ensemble, sid: int, command: str) -> str:
     return b"".join(chunks).decode()
 
 
+def mntr(ensemble: Ensemble, sid: int) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in word(ensemble, sid, "mntr").splitlines())
+
+
 def test_four_letter_words_on_the_client_port(ensemble: Ensemble, kazoo: Callable[..., KazooClient]) -> None:
     zk = kazoo(1)
     zk.ensure_path("/kz")  # not left to an earlier test: with -n the order is not the file's
@@ -229,15 +233,15 @@ def test_four_letter_words_on_the_client_port(ensemble: Ensemble, kazoo: Callabl
     assert word(ensemble, 1, "ruok") == "imok"
     srvr = word(ensemble, 1, "srvr")
     assert srvr.startswith("Zookeeper version: 3.8.") and "\nMode: " in srvr and "Node count: " in srvr
-    mntr = dict(line.split("\t", 1) for line in word(ensemble, 1, "mntr").splitlines())
-    assert mntr["zk_server_state"] in ("leader", "follower") and int(mntr["zk_znode_count"]) > 0
+    values = mntr(ensemble, 1)
+    assert values["zk_server_state"] in ("leader", "follower") and int(values["zk_znode_count"]) > 0
     zk.create("/kz/size4lw", bytes(1000))  # the path's bytes and the data's, as ZooKeeper counts
-    grown = dict(line.split("\t", 1) for line in word(ensemble, 1, "mntr").splitlines())
-    assert int(grown["zk_approximate_data_size"]) - int(mntr["zk_approximate_data_size"]) == 11 + 1000
-    assert 0 < int(mntr["zk_open_file_descriptor_count"]) < int(mntr["zk_max_file_descriptor_count"])
-    assert int(mntr["zk_fsync_threshold_exceed_count"]) >= 0  # the txn log's slow fdatasyncs
-    assert int(mntr["zk_cnt_fsynctime"]) > 0 and 0 < float(mntr["zk_avg_fsynctime"]) <= float(
-        mntr["zk_max_fsynctime"]
+    grown = mntr(ensemble, 1)
+    assert int(grown["zk_approximate_data_size"]) - int(values["zk_approximate_data_size"]) == 11 + 1000
+    assert 0 < int(values["zk_open_file_descriptor_count"]) < int(values["zk_max_file_descriptor_count"])
+    assert int(values["zk_fsync_threshold_exceed_count"]) >= 0  # the txn log's slow fdatasyncs
+    assert int(values["zk_cnt_fsynctime"]) > 0 and 0 < float(values["zk_avg_fsynctime"]) <= float(
+        values["zk_max_fsynctime"]
     )
     assert "zookeeper.version=3.8." in word(ensemble, 1, "envi")
     assert f"0x{zk.client_id[0]:x}" in word(ensemble, 1, "wchc")
@@ -382,10 +386,6 @@ def test_read_replies_a_slow_reader_leaves_unread_wait_for_it_in_order(
     assert [struct.unpack(">i", r[:4])[0] for r in replies] == list(range(1, count + 2))
     assert all(r[16:20] == LENGTH.pack(len(data)) and r[20 : 20 + len(data)] == data for r in replies)
     s.close()
-
-
-def mntr(ensemble: Ensemble, sid: int) -> dict[str, str]:
-    return dict(line.split("\t", 1) for line in word(ensemble, sid, "mntr").splitlines())
 
 
 def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_held(
