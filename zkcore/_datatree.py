@@ -647,6 +647,25 @@ class DataTree:
             self.last_zxid = zxid
         return result
 
+    def set_data_stat(self, zxid: int, time: int, path: str, data: bytes, version: int) -> bytes | None:
+        """apply_set_data without its ApplyResult, for a server that no watch waits on: the
+        node's Stat packed, or None (nothing applied) when there is no node at path."""
+        index = self._index
+        if index is not None:
+            try:
+                stat = index.set_data(path, data, zxid, time, version)
+            except KeyError:
+                return None
+        else:
+            node = self.nodes.get(path)
+            if node is None:
+                return None
+            node.data, node.mtime, node.mzxid, node.version = data, time, zxid, version
+            stat = node.stat_bytes()
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        return stat
+
     def _set_data(
         self, path: str, data: bytes, zxid: int, now: int, version: int, result: ApplyResult
     ) -> None:

@@ -132,7 +132,7 @@ def forwarded_body(fwd: ForwardedRequest) -> Any:
     return body
 
 
-_REPLY_HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err, packed as one (every write)
+REPLY_HEADER = struct.Struct(">iqi")  # ReplyHeader: xid, zxid, err, packed as one (every write)
 # What every write's reply is built from, as ints and sets rather than OpCode's members (see
 # CODE_OK).
 _MULTI = int(OpCode.MULTI)
@@ -142,7 +142,7 @@ _CREATE2_REPLIES = frozenset({OpCode.CREATE2, OpCode.CREATE_TTL, OpCode.CREATE_C
 
 
 def encode_reply(xid: int, zxid: int, err: int, body: JuteRecord | bytes | None = None) -> bytes:
-    head = _REPLY_HEADER.pack(xid, zxid, err)
+    head = REPLY_HEADER.pack(xid, zxid, err)
     if err != CODE_OK or body is None:
         return head
     if isinstance(body, bytes):

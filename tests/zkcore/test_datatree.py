@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from native import PathIndex
 from zkcore import Code, KeeperError, RemoteError, snapshot_chunks, snapshot_node_count, tree_from_snapshot
 from zkcore import _records as rec
 from zkcore._datatree import (
@@ -304,3 +305,20 @@ def test_stat_bytes_packs_stat_fields(owner: int, children: int) -> None:
         node.add_child(f"c{i}")
     assert node.stat_bytes() == struct.pack(">qqqqiiiqiiq", *node.stat_fields())
     assert node.stat() == rec.Stat(*node.stat_fields())
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_set_data_stat_leaves_what_apply_set_data_leaves(indexed: bool) -> None:
+    """set_data_stat is apply_set_data without its ApplyResult: the same tree and the same
+    Stat, and nothing at all (None) for a node that is not there."""
+    trees = [DataTree(PathIndex() if indexed else None) for _ in range(2)]
+    for tree in trees:
+        tree.apply(
+            rec.Txn(rec.TxnHeader(S1, 1, 1, 10, rec.OpCode.CREATE), rec.CreateTxn("/a", b"0", OPEN, False, 1))
+        )
+    result = trees[0].apply_set_data(2, 20, "/a", b"new", 1)
+    stat = trees[1].set_data_stat(2, 20, "/a", b"new", 1)
+    assert stat == result.stat_bytes() and rec.Stat.decode(stat).version == 1
+    assert trees[1].get_data("/a") == trees[0].get_data("/a") and trees[1].last_zxid == 2
+    assert trees[1].set_data_stat(3, 30, "/missing", b"x", 0) is None
+    assert trees[1].last_zxid == 2

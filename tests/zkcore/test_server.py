@@ -42,6 +42,7 @@ from zkcore._records import (
 from zkcore._requests import ForwardedRequest
 from zkcore._snapshot import snapshot_bytes
 from zkcore.server import Framed, Hooks, Server, ServerConfig
+from zkcore.server._clients import ClientTable
 from zkcore.server._server import TXN_GROWTH_MAX
 from zkcore.zab import Config, Message, Snap
 from zkcore.zab import Request as ZabRequest
@@ -508,27 +509,56 @@ def test_a_leaders_own_clients_writes_reach_prep_unencoded(monkeypatch: pytest.M
     assert all(s.tree.get_data("/a")[0] == b"2" for s in net.servers.values())
 
 
+@pytest.mark.parametrize("watched", [False, True])
 @pytest.mark.parametrize("indexed", [False, True])
 def test_a_leaders_own_set_data_leaves_what_prep_and_apply_of_its_txn_leave(
-    monkeypatch: pytest.MonkeyPatch, indexed: bool
+    monkeypatch: pytest.MonkeyPatch, indexed: bool, watched: bool
 ) -> None:
     """A setData from a client of the leader is prepped and applied without a Txn; the
     followers decode and apply the txn it logged. Both leave the same tree, and the client gets
-    prep's errors (through the txn prep() makes) and apply's Stats."""
+    prep's errors (through the txn prep() makes) and apply's Stats: while no watch is set on the
+    server, straight from the Stat the tree gives back, else through the ApplyResult that
+    triggers the watches. Either way the replies are the same bytes."""
+    replies = {}
+    for watch in sorted({False, watched}):
+        frames, full, fast = _set_data_from_a_leaders_client(monkeypatch, indexed, watch)
+        assert full == [5, 6, 7]  # prep()'s whole way only to make the error txns
+        assert fast == ([] if watch else [3, 4, 8, 9])  # the setData whose reply skipped ApplyResult
+        replies[watch] = frames
+    assert replies[watched] == replies[False]
+
+
+def _set_data_from_a_leaders_client(
+    monkeypatch: pytest.MonkeyPatch, indexed: bool, watched: bool
+) -> tuple[list[bytes | None], list[int], list[int]]:
+    """The replies to a run of setData from a client of the leader (with a watch set on the
+    leader elsewhere when `watched`), the cxids that took prep()'s whole way, and those whose
+    reply was built without an ApplyResult."""
+    monkeypatch.undo()
     net = Servers(3, indexed=indexed)
     sid = net.settle()
     net.connect(sid, "c")
     full: list[int] = []  # the setData that took prep()'s whole way, by cxid
+    fast: list[int] = []
     whole = Prep.prep
+    stat_only = ClientTable.on_set_data_applied
 
     def counted(self: Prep, req: Any, zxid: int, time: int) -> Any:
         if req.opcode == OpCode.SET_DATA:
             full.append(req.cxid)
         return whole(self, req, zxid, time)
 
+    def counted_fast(self: ClientTable, client_id: int, cxid: int, *rest: Any) -> None:
+        fast.append(cxid)
+        stat_only(self, client_id, cxid, *rest)
+
     monkeypatch.setattr(Prep, "prep", counted)
-    locked = (ACL(Perms.ALL, Id("digest", digest_id("alice", "pw"))),)
+    monkeypatch.setattr(ClientTable, "on_set_data_applied", counted_fast)
     server = net.servers[sid]
+    net.connect(sid, "w")  # a session either way, so that both runs stamp the same zxids
+    if watched:
+        server.receive("w", request(1, OpCode.EXISTS, PathWatchRequest("/elsewhere", True)))
+    locked = (ACL(Perms.ALL, Id("digest", digest_id("alice", "pw"))),)
     server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"0", OPEN_ACL_UNSAFE, 0)))
     server.receive("c", request(2, OpCode.CREATE, CreateRequest("/locked", b"", locked, 0)))
     net.pump()
@@ -546,13 +576,14 @@ def test_a_leaders_own_set_data_leaves_what_prep_and_apply_of_its_txn_leave(
     for frame in frames:
         server.receive("c", frame)
     net.pump()
-    replies = [reply(f) for f in net.frames("c")]
+    out = net.frames("c")
+    replies = [reply(f) for f in out]
     assert [h.err for h, _ in replies] == [0, 0, 0, 0, Code.BAD_VERSION, Code.NO_NODE, Code.NO_AUTH, 0, 0]
     assert [Stat.read(r).version for h, r in replies if h.err == 0 and h.xid > 2] == [1, 2, 3, 4]
-    assert full == [5, 6, 7]  # prep()'s whole way only to make the error txns
     states = {s: (tree_state(v.tree), index_state(v.tree)) for s, v in net.servers.items()}
     assert all(state == states[sid] for state in states.values())
     assert server.tree.get_data("/a")[0] == b"3"
+    return out, full, fast
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

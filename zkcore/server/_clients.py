@@ -41,6 +41,7 @@ from zkcore._records import (
     WatcherEvent,
 )
 from zkcore._requests import (
+    REPLY_HEADER,
     WRITE_OPS,
     ClientRequest,
     ForwardedRequest,
@@ -66,7 +67,7 @@ WATCH_OPS = frozenset(
 )
 SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
 # Opcodes looked at for every request, as ints (see CODE_OK).
-_AUTH, _SYNC = int(OpCode.AUTH), int(OpCode.SYNC)
+_AUTH, _SYNC, _SET_DATA = int(OpCode.AUTH), int(OpCode.SYNC), int(OpCode.SET_DATA)
 _CREATE_SESSION, _CLOSE_SESSION = int(OpCode.CREATE_SESSION), int(OpCode.CLOSE_SESSION)
 # The writes a client sends (as frames carry their opcodes) that receive_frames takes a run at a time.
 RUN_WRITE_OPCODES = frozenset(
@@ -501,6 +502,8 @@ class ClientTable:
         if conn.connect is None:  # requests sent before the session exists wait for it
             if pending.barrier and not pending.submitted:
                 self._submit(conn, pending)
+                if pending.reply is None:  # on its way: behind it, the queue is as it was
+                    return
             self.flush(conn)
 
     def _reject(self, conn: Connection, frame: bytes, error: KeeperError) -> None:
@@ -686,6 +689,24 @@ class ClientTable:
                 self._end_conn(conn)
             else:
                 self._drop_conn(conn)
+
+    def on_set_data_applied(self, client_id: int, cxid: int, zxid: int, path: str, stat: bytes) -> None:
+        """on_applied of a setData that changed the node at path (`stat` its Stat now) while
+        no watch is set on this server: the reply built from the Stat, without an ApplyResult."""
+        if self.syncs:
+            self._answer_syncs()
+        conn = self.by_session.get(client_id)
+        if conn is None:
+            return
+        for pending in conn.queue:
+            if pending.submitted and pending.reply is None and pending.req.xid == cxid:
+                if pending.req.opcode != _SET_DATA:  # a reused xid: the general path says what
+                    break
+                pending.reply = REPLY_HEADER.pack(cxid, zxid, CODE_OK) + stat
+                self.flush(conn)
+                return
+        result = ApplyResult(zxid, _SET_DATA, path=path, stat_packed=stat)
+        self.on_applied(client_id, cxid, _SET_DATA, zxid, result)
 
     def answer_due_syncs(self) -> None:
         """Answer the syncs the applied txns have caught up with (all a txn that no client here

@@ -710,6 +710,12 @@ class Server:
     def apply(self, zxid: int, payload: bytes) -> None:
         txn = self._prepped.pop(zxid, None) if self._prepped else None
         if isinstance(txn, PreppedSetData):
+            clients = self.clients
+            if not clients.watches.watchers():
+                stat = self._tree.set_data_stat(zxid, txn.time, txn.path, txn.data, txn.version)
+                if stat is not None:
+                    clients.on_set_data_applied(txn.client_id, txn.cxid, zxid, txn.path, stat)
+                    return
             result = self._tree.apply_set_data(zxid, txn.time, txn.path, txn.data, txn.version)
             self.clients.on_applied(txn.client_id, txn.cxid, SET_DATA_OPCODE, zxid, result)
             return
