@@ -15,7 +15,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cluster._ratelimit import Every
@@ -243,6 +243,25 @@ class ZkDoor:
             out += LENGTH.pack(len(frame))
         out += frame
         return len(out) <= OUTPUT_BYTES_MAX or self._flush(conn)
+
+    def send_replies(
+        self, sends: Sequence[tuple[Hashable, bytes | None]]
+    ) -> tuple[list[tuple[Hashable, bytes | None]], list[int]]:
+        """A ready()'s sends, those to this door's connections (int ids) queued as send()
+        queues them, None closing the connection once its output is written: (the sends that
+        are not this door's, in order; the connections cut off, which got nothing after the
+        send that failed)."""
+        rest: list[tuple[Hashable, bytes | None]] = []
+        cut: list[int] = []
+        send = self.send
+        for conn_id, frame in sends:
+            if type(conn_id) is not int:
+                rest.append((conn_id, frame))
+            elif frame is None:
+                self.close_after_flush(conn_id)
+            elif not send(conn_id, frame) and conn_id not in cut:
+                cut.append(conn_id)
+        return rest, cut
 
     def send_now(self, conn_id: int, frames: bytes) -> None:
         """Length-prefixed frames, written at once when nothing is queued for the connection;

@@ -680,8 +680,13 @@ class Node:
             if ready.entries and ready.snapshot is None:  # a leader's PROPOSALs go out first
                 self.log.append(list(ready.entries))
                 self.unsynced = True
+            sends: Sequence[tuple[ConnId, bytes | None]] = ready.sends
+            if sends and self.zk is not None:  # the ZooKeeper door's replies queued in one call
+                sends, cut = self.zk.send_replies(sends)
+                for cut_id in cut:
+                    self.server.close(cut_id)
             failed: set[ConnId] = set()
-            for conn, frame in ready.sends:
+            for conn, frame in sends:
                 if conn not in failed and not self._send(conn, frame):
                     failed.add(conn)  # nothing more to it: a gap in its replies would go unseen
             for conn in ready.closed:
