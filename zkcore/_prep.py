@@ -206,6 +206,12 @@ class Prep:
 
     def applied(self, zxid: int) -> None:
         order = self._order
+        if order and order[-1][0] <= zxid:
+            # Every change in flight is applied (a leader's group commit): each pending record
+            # has its entry in the order (a rollback puts back only records whose entries are
+            # still there), so none is left.
+            order.clear()
+            self._pending.clear()
         while order and order[0][0] <= zxid:
             rec_zxid, path = order.popleft()
             rec = self._pending.get(path)

@@ -217,11 +217,17 @@ class Core:
         through = self.zxid_committed
         if through <= self.zxid_applied:
             return
-        kept, taken = self._kept, []
-        while kept and kept[0][0] <= through:
-            entry = kept.popleft()
-            self._kept_bytes -= len(entry[1])
-            taken.append(entry)
+        kept = self._kept
+        if kept and kept[-1][0] <= through:  # all of them, as a leader's group commit has it
+            taken = list(kept)
+            kept.clear()
+            self._kept_bytes = 0
+        else:
+            taken = []
+            while kept and kept[0][0] <= through:
+                entry = kept.popleft()
+                self._kept_bytes -= len(entry[1])
+                taken.append(entry)
         # Kept from right above what is applied: the committed entries as they were appended;
         # else (the cap was reached, or the log was reset higher) copied out of the log.
         entries = (
