@@ -648,8 +648,9 @@ class DataTree:
         return result
 
     def set_data_stat(self, zxid: int, time: int, path: str, data: bytes, version: int) -> bytes | None:
-        """apply_set_data without its ApplyResult, for a server that no watch waits on: the
-        node's Stat packed, or None (nothing applied) when there is no node at path."""
+        """setData on the node at path, if it is there: its Stat now, packed, or None (nothing
+        applied) when there is none. apply_set_data without its ApplyResult, for a server that
+        no watch waits on."""
         index = self._index
         if index is not None:
             try:
@@ -669,23 +670,12 @@ class DataTree:
     def _set_data(
         self, path: str, data: bytes, zxid: int, now: int, version: int, result: ApplyResult
     ) -> None:
-        """setData on the node at path, if it is there. result gets the error, or the node (its
-        Stat), its path and the event."""
-        index = self._index
-        if index is not None:
-            try:
-                result.stat_packed = index.set_data(path, data, zxid, now, version)
-            except KeyError:
-                result.err = Code.NO_NODE
-                return
-        else:
-            node = self.nodes.get(path)
-            if node is None:
-                result.err = Code.NO_NODE
-                return
-            node.data, node.mtime, node.mzxid, node.version = data, now, zxid, version
-            result.node = node
-        result.path = path
+        """set_data_stat, told in result: the error, or the node's Stat, its path and the event."""
+        stat = self.set_data_stat(zxid, now, path, data, version)
+        if stat is None:
+            result.err = Code.NO_NODE
+            return
+        result.stat_packed, result.path = stat, path
         result.events.append((NODE_DATA_CHANGED, path))
 
     def _apply_set_acl(self, header: TxnHeader, txn: Any, result: ApplyResult) -> None:

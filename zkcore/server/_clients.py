@@ -151,6 +151,15 @@ class Connection:
     requests: int = 0
 
 
+def _write_answered(conn: Connection, cxid: int) -> Pending | None:
+    """The write of conn's that the txn of client xid `cxid` answers: its first submitted,
+    unanswered request with that xid (None: the client asked on another connection)."""
+    for pending in conn.queue:
+        if pending.submitted and pending.reply is None and pending.req.xid == cxid:
+            return pending
+    return None
+
+
 def _full(conn: Connection) -> bool:
     """limits.client_queue_max requests of the connection wait for their replies."""
     return len(conn.queue) >= limits.client_queue_max
@@ -673,12 +682,11 @@ class ClientTable:
             self.flush(conn)
             return
         asked = False  # whether this connection sent the write, so gets its reply
-        for pending in conn.queue:
-            if pending.submitted and pending.reply is None and pending.req.xid == cxid:
-                err, body = write_reply_body(pending.req.opcode, result)
-                pending.reply = encode_reply(pending.req.xid, zxid, err, body)
-                asked = pending.req.opcode == kind
-                break
+        write = _write_answered(conn, cxid)
+        if write is not None:
+            err, body = write_reply_body(write.req.opcode, result)
+            write.reply = encode_reply(write.req.xid, zxid, err, body)
+            asked = write.req.opcode == kind
         self.flush(conn)
         if kind == _CLOSE_SESSION:
             # The session is over. The connection that closed it has its reply and knows; one
@@ -693,18 +701,14 @@ class ClientTable:
     def on_set_data_applied(self, client_id: int, cxid: int, zxid: int, path: str, stat: bytes) -> None:
         """on_applied of a setData that changed the node at path (`stat` its Stat now) while
         no watch is set on this server: the reply built from the Stat, without an ApplyResult."""
-        if self.syncs:
-            self._answer_syncs()
         conn = self.by_session.get(client_id)
-        if conn is None:
+        write = None if conn is None else _write_answered(conn, cxid)
+        if conn is not None and write is not None and write.req.opcode == _SET_DATA:
+            self.answer_due_syncs()
+            write.reply = REPLY_HEADER.pack(cxid, zxid, CODE_OK) + stat
+            self.flush(conn)
             return
-        for pending in conn.queue:
-            if pending.submitted and pending.reply is None and pending.req.xid == cxid:
-                if pending.req.opcode != _SET_DATA:  # a reused xid: the general path says what
-                    break
-                pending.reply = REPLY_HEADER.pack(cxid, zxid, CODE_OK) + stat
-                self.flush(conn)
-                return
+        # Else a reused xid, or a client gone: on_applied says what (its syncs first).
         result = ApplyResult(zxid, _SET_DATA, path=path, stat_packed=stat)
         self.on_applied(client_id, cxid, _SET_DATA, zxid, result)
 
