@@ -155,17 +155,32 @@ def generator_bound(results: dict[str, Any]) -> list[str]:
     """The pinned runs whose load generator kept its cores busy: the generator, not the servers,
     set their pace, so ops/s is what it could send, and CPU per op is what the servers spent on
     the batches it sent (a server that is not kept busy answers smaller batches, each costing
-    more per op). Unpinned, two cores are always full: nothing to tell apart."""
+    more per op). Where the servers had time to spare, the requests in flight waited mostly in
+    the generator (its threads take turns on its cores), so the latencies are largely its own.
+    Unpinned, two cores are always full: nothing to tell apart."""
     said = []
     for r in results["runs"]:
-        cores = results["ensembles"].get(f"{r['service']} {r['ensemble']}", {}).get("generator_cores")
+        ensemble = results["ensembles"].get(f"{r['service']} {r['ensemble']}", {})
+        cores = ensemble.get("generator_cores")
         if not cores or r["door"] != "zk":
             continue
         used = r["client_cpu_us_per_op"] * r["ops_s"] / 1e6
-        if used >= GENERATOR_BOUND_SHARE * cores:
-            said.append(f"{r['service']} {r['ensemble']} servers, {r['read_pct']}% reads: the load generator "
-                        f"used {used:.2f} of its {cores} core{'s' if cores > 1 else ''}; it set the pace of "
-                        "this run, not the servers.")  # fmt: skip
+        if used < GENERATOR_BOUND_SHARE * cores:
+            continue
+        text = (f"{r['service']} {r['ensemble']} servers, {r['read_pct']}% reads: the load generator used "
+                f"{used:.2f} of its {cores} core{'s' if cores > 1 else ''}; it set the pace of this run, not "
+                "the servers")  # fmt: skip
+        server_cores = ensemble.get("server_cores")
+        if server_cores and r.get("server_cpu_us_per_op") is not None:
+            busy = r["server_cpu_us_per_op"] * r["ops_s"] / 1e6
+            plural = "s" if server_cores > 1 else ""
+            text += (
+                f" (the servers used {busy:.2f} of their {server_cores} core{plural}: its requests waited "
+                "mostly in the generator, so the latencies are largely its own)"
+                if busy < GENERATOR_BOUND_SHARE * server_cores
+                else f", though the servers were busy too ({busy:.2f} of their {server_cores} core{plural})"
+            )
+        said.append(text + ".")
     return said
 
 

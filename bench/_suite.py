@@ -198,6 +198,7 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
         service.wait_replicated(opts.znodes)
         gen_cores, server_cores, extra["pinning"] = pinning(n) if opts.pin else (None, [], "not pinned")
         extra["generator_cores"] = len(gen_cores) if gen_cores else None
+        extra["server_cores"] = len(set().union(*server_cores)) if server_cores else None
         for pid, cores in zip(service.pids(), server_cores, strict=False):
             set_affinity(pid, cores)
         before, started = service.leader_messages(), time.monotonic()

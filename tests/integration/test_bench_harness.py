@@ -189,9 +189,11 @@ def test_ratios_pair_runs_of_the_same_ensemble_and_read_ratio() -> None:
 
 
 def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by_it() -> None:
-    def run(service: str, door: str, ops_s: float, client_us: float) -> dict[str, Any]:
+    def run(
+        service: str, door: str, ops_s: float, client_us: float, server_us: float = 5.0
+    ) -> dict[str, Any]:
         return {"service": service, "door": door, "ensemble": "1", "read_pct": 100, "ops_s": ops_s,
-                "client_cpu_us_per_op": client_us}  # fmt: skip
+                "client_cpu_us_per_op": client_us, "server_cpu_us_per_op": server_us}  # fmt: skip
 
     runs = [
         run("zookeeper", "zk", 30_000, 31.6),
@@ -208,6 +210,17 @@ def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by
     ]  # the zkpy run used 0.62 of it; the ZeroMQ door's rows have generators of their own
     unpinned = {"runs": runs, "ensembles": {"zookeeper 1": {"generator_cores": None}}}
     assert _report.generator_bound(unpinned) == []
+    # Where the harness knows the servers' cores, it says how busy they were, and what that means
+    # for the latencies: a server with time to spare leaves the queue in the generator.
+    both = [run("zookeeper", "zk", 74_000, 13.0, 13.5), run("zkpy", "zk", 70_000, 13.8, 6.0)]
+    cores = {"generator_cores": 1, "server_cores": 1}
+    assert _report.generator_bound({"runs": both, "ensembles": {"zookeeper 1": cores, "zkpy 1": cores}}) == [
+        "zookeeper 1 servers, 100% reads: the load generator used 0.96 of its 1 core; it set the pace of "
+        "this run, not the servers, though the servers were busy too (1.00 of their 1 core).",
+        "zkpy 1 servers, 100% reads: the load generator used 0.97 of its 1 core; it set the pace of this "
+        "run, not the servers (the servers used 0.42 of their 1 core: its requests waited mostly in the "
+        "generator, so the latencies are largely its own).",
+    ]
 
 
 @pytest.mark.parametrize(
