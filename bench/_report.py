@@ -111,7 +111,10 @@ def notes(results: dict[str, Any]) -> list[str]:
         "is on) and server CPU-µs per op. capacity_reads_s in the JSON = servers x 1e6 / CPU-µs per read, "
         "the reads/s that many servers with a core each would serve."
     ]  # fmt: skip
-    idle = {k: v["leader_idle_msgs_s"] for k, v in results["ensembles"].items() if "leader_idle_msgs_s" in v}
+    # (A lone server has no peers to exchange anything with: nothing to say of it.)
+    idle = {
+        k: v["leader_idle_msgs_s"] for k, v in results["ensembles"].items() if v.get("leader_idle_msgs_s")
+    }
     if idle:
         said.append("zkpy's leader exchanges heartbeats even when idle ("
                     + ", ".join(f"{k} servers: {v:.0f}/s" for k, v in idle.items())

@@ -223,6 +223,20 @@ def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by
     ]
 
 
+def test_the_notes_speak_of_leader_heartbeats_only_where_a_leader_has_peers() -> None:
+    def results(idle_by_ensemble: dict[str, float]) -> dict[str, Any]:
+        return {"machine": {"cores": 2}, "runs": [],
+                "ensembles": {k: {"leader_idle_msgs_s": v, "warmup_ops_s": [1.0, 1.0]}
+                              for k, v in idle_by_ensemble.items()}}  # fmt: skip
+
+    def heartbeats(notes: list[str]) -> list[str]:
+        return [n for n in notes if "heartbeats even when idle" in n]
+
+    assert heartbeats(_report.notes(results({"zkpy 1": 0.0}))) == []
+    said = heartbeats(_report.notes(results({"zkpy 1": 0.0, "zkpy 3": 81.0})))
+    assert len(said) == 1 and "(zkpy 3 servers: 81/s)" in said[0], said
+
+
 @pytest.mark.parametrize(
     ("cores", "servers", "generator", "per_server"),
     [
