@@ -152,6 +152,7 @@ def notes(results: dict[str, Any]) -> list[str]:
 
 
 GENERATOR_BOUND_SHARE = 0.9  # of its cores, for the note that the generator set the pace
+SERVERS_MOSTLY_IDLE_SHARE = 0.5  # of theirs, below which the generator's queue is most of the latency
 
 
 def generator_bound(results: dict[str, Any]) -> list[str]:
@@ -177,11 +178,16 @@ def generator_bound(results: dict[str, Any]) -> list[str]:
         if server_cores and r.get("server_cpu_us_per_op") is not None:
             busy = r["server_cpu_us_per_op"] * r["ops_s"] / 1e6
             plural = "s" if server_cores > 1 else ""
+            share = busy / server_cores
             text += (
-                f" (the servers used {busy:.2f} of their {server_cores} core{plural}: its requests waited "
-                "mostly in the generator, so the latencies are largely its own)"
-                if busy < GENERATOR_BOUND_SHARE * server_cores
-                else f", though the servers were busy too ({busy:.2f} of their {server_cores} core{plural})"
+                f", though the servers were busy too ({busy:.2f} of their {server_cores} core{plural})"
+                if share >= GENERATOR_BOUND_SHARE
+                else f" (the servers used {busy:.2f} of their {server_cores} core{plural}: "
+                + (
+                    "its requests waited mostly in the generator, so the latencies are largely its own)"
+                    if share < SERVERS_MOSTLY_IDLE_SHARE
+                    else "they had time to spare, so part of each latency is time spent in the generator)"
+                )
             )
         said.append(text + ".")
     return said

@@ -212,7 +212,11 @@ def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by
     assert _report.generator_bound(unpinned) == []
     # Where the harness knows the servers' cores, it says how busy they were, and what that means
     # for the latencies: a server with time to spare leaves the queue in the generator.
-    both = [run("zookeeper", "zk", 74_000, 13.0, 13.5), run("zkpy", "zk", 70_000, 13.8, 6.0)]
+    both = [
+        run("zookeeper", "zk", 74_000, 13.0, 13.5),
+        run("zkpy", "zk", 70_000, 13.8, 6.0),
+        run("zkpy", "zk", 37_000, 26.5, 19.1),  # ten sessions that each await their reply
+    ]
     cores = {"generator_cores": 1, "server_cores": 1}
     assert _report.generator_bound({"runs": both, "ensembles": {"zookeeper 1": cores, "zkpy 1": cores}}) == [
         "zookeeper 1 servers, 100% reads: the load generator used 0.96 of its 1 core; it set the pace of "
@@ -220,6 +224,9 @@ def test_a_pinned_run_whose_generator_kept_its_cores_busy_is_said_to_be_bound_by
         "zkpy 1 servers, 100% reads: the load generator used 0.97 of its 1 core; it set the pace of this "
         "run, not the servers (the servers used 0.42 of their 1 core: its requests waited mostly in the "
         "generator, so the latencies are largely its own).",
+        "zkpy 1 servers, 100% reads: the load generator used 0.98 of its 1 core; it set the pace of this "
+        "run, not the servers (the servers used 0.71 of their 1 core: they had time to spare, so part of "
+        "each latency is time spent in the generator).",
     ]
 
 
