@@ -104,8 +104,9 @@ def pinning(servers: int) -> tuple[set[int] | None, list[set[int]], str]:
     if len(cores) > servers:
         per_server = [{core} for core in cores[:servers]]
         generator = set(cores[servers:])
-        return generator, per_server, (f"pinned: each of {servers} servers on a core of its own, the load "
-                                       f"generator on cores {sorted(generator)}")  # fmt: skip
+        who = "the server" if servers == 1 else f"each of {servers} servers"
+        return generator, per_server, (f"pinned: {who} on a core of its own, the load generator on "
+                                       f"cores {sorted(generator)}")  # fmt: skip
     rest = cores[1:]
     per_server = [{rest[i % len(rest)]} for i in range(servers)]
     return {cores[0]}, per_server, (f"pinned: the load generator on core {cores[0]}, {servers} servers "

@@ -258,6 +258,8 @@ def test_pinning(monkeypatch: pytest.MonkeyPatch, cores: int, servers: int, gene
     monkeypatch.setattr(_suite.os, "sched_getaffinity", lambda pid: set(range(cores)))
     got_generator, got_servers, said = _suite.pinning(servers)
     assert (got_generator, got_servers) == (generator, per_server), said
+    if servers == 1:
+        assert said == "pinned: the server on a core of its own, the load generator on cores [1]"
 
 
 def run_ab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
