@@ -533,8 +533,9 @@ class Node:
         """The ZooKeeper-protocol door: new connections, frames, and sockets ready to write."""
         zk, server = self.zk, self.server
         assert zk is not None
+        listen_fd = zk.listen_fd
         for fd, event in events.items():
-            if fd == zk.fileno():
+            if fd == listen_fd:
                 zk.accept()
                 continue
             if not isinstance(fd, int) or fd not in zk.by_fd:
@@ -673,7 +674,13 @@ class Node:
         server = self.server
         while server.has_ready():
             ready = server.ready()
-            self._persist(ready)
+            if (
+                ready.snapshot is not None
+                or ready.truncate_zxid is not None
+                or ready.accepted_epoch is not None
+                or ready.current_epoch is not None
+            ):  # rarely: asked here, as the call to _persist would be paid on every ready
+                self._persist(ready)
             for message in ready.messages:
                 if message.target not in self.cut:
                     self.peers.send(message.target, *encode_message_parts(message))

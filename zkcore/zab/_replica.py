@@ -79,6 +79,10 @@ class Replica:
         self._core = Core(
             config, server_id, rng, log, snapshots, accepted_epoch, current_epoch, applied, prepare
         )
+        # The outputs are the core's own: a shell asks for them several times a loop turn, and
+        # a layer of calls between would be paid each time (see Ready for the protocol).
+        self.has_ready: Callable[[], bool] = self._core.has_ready
+        self.ready: Callable[[], Ready] = self._core.take_ready
         self._election = self.election_class(self._core)
         self._role = Role.LOOKING
         self._leader: Leader | None = None
@@ -108,7 +112,8 @@ class Replica:
             self._election.reply(message.source, self._role)
         else:
             self._step(message)
-        self._settle()
+        if self._core.abandon_reason is not None:  # _settle(), without its call: a step each message
+            self._settle()
 
     def tick(self, ticks: int = 1) -> None:
         """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
@@ -209,12 +214,7 @@ class Replica:
         self._settle()
 
     # --- outputs ----------------------------------------------------------------------------
-
-    def has_ready(self) -> bool:
-        return self._core.has_ready()
-
-    def ready(self) -> Ready:
-        return self._core.take_ready()
+    # has_ready() and ready() are the core's, bound in __init__.
 
     def advance(self, ready: Ready) -> None:
         """The shell has acted on `ready` (see Ready for the order)."""
