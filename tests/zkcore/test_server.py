@@ -632,6 +632,40 @@ def test_a_snapshot_is_due_after_snap_size_limit_kb_of_txns(limit_kb: int, creat
         assert sorted(net.snapshots_due) == [(s, first + creates - 1) for s in sorted(net.servers)]
 
 
+def test_a_snapshot_is_due_every_snap_count_txns_and_never_while_one_is_being_written() -> None:
+    """snap_count txns after the last snapshot began, the next is due, once; while it is being
+    written no other is asked for, however many txns go by, and the one after that counts from
+    when this one began."""
+    net = Servers(1, server_options={"snap_count": 3})
+    sid = net.settle()
+    server = net.servers[sid]
+    assert net.connect(sid, "c") is not None  # a createSession txn
+
+    def create(i: int) -> None:
+        server.receive("c", request(i + 1, OpCode.CREATE, CreateRequest(f"/n{i}", b"", OPEN_ACL_UNSAFE, 0)))
+        net.pump()
+
+    create(0)
+    assert net.snapshots_due == []
+    create(1)  # the third txn
+    assert net.snapshots_due == [(sid, server.tree.last_zxid)] and server.snapshot_pending
+    first = server.tree.last_zxid
+    for i in range(2, 9):  # seven more while that one is written: none asked for
+        create(i)
+    assert net.snapshots_due == [(sid, first)]
+    server.snapshot_done(first, True)
+    net.pump()  # more than snap_count txns went by since the first began: the next is due now
+    assert net.snapshots_due == [(sid, first), (sid, server.tree.last_zxid)]
+    second = server.tree.last_zxid
+    server.snapshot_done(second, True)
+    net.pump()
+    create(9)
+    create(10)
+    assert len(net.snapshots_due) == 2  # two txns since the second began
+    create(11)
+    assert net.snapshots_due[-1] == (sid, server.tree.last_zxid) and len(net.snapshots_due) == 3
+
+
 def test_stats_are_a_snapshot() -> None:
     net = Servers(1)
     sid = net.settle()
