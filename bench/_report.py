@@ -178,17 +178,15 @@ def generator_bound(results: dict[str, Any]) -> list[str]:
         if server_cores and r.get("server_cpu_us_per_op") is not None:
             busy = r["server_cpu_us_per_op"] * r["ops_s"] / 1e6
             plural = "s" if server_cores > 1 else ""
-            share = busy / server_cores
-            text += (
-                f", though the servers were busy too ({busy:.2f} of their {server_cores} core{plural})"
-                if share >= GENERATOR_BOUND_SHARE
-                else f" (the servers used {busy:.2f} of their {server_cores} core{plural}: "
-                + (
-                    "its requests waited mostly in the generator, so the latencies are largely its own)"
-                    if share < SERVERS_MOSTLY_IDLE_SHARE
-                    else "they had time to spare, so part of each latency is time spent in the generator)"
-                )
-            )
+            servers_used = f"{busy:.2f} of their {server_cores} core{plural}"
+            if busy >= GENERATOR_BOUND_SHARE * server_cores:
+                text += f", though the servers were busy too ({servers_used})"
+            elif busy < SERVERS_MOSTLY_IDLE_SHARE * server_cores:
+                text += (f" (the servers used {servers_used}: its requests waited mostly in the generator, "
+                         "so the latencies are largely its own)")  # fmt: skip
+            else:
+                text += (f" (the servers used {servers_used}: they had time to spare, so part of each "
+                         "latency is time spent in the generator)")  # fmt: skip
         said.append(text + ".")
     return said
 

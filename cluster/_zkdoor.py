@@ -67,7 +67,6 @@ class ZkDoor:
         self.listener.bind((host, port))
         self.listener.listen(BACKLOG)
         self.listener.setblocking(False)
-        self.listen_fd = self.listener.fileno()  # asked about every event of every loop turn
         self.client_cnxns_max = client_cnxns_max
         self.connections: dict[int, TcpConnection] = {}
         self.by_fd: dict[int, TcpConnection] = {}
@@ -93,7 +92,7 @@ class ZkDoor:
     # --- the poll set -------------------------------------------------------------------------
 
     def fileno(self) -> int:
-        return self.listen_fd
+        return self.listener.fileno()
 
     def interest(self) -> list[tuple[int, bool, bool]]:
         """(fd, wants to read, wants to write) for each open connection that was opened, paused

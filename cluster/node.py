@@ -533,7 +533,7 @@ class Node:
         """The ZooKeeper-protocol door: new connections, frames, and sockets ready to write."""
         zk, server = self.zk, self.server
         assert zk is not None
-        listen_fd = zk.listen_fd
+        listen_fd = zk.fileno()  # once a turn, not once an event
         for fd, event in events.items():
             if fd == listen_fd:
                 zk.accept()
@@ -674,13 +674,7 @@ class Node:
         server = self.server
         while server.has_ready():
             ready = server.ready()
-            if (
-                ready.snapshot is not None
-                or ready.truncate_zxid is not None
-                or ready.accepted_epoch is not None
-                or ready.current_epoch is not None
-            ):  # rarely: asked here, as the call to _persist would be paid on every ready
-                self._persist(ready)
+            self._persist(ready)
             for message in ready.messages:
                 if message.target not in self.cut:
                     self.peers.send(message.target, *encode_message_parts(message))

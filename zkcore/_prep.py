@@ -212,11 +212,12 @@ class Prep:
             # still there), so none is left.
             order.clear()
             self._pending.clear()
-        while order and order[0][0] <= zxid:
-            rec_zxid, path = order.popleft()
-            rec = self._pending.get(path)
-            if rec is not None and rec.zxid == rec_zxid:
-                del self._pending[path]
+        else:
+            while order and order[0][0] <= zxid:
+                rec_zxid, path = order.popleft()
+                rec = self._pending.get(path)
+                if rec is not None and rec.zxid == rec_zxid:
+                    del self._pending[path]
         if self._sessions:  # a follower, and a leader between session changes, has none
             for session in [s for s, (z, _) in self._sessions.items() if z <= zxid]:
                 del self._sessions[session]

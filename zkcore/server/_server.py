@@ -229,7 +229,6 @@ class Server:
         self.snapshot_pending = False
         self.txns_since_snapshot = 0
         self.txn_bytes_since_snapshot = 0
-        self._snapshot_due = False  # _snapshot_wanted(), as of the last batch applied
         # A SNAP's image of the tree made off the loop (Hooks.snap_images): wanted, being made.
         self._image_due = False
         self._image_making = False
@@ -565,7 +564,7 @@ class Server:
             or clients.closed
             or clients.admin
             or self._notes
-            or (self._snapshot_due and not self.snapshot_pending)
+            or (self._snapshot_wanted() and not self.snapshot_pending)
             or self._image_due
         )
 
@@ -575,8 +574,8 @@ class Server:
         if zab is not None and zab.snapshot is not None:
             self._install(zab.snapshot)
         snapshot_due = None
-        if self._snapshot_due and not self.snapshot_pending:
-            self.snapshot_pending, self._snapshot_due = True, False
+        if self._snapshot_wanted() and not self.snapshot_pending:
+            self.snapshot_pending = True
             self.txns_since_snapshot = self.txn_bytes_since_snapshot = 0
             snapshot_due = self._tree.last_zxid  # applied txns are committed, so logged already
         image_due = None
@@ -668,7 +667,6 @@ class Server:
         self.prep.applied(committed[-1][0])
         self.txns_since_snapshot += len(committed)
         self.txn_bytes_since_snapshot += sum(map(len, map(itemgetter(1), committed)))
-        self._snapshot_due = self._snapshot_wanted()
 
     def _apply_unwatched(self, committed: Sequence[LogEntry]) -> None:
         """apply() while no watch is set on this server: a create, delete or setData of a session
@@ -756,7 +754,6 @@ class Server:
         self.prep = self._new_prep(tree)
         self._prepped.clear()
         self.snapshot_zxid, self.txns_since_snapshot, self.txn_bytes_since_snapshot = snapshot.zxid, 0, 0
-        self._snapshot_due = False
         self.note(f"installed a snapshot at {snapshot.zxid:#x} from the leader ({len(tree)} znodes)")
 
     def _on_refused(self, payload: bytes) -> None:

@@ -112,8 +112,7 @@ class Replica:
             self._election.reply(message.source, self._role)
         else:
             self._step(message)
-        if self._core.abandon_reason is not None:  # _settle(), without its call: a step each message
-            self._settle()
+        self._settle()
 
     def tick(self, ticks: int = 1) -> None:
         """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
