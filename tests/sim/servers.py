@@ -478,15 +478,27 @@ class ServerSimulation:
         self._push(self._later(link, 3), _TO_SERVER, (client.server, client.conn, frame))
 
     def _server_receive(self, sid: int, conn: Any, frame: bytes) -> None:
+        """A frame arrives, with those of the same connection due at the same moment right
+        behind it: a server reads them together, as a node reads what its socket holds, and
+        takes them a run at a time (receive_frames)."""
+        frames = [frame]
+        queue = self._queue
+        while (
+            queue and queue[0][0] == self.now and queue[0][2] == _TO_SERVER and queue[0][3][:2] == (sid, conn)
+        ):
+            frames.append(heapq.heappop(queue)[3][2])
+            self.events += 1
         node = self.nodes[sid]
         if node.server is None or conn[2] != node.incarnation:
             return  # the connection died with that incarnation; the client was told
         if node.paused():
-            self._push(node.paused_until, _TO_SERVER, (sid, conn, frame))
+            for held in frames:
+                self._push(node.paused_until, _TO_SERVER, (sid, conn, held))
             return
         server = self._wake(node)
         assert server is not None
-        server.receive(conn, frame)
+        while frames:
+            del frames[: server.receive_frames(conn, frames)]
         self._handle(node)
 
     def _drop_clients_of(self, sid: int) -> None:

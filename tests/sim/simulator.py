@@ -373,14 +373,21 @@ class Simulation:
         up = [sid for sid in (self.core or tuple(self.nodes)) if self.nodes[sid].replica is not None]
         if not up:
             return
+        chosen: dict[int, list[ClientWrite]] = {}
         for write in self.pending.values():
             if write.due_tick > self.tick:
                 continue
-            sid = self.rng.choice(up)
+            write.server_id = self.rng.choice(up)
+            chosen.setdefault(write.server_id, []).append(write)
+        for sid, writes in chosen.items():  # a server takes those it got in a turn together
             replica = self.nodes[sid].replica
             assert replica is not None
-            write.server_id = sid
-            write.due_tick = self.tick + (8 if replica.propose(write.payload) else 2)
+            if len(writes) == 1:
+                went = int(replica.propose(writes[0].payload))
+            else:
+                went = replica.propose_many([write.payload for write in writes])
+            for i, write in enumerate(writes):
+                write.due_tick = self.tick + (8 if i < went else 2)
             self._handle(self.nodes[sid])
 
     # --- liveness ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from random import Random
 import pytest
 
 from tests.sim.ensemble import Ensemble
-from zkcore import LocalError, MemoryLog
+from zkcore import LocalError, MemoryLog, limits
 from zkcore.zab import (
     Ack,
     Commit,
@@ -465,3 +465,65 @@ def test_a_follower_does_not_blame_its_leader_for_its_own_stall() -> None:
     assert any("silent" in reason for reason in ensemble.reasons(f2))
     ensemble.replica(leader).tick(30)
     assert ensemble.status(leader).role != Role.LEADING
+
+
+@pytest.mark.parametrize(
+    ("config", "kept_bytes_max"),
+    [
+        ({}, None),
+        ({"proposals_outstanding_max": 2}, None),
+        ({"proposals_outstanding_bytes_max": 100}, None),
+        ({"zxid_counter_max": 3}, None),
+        ({}, 100),
+    ],
+    ids=["room", "pipeline-of-2", "100-bytes-in-flight", "counter-runs-out", "100-bytes-kept"],
+)
+@pytest.mark.parametrize("on_leader", [True, False], ids=["leader", "follower"])
+def test_a_run_of_writes_proposed_together_goes_as_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, config: dict[str, int], kept_bytes_max: int | None, on_leader: bool
+) -> None:
+    """propose_many takes what propose() one payload at a time would take, up to the first it
+    refuses, and each server is sent the same messages in the same order, logs and applies the
+    same: through a full pipeline (the rest in the backlog), when the zxid counter runs out in
+    the middle of the run (the rest refused, the leader steps down), and when the uncommitted
+    entries outgrow what a replica keeps of them (the rest read back from its log)."""
+    if kept_bytes_max is not None:
+        monkeypatch.setattr(limits, "zab_uncommitted_kept_bytes_max", kept_bytes_max)
+    payloads = [b"%02d" % i + b"x" * 38 for i in range(6)]  # 40 bytes each
+
+    def run(together: bool) -> tuple[object, ...]:
+        ensemble = Ensemble(3, **config)
+        leader = ensemble.settle()
+        sid = leader if on_leader else followers(ensemble, leader)[0]
+        ensemble.propose(sid, b"first")
+        sent_before = len(ensemble.sent)
+        if together:
+            went = ensemble.replica(sid).propose_many(payloads)
+            ensemble._handle(sid)
+        else:
+            went = 0
+            while went < len(payloads) and ensemble.propose(sid, payloads[went]):
+                went += 1
+        by_link: dict[tuple[int, int], list[object]] = {}
+        for m in ensemble.sent[sent_before:]:
+            by_link.setdefault((m.source, m.target), []).append(m)
+        reasons = ensemble.reasons(leader)[-1:]
+        ensemble.run()
+        return went, by_link, reasons, [ensemble.applied(s) for s in ensemble.up()]
+
+    together = run(True)
+    assert together == run(False)
+    went, _, reasons, applied = together
+    if "zxid_counter_max" not in config:
+        assert went == len(payloads) and all(a == [b"first", *payloads] for a in applied)
+    elif on_leader:
+        assert went == 2 and "rolled over" in reasons[0]  # b"first" took the first zxid
+    else:  # a follower forwards them all (the leader runs out as it stamps them)
+        assert went == len(payloads)
+
+
+def test_propose_many_takes_nothing_without_an_established_leader() -> None:
+    ensemble = Ensemble(3)
+    assert ensemble.replica(1).propose_many([b"a", b"b"]) == 0
+    with pytest.raises(LocalError, match="payload must be bytes"):
+        ensemble.replica(1).propose_many([b"a", "b"])  # type: ignore[list-item]

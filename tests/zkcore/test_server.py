@@ -779,6 +779,71 @@ def test_a_run_of_writes_stops_at_write_run_max_and_where_the_queue_fills(
     assert [reply(f)[0].xid for f in net.frames("c")] == [1, 2, 3, 4, 5]
 
 
+def _write_run(voters: int, on_leader: bool, batched: bool, backlog_max: int) -> tuple[object, ...]:
+    """A client's run of writes to the leader or a follower, in one receive_frames call or frame
+    by frame: what the client was sent, what each server's tree and log hold after."""
+    if backlog_max:
+        limits.zab_backlog_max = backlog_max
+    net = Servers(voters, indexed=True, proposals_outstanding_max=2)
+    leader = net.settle()
+    sid = leader if on_leader else min(s for s in net.servers if s != leader)
+    server = net.servers[sid]
+    assert net.connect(sid, "c") is not None
+    if backlog_max:  # nothing commits: two writes in flight, backlog_max waiting, the rest refused
+        net.slow_disks.update(net.servers)
+    too_big = limits.frame_bytes_max - TXN_GROWTH_MAX // 2  # decodes, but its txn could outgrow a frame
+    frames = [
+        request(1, OpCode.SET_DATA, SetDataRequest("/w", b"x" * (too_big - 16), -1)),  # answered at once
+        request(2, OpCode.CREATE, CreateRequest("/w", b"", OPEN_ACL_UNSAFE, 0)),
+        request(3, OpCode.SET_DATA, SetDataRequest("/w", b"1", -1)),
+        request(4, OpCode.SET_DATA, SetDataRequest("/w", b"2", 5)),  # BadVersion
+        request(XID_PING, OpCode.SET_DATA, SetDataRequest("/w", b"p", -1)),  # a ping, whatever it says
+        request(5, OpCode.CREATE, CreateRequest("/w/s-", b"", OPEN_ACL_UNSAFE, 2)),  # sequential
+        request(6, OpCode.SET_DATA, SetDataRequest("/w", b"3", -1)),
+        request(7, OpCode.DELETE, DeleteRequest("/w/s-0000000000", -1)),
+    ]
+    if batched:
+        assert server.receive_frames("c", frames) == len(frames)
+    else:
+        for frame in frames:
+            server.receive("c", frame)
+    net.pump()
+    at_once = net.frames("c")
+    for s in list(net.slow_disks):
+        net.synced(s)
+    sent = [(reply(f)[0].xid, reply(f)[0].err) if f is not None else None for f in at_once + net.frames("c")]
+    state = [
+        (v.tree.digest(), net.storage[s].entries(0, net.storage[s].last_zxid()))
+        for s, v in net.servers.items()
+    ]
+    return len(at_once), sent, state
+
+
+@pytest.mark.parametrize(
+    ("voters", "on_leader", "backlog_max"),
+    [(1, True, 0), (3, True, 0), (3, False, 0), (1, True, 1), (3, False, 1)],
+    ids=["alone", "leader", "follower", "alone-backlog-full", "follower-backlog-full"],
+)
+def test_a_run_of_writes_gets_what_the_same_writes_one_at_a_time_get(
+    monkeypatch: pytest.MonkeyPatch, voters: int, on_leader: bool, backlog_max: int
+) -> None:
+    """A run of writes goes to Zab together (a leader stamps and preps it in one pass, a follower
+    forwards it): the same replies in the same order, the same txns logged everywhere, as when
+    the writes come one at a time. Among them a refused one (BadVersion), one too big to go, a
+    frame with a ping's xid, and, with a full backlog, those Zab cannot take (ThrottledOp)."""
+    monkeypatch.setattr(limits, "zab_backlog_max", limits.zab_backlog_max)
+    batched = _write_run(voters, on_leader, True, backlog_max)
+    assert batched == _write_run(voters, on_leader, False, backlog_max)
+    # The write too big to go and the ping are answered as they come; the writes in order, those
+    # Zab could not take too.
+    ok_or_throttled = Code.THROTTLED_OP if backlog_max else 0
+    assert batched[:2] == (
+        2 if backlog_max else 8,
+        [(1, Code.BAD_ARGUMENTS), (XID_PING, 0), (2, 0), (3, 0), (4, Code.BAD_VERSION),
+         (5, ok_or_throttled), (6, ok_or_throttled), (7, ok_or_throttled)],
+    )  # fmt: skip
+
+
 def test_a_connection_has_no_room_while_its_queue_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
     """has_room says when a shell that can stop reading a connection should: from
     client_queue_max requests waiting until their replies go; receive_frames never refuses."""

@@ -15,7 +15,7 @@ import hmac
 import itertools
 import struct
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -105,6 +105,12 @@ class Host(Protocol):
         error code its client gets at once. `decoded` is the body already decoded, if the
         caller has it (so it is not decoded again)."""
 
+    def submit_run(
+        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
+    ) -> list[int]:
+        """submit() of each write (xid, opcode, body, decoded) of one session, in order: their
+        codes."""
+
     def sync(self, token: int) -> bool: ...
 
     def touch(self, session_id: int) -> None: ...
@@ -158,6 +164,16 @@ def _write_answered(conn: Connection, cxid: int) -> Pending | None:
         if pending.submitted and pending.reply is None and pending.req.xid == cxid:
             return pending
     return None
+
+
+def _plain_write(frame: bytes) -> ClientRequest | None:
+    """A write frame's request, decoded; None when it does not decode or its xid is a ping's
+    (receive's slow path answers those)."""
+    try:
+        req = decode_request(frame)
+    except RemoteError:
+        return None
+    return None if req.xid == XID_PING else req
 
 
 def _full(conn: Connection) -> bool:
@@ -357,8 +373,13 @@ class ClientTable:
     def _take_write_run(self, conn: Connection, frames: list[bytes]) -> int:
         """Each write that opens `frames` as receive() takes it, the session touched once for
         the run, up to the first frame that is not one, while the connection has room (as
-        has_room says), up to limits.write_run_max: how many were taken (at least the first)."""
+        has_room says), up to limits.write_run_max: how many were taken (at least the first).
+        The run's writes go to Zab together (Host.submit_run); a frame that is not a plain
+        write after all (it does not decode, or says it is a ping) goes to _request once
+        those before it went."""
         self.host.touch(conn.session_id)
+        now_ms = self.host.now_ms
+        run: list[Pending] = []
         taken = 0
         for frame in frames:
             if taken and (
@@ -366,11 +387,38 @@ class ClientTable:
             ):
                 break
             self.packets_received += 1
-            self._request(conn, frame)
             taken += 1
-            if conn.conn not in self.connections:  # it sent garbage, and is gone
-                break
+            req = _plain_write(frame)
+            if req is None or _full(conn):
+                self._submit_run(conn, run)
+                run = []
+                self._request(conn, frame)
+                if conn.conn not in self.connections:  # it sent garbage, and is gone
+                    break
+                continue
+            conn.requests += 1
+            pending = Pending(req, frame, now_ms, True)
+            conn.queue.append(pending)
+            run.append(pending)
+        self._submit_run(conn, run)
         return taken
+
+    def _submit_run(self, conn: Connection, run: list[Pending]) -> None:
+        """_submit of each write of `run` (queued in order, nothing ahead of them submitted
+        since), in one Host.submit_run; those that cannot go are answered at once."""
+        if not run:
+            return
+        writes = [(p.req.xid, p.req.opcode, p.frame[8:], p.req.body) for p in run]
+        refused = False
+        for pending, code in zip(
+            run, self.host.submit_run(conn.session_id, conn.auth_ids, writes), strict=True
+        ):
+            pending.submitted = True
+            if code != CODE_OK:
+                pending.reply = encode_reply(pending.req.xid, self.host.tree.last_zxid, code)
+                refused = True
+        if refused:
+            self.flush(conn)
 
     def _in_session(self, conn_id: ConnId) -> Connection | None:
         """The connection, when it has a session (its connect answered); else None."""

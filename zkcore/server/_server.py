@@ -431,6 +431,57 @@ class Server:
             return CODE_OK
         return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
 
+    def submit_run(
+        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
+    ) -> list[int]:
+        """submit() of each write (xid, opcode, body, decoded) of one session, in order: their
+        codes. Those that may go as they are (short enough, and a leader's own client's with room
+        for its key) go to Zab together, a leader's stamped and prepped in one pass; the rest,
+        and any Zab could not take, as submit() takes them one at a time."""
+        codes: list[int] = []
+        if self.serving():
+            if self.role.role == _LEADING:
+                payloads = self._local_keys_for(session_id, auth_ids, writes)
+            else:
+                payloads = self._forwards_for(session_id, auth_ids, writes)
+            went = self.replica.propose_many(payloads) if payloads else 0
+            for key in payloads[went:]:
+                self._local.pop(key, None)
+            codes = [CODE_OK] * went
+        for xid, opcode, body, decoded in writes[len(codes) :]:
+            codes.append(self.submit(session_id, xid, opcode, auth_ids, body, decoded))
+        return codes
+
+    def _local_keys_for(
+        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
+    ) -> list[bytes]:
+        """The keys of the writes that open `writes` and may go to Zab as a leader's own (see
+        submit), each kept in _local until prep takes it."""
+        local = self._local
+        keys: list[bytes] = []
+        room = limits.client_queue_max - len(local)
+        for xid, opcode, body, decoded in writes:
+            if decoded is None or len(body) > _WRITE_BODY_BYTES_MAX or len(keys) == room:
+                break
+            key = _LOCAL_KEY.pack(next(self._local_keys))
+            local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
+            keys.append(key)
+        return keys
+
+    def _forwards_for(
+        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
+    ) -> list[bytes]:
+        """The ForwardedRequests of the writes that open `writes` and fit a frame (see submit)."""
+        forwards = []
+        for xid, opcode, body, _ in writes:
+            if len(body) > _WRITE_BODY_BYTES_MAX:
+                break
+            forwarded = ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()
+            if len(forwarded) > limits.frame_bytes_max:
+                break
+            forwards.append(forwarded)
+        return forwards
+
     def _too_big(self, session_id: int, size: int) -> int:
         """A write whose txn (or its way to the leader) could outgrow a frame, which no peer
         takes: refused here, or proposing it would stop the server that tried."""

@@ -26,7 +26,8 @@ class Rng(Protocol):
 
 # The leader's prep stage, from a client write to the txn it logs: (zxid, request) -> txn bytes,
 # or None when the request makes no txn (it was consumed, e.g. a learner's session report). It
-# is called only once the state machine has applied every txn of earlier epochs.
+# is called only once the state machine has applied every txn of earlier epochs, and must not
+# propose itself (a leader stamps a run of writes before it logs them together).
 Prepare = Callable[[int, bytes], bytes | None]
 
 _T = TypeVar("_T")
@@ -135,6 +136,22 @@ class Core:
             self._kept_bytes += len(payload)
         else:  # too much in flight: from here on, what is applied is copied out of the log
             self._forget_kept(zxid)
+
+    def append_many(self, entries: list[LogEntry]) -> None:
+        """append() of each entry, in order."""
+        self.log.append_many(entries)
+        self._entries += entries
+        size = sum(len(payload) for _, payload in entries)
+        if self._kept_bytes + size <= limits.zab_uncommitted_kept_bytes_max:
+            self._kept += entries
+            self._kept_bytes += size
+        else:
+            for zxid, payload in entries:
+                if self._kept_bytes + len(payload) <= limits.zab_uncommitted_kept_bytes_max:
+                    self._kept.append((zxid, payload))
+                    self._kept_bytes += len(payload)
+                else:
+                    self._forget_kept(zxid)
 
     def _forget_kept(self, after: int) -> None:
         self._kept.clear()

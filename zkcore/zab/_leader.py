@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from zkcore import limits
 from zkcore._errors import LocalError
+from zkcore._storage import LogEntry
 from zkcore.zab._core import Core
 from zkcore.zab._election import Election
 from zkcore.zab._log import ReplicaLog
@@ -250,6 +251,20 @@ class Leader:
             return True
         return self._propose_now(payload)
 
+    def propose_many(self, payloads: Sequence[bytes]) -> int:
+        """propose() of each payload in turn, up to the first it refuses: how many it took. The
+        writes that go out at once (no backlog, room in the pipeline) are stamped and prepped
+        in one pass and logged together, and each learner gets their proposals in order."""
+        taken, count = 0, len(payloads)
+        while taken < count and self.established and self.core.abandon_reason is None:
+            if self.backlog or not self._room() or not self._tree_caught_up():
+                if not self.propose(payloads[taken]):
+                    break
+                taken += 1
+            else:
+                taken += self._propose_run(payloads, taken)
+        return taken
+
     def _room(self) -> bool:
         """Whether another proposal may go: fewer than proposals_outstanding_max in flight, and
         fewer bytes than proposals_outstanding_bytes_max (or none at all, so that a write
@@ -300,6 +315,49 @@ class Leader:
                 core.send(Proposal(core.server_id, sid, zxid, payload))
                 h.progress_tick = ticks
         return True
+
+    def _propose_run(self, payloads: Sequence[bytes], start: int) -> int:
+        """_propose_now of payloads[start:] while the pipeline has room (as _room() last found
+        it), their entries appended together: how many it took (none only when the zxid counter
+        ran out). The prepare hook sees them in order, as it would one at a time; it never
+        proposes itself, so nothing else is logged meanwhile."""
+        core = self.core
+        last = core.log.last()
+        counter = zxid_counter(last) if zxid_epoch(last) == self.epoch else 0
+        counter_max = core.config.zxid_counter_max
+        epoch_zxid = make_zxid(self.epoch, 0)
+        prepare = core.prepare
+        entries: list[LogEntry] = []
+        room_count, room_bytes = self._room_count, self._room_bytes
+        i, count = start, len(payloads)
+        while i < count and room_count > 0 and room_bytes > 0:
+            if counter >= counter_max:
+                core.abandon(
+                    f"zxid counter rolled over after {zxid_text(epoch_zxid + counter)}: a new epoch must start"
+                )
+                break
+            zxid = epoch_zxid + counter + 1
+            payload = payloads[i]
+            i += 1
+            if prepare is not None:
+                prepared = prepare(zxid, payload)
+                if prepared is None:
+                    continue  # consumed without a txn
+                payload = prepared
+            counter += 1
+            room_count -= 1
+            room_bytes -= len(payload)
+            entries.append((zxid, payload))
+        self._room_count, self._room_bytes = room_count, room_bytes
+        if entries:
+            core.append_many(entries)
+            ticks = core.ticks
+            for sid, h in self.learners.items():
+                if h.voter and h.phase >= HandlerPhase.TRANSFER_SENT:
+                    for zxid, payload in entries:
+                        core.send(Proposal(core.server_id, sid, zxid, payload))
+                    h.progress_tick = ticks
+        return i - start
 
     # --- discovery --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Anything out of sequence (a gap, a foreign epoch) sends the learner back to regi
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from zkcore._storage import LogEntry
@@ -152,6 +152,15 @@ class Learner:
             return False
         self.core.send(Request(self.core.server_id, self.leader, self.epoch, payload))
         return True
+
+    def propose_many(self, payloads: Sequence[bytes]) -> int:
+        """propose() of each payload: all of them, or none before the leader is up to date."""
+        if self.phase != LearnerPhase.BROADCAST:
+            return 0
+        core = self.core
+        for payload in payloads:
+            core.send(Request(core.server_id, self.leader, self.epoch, payload))
+        return len(payloads)
 
     def sync(self, token: int) -> bool:
         """Ask the leader for its commit point on behalf of a client's sync."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
+from operator import lt
 
 from zkcore._storage import LogEntry
 from zkcore.zab._zxid import zxid_text
@@ -115,6 +117,18 @@ class ReplicaLog:
         arena = self._arena
         arena += payload
         self._ends.append(self._origin + len(arena))
+
+    def append_many(self, entries: Sequence[LogEntry]) -> None:
+        """append() of each entry, in order."""
+        zxids = [zxid for zxid, _ in entries]
+        assert zxids[0] > self.last() and all(map(lt, zxids, zxids[1:])), (
+            f"append out of order: {[zxid_text(z) for z in zxids[:4]]} after {zxid_text(self.last())}"
+        )
+        self._zxids.extend(zxids)
+        payloads = [payload for _, payload in entries]
+        base = self._origin + len(self._arena)
+        self._arena += b"".join(payloads)
+        self._ends.extend([base + end for end in accumulate(map(len, payloads))])
 
     def truncate(self, zxid: int) -> None:
         """Drop every entry above `zxid`, which must be a point of this history."""

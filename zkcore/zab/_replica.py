@@ -5,7 +5,7 @@ Inputs are step, tick, propose, persisted and compact; outputs wait in ready() u
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from zkcore._errors import LocalError
@@ -139,6 +139,21 @@ class Replica:
             accepted = self._learner.propose(payload)
         else:
             accepted = False
+        self._settle()
+        return accepted
+
+    def propose_many(self, payloads: Sequence[bytes]) -> int:
+        """propose() of each payload in turn, up to the first that cannot go: how many went (a
+        leader stamps a run of them in one pass). The rest are the caller's to refuse or retry."""
+        if not all(type(payload) is bytes for payload in payloads):
+            bad = next(payload for payload in payloads if type(payload) is not bytes)
+            raise LocalError(f"payload must be bytes: {type(bad).__name__}")
+        if self._leader is not None:
+            accepted = self._leader.propose_many(payloads)
+        elif self._learner is not None:
+            accepted = self._learner.propose_many(payloads)
+        else:
+            accepted = 0
         self._settle()
         return accepted
 
