@@ -19,6 +19,7 @@ from zkcore._prep import Prep
 from zkcore._records import (
     ACL,
     OPEN_ACL_UNSAFE,
+    XID_NOTIFICATION,
     XID_PING,
     ConnectRequest,
     ConnectResponse,
@@ -548,9 +549,9 @@ def _set_data_from_a_leaders_client(
             full.append(req.cxid)
         return whole(self, req, zxid, time)
 
-    def counted_fast(self: ClientTable, client_id: int, cxid: int, *rest: Any) -> None:
-        fast.append(cxid)
-        stat_only(self, client_id, cxid, *rest)
+    def counted_fast(self: ClientTable, applied: list[tuple[int, int, int, str, bytes]]) -> None:
+        fast.extend(cxid for _, cxid, *_ in applied)
+        stat_only(self, applied)
 
     monkeypatch.setattr(Prep, "prep", counted)
     monkeypatch.setattr(ClientTable, "on_set_data_applied", counted_fast)
@@ -584,6 +585,37 @@ def _set_data_from_a_leaders_client(
     assert all(state == states[sid] for state in states.values())
     assert server.tree.get_data("/a")[0] == b"3"
     return out, full, fast
+
+
+def test_a_read_behind_a_set_data_of_a_group_commit_sees_the_whole_commit() -> None:
+    """The setData of one group commit are answered together, and a read that waited behind one
+    of them is answered once they are all applied: from the tree after the last, and a watch it
+    sets is not fired by the writes it already sees (ZooKeeper's reads, too, see what was
+    applied before they reached the head of their queue), but by the next."""
+    net = Servers(1, indexed=True)
+    sid = net.settle()
+    server = net.servers[sid]
+    for conn in ("c", "d"):
+        assert net.connect(sid, conn) is not None
+    server.receive("c", request(1, OpCode.CREATE, CreateRequest("/a", b"0", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    net.frames("c")
+    net.slow_disks.add(sid)  # both writes in the next log sync: one group commit
+    server.receive_frames("c", [request(2, OpCode.SET_DATA, SetDataRequest("/a", b"1", -1))])
+    server.receive_frames("c", [request(3, OpCode.GET_DATA, PathWatchRequest("/a", True))])
+    server.receive_frames("d", [request(1, OpCode.SET_DATA, SetDataRequest("/a", b"2", -1))])
+    net.pump()
+    assert net.frames("c") == [] and net.frames("d") == []
+    net.synced(sid)
+    (set_header, _), (get_header, body) = (reply(f) for f in net.frames("c"))
+    assert (set_header.xid, get_header.xid) == (2, 3)
+    data = body.buffer()
+    assert data == b"2" and get_header.zxid == server.tree.last_zxid  # no event: it saw d's write
+    assert [reply(f)[0].xid for f in net.frames("d")] == [1]
+    server.receive("d", request(2, OpCode.SET_DATA, SetDataRequest("/a", b"3", -1)))
+    net.pump()
+    ((event_header, event),) = (reply(f) for f in net.frames("c"))
+    assert event_header.xid == XID_NOTIFICATION and WatcherEvent.read(event).path == "/a"
 
 
 def test_a_leader_resumed_after_a_pause_steps_down_before_it_answers_a_sync() -> None:

@@ -759,18 +759,25 @@ class Server:
     def _apply_each(self, committed: Sequence[LogEntry]) -> None:
         """apply() of each txn, in order, in one pass: a group commit of a leader's own
         clients' setData (the most common write) costs no call a txn to get to the tree. While
-        no watch is set on this server (answering a write may let a read behind it set one), a
-        setData that changed its node is answered from the Stat the tree gives back."""
+        no watch is set on this server, a setData that changed its node is answered from the
+        Stat the tree gives back, a run of them together: what waits behind them (a read may
+        set a watch) is answered once the run is applied."""
         prepped, tree, clients = self._prepped, self._tree, self.clients
         watches = clients.watches
+        answered: list[tuple[int, int, int, str, bytes]] = []  # replied to together
         for zxid, payload in committed:
             txn = prepped.pop(zxid, None) if prepped else None
             if type(txn) is PreppedSetData and not watches.watchers():
                 stat = tree.set_data_stat(zxid, txn.time, txn.path, txn.data, txn.version)
                 if stat is not None:
-                    clients.on_set_data_applied(txn.client_id, txn.cxid, zxid, txn.path, stat)
+                    answered.append((txn.client_id, txn.cxid, zxid, txn.path, stat))
                     continue
+            if answered:  # their replies go before anything else this txn may send
+                clients.on_set_data_applied(answered)
+                answered = []
             self._apply_txn(zxid, payload, txn)
+        if answered:
+            clients.on_set_data_applied(answered)
 
     def apply(self, zxid: int, payload: bytes) -> None:
         self._apply_each(((zxid, payload),))
