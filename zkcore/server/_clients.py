@@ -747,24 +747,21 @@ class ClientTable:
                 self._drop_conn(conn)
 
     def on_set_data_applied(self, applied: list[tuple[int, int, int, str, bytes]]) -> None:
-        """on_applied of each setData (client_id, cxid, zxid, path, Stat now packed) that
-        changed its node while no watch was set on this server, in zxid order: each reply built
-        from the Stat, without an ApplyResult, and each connection flushed once, after its last
-        (what waits behind those writes is answered from the tree as it is after all of them)."""
+        """on_applied of each setData (client_id, cxid, zxid, path, Stat now packed) of a run
+        the tree has applied, while no watch was set on this server, in zxid order: each reply
+        built from the Stat, without an ApplyResult (what waits behind those writes is answered
+        from the tree as it is after all of them), then the syncs due."""
         by_session = self.by_session
-        answered: dict[Connection, None] = {}
         for client_id, cxid, zxid, path, stat in applied:
             conn = by_session.get(client_id)
             write = None if conn is None else _write_answered(conn, cxid)
             if conn is not None and write is not None and write.req.opcode == _SET_DATA:
                 write.reply = REPLY_HEADER.pack(cxid, zxid, CODE_OK) + stat
-                answered[conn] = None
+                self.flush(conn)  # at once: _write_answered finds the next one at the head
             else:  # a reused xid, or a client gone: on_applied says what (its syncs first)
                 result = ApplyResult(zxid, _SET_DATA, path=path, stat_packed=stat)
                 self.on_applied(client_id, cxid, _SET_DATA, zxid, result)
         self.answer_due_syncs()
-        for conn in answered:
-            self.flush(conn)
 
     def answer_due_syncs(self) -> None:
         """Answer the syncs the applied txns have caught up with (all a txn that no client here
