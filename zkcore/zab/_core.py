@@ -131,11 +131,7 @@ class Core:
         self.log.append(zxid, payload)
         entry = (zxid, payload)
         self._entries.append(entry)
-        if self._kept_bytes + len(payload) <= limits.zab_uncommitted_kept_bytes_max:
-            self._kept.append(entry)
-            self._kept_bytes += len(payload)
-        else:  # too much in flight: from here on, what is applied is copied out of the log
-            self._forget_kept(zxid)
+        self._keep(entry)
 
     def append_many(self, entries: list[LogEntry]) -> None:
         """append() of each entry, in order."""
@@ -146,12 +142,17 @@ class Core:
             self._kept += entries
             self._kept_bytes += size
         else:
-            for zxid, payload in entries:
-                if self._kept_bytes + len(payload) <= limits.zab_uncommitted_kept_bytes_max:
-                    self._kept.append((zxid, payload))
-                    self._kept_bytes += len(payload)
-                else:
-                    self._forget_kept(zxid)
+            for entry in entries:
+                self._keep(entry)
+
+    def _keep(self, entry: LogEntry) -> None:
+        """An entry just logged, kept for its apply while the kept bytes stay in bounds."""
+        size = len(entry[1])
+        if self._kept_bytes + size <= limits.zab_uncommitted_kept_bytes_max:
+            self._kept.append(entry)
+            self._kept_bytes += size
+        else:  # too much in flight: from here on, what is applied is copied out of the log
+            self._forget_kept(entry[0])
 
     def _forget_kept(self, after: int) -> None:
         self._kept.clear()

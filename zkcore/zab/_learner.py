@@ -146,15 +146,8 @@ class Learner:
     def on_persisted(self) -> None:
         self._maybe_ack()
 
-    def propose(self, payload: bytes) -> bool:
-        """Forward a client write to the leader (only once up to date)."""
-        if self.phase != LearnerPhase.BROADCAST:
-            return False
-        self.core.send(Request(self.core.server_id, self.leader, self.epoch, payload))
-        return True
-
     def propose_many(self, payloads: Sequence[bytes]) -> int:
-        """propose() of each payload: all of them, or none before the leader is up to date."""
+        """Forward client writes to the leader: all of them, or none before it is up to date."""
         if self.phase != LearnerPhase.BROADCAST:
             return 0
         core = self.core

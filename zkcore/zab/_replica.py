@@ -131,16 +131,7 @@ class Replica:
 
         False when it cannot go anywhere now (no established leader, too many in flight).
         """
-        if type(payload) is not bytes:
-            raise LocalError(f"payload must be bytes: {type(payload).__name__}")
-        if self._leader is not None:
-            accepted = self._leader.propose(payload)
-        elif self._learner is not None:
-            accepted = self._learner.propose(payload)
-        else:
-            accepted = False
-        self._settle()
-        return accepted
+        return self.propose_many((payload,)) == 1
 
     def propose_many(self, payloads: Sequence[bytes]) -> int:
         """propose() of each payload in turn, up to the first that cannot go: how many went (a
