@@ -410,77 +410,58 @@ class Server:
     ) -> int:  # fmt: skip
         """A client write, `body` its request's bytes after the header (and `decoded` the same
         decoded, if the caller has it), to Zab: the leader preps it. Code.OK, or why it cannot go
-        now. A leader's own client's write goes to Zab under a short key of its own, never
-        encoded: Zab only hands the key back to _prepare (so counts a few bytes of it against
-        its backlog; the client table bounds what such writes hold)."""
-        if not self.serving():
-            return Code.CONNECTION_LOSS
-        if len(body) > _WRITE_BODY_BYTES_MAX:
-            return self._too_big(session_id, len(body))
-        if decoded is not None and self.role.role == _LEADING and len(self._local) < limits.client_queue_max:
-            key = _LOCAL_KEY.pack(next(self._local_keys))
-            self._local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
-            if self.replica.propose(key):
-                return CODE_OK
-            del self._local[key]
-            return Code.THROTTLED_OP
-        forwarded = ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()
-        if len(forwarded) > limits.frame_bytes_max:  # its identities made it too long
-            return self._too_big(session_id, len(forwarded))
-        if self.replica.propose(forwarded):
-            return CODE_OK
-        return Code.THROTTLED_OP  # the leader's backlog is full: not executed, safe to retry
+        now (see submit_run)."""
+        return self.submit_run(session_id, auth_ids, ((xid, opcode, body, decoded),))[0]
 
     def submit_run(
         self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
     ) -> list[int]:
         """submit() of each write (xid, opcode, body, decoded) of one session, in order: their
-        codes. Those that may go as they are (short enough, and a leader's own client's with room
-        for its key) go to Zab together, a leader's stamped and prepped in one pass; the rest,
-        and any Zab could not take, as submit() takes them one at a time."""
+        codes. They go to Zab together (a leader stamps and preps them in one pass) up to one
+        that cannot go: one that could outgrow a frame (BadArguments), or one Zab does not take
+        (ThrottledOp: not executed, safe to retry); the rest go on from there."""
         codes: list[int] = []
-        if self.serving():
-            if self.role.role == _LEADING:
-                payloads = self._local_keys_for(session_id, auth_ids, writes)
-            else:
-                payloads = self._forwards_for(session_id, auth_ids, writes)
+        while len(codes) < len(writes):
+            if not self.serving():
+                codes += [Code.CONNECTION_LOSS] * (len(writes) - len(codes))
+                break
+            payloads, too_big = self._payloads(session_id, auth_ids, writes, len(codes))
             went = self.replica.propose_many(payloads) if payloads else 0
-            for key in payloads[went:]:
-                self._local.pop(key, None)
-            codes = [CODE_OK] * went
-        for xid, opcode, body, decoded in writes[len(codes) :]:
-            codes.append(self.submit(session_id, xid, opcode, auth_ids, body, decoded))
+            codes += [CODE_OK] * went
+            if went < len(payloads):  # the leader's backlog is full, or there is no leader now
+                for key in payloads[went:]:
+                    self._local.pop(key, None)
+                codes.append(Code.THROTTLED_OP)
+            elif too_big:
+                codes.append(self._too_big(session_id, too_big))
         return codes
 
-    def _local_keys_for(
-        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
-    ) -> list[bytes]:
-        """The keys of the writes that open `writes` and may go to Zab as a leader's own (see
-        submit), each kept in _local until prep takes it."""
+    def _payloads(
+        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]],
+        start: int,
+    ) -> tuple[list[bytes], int]:  # fmt: skip
+        """Zab's payloads of writes[start:] up to the first that could outgrow a frame, and that
+        one's size (0: none did). A leader's own client's write goes under a short key of its
+        own, never encoded, while _local has room: Zab only hands the key back to _prepare (so
+        counts a few bytes of it against its backlog; the client table bounds what such writes
+        hold). Any other goes as a ForwardedRequest."""
         local = self._local
-        keys: list[bytes] = []
-        room = limits.client_queue_max - len(local)
-        for xid, opcode, body, decoded in writes:
-            if decoded is None or len(body) > _WRITE_BODY_BYTES_MAX or len(keys) == room:
-                break
-            key = _LOCAL_KEY.pack(next(self._local_keys))
-            local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
-            keys.append(key)
-        return keys
-
-    def _forwards_for(
-        self, session_id: int, auth_ids: tuple[Id, ...], writes: Sequence[tuple[int, int, bytes, object]]
-    ) -> list[bytes]:
-        """The ForwardedRequests of the writes that open `writes` and fit a frame (see submit)."""
-        forwards = []
-        for xid, opcode, body, _ in writes:
+        leading = self.role.role == _LEADING
+        payloads: list[bytes] = []
+        for i in range(start, len(writes)):
+            xid, opcode, body, decoded = writes[i]
             if len(body) > _WRITE_BODY_BYTES_MAX:
-                break
+                return payloads, len(body)
+            if leading and decoded is not None and len(local) < limits.client_queue_max:
+                key = _LOCAL_KEY.pack(next(self._local_keys))
+                local[key] = Request(session_id, xid, opcode, decoded, auth_ids, body)
+                payloads.append(key)
+                continue
             forwarded = ForwardedRequest(session_id, xid, opcode, auth_ids, body).encode()
-            if len(forwarded) > limits.frame_bytes_max:
-                break
-            forwards.append(forwarded)
-        return forwards
+            if len(forwarded) > limits.frame_bytes_max:  # its identities made it too long
+                return payloads, len(forwarded)
+            payloads.append(forwarded)
+        return payloads, 0
 
     def _too_big(self, session_id: int, size: int) -> int:
         """A write whose txn (or its way to the leader) could outgrow a frame, which no peer

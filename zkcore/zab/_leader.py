@@ -249,7 +249,7 @@ class Leader:
             self.backlog.append(payload)
             self.backlog_bytes += len(payload)
             return True
-        return self._propose_now(payload)
+        return self._propose_run((payload,), 0) == 1
 
     def propose_many(self, payloads: Sequence[bytes]) -> int:
         """propose() of each payload in turn, up to the first it refuses: how many it took. The
@@ -290,37 +290,14 @@ class Leader:
         while self.backlog and self._room() and core.abandon_reason is None and self._tree_caught_up():
             payload = self.backlog.popleft()
             self.backlog_bytes -= len(payload)
-            self._propose_now(payload)
-
-    def _propose_now(self, payload: bytes) -> bool:
-        """Stamp the next zxid on a client write and send it to every synced follower."""
-        core = self.core
-        last = core.log.last()
-        counter = zxid_counter(last) + 1 if zxid_epoch(last) == self.epoch else 1
-        if counter > core.config.zxid_counter_max:
-            core.abandon(f"zxid counter rolled over after {zxid_text(last)}: a new epoch must start")
-            return False
-        zxid = make_zxid(self.epoch, counter)
-        if core.prepare is not None:
-            prepared = core.prepare(zxid, payload)
-            if prepared is None:
-                return True  # consumed without a txn
-            payload = prepared
-        self._room_count -= 1
-        self._room_bytes -= len(payload)
-        core.append(zxid, payload)
-        ticks = core.ticks
-        for sid, h in self.learners.items():
-            if h.voter and h.phase >= HandlerPhase.TRANSFER_SENT:
-                core.send(Proposal(core.server_id, sid, zxid, payload))
-                h.progress_tick = ticks
-        return True
+            self._propose_run((payload,), 0)
 
     def _propose_run(self, payloads: Sequence[bytes], start: int) -> int:
-        """_propose_now of payloads[start:] while the pipeline has room (as _room() last found
-        it), their entries appended together: how many it took (none only when the zxid counter
-        ran out). The prepare hook sees them in order, as it would one at a time; it never
-        proposes itself, so nothing else is logged meanwhile."""
+        """Stamp the next zxids on payloads[start:] while the pipeline has room (as _room()
+        last found it), append their entries together and send them to every synced follower:
+        how many it took (none only when the zxid counter ran out). The prepare hook sees them
+        in order, as it would one at a time; it never proposes itself, so nothing else is
+        logged meanwhile."""
         core = self.core
         last = core.log.last()
         counter = zxid_counter(last) if zxid_epoch(last) == self.epoch else 0
