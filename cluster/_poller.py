@@ -58,6 +58,12 @@ class Poller:
         # What a socket's events were when last asked, while that still holds (see the module's
         # doc); a socket not here is asked before the next wait.
         self._known: dict[int, int] = {}
+        # Whether the last poll() had to wait: nothing was ready when it looked. What it then
+        # reports came in while it waited (or just as it began to), never what sat waiting; the
+        # node naps only after a turn whose work was waiting for it (EnsembleConfig.coalesce_us).
+        # A clock cannot tell: on a host whose cores are shared, a poll that found its events
+        # waiting can take longer than one that was woken at once.
+        self.slept = False
 
     def register(self, target: int | zmq.Socket[bytes], flags: int = POLLIN | POLLOUT) -> None:
         """Poll `target` for `flags` (again: the flags change); flags 0 unregisters it."""
@@ -107,7 +113,7 @@ class Poller:
         timeout = timeout_ms / 1000 if timeout_ms >= 0 else -1.0
         sockets = self._sockets
         if not sockets:
-            return dict(self._epoll.poll(timeout, MAX_EVENTS))
+            return dict(self._wait(timeout))
         known = self._known
         news = False
         for fd, (_, get, wanted) in sockets.items():
@@ -115,7 +121,7 @@ class Poller:
             if events is None:
                 events = known[fd] = self._events(get, wanted)
             news = news or events != 0
-        ready: dict[object, int] = dict(self._epoll.poll(0.0 if news else timeout, MAX_EVENTS))
+        ready: dict[object, int] = dict(self._wait(0.0 if news else timeout))
         for fd, (sock, get, wanted) in sockets.items():
             events = known[fd]
             if ready.pop(fd, 0) and not events:  # something changed in it since: ask it what
@@ -125,6 +131,15 @@ class Poller:
                 del known[fd]  # whoever gets the report uses the socket: ask again next time
             else:
                 known[fd] = 0
+        return ready
+
+    def _wait(self, timeout: float) -> list[tuple[int, int]]:
+        """epoll's ready fds, waiting up to `timeout` seconds if none is ready now (see slept).
+        The look that does not wait is one more system call for a turn that sleeps anyway."""
+        ready = self._epoll.poll(0.0, MAX_EVENTS)
+        self.slept = not ready and timeout != 0
+        if self.slept:
+            ready = self._epoll.poll(timeout, MAX_EVENTS)
         return ready
 
     @staticmethod

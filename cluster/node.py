@@ -82,8 +82,6 @@ CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees 
 # (group commit). A sync still running after it is taken up when it ends, and the loop goes
 # on meanwhile: a slow disk slows the writes, never the heartbeats, the reads or the peers.
 SYNC_WAIT_MS = 20
-# A poll that returned sooner than this found its events waiting (it did not sleep for them).
-POLL_FOUND_WAITING_MS = 0.01
 # A busy turn (see EnsembleConfig.coalesce_us) answered at least this many reads: one is what
 # a client that awaits each reply sends, and on a host its clients share, it can come in before
 # the node has finished the turn that answered the last.
@@ -397,12 +395,12 @@ class Node:
             events = poller.poll(timeout_ms)
             self.peers.after_poll()
             now_ms, wall_ms = clock()
-            # A poll that found its events waiting, in a turn that answers several plain reads
-            # and takes nothing else, means readers keep the node busy: a nap follows (see
-            # EnsembleConfig.coalesce_us). A node that waits for each request (unloaded, or
+            # A poll that found its events waiting (Poller.slept), in a turn that answers several
+            # plain reads and takes nothing else, means readers keep the node busy: a nap follows
+            # (see EnsembleConfig.coalesce_us). A node that waits for each request (unloaded, or
             # serving a client that awaits each reply) never naps, nor does a turn that takes a
             # write: group commit batches writes already, and a nap would hold up their commit.
-            found_waiting = now_ms - polled_at * 1000 < POLL_FOUND_WAITING_MS
+            found_waiting = not poller.slept
             self.server.tick(now_ms, wall_ms)  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
                 self._sync_done()

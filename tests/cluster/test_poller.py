@@ -149,6 +149,48 @@ def test_a_message_wakes_a_wait_and_one_that_came_during_a_send_is_seen(
         b.close(linger=0)
 
 
+def test_slept_says_whether_a_poll_waited_for_what_it_reports(
+    poller: Poller, ctx: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    """What the node's nap rule asks (EnsembleConfig.coalesce_us): events that sat waiting are
+    found without a wait, however slowly the poll ran; events that came during a wait, or no
+    events after one, mean it slept. A poll that may not wait never sleeps."""
+    a, b = socket.socketpair()
+    z, w = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    try:
+        poller.register(a.fileno(), POLLIN)
+        b.send(b"x")
+        assert poller.poll(1000) == {a.fileno(): POLLIN} and not poller.slept
+        a.recv(1)
+        assert poller.poll(0) == {} and not poller.slept
+        assert poller.poll(10) == {} and poller.slept
+        sender = threading.Timer(0.1, lambda: b.send(b"y"))
+        sender.start()
+        assert poller.poll(5000) == {a.fileno(): POLLIN} and poller.slept
+        sender.join()
+        a.recv(1)
+        z.bind("inproc://poller-slept")
+        w.connect("inproc://poller-slept")
+        poller.register(z, POLLIN)
+        assert poller.poll(10) == {} and poller.slept
+        w.send(b"one")
+        w.send(b"two")
+        time.sleep(0.05)
+        assert poller.poll(1000) == {z: POLLIN} and not poller.slept
+        assert z.recv() == b"one"
+        assert poller.poll(1000) == {z: POLLIN} and not poller.slept, "known to hold one more"
+        assert z.recv() == b"two"
+        sender = threading.Timer(0.1, lambda: w.send(b"late"))
+        sender.start()
+        assert poller.poll(5000) == {z: POLLIN} and poller.slept
+        sender.join()
+    finally:
+        a.close()
+        b.close()
+        z.close(linger=0)
+        w.close(linger=0)
+
+
 def test_an_idle_socket_is_asked_for_its_events_only_when_something_changed(
     poller: Poller, ctx: zmq.Context[zmq.Socket[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
