@@ -175,7 +175,7 @@ def test_kazoo_fails_over_when_its_server_is_killed(
     zk = kazoo(victim, 1, 3, randomize_hosts=False)  # on server 2 first
     states: list[str] = []
     zk.add_listener(states.append)
-    path = zk.create("/kz/failover-", b"", ephemeral=True, sequence=True)
+    path = zk.create("/kz/failover-", b"", ephemeral=True, sequence=True, makepath=True)
     session = zk.client_id[0]
     pid = ensemble.kill(victim)
     wait_for(lambda: KazooState.SUSPENDED in states and zk.state == KazooState.CONNECTED, 30, "failover")
@@ -188,7 +188,7 @@ def test_a_session_moves_between_the_doors(ensemble: Ensemble, kazoo: Callable[.
     """The same client table behind both doors: a session made through ZooKeeper's protocol is
     resumed through ZeroMQ, with its ephemeral, and the other way round."""
     zk = kazoo(1)
-    path = zk.create("/kz/moved-", b"", ephemeral=True, sequence=True)
+    path = zk.create("/kz/moved-", b"", ephemeral=True, sequence=True, makepath=True)
     session_id, passwd = zk.client_id
     ours = Client(ensemble.endpoint(2), client_id=(session_id, passwd), timeout=SESSION_S)
     ours.start()
