@@ -68,7 +68,7 @@ from zkcore import (
 )
 from zkcore._restore import collector_paused
 from zkcore.server import SESSION_SECRET_DEFAULT, ConnId, Hooks, Server, ServerConfig, ServerReady
-from zkcore.zab import Config, decode_message, encode_message_parts
+from zkcore.zab import Config, Message, decode_message, encode_message_parts
 
 log = logging.getLogger("zkpy.node")
 CLIENT_TURN_S = 0.02  # client work per loop turn, between looks at peers and the clock
@@ -409,8 +409,9 @@ class Node:
                 self.peers.tick()
                 next_tick = time.monotonic() + tick_s
                 self._close_stale_handshakes()
-            for frame in self.peers.receive(events):
-                self.on_peer_frame(frame)
+            messages = [m for m in map(self.peer_message, self.peers.receive(events)) if m is not None]
+            if messages:
+                self.server.step_many(messages)
             lost = self.peers.lost(events)
             for sid in lost:
                 self.server.peer_lost(sid)
@@ -451,15 +452,17 @@ class Node:
         self.close()
         poller.close()
 
-    def on_peer_frame(self, frame: bytes) -> None:
+    def peer_message(self, frame: bytes) -> Message | None:
+        """A peer's frame as the message to step, or None: undecodable, not ours, or from a
+        peer the blocked-links file cuts us off from."""
         try:
             message = decode_message(frame)
         except RemoteError as e:
             log.warning("dropping an undecodable peer message: %s", e)
-            return
+            return None
         if message.target != self.server_id or message.source in self.cut:
-            return
-        self.server.step(message)
+            return None
+        return message
 
     def on_client_frames(self) -> None:
         """Client frames waiting now, for at most CLIENT_TURN_S: peers and ticks come first, so

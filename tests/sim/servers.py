@@ -331,16 +331,26 @@ class ServerSimulation:
         return server
 
     def _deliver(self, source: int, target: int, payload: Any) -> None:
+        """A peer message arrives, with those due at the same moment for the same server right
+        behind it: a node steps what one poll brought together (step_many)."""
+        arrived = [(source, payload)]
+        queue = self._queue
+        while queue and queue[0][0] == self.now and queue[0][2] == _DELIVER and queue[0][3][1] == target:
+            arrived.append(heapq.heappop(queue)[3][::2])
+            self.events += 1
         node = self.nodes[target]
-        if node.server is None or (source, target) in self._blocked:
+        arrived = [(s, p) for s, p in arrived if (s, target) not in self._blocked]
+        if node.server is None or not arrived:
             return
         if node.paused():
-            self._push(node.paused_until, _DELIVER, (source, target, payload))
+            for s, p in arrived:
+                self._push(node.paused_until, _DELIVER, (s, target, p))
             return
         server = self._wake(node)
         assert server is not None
-        message: Message = decode_message(payload) if self.options.wire else payload
-        server.step(message)
+        wire = self.options.wire
+        messages: list[Message] = [decode_message(p) if wire else p for _, p in arrived]
+        server.step_many(messages)
         self._handle(node)
 
     def _node_tick(self, sid: int) -> None:

@@ -16,6 +16,7 @@ from zkcore.zab import (
     Phase,
     Ping,
     Proposal,
+    Refused,
     Replica,
     Request,
     Role,
@@ -520,6 +521,97 @@ def test_a_run_of_writes_proposed_together_goes_as_one_at_a_time(
         assert went == 2 and "rolled over" in reasons[0]  # b"first" took the first zxid
     else:  # a follower forwards them all (the leader runs out as it stamps them)
         assert went == len(payloads)
+
+
+@pytest.mark.parametrize(
+    ("config", "backlog_bytes", "kept_bytes_max"),
+    [
+        ({}, None, None),
+        ({"proposals_outstanding_max": 2}, None, None),
+        ({"proposals_outstanding_max": 1}, 100, None),
+        ({"proposals_outstanding_bytes_max": 100}, None, None),
+        ({"zxid_counter_max": 4}, None, None),
+        ({}, None, 100),
+    ],
+    ids=[
+        "room",
+        "pipeline-of-2",
+        "backlog-full",
+        "100-bytes-in-flight",
+        "counter-runs-out",
+        "100-bytes-kept",
+    ],
+)
+def test_forwarded_writes_stepped_together_go_as_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+    config: dict[str, int],
+    backlog_bytes: int | None,
+    kept_bytes_max: int | None,
+) -> None:
+    """What one poll brings a leader (each follower's ACK, then the writes it forwarded) stepped
+    together (step_many) does what stepping them one by one does: the same messages to each
+    server in the same order, refusals included (a full backlog refuses one write and may take
+    the next), the same logs and trees; when the zxid counter runs out, the write that ran out
+    is refused and the rest find a replica that no longer leads."""
+    if backlog_bytes is not None:
+        monkeypatch.setattr(limits, "zab_backlog_bytes_max", backlog_bytes)
+    if kept_bytes_max is not None:
+        monkeypatch.setattr(limits, "zab_uncommitted_kept_bytes_max", kept_bytes_max)
+    payloads = [b"%02d" % i + b"x" * (8 if i == 4 else 38) for i in range(8)]  # 40 bytes, the 5th 10
+
+    def run(together: bool) -> tuple[object, ...]:
+        ensemble = Ensemble(3, **config)
+        leader = ensemble.settle()
+        f1, f2 = followers(ensemble, leader)
+        ensemble.propose(leader, b"first")
+        ensemble.deliver(source=leader)  # the followers' ACKs of it go first on their links
+        for sid, run in ((f1, payloads[:5]), (f2, payloads[5:])):
+            assert ensemble.replica(sid).propose_many(run) == len(run)
+            ensemble._handle(sid)
+        sent_before = len(ensemble.sent)
+        if together:
+            waiting = ensemble.pending(target=leader)
+            assert [type(m).__name__ for m in waiting].count("Request") == len(payloads)
+            ensemble.drop(target=leader)
+            ensemble.replica(leader).step_many(waiting)
+            ensemble._handle(leader)
+        else:
+            ensemble.deliver(target=leader)
+        by_link: dict[tuple[int, int], list[object]] = {}
+        for m in ensemble.sent[sent_before:]:
+            by_link.setdefault((m.source, m.target), []).append(m)
+        reasons = ensemble.reasons(leader)[-1:]
+        ensemble.run()
+        return by_link, reasons, [ensemble.applied(s) for s in ensemble.up()]
+
+    together = run(True)
+    assert together == run(False)
+    by_link, reasons, applied = together
+    refused = sum(isinstance(m, Refused) for messages in by_link.values() for m in messages)
+    if "zxid_counter_max" in config:  # b"first" took a zxid, 3 more go, the 4th runs out
+        assert refused == 1 and "rolled over" in reasons[0]
+    elif backlog_bytes is not None:  # 1 in flight, 80 bytes waiting: the 4th refused, the 5th fits
+        assert refused == 4 and all(a == [b"first", *payloads[:3], payloads[4]] for a in applied)
+    else:
+        assert refused == 0 and all(a == [b"first", *payloads] for a in applied)
+
+
+def test_step_many_checks_each_forwarded_write_like_step() -> None:
+    ensemble = Ensemble(3)
+    leader = ensemble.settle()
+    f1 = followers(ensemble, leader)[0]
+    epoch = ensemble.status(leader).epoch
+    stray = [Request(f1, leader, epoch, b"a"), Request(f1, leader % 3 + 1, epoch, b"b")]
+    with pytest.raises(LocalError, match="stepped into server"):
+        ensemble.replica(leader).step_many(stray)
+    unknown = [Request(9, leader, epoch, b"a"), Request(9, leader, epoch, b"b")]
+    ensemble.replica(leader).step_many(unknown)  # not a server of ours: ignored, as by step
+    ensemble._handle(leader)
+    stale = [Request(f1, leader, epoch + 1, b"a"), Request(f1, leader, epoch, b"b")]
+    ensemble.replica(leader).step_many(stale)  # another epoch's write: dropped, as by step
+    ensemble._handle(leader)
+    ensemble.run()
+    assert ensemble.applied(leader) == [b"b"]
 
 
 def test_propose_many_takes_nothing_without_an_established_leader() -> None:

@@ -297,6 +297,14 @@ class Server:
         self.replica.step(message)
         self._check_serving()
 
+    def step_many(self, messages: Sequence[Message]) -> None:
+        """step() of each message (what one poll brought from the peers): a leader takes a
+        learner's run of forwarded writes together (Replica.step_many). Zab is asked once after
+        them whether it left broadcast: leaving and coming back takes a round trip to a new
+        leader, so messages that were already waiting cannot hide a departure."""
+        self.replica.step_many(messages)
+        self._check_serving()
+
     def _check_serving(self) -> None:
         """Zab just left broadcast (its role change reaches ready() later): no client may be
         answered from here on, so every one is told to go now."""

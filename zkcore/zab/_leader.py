@@ -560,9 +560,31 @@ class Leader:
 
     def _on_request(self, message: Request) -> None:
         if message.epoch == self.epoch and not self.propose(message.payload):
-            h = self.learners.get(message.source)
-            if h is not None and h.phase >= HandlerPhase.TRANSFER_SENT:
-                self.core.send(Refused(self.core.server_id, message.source, self.epoch, message.payload))
+            self._refuse(message)
+
+    def on_requests(self, messages: Sequence[Request]) -> None:
+        """_on_request of each of one learner's forwarded writes in turn, the writes that go
+        at once stamped, logged and sent in one pass (propose_many). A write it refuses is
+        refused as alone, and the next tried: a smaller one may still fit the backlog. Once
+        the leader gives up (its zxid counter ran out), the rest are left unanswered, as they
+        would reach a replica that no longer leads."""
+        epoch = self.epoch
+        run = [m for m in messages if m.epoch == epoch]
+        payloads = [m.payload for m in run]
+        done, count = 0, len(run)
+        while done < count:
+            done += self.propose_many(payloads[done:] if done else payloads)
+            if done == count:
+                return
+            self._refuse(run[done])
+            done += 1
+            if self.core.abandon_reason is not None:
+                return
+
+    def _refuse(self, message: Request) -> None:
+        h = self.learners.get(message.source)
+        if h is not None and h.phase >= HandlerPhase.TRANSFER_SENT:
+            self.core.send(Refused(self.core.server_id, message.source, self.epoch, message.payload))
 
     # --- client syncs (ReadIndex) -----------------------------------------------------------
 

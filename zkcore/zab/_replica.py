@@ -15,7 +15,7 @@ from zkcore.zab._election import Election, Vote
 from zkcore.zab._leader import Leader
 from zkcore.zab._learner import Learner
 from zkcore.zab._log import ReplicaLog
-from zkcore.zab._messages import FollowerInfo, Message, Notification, ObserverInfo, Role
+from zkcore.zab._messages import FollowerInfo, Message, Notification, ObserverInfo, Request, Role
 from zkcore.zab._quorum import Config
 from zkcore.zab._ready import Phase, Ready, Snapshot, SnapshotSource, Status
 from zkcore.zab._zxid import EPOCH_MAX, ZXID_MAX, zxid_text
@@ -113,6 +113,36 @@ class Replica:
         else:
             self._step(message)
         self._settle()
+
+    def step_many(self, messages: Sequence[Message]) -> None:
+        """step() of each message in turn (what one poll brought). A leader takes a run of
+        writes that one learner forwarded (Requests) together: those that go at once are
+        stamped, logged and sent in one pass, as propose_many does for its own clients'."""
+        i, count = 0, len(messages)
+        while i < count:
+            message = messages[i]
+            i += 1
+            if type(message) is not Request or self._leader is None:
+                self.step(message)
+                continue
+            run = [message]
+            while i < count:
+                after = messages[i]
+                if type(after) is not Request or after.source != message.source:
+                    break
+                run.append(after)
+                i += 1
+            if len(run) == 1:
+                self.step(message)
+                continue
+            for request in run:
+                if request.target != self.server_id:
+                    raise LocalError(
+                        f"message for server {request.target} stepped into server {self.server_id}"
+                    )
+            if self._core.config.is_server(message.source):
+                self._leader.on_requests(run)
+                self._settle()
 
     def tick(self, ticks: int = 1) -> None:
         """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
