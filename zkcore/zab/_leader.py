@@ -559,15 +559,15 @@ class Leader:
         return sum(1 for h in self.learners.values() if h.phase >= HandlerPhase.BROADCAST)
 
     def _on_request(self, message: Request) -> None:
-        if message.epoch == self.epoch and not self.propose(message.payload):
-            self._refuse(message)
+        self.on_requests((message,))
 
     def on_requests(self, messages: Sequence[Request]) -> None:
-        """_on_request of each of one learner's forwarded writes in turn, the writes that go
-        at once stamped, logged and sent in one pass (propose_many). A write it refuses is
-        refused as alone, and the next tried: a smaller one may still fit the backlog. Once
-        the leader gives up (its zxid counter ran out), the rest are left unanswered, as they
-        would reach a replica that no longer leads."""
+        """One learner's forwarded writes, in order (those of another epoch dropped): the
+        writes that go at once are stamped, logged and sent in one pass (propose_many). A write
+        that cannot go is refused (Refused goes back to its learner) and the next tried: a
+        smaller one may still fit the backlog. Once the leader gives up (its zxid counter ran
+        out), the rest are left unanswered, as they would reach a replica that no longer
+        leads."""
         epoch = self.epoch
         run = [m for m in messages if m.epoch == epoch]
         payloads = [m.payload for m in run]

@@ -95,11 +95,7 @@ class Replica:
 
     def step(self, message: Message) -> None:
         """A message from a peer, addressed to us."""
-        if not isinstance(message, Message):
-            raise LocalError(f"step takes a Zab message: {type(message).__name__}")
-        if message.target != self.server_id:
-            raise LocalError(f"message for server {message.target} stepped into server {self.server_id}")
-        if not self._core.config.is_server(message.source):
+        if not self._from_a_server(message):
             return
         if isinstance(message, Notification):
             self._on_notification(message)
@@ -126,23 +122,21 @@ class Replica:
                 self.step(message)
                 continue
             run = [message]
-            while i < count:
-                after = messages[i]
-                if type(after) is not Request or after.source != message.source:
-                    break
+            while i < count and type(after := messages[i]) is Request and after.source == message.source:
                 run.append(after)
                 i += 1
-            if len(run) == 1:
-                self.step(message)
-                continue
-            for request in run:
-                if request.target != self.server_id:
-                    raise LocalError(
-                        f"message for server {request.target} stepped into server {self.server_id}"
-                    )
-            if self._core.config.is_server(message.source):
+            if all([self._from_a_server(request) for request in run]):
                 self._leader.on_requests(run)
                 self._settle()
+
+    def _from_a_server(self, message: Message) -> bool:
+        """Whether to act on `message`: False when its source is not a server of ours (it is
+        ignored). A message that is not one, or is addressed to another server, is a bug."""
+        if not isinstance(message, Message):
+            raise LocalError(f"step takes a Zab message: {type(message).__name__}")
+        if message.target != self.server_id:
+            raise LocalError(f"message for server {message.target} stepped into server {self.server_id}")
+        return self._core.config.is_server(message.source)
 
     def tick(self, ticks: int = 1) -> None:
         """`ticks` ticks of time have passed (more than one after a stall: a process stopped for
@@ -166,9 +160,9 @@ class Replica:
     def propose_many(self, payloads: Sequence[bytes]) -> int:
         """propose() of each payload in turn, up to the first that cannot go: how many went (a
         leader stamps a run of them in one pass). The rest are the caller's to refuse or retry."""
-        if not all(type(payload) is bytes for payload in payloads):
-            bad = next(payload for payload in payloads if type(payload) is not bytes)
-            raise LocalError(f"payload must be bytes: {type(bad).__name__}")
+        for payload in payloads:
+            if type(payload) is not bytes:
+                raise LocalError(f"payload must be bytes: {type(payload).__name__}")
         if self._leader is not None:
             accepted = self._leader.propose_many(payloads)
         elif self._learner is not None:
