@@ -38,6 +38,7 @@ class LoopStats:
 
     turns: int = 0
     naps: int = 0
+    pipelined_naps: int = 0  # of those, the longer naps after reads that came pipelined
 
 
 class AdminText:
@@ -252,6 +253,7 @@ class AdminText:
             "zk_sum_fsynctime": f"{self.log.fsync_ms_sum:.3f}",
             "zk_loop_turns": self.loop.turns,
             "zk_coalesce_naps": self.loop.naps,
+            "zk_coalesce_pipelined_naps": self.loop.pipelined_naps,
         }
         if stats.role == Role.LEADING:
             values["zk_followers"] = stats.learners

@@ -52,6 +52,7 @@ _INT_KEYS: dict[str, tuple[str, int, int]] = {
     "autopurge.purgeInterval": ("purge_interval_hours", 0, 24 * 365),
     # A busy node's shortest loop turn, in microseconds (0: none); see coalesce_us below.
     "coalesceMicros": ("coalesce_us", 0, 10_000),
+    "coalescePipelinedMicros": ("coalesce_pipelined_us", 0, 10_000),
 }
 # Free-form keys zkpy reads (kept in `extra`). serverClass (module:Class) runs a Server
 # subclass: the verifier's deliberately broken servers (verify/broken.py), never production.
@@ -130,6 +131,9 @@ class EnsembleConfig:
     # in meanwhile are taken with one recv and answered with one write per connection
     # (docs/operations.md, "Busy nodes coalesce reads").
     coalesce_us: int = 100
+    # The same for a turn whose reads came pipelined, two or more from a connection on the
+    # whole (its clients do not await each reply, so a longer wait costs them no throughput).
+    coalesce_pipelined_us: int = 1000
     extra: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = field(default=(), compare=False)  # zoo.cfg keys that mean nothing here
 

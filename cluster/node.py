@@ -86,6 +86,9 @@ SYNC_WAIT_MS = 20
 # a client that awaits each reply sends, and on a host its clients share, it can come in before
 # the node has finished the turn that answered the last.
 COALESCE_READS_MIN = 2
+# ...and its clients pipeline when their connections brought this many reads each on the whole
+# (EnsembleConfig.coalesce_pipelined_us): a client that awaits each reply sends one at a time.
+PIPELINED_READS_MIN = 2
 
 
 def fast_enum_members() -> None:
@@ -373,6 +376,7 @@ class Node:
         # a turn is paid for every message a write takes, and most find nothing to do in most
         # places they look.
         coalesce_s, loop, clients = self.conf.coalesce_us / 1e6, self.loop, self.server.clients
+        pipelined_s = max(coalesce_s, self.conf.coalesce_pipelined_us / 1e6) if coalesce_s else 0.0
         nap_until = 0.0  # a busy turn's end: see EnsembleConfig.coalesce_us
         while self.running:
             polled_at = time.monotonic()
@@ -397,9 +401,10 @@ class Node:
             now_ms, wall_ms = clock()
             # A poll that found its events waiting (Poller.slept), in a turn that answers several
             # plain reads and takes nothing else, means readers keep the node busy: a nap follows
-            # (see EnsembleConfig.coalesce_us). A node that waits for each request (unloaded, or
-            # serving a client that awaits each reply) never naps, nor does a turn that takes a
-            # write: group commit batches writes already, and a nap would hold up their commit.
+            # (see EnsembleConfig.coalesce_us), a longer one when those reads came pipelined. A
+            # node that waits for each request (unloaded, or serving a client that awaits each
+            # reply) never naps, nor does a turn that takes a write: group commit batches writes
+            # already, and a nap would hold up their commit.
             found_waiting = not poller.slept
             self.server.tick(now_ms, wall_ms)  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
@@ -418,7 +423,7 @@ class Node:
             if lost:  # a transport may reopen the fd it polls for a peer (same number, new file)
                 for target in self.peers.poll_targets():
                     poller.register(target, POLLIN)
-            received, streamed = clients.packets_received, clients.reads_streamed
+            received, streamed, runs = clients.packets_received, clients.reads_streamed, clients.read_runs
             if self.client_sock in events or self.held:
                 self.on_client_frames()
             if zk is not None:
@@ -434,8 +439,10 @@ class Node:
                 and taken >= COALESCE_READS_MIN
                 and clients.reads_streamed - streamed == taken
             ):
-                nap_until = now_ms / 1000 + coalesce_s
+                pipelined = taken >= PIPELINED_READS_MIN * (clients.read_runs - runs)
+                nap_until = now_ms / 1000 + (pipelined_s if pipelined else coalesce_s)
                 loop.naps += 1
+                loop.pipelined_naps += pipelined
             if zk is not None:
                 if zk.pending:
                     for conn in zk.flush_pending():

@@ -18,8 +18,9 @@ def test_local_ensemble_round_trips(tmp_path: Path) -> None:
     assert parsed.voters == [1, 2, 3] and parsed.observers == [4, 5]
     assert parsed.connect_string().count("ipc://") == 5
     assert parsed.node_dir(2) == tmp_path.resolve() / "node2"
-    off = dataclasses.replace(conf, coalesce_us=0)  # a key of zkpy's own, rendered and read back
-    assert "coalesceMicros=0" in off.render() and config.parse(off.render()) == off
+    off = dataclasses.replace(conf, coalesce_us=0, coalesce_pipelined_us=300)  # zkpy's own keys
+    assert "coalesceMicros=0" in off.render() and "coalescePipelinedMicros=300" in off.render()
+    assert config.parse(off.render()) == off
 
 
 def test_tcp_ports(tmp_path: Path) -> None:
@@ -44,6 +45,10 @@ def test_tcp_ports(tmp_path: Path) -> None:
             "snapSizeLimitInKb=-1: must be an integer in 0..1099511627776",
         ),
         ("dataDir=/x\ncoalesceMicros=20000\n", "coalesceMicros=20000: must be an integer in 0..10000"),
+        (
+            "dataDir=/x\ncoalescePipelinedMicros=-5\n",
+            "coalescePipelinedMicros=-5: must be an integer in 0..10000",
+        ),
         (
             "dataDir=/x\nautopurge.snapRetainCount=1\n",
             "autopurge.snapRetainCount=1: must be an integer in 3..1000",
@@ -118,7 +123,7 @@ def test_zoo_cfg_server_lines_are_accepted() -> None:
         3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:3888", "10.0.0.3:2183"
     )
     assert (conf.tick_ms, conf.snap_retain_count, conf.purge_interval_hours) == (2000, 5, 24)
-    assert conf.coalesce_us == 100  # zkpy's own, not in a zoo.cfg
+    assert (conf.coalesce_us, conf.coalesce_pipelined_us) == (100, 1000)  # zkpy's own, not in a zoo.cfg
     assert conf.extra["maxClientCnxns"] == "60" and not conf.ignored  # clientPort was used
     assert config.parse(conf.render()) == conf  # and it renders in zkpy's own form
 

@@ -393,9 +393,11 @@ def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_
     ensemble: Ensemble, kazoo: Callable[..., KazooClient]
 ) -> None:
     """coalesceMicros: a turn that answered several plain reads which were already waiting,
-    and took nothing else, is followed by a nap, so that the next turn has more to answer. A
-    client that sends each request after the last reply is never held up by one, nor are
-    writes (group commit batches them already)."""
+    and took nothing else, is followed by a nap, so that the next turn has more to answer; a
+    longer one (coalescePipelinedMicros) when they came two or more a connection. A client
+    that sends each request after the last reply is never held up by one, nor are writes
+    (group commit batches them already), and clients that each await their reply never get
+    the longer nap, however many of them the node answers in a turn."""
     kazoo(1).create("/kz-nap", b"x")  # no session on node 2 but the connections below
     path = b"/kz-nap"
 
@@ -422,23 +424,29 @@ def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_
         for s in many:
             handshake(s)
 
-        def bursts(request: Callable[[int], bytes], rounds: int, until_a_nap: bool = False) -> int:
-            """Rounds of a burst from every connection, each sent before the node answers the
-            first (most of the time: the node may keep up with a round); the node's naps."""
-            naps = int(mntr(ensemble, 2)["zk_coalesce_naps"])
+        def naps() -> tuple[int, int]:
+            stats = mntr(ensemble, 2)
+            return int(stats["zk_coalesce_naps"]), int(stats["zk_coalesce_pipelined_naps"])
+
+        def bursts(request: Callable[[int], bytes], rounds: int, size: int = 100) -> tuple[int, int]:
+            """Rounds of `size` requests from every connection, each sent before the node
+            answers the first (most of the time: the node may keep up with a round), until the
+            node took a nap of each kind; how many it took."""
+            before = naps()
             for _ in range(rounds):
                 for s in many:
-                    s.sendall(b"".join(request(x) for x in range(1, 101)))
+                    s.sendall(b"".join(request(x) for x in range(1, size + 1)))
                 for s in many:
-                    assert [struct.unpack(">i", read_frame(s)[:4])[0] for _ in range(100)] == list(
-                        range(1, 101)
+                    assert [struct.unpack(">i", read_frame(s)[:4])[0] for _ in range(size)] == list(
+                        range(1, size + 1)
                     )
-                if until_a_nap and int(mntr(ensemble, 2)["zk_coalesce_naps"]) > naps:
+                if all(now > then for now, then in zip(naps(), before, strict=True)):
                     break
-            return int(mntr(ensemble, 2)["zk_coalesce_naps"]) - naps
+            return naps()[0] - before[0], naps()[1] - before[1]
 
-        assert bursts(set_data, 5) == 0
-        assert bursts(get, 30, until_a_nap=True) > 0
+        assert bursts(set_data, 5) == (0, 0)
+        assert bursts(get, 30, size=1)[1] == 0  # 20 clients awaiting each reply: no long nap
+        assert all(bursts(get, 30))
 
 
 def test_frames_past_one_turns_bound_are_taken_with_no_more_bytes_coming(ensemble: Ensemble) -> None:
