@@ -35,6 +35,7 @@ from cluster import config as config_mod
 from cluster._admin_text import AdminText, LoopStats
 from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
+from cluster._coalesce import Coalescer
 from cluster._poller import POLLIN, POLLOUT, Poller
 from cluster._supervisor import die_with_parent
 from cluster._transport import peer_transport, prepare_ipc
@@ -82,13 +83,6 @@ CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees 
 # (group commit). A sync still running after it is taken up when it ends, and the loop goes
 # on meanwhile: a slow disk slows the writes, never the heartbeats, the reads or the peers.
 SYNC_WAIT_MS = 20
-# A busy turn (see EnsembleConfig.coalesce_us) answered at least this many reads: one is what
-# a client that awaits each reply sends, and on a host its clients share, it can come in before
-# the node has finished the turn that answered the last.
-COALESCE_READS_MIN = 2
-# ...and its clients pipeline when their connections brought this many reads each on the whole
-# (EnsembleConfig.coalesce_pipelined_us): a client that awaits each reply sends one at a time.
-PIPELINED_READS_MIN = 2
 
 
 def fast_enum_members() -> None:
@@ -375,8 +369,8 @@ class Node:
         # Each turn asks only what may have changed (an attribute, not a call, where one says):
         # a turn is paid for every message a write takes, and most find nothing to do in most
         # places they look.
-        coalesce_s, loop, clients = self.conf.coalesce_us / 1e6, self.loop, self.server.clients
-        pipelined_s = max(coalesce_s, self.conf.coalesce_pipelined_us / 1e6) if coalesce_s else 0.0
+        loop, clients = self.loop, self.server.clients
+        coalescer = Coalescer(self.conf.coalesce_us, self.conf.coalesce_pipelined_us, loop)
         nap_until = 0.0  # a busy turn's end: see EnsembleConfig.coalesce_us
         while self.running:
             polled_at = time.monotonic()
@@ -401,10 +395,10 @@ class Node:
             now_ms, wall_ms = clock()
             # A poll that found its events waiting (Poller.slept), in a turn that answers several
             # plain reads and takes nothing else, means readers keep the node busy: a nap follows
-            # (see EnsembleConfig.coalesce_us), a longer one when those reads came pipelined. A
-            # node that waits for each request (unloaded, or serving a client that awaits each
-            # reply) never naps, nor does a turn that takes a write: group commit batches writes
-            # already, and a nap would hold up their commit.
+            # (Coalescer), a longer one when those reads came pipelined. A node that waits for
+            # each request (unloaded, or serving a client that awaits each reply) never naps, nor
+            # does a turn that takes a write: group commit batches writes already, and a nap
+            # would hold up their commit.
             found_waiting = not poller.slept
             self.server.tick(now_ms, wall_ms)  # the time first: a resumed process learns how long it slept
             if sync_fd in events:
@@ -431,18 +425,18 @@ class Node:
             self.handle_ready()
             if self.zk_held and self._feed_zk_held():  # held frames taken count as this turn's
                 self.handle_ready()
-            nap_until = 0.0
-            taken = clients.packets_received - received
-            if (
-                found_waiting
-                and coalesce_s
-                and taken >= COALESCE_READS_MIN
-                and clients.reads_streamed - streamed == taken
-            ):
-                pipelined = taken >= PIPELINED_READS_MIN * (clients.read_runs - runs)
-                nap_until = now_ms / 1000 + (pipelined_s if pipelined else coalesce_s)
-                loop.naps += 1
-                loop.pipelined_naps += pipelined
+            nap_until = (
+                coalescer.nap_until_ms(
+                    now_ms,
+                    found_waiting,
+                    clients.packets_received - received,
+                    clients.reads_streamed - streamed,
+                    clients.read_runs - runs,
+                    bool(messages),
+                    self.log.syncing,
+                )
+                / 1000
+            )
             if zk is not None:
                 if zk.pending:
                     for conn in zk.flush_pending():

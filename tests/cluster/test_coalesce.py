@@ -1,0 +1,55 @@
+"""The nap rule of a busy node's loop (cluster/_coalesce.py), turn by turn, without a clock."""
+
+from __future__ import annotations
+
+from cluster._admin_text import LoopStats
+from cluster._coalesce import WRITES_QUIET_MS, Coalescer
+
+
+def turn(
+    c: Coalescer,
+    at_ms: float,
+    taken: int,
+    streamed: int | None = None,
+    runs: int = 1,
+    waiting: bool = True,
+    peers: bool = False,
+    syncing: bool = False,
+) -> int:
+    """The nap after a turn that began at `at_ms`, in microseconds after its start (0: none)."""
+    until = c.nap_until_ms(
+        at_ms, waiting, taken, taken if streamed is None else streamed, runs, peers, syncing
+    )
+    return round((until - at_ms) * 1000) if until else 0
+
+
+def test_a_busy_turn_of_reads_naps_longer_when_they_came_pipelined() -> None:
+    stats = LoopStats()
+    c = Coalescer(100, 1000, stats)
+    assert turn(c, 0, taken=10, runs=10) == 100  # ten clients awaiting their replies
+    assert turn(c, 1, taken=10, runs=5) == 1000  # two a connection
+    assert turn(c, 2, taken=10, runs=6) == 100  # fewer than two a connection on the whole
+    assert turn(c, 3, taken=1) == 0  # one read
+    assert turn(c, 4, taken=10, runs=1, waiting=False) == 0  # the poll had to wait for them
+    assert turn(c, 5, taken=0) == 0
+    assert (stats.naps, stats.pipelined_naps) == (3, 1)
+
+
+def test_no_nap_after_a_write_and_no_long_one_while_writes_are_under_way() -> None:
+    stats = LoopStats()
+    c = Coalescer(100, 1000, stats)
+    assert turn(c, 0, taken=10, streamed=9, runs=1) == 0  # it took a write
+    quiet = WRITES_QUIET_MS
+    assert turn(c, quiet - 1, taken=10, runs=1) == 100  # reads only, but the write is recent
+    assert turn(c, quiet, taken=10, runs=1) == 1000
+    assert turn(c, 20, taken=10, runs=1, peers=True) == 100  # a peer message: a write under way
+    assert turn(c, 20 + quiet - 0.5, taken=10, runs=1) == 100
+    assert turn(c, 20 + quiet, taken=10, runs=1, syncing=True) == 100  # the log sync runs
+    assert turn(c, 20 + quiet, taken=10, runs=1) == 1000
+    assert (stats.naps, stats.pipelined_naps) == (6, 2)
+
+
+def test_the_windows_as_configured() -> None:
+    assert turn(Coalescer(0, 1000, LoopStats()), 0, taken=10, runs=1) == 0  # 0: no naps at all
+    assert turn(Coalescer(300, 0, LoopStats()), 0, taken=10, runs=1) == 300  # never shorter
+    assert turn(Coalescer(100, 0, LoopStats()), 0, taken=10, runs=10) == 100
