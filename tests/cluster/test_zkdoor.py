@@ -81,3 +81,43 @@ def test_a_client_that_stops_reading_is_cut_off_once(monkeypatch: pytest.MonkeyP
     assert received(other, 6) == struct.pack(">i", 2) + b"ok"
     slow.close()
     other.close()
+
+
+def read_all(door: ZkDoor, conn_id: int, recv: bool = True) -> list[bytes | str | None]:
+    fd = door.connections[conn_id].sock.fileno()
+    deadline = time.monotonic() + 5
+    while True:
+        items = [item for _, item in door.read(fd, recv=recv)]
+        if items or not recv or time.monotonic() > deadline:
+            return items
+        time.sleep(0.001)  # nothing has arrived yet
+
+
+def test_frames_are_split_whole_and_in_order_and_a_bad_length_closes_after_them(
+    monkeypatch: pytest.MonkeyPatch, door: ZkDoor
+) -> None:
+    """What one read brings is handed over as whole frames, in order; a partial frame waits
+    for the rest; past FRAMES_PER_TURN_MAX the rest wait for the next turn (backlogged); a
+    frame of a bad length closes the connection after the frames before it."""
+    monkeypatch.setattr(_zkdoor, "FRAMES_PER_TURN_MAX", 3)
+    client, conn_id = connect(door)
+    frames = [b"f%d" % i * (i + 1) for i in range(5)]
+    wire = b"".join(struct.pack(">i", len(f)) + f for f in frames)
+    client.sendall(wire + b"\0\0\0\x09part")
+    assert read_all(door, conn_id) == frames[:3]
+    assert door.backlogged() == [door.connections[conn_id]]
+    assert read_all(door, conn_id, recv=False) == frames[3:]
+    assert not door.backlogged()
+    client.sendall(b"ial!!")  # the partial frame's rest
+    assert read_all(door, conn_id) == [b"partial!!"]
+    client.sendall(struct.pack(">i", 1) + b"x" + struct.pack(">i", -1) + b"more")
+    assert read_all(door, conn_id) == [b"x", None]
+    assert conn_id not in door.connections
+    client.close()
+
+
+def test_a_four_letter_word_opens_a_connection_instead_of_a_frame(door: ZkDoor) -> None:
+    client, conn_id = connect(door)
+    client.sendall(b"ruok")
+    assert read_all(door, conn_id) == ["ruok"]
+    client.close()
