@@ -205,8 +205,7 @@ class ClientTable:
         self.admin: list[tuple[ConnId, str]] = []
         self.packets_received = self.packets_sent = 0
         self.reads_streamed = 0  # of packets_received: plain reads answered natively, at once
-        self.read_runs = 0  # the runs those came in, one per connection and call: a ratio above
-        # one says clients pipeline their reads
+        self.read_runs = 0  # the runs those came in (one per connection and call)
         self.latency_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES_MAX)
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # per bucket, not cumulative
         self.latency_sum_ms = 0.0
