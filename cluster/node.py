@@ -334,6 +334,7 @@ class Node:
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
         self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
         self.loop = LoopStats()
+        self.coalescer = Coalescer(conf.coalesce_us, conf.coalesce_pipelined_us, self.loop)
         self.admin = AdminText(conf, server_id, self.data_dir, self.peers, self.log, self.loop)
         admin_address = conf.servers[server_id].admin
         self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
@@ -369,8 +370,7 @@ class Node:
         # Each turn asks only what may have changed (an attribute, not a call, where one says):
         # a turn is paid for every message a write takes, and most find nothing to do in most
         # places they look.
-        loop, clients = self.loop, self.server.clients
-        coalescer = Coalescer(self.conf.coalesce_us, self.conf.coalesce_pipelined_us, loop)
+        loop, clients, coalescer = self.loop, self.server.clients, self.coalescer
         nap_until = 0.0  # a busy turn's end: see EnsembleConfig.coalesce_us
         while self.running:
             polled_at = time.monotonic()
@@ -580,6 +580,8 @@ class Node:
         """The run of plain reads that opens a connection's bytes, answered by the server and
         written at once; how many bytes it took."""
         taken, replies = self.server.receive_stream(conn, data)
+        if taken:
+            self.coalescer.conns.add(conn)
         if replies:
             assert self.zk is not None
             self.zk.send_now(conn, replies)

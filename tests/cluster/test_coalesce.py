@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cluster._admin_text import LoopStats
-from cluster._coalesce import WRITES_QUIET_MS, Coalescer
+from cluster._coalesce import ACTIVE_WINDOW_MS, WRITES_QUIET_MS, Coalescer
 
 
 def turn(
@@ -12,11 +12,14 @@ def turn(
     taken: int,
     streamed: int | None = None,
     runs: int = 1,
+    conns: int = 40,
     waiting: bool = True,
     peers: bool = False,
     syncing: bool = False,
 ) -> int:
-    """The nap after a turn that began at `at_ms`, in microseconds after its start (0: none)."""
+    """The nap after a turn that began at `at_ms` and answered the reads of connections 0 to
+    `conns` - 1 (as the node tells), in microseconds after its start (0: none)."""
+    c.conns.update(range(conns))
     until = c.nap_until_ms(
         at_ms, waiting, taken, taken if streamed is None else streamed, runs, peers, syncing
     )
@@ -33,6 +36,21 @@ def test_a_busy_turn_of_reads_naps_longer_when_they_came_pipelined() -> None:
     assert turn(c, 4, taken=10, runs=1, waiting=False) == 0  # the poll had to wait for them
     assert turn(c, 5, taken=0) == 0
     assert (stats.naps, stats.pipelined_naps) == (3, 1)
+
+
+def test_the_longer_nap_grows_with_the_connections_that_keep_the_node_busy() -> None:
+    """25 µs a connection answered in this window or the last whole one, from the short nap
+    up to the longest: a lone client that pipelines is not held up by more than the short."""
+    stats = LoopStats()
+    c = Coalescer(100, 1000, stats)
+    assert turn(c, 0, taken=5, conns=1) == 100
+    assert stats.pipelined_naps == 0  # no longer than the short one
+    assert turn(c, 1, taken=10, conns=8) == 200
+    assert turn(c, 2, taken=10, conns=20) == 500
+    assert turn(c, 3, taken=10, conns=100) == 1000
+    assert turn(c, ACTIVE_WINDOW_MS, taken=10, conns=0) == 1000  # the last window's count...
+    assert turn(c, 2 * ACTIVE_WINDOW_MS, taken=10, conns=0) == 100  # ...for one window
+    assert stats.pipelined_naps == 4
 
 
 def test_no_nap_after_a_write_and_no_long_one_while_writes_are_under_way() -> None:

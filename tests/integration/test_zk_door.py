@@ -397,7 +397,8 @@ def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_
     longer one (coalescePipelinedMicros) when they came two or more a connection. A client
     that sends each request after the last reply is never held up by one, nor are writes
     (group commit batches them already), and clients that each await their reply never get
-    the longer nap, however many of them the node answers in a turn."""
+    the longer nap, however many of them the node answers in a turn, nor does a lone client
+    that pipelines (the longer nap grows with the connections that keep the node busy)."""
     kazoo(1).create("/kz-nap", b"x")  # no session on node 2 but the connections below
     path = b"/kz-nap"
 
@@ -420,6 +421,18 @@ def test_a_busy_node_naps_to_coalesce_and_a_client_awaiting_each_reply_is_never_
         after = mntr(ensemble, 2)
         assert int(after["zk_coalesce_naps"]) == int(before["zk_coalesce_naps"])
         assert int(after["zk_loop_turns"]) - int(before["zk_loop_turns"]) >= 300
+        # A lone client that keeps ten reads in flight, five at a time, until the node napped:
+        # never the longer nap.
+        one.sendall(b"".join(get(xid) for xid in range(1, 6)))
+        for sent in range(1, 2001):
+            one.sendall(b"".join(get(xid) for xid in range(1, 6)))
+            assert [struct.unpack(">i", read_frame(one)[:4])[0] for _ in range(5)] == [1, 2, 3, 4, 5]
+            if sent % 100 == 0 and mntr(ensemble, 2)["zk_coalesce_naps"] != after["zk_coalesce_naps"]:
+                break
+        assert [struct.unpack(">i", read_frame(one)[:4])[0] for _ in range(5)] == [1, 2, 3, 4, 5]
+        stats = mntr(ensemble, 2)
+        assert int(stats["zk_coalesce_naps"]) > int(after["zk_coalesce_naps"])
+        assert stats["zk_coalesce_pipelined_naps"] == after["zk_coalesce_pipelined_naps"]
         many = [connections.enter_context(raw(ensemble, 2)) for _ in range(20)]
         for s in many:
             handshake(s)
