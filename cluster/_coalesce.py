@@ -13,12 +13,12 @@ COALESCE_READS_MIN = 2
 # Its clients pipeline when their connections brought this many reads each on the whole: a
 # client that awaits each reply sends one at a time. They get the longer nap.
 PIPELINED_READS_MIN = 2
-# ...and as long as this much a connection that pipelined reads here in the last whole window
-# (ACTIVE_WINDOW_MS) or this one, never shorter than the short nap nor longer than
-# coalesce_pipelined_us: closed-loop clients get through a nap of W no more reads than they keep
-# in flight, and connections that keep two each still get 80,000 reads/s through naps of 25 µs
-# each. A lone client that pipelines five reads keeps the short nap: a long one cut its reads/s
-# to a quarter.
+# ...and as long as this much a connection whose reads the node answered in the last whole
+# window (ACTIVE_WINDOW_MS) or this one, never shorter than the short nap nor longer than
+# coalesce_pipelined_us. Clients that wait for replies before they send more get no more reads
+# through a nap than they keep in flight, so connections that keep two each still get 80,000
+# reads/s through naps of 25 µs a connection. A lone client that pipelines five reads keeps the
+# short nap: a nap of 1 ms cut its reads/s to a quarter.
 PIPELINED_NAP_PER_CONNECTION_MS = 0.025
 ACTIVE_WINDOW_MS = 10.0
 # The longer nap only when the node has taken no write (a client's, or any peer message) for
