@@ -15,11 +15,12 @@ COALESCE_READS_MIN = 2
 PIPELINED_READS_MIN = 2
 # ...and as long as this much a connection whose reads the node answered in the last whole
 # window (ACTIVE_WINDOW_MS) or this one, never shorter than the short nap nor longer than
-# coalesce_pipelined_us. Clients that wait for replies before they send more get no more reads
-# through a nap than they keep in flight, so connections that keep two each still get 80,000
-# reads/s through naps of 25 µs a connection. A lone client that pipelines five reads keeps the
-# short nap: a nap of 1 ms cut its reads/s to a quarter.
-PIPELINED_NAP_PER_CONNECTION_MS = 0.025
+# coalesce_pipelined_us: no longer than a round of two reads from each of them takes a busy
+# node (about 10 CPU-µs a read here), so no client waits longer than its share would make it
+# wait anyway. Clients that wait for replies before they send more get no more reads through a
+# nap than they keep in flight: a flat 1 ms cut a lone client that pipelines five reads to a
+# quarter of its reads/s.
+PIPELINED_NAP_PER_CONNECTION_MS = 0.02
 ACTIVE_WINDOW_MS = 10.0
 # The longer nap only when the node has taken no write (a client's, or any peer message) for
 # this long, and no log sync is running: it would hold up their commit (a follower's ack, a

@@ -12,7 +12,7 @@ def turn(
     taken: int,
     streamed: int | None = None,
     runs: int = 1,
-    conns: int = 40,
+    conns: int = 50,
     waiting: bool = True,
     peers: bool = False,
     syncing: bool = False,
@@ -39,14 +39,14 @@ def test_a_busy_turn_of_reads_naps_longer_when_they_came_pipelined() -> None:
 
 
 def test_the_longer_nap_grows_with_the_connections_that_keep_the_node_busy() -> None:
-    """25 µs a connection answered in this window or the last whole one, from the short nap
+    """20 µs a connection answered in this window or the last whole one, from the short nap
     up to the longest: a lone client that pipelines is not held up by more than the short."""
     stats = LoopStats()
     c = Coalescer(100, 1000, stats)
     assert turn(c, 0, taken=5, conns=1) == 100
     assert stats.pipelined_naps == 0  # no longer than the short one
-    assert turn(c, 1, taken=10, conns=8) == 200
-    assert turn(c, 2, taken=10, conns=20) == 500
+    assert turn(c, 1, taken=10, conns=8) == 160
+    assert turn(c, 2, taken=10, conns=20) == 400
     assert turn(c, 3, taken=10, conns=100) == 1000
     assert turn(c, ACTIVE_WINDOW_MS, taken=10, conns=0) == 1000  # the last window's count...
     assert turn(c, 2 * ACTIVE_WINDOW_MS, taken=10, conns=0) == 100  # ...for one window
