@@ -36,7 +36,7 @@ class Coalescer:
 
     def __init__(self, coalesce_us: int, pipelined_us: int, stats: LoopStats) -> None:
         self.short_ms = coalesce_us / 1000
-        self.long_ms = max(coalesce_us, pipelined_us) / 1000 if coalesce_us else 0.0
+        self.long_ms = max(coalesce_us, pipelined_us) / 1000
         self.stats = stats
         self.wrote_ms = float("-inf")  # when a turn last took a write or a peer message
         self.conns: set[object] = set()  # connections whose reads were answered in this window

@@ -5,7 +5,9 @@ One committed sequence grows as servers apply; every server's applied history mu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from zkcore._storage import LogEntry
 from zkcore.zab import zxid_counter, zxid_epoch, zxid_text
@@ -90,6 +92,18 @@ def check_prefixes(histories: Iterable[Sequence[LogEntry]]) -> None:
         if list(history[: len(longest)]) != list(longest):
             raise Violation(f"prefix: {len(history)}-entry history does not extend {len(longest)}-entry one")
         longest = history
+
+
+def take_due(
+    queue: list[tuple[int, int, int, Any]], now: int, kind: int, same: Callable[[Any], bool]
+) -> list[Any]:
+    """The data of the events of `kind` at the head of a simulator's event heap that are due at
+    `now` and that `same` accepts, taken off it in order: they arrive with the one being
+    handled, as what one poll or one read brings a node."""
+    due = []
+    while queue and queue[0][0] == now and queue[0][2] == kind and same(queue[0][3]):
+        due.append(heapq.heappop(queue)[3])
+    return due
 
 
 def cut_links(ids: list[int], side: set[int], one_way: bool = False) -> set[tuple[int, int]]:

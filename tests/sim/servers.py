@@ -16,7 +16,7 @@ from random import Random
 from typing import Any
 
 import native
-from tests.sim.checkers import Violation, cut_links
+from tests.sim.checkers import Violation, cut_links, take_due
 from zkcore import DataTree, MemoryLog, Stat, limits, snapshot_chunks, tree_from_snapshot
 from zkcore._errors import Code
 from zkcore._jute import Reader
@@ -333,11 +333,9 @@ class ServerSimulation:
     def _deliver(self, source: int, target: int, payload: Any) -> None:
         """A peer message arrives, with those due at the same moment for the same server right
         behind it: a node steps what one poll brought together (step_many)."""
-        arrived = [(source, payload)]
-        queue = self._queue
-        while queue and queue[0][0] == self.now and queue[0][2] == _DELIVER and queue[0][3][1] == target:
-            arrived.append(heapq.heappop(queue)[3][::2])
-            self.events += 1
+        due = take_due(self._queue, self.now, _DELIVER, lambda data: data[1] == target)
+        self.events += len(due)
+        arrived = [(source, payload), *((s, p) for s, _, p in due)]
         node = self.nodes[target]
         arrived = [(s, p) for s, p in arrived if (s, target) not in self._blocked]
         if node.server is None or not arrived:
@@ -491,13 +489,9 @@ class ServerSimulation:
         """A frame arrives, with those of the same connection due at the same moment right
         behind it: a server reads them together, as a node reads what its socket holds, and
         takes them a run at a time (receive_frames)."""
-        frames = [frame]
-        queue = self._queue
-        while (
-            queue and queue[0][0] == self.now and queue[0][2] == _TO_SERVER and queue[0][3][:2] == (sid, conn)
-        ):
-            frames.append(heapq.heappop(queue)[3][2])
-            self.events += 1
+        due = take_due(self._queue, self.now, _TO_SERVER, lambda data: data[:2] == (sid, conn))
+        self.events += len(due)
+        frames = [frame, *(held for _, _, held in due)]
         node = self.nodes[sid]
         if node.server is None or conn[2] != node.incarnation:
             return  # the connection died with that incarnation; the client was told

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
-from tests.sim.checkers import Checker, Violation, cut_links
+from tests.sim.checkers import Checker, Violation, cut_links, take_due
 from tests.sim.node import Handled, SimNode
 from zkcore import limits
 from zkcore.zab import (
@@ -225,11 +225,9 @@ class Simulation:
         """A message arrives, with those due at the same moment for the same server right
         behind it: a node steps what one poll brought together (step_many)."""
         source, target, payload = data
-        arrived = [(source, payload)]
-        queue = self._queue
-        while queue and queue[0][0] == self.now and queue[0][2] == _DELIVER and queue[0][3][1] == target:
-            arrived.append(heapq.heappop(queue)[3][::2])
-            self.events += 1
+        due = take_due(self._queue, self.now, _DELIVER, lambda data: data[1] == target)
+        self.events += len(due)
+        arrived = [(source, payload), *((s, p) for s, _, p in due)]
         node = self.nodes[target]
         if node.replica is None:
             return
