@@ -133,7 +133,7 @@ class EnsembleConfig:
     coalesce_us: int = 100
     # The same for a turn whose reads came pipelined, two or more from a connection on the
     # whole (its clients do not await each reply, so a longer wait costs them no throughput).
-    coalesce_pipelined_us: int = 1000
+    coalesce_pipelined_us: int = 2000
     extra: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = field(default=(), compare=False)  # zoo.cfg keys that mean nothing here
 

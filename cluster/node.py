@@ -581,7 +581,7 @@ class Node:
         written at once; how many bytes it took."""
         taken, replies = self.server.receive_stream(conn, data)
         if taken:
-            self.coalescer.conns.add(conn)
+            self.coalescer.answered(conn)
         if replies:
             assert self.zk is not None
             self.zk.send_now(conn, replies)

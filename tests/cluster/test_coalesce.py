@@ -19,7 +19,8 @@ def turn(
 ) -> int:
     """The nap after a turn that began at `at_ms` and answered the reads of connections 0 to
     `conns` - 1 (as the node tells), in microseconds after its start (0: none)."""
-    c.conns.update(range(conns))
+    for conn in range(conns):
+        c.answered(conn)
     until = c.nap_until_ms(
         at_ms, waiting, taken, taken if streamed is None else streamed, runs, peers, syncing
     )
@@ -51,6 +52,35 @@ def test_the_longer_nap_grows_with_the_connections_that_keep_the_node_busy() -> 
     assert turn(c, ACTIVE_WINDOW_MS, taken=10, conns=0) == 1000  # the last window's count...
     assert turn(c, 2 * ACTIVE_WINDOW_MS, taken=10, conns=0) == 100  # ...for one window
     assert stats.pipelined_naps == 4
+
+
+def self_paced(c: Coalescer, start_ms: float, every: int, conns: int = 40, turns: int = 20) -> list[int]:
+    """Turns 0.5 ms apart (a busy node's turn and nap) from `start_ms`, each answering the
+    reads of `every` connections that were not answered in the turn before, in rotation: each
+    of `conns` connections is answered once in conns / every turns. Their naps."""
+    naps = []
+    for k in range(turns):
+        for conn in range(k * every, (k + 1) * every):
+            c.answered(conn % conns)
+        naps.append(turn(c, start_ms + k * 0.5, taken=2 * every, runs=every, conns=0))
+    return naps
+
+
+def test_clients_that_pace_themselves_get_a_quarter_of_the_time_between_their_answers() -> None:
+    """Connections answered once in eight turns of 0.5 ms (five a turn, forty in all): 4 ms
+    between two answers to one, on the whole, so in the next window the nap is 1 ms, more than
+    20 µs a connection (800 µs), up to the longest; connections answered turn after turn wait
+    on the node, and keep 20 µs a connection."""
+    c = Coalescer(100, 2000, LoopStats())
+    assert self_paced(c, 0, every=5)[-8:] == [800] * 8  # the first window: their pace unknown
+    assert set(self_paced(c, 10, every=5)) == {1000}
+    assert set(self_paced(Coalescer(100, 900, LoopStats()), 0, every=5, turns=40)[20:]) == {900}
+    # The same 40 connections every turn: the node sets their pace. The window after shows it.
+    assert {turn(c, 20 + k * 0.5, taken=80, runs=40, conns=40) for k in range(20)} == {1000}
+    assert {turn(c, 30 + k * 0.5, taken=80, runs=40, conns=40) for k in range(20)} == {800}
+    # A lone client answered in every turn keeps the short nap, however slow its cycle.
+    c = Coalescer(100, 2000, LoopStats())
+    assert {turn(c, k * 3.0, taken=5, conns=1) for k in range(10)} == {100}
 
 
 def test_no_nap_after_a_write_and_no_long_one_while_writes_are_under_way() -> None:

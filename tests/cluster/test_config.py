@@ -123,7 +123,7 @@ def test_zoo_cfg_server_lines_are_accepted() -> None:
         3, "observer", "tcp://10.0.0.3:2888", "tcp://10.0.0.3:3888", "10.0.0.3:2183"
     )
     assert (conf.tick_ms, conf.snap_retain_count, conf.purge_interval_hours) == (2000, 5, 24)
-    assert (conf.coalesce_us, conf.coalesce_pipelined_us) == (100, 1000)  # zkpy's own, not in a zoo.cfg
+    assert (conf.coalesce_us, conf.coalesce_pipelined_us) == (100, 2000)  # zkpy's own, not in a zoo.cfg
     assert conf.extra["maxClientCnxns"] == "60" and not conf.ignored  # clientPort was used
     assert config.parse(conf.render()) == conf  # and it renders in zkpy's own form
 
