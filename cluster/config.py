@@ -131,8 +131,9 @@ class EnsembleConfig:
     # in meanwhile are taken with one recv and answered with one write per connection
     # (docs/operations.md, "Busy nodes coalesce reads").
     coalesce_us: int = 100
-    # The same for a turn whose reads came pipelined, two or more from a connection on the
-    # whole (its clients do not await each reply, so a longer wait costs them no throughput).
+    # The longest nap after a turn whose reads came pipelined, two or more from a connection
+    # on the whole (its clients do not await each reply): 20 µs a connection, or a quarter of
+    # the time between two answers to a connection when the clients pace themselves.
     coalesce_pipelined_us: int = 2000
     extra: dict[str, str] = field(default_factory=dict)
     ignored: tuple[str, ...] = field(default=(), compare=False)  # zoo.cfg keys that mean nothing here
