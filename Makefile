@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify bench
+	$(VENV)/bin/mypy --strict zkcore cluster zkclient checker verify bench tests/sim
 
 # Debian packages the tests use: ZooKeeper's zkCli.sh and C client (real clients of the
 # ZooKeeper door), nftables (real network partitions between namespaces) and strace (a real

@@ -207,7 +207,8 @@ class SimClient:
         self.session_id = 0
         self.passwd = bytes(16)
         self.server: int | None = None
-        self.conn: bytes | None = None
+        # The connection's id: (client, its connections so far, the server's incarnation).
+        self.conn: tuple[int, int, int] | None = None
         self.connecting = False
         self.connections = 0
         self.last_zxid = 0
