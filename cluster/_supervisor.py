@@ -102,16 +102,20 @@ def node_command(config_file: Path, server_id: int) -> list[str]:
     return [sys.executable, "-m", "cluster.node", "--config", str(config_file), "--id", str(server_id)]
 
 
-def _node_of(cmdline: list[str], config_file: Path) -> int | None:
-    """The server id if cmdline runs `cluster.node --config <config_file> --id N`."""
+def node_args(cmdline: list[str]) -> tuple[Path, int] | None:
+    """(config file, server id) if cmdline runs `cluster.node --config <file> --id N`."""
     if "cluster.node" not in cmdline or "--config" not in cmdline or "--id" not in cmdline:
         return None
     try:
-        named = cmdline[cmdline.index("--config") + 1]
-        sid = int(cmdline[cmdline.index("--id") + 1])
+        return Path(cmdline[cmdline.index("--config") + 1]), int(cmdline[cmdline.index("--id") + 1])
     except (IndexError, ValueError):
         return None
-    return sid if Path(named) == config_file else None
+
+
+def _node_of(cmdline: list[str], config_file: Path) -> int | None:
+    """The server id if cmdline runs `cluster.node --config <config_file> --id N`."""
+    node = node_args(cmdline)
+    return node[1] if node is not None and node[0] == config_file else None
 
 
 def node_processes(config_file: Path) -> dict[int, psutil.Process]:

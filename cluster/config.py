@@ -358,12 +358,16 @@ def load(path: Path | str) -> EnsembleConfig:
     return parse(text, str(path))
 
 
+BASE_PORT_DEFAULT = 2181  # ZooKeeper's client port
+ADMIN_PORT_OFFSET = 6000  # a local ensemble's AdminServers: 8181, ... by default (ZooKeeper's is 8080)
+
+
 def local_ensemble(
     data_dir: Path,
     voters: int,
     observers: int = 0,
     transport: str = TRANSPORT_DEFAULT,
-    base_port: int = 2181,
+    base_port: int = BASE_PORT_DEFAULT,
     **options: Any,
 ) -> EnsembleConfig:
     """An ensemble on this host: ipc sockets under <data_dir>/run; or shm, the same with peers
@@ -396,6 +400,6 @@ def local_ensemble(
                 f"tcp://127.0.0.1:{base_port + i - 1}",
             )
         zk_port = base_port + 2000 + i - 1 if transport == "tcp" else base_port + i - 1
-        admin_port = base_port + 6000 + i - 1
+        admin_port = base_port + ADMIN_PORT_OFFSET + i - 1
         servers[i] = ServerConfig(i, role, peer, client, f"127.0.0.1:{zk_port}", f"127.0.0.1:{admin_port}")
     return EnsembleConfig(servers, data_dir, **options)

@@ -115,8 +115,11 @@ def prepare(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
             if (len(conf.voters), len(conf.observers)) != (args.nodes, args.observers):
                 print(f"note: {path} has {len(conf.voters)} voters and {len(conf.observers)} observers: "
                       "resuming that ensemble", file=sys.stderr)  # fmt: skip
+            if args.base_port is not None:
+                check_base_port(path, conf, args.base_port)
         else:
-            conf = config.local_ensemble(data_dir, args.nodes, args.observers, args.transport, args.base_port)
+            base_port = config.BASE_PORT_DEFAULT if args.base_port is None else args.base_port
+            conf = config.local_ensemble(data_dir, args.nodes, args.observers, args.transport, base_port)
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)
                 conf.write(path)
@@ -128,6 +131,25 @@ def prepare(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
         check_id(conf, path, sid)
     (conf.data_dir / "run").mkdir(parents=True, exist_ok=True)
     return path, conf
+
+
+def check_base_port(path: Path, conf: config.EnsembleConfig, base_port: int) -> None:
+    """--base-port given for an ensemble whose config exists: its config decides its ports, so a
+    different base (as a person retries after "Address already in use") would be ignored."""
+    first = conf.servers[min(conf.servers)]
+    transport = first.peer.split("://", 1)[0]
+    if transport not in config.TRANSPORTS:
+        return  # not a local ensemble's layout: its ports are its own
+    wanted = config.local_ensemble(conf.data_dir, len(conf.voters), len(conf.observers), transport, base_port)
+    if [(s.zk, s.admin, s.client, s.peer) for s in wanted.servers.values()] != [
+        (s.zk, s.admin, s.client, s.peer) for s in conf.servers.values()
+    ]:
+        raise LocalError(
+            f"--base-port {base_port}: {path} already sets this ensemble's ports (ZooKeeper clients on "
+            f"{conf.zk_connect_string()}), and its config decides them. For a new ensemble on other "
+            f"ports use another --data-dir (or remove {conf.data_dir}); to move this one, edit the "
+            f"server lines of {path}"
+        )
 
 
 # --- looking at nodes -------------------------------------------------------------------------
@@ -200,22 +222,37 @@ def status_rows(path: Path, conf: config.EnsembleConfig, cpu_sample_s: float = 0
 
 
 def status_table(path: Path, conf: config.EnsembleConfig, cpu_sample_s: float = 0.3) -> str:
+    """The table, and below it why each node that is down after dying is down (the live table of
+    a launcher in the foreground, and `status`)."""
     headers = ["id", "role", "pid", "epoch", "last zxid", "clients", "cpu", "memory"]
-    table: str = tabulate(status_rows(path, conf, cpu_sample_s), headers)
-    zk = f"zk-connect: {conf.zk_connect_string()}\n" if conf.zk_connect_string() else ""
-    return f"ensemble {conf.data_dir}\nconnect: {conf.connect_string()}\n{zk}\n" + table
+    rows = status_rows(path, conf, cpu_sample_s)
+    table: str = tabulate(rows, headers)
+    deaths = supervisor_deaths(conf)
+    down = [
+        sid
+        for sid, row in zip(sorted(conf.servers), rows, strict=True)
+        if row[1] in ("dead", "starting") and deaths.get(sid)
+    ]
+    why = "\n\nwhy down (restarted with backoff):\n" + "\n".join(node_reasons(conf, down, {})) if down else ""
+    return f"ensemble {conf.data_dir}\nconnect: {conf.connect_string()}\n{zk_line(conf)}\n" + table + why
+
+
+def supervisor_deaths(conf: config.EnsembleConfig) -> dict[int, list[str]]:
+    """How each node died (exit reasons, oldest first) since its supervisor started, as the
+    running supervisor wrote them (empty when none runs)."""
+    try:
+        state = json.loads(state_path(conf).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {int(sid): list(node.get("deaths") or []) for sid, node in state.items()}
 
 
 def node_reasons(conf: config.EnsembleConfig, ids: list[int], offsets: dict[int, int]) -> list[str]:
-    deaths: dict[str, dict[str, object]] = {}
-    try:
-        deaths = json.loads(state_path(conf).read_text())
-    except (OSError, ValueError):
-        pass
+    deaths = supervisor_deaths(conf)
     lines = []
     for sid in ids:
-        died = deaths.get(str(sid), {}).get("deaths") or []
-        times = f" (died {len(died)} times)" if died else ""  # type: ignore[arg-type]
+        died = deaths.get(sid, [])
+        times = f" (died {len(died)} times)" if died else ""
         log_file = node_log_path(conf, sid)
         said = last_error(log_file, offsets.get(sid, 0))
         if not died and " ERROR " not in said:
@@ -248,12 +285,16 @@ def cmd_start(args: argparse.Namespace) -> int:
                             filename=str(conf.data_dir / "supervisor.log"))  # fmt: skip
         print(f"connect: {conf.connect_string()}\n{zk_line(conf)}supervisor log: {conf.data_dir}/supervisor.log; "
               "Ctrl-C stops the ensemble", flush=True)  # fmt: skip
-        show = (
-            (lambda: print("\033[2J\033[H" + status_table(path, conf, 0.0), flush=True))
-            if sys.stdout.isatty()
-            else None
-        )
-        code = Supervisor(path, ids).run(show)
+
+        def show() -> None:  # the live table, redrawn each second, says why a node is down
+            print("\033[2J\033[H" + status_table(path, conf, 0.0), flush=True)
+
+        if not sys.stdout.isatty():  # no table: a node's death and why go to stderr (a service's journal)
+            said = logging.StreamHandler(sys.stderr)
+            said.setLevel(logging.WARNING)
+            said.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logging.getLogger().addHandler(said)
+        code = Supervisor(path, ids).run(show if sys.stdout.isatty() else None)
         if code == 3:
             raise Failed(f"another supervisor took {conf.data_dir} meanwhile")
         return code
@@ -330,15 +371,8 @@ def still_working(path: Path, sids: list[int], started: float, timeout_s: float,
 
 
 def crash_looping(conf: config.EnsembleConfig, ids: list[int], views: dict[int, dict[str, str]]) -> list[int]:
-    try:
-        state = json.loads(state_path(conf).read_text())
-    except (OSError, ValueError):
-        return []
-    return [
-        sid
-        for sid in ids
-        if sid not in views and len(state.get(str(sid), {}).get("deaths", [])) >= CRASH_LOOP_DEATHS
-    ]
+    deaths = supervisor_deaths(conf)
+    return [sid for sid in ids if sid not in views and len(deaths.get(sid, [])) >= CRASH_LOOP_DEATHS]
 
 
 def quorum_possible(conf: config.EnsembleConfig, ids: list[int], looping: list[int]) -> bool:
@@ -511,7 +545,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--transport", choices=config.TRANSPORTS, default=config.TRANSPORT_DEFAULT,
                    help="shm (default): peers through shared memory, clients over ipc; ipc: ZeroMQ "
                    "over Unix sockets; tcp: ZeroMQ on 127.0.0.1")  # fmt: skip
-    p.add_argument("--base-port", type=int, default=2181, help="first client port for --transport tcp")
+    p.add_argument("--base-port", type=int,
+                   help=f"a new ensemble's first port (default {config.BASE_PORT_DEFAULT}): ZooKeeper clients on "
+                   "base..base+N-1 (tcp: from base+2000; ZeroMQ clients from base, peers from base+1000), "
+                   "AdminServer from base+6000")  # fmt: skip
     p.add_argument(
         "--detach", action="store_true", help="return once every node serves; print `connect: ...`"
     )
@@ -525,11 +562,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--nodes {args.nodes}: need 1..255 voting servers")
         if not 0 <= args.observers <= 255 - args.nodes:
             p.error(f"--observers {args.observers}: need 0..{255 - args.nodes} (at most 255 servers in all)")
-        top = args.base_port + 1000 + args.nodes + args.observers
-        if args.transport == "tcp" and not (1 <= args.base_port and top < 65536):
-            p.error(
-                f"--base-port {args.base_port}: clients use base..base+N-1 and peers base+1000.., all under 65536"
-            )
+        base = config.BASE_PORT_DEFAULT if args.base_port is None else args.base_port
+        if not (1 <= base and base + config.ADMIN_PORT_OFFSET + args.nodes + args.observers <= 65536):
+            p.error(f"--base-port {base}: the ports go from base to base+{config.ADMIN_PORT_OFFSET}+N-1 "
+                    "(the AdminServers'), all 1..65535")  # fmt: skip
     if args.timeout <= 0:
         p.error(f"--timeout {args.timeout}: must be above 0 seconds")
     if args.command in ("stop-node", "start-node") and args.id is None:

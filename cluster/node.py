@@ -37,6 +37,7 @@ from cluster._adminserver import COMMANDS as ADMIN_COMMANDS
 from cluster._adminserver import AdminRequest, AdminServer, answer_json, metrics_text
 from cluster._coalesce import Coalescer
 from cluster._poller import POLLIN, POLLOUT, Poller
+from cluster._ports import binding
 from cluster._supervisor import die_with_parent
 from cluster._transport import peer_transport, prepare_ipc
 from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
@@ -314,7 +315,8 @@ class Node:
         self.blocked = BlockedPeers(blocked_path(conf.data_dir, server_id))
         self.cut: frozenset[int] = frozenset()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.peers = peer_transport(self.ctx, conf, server_id)
+        with binding(conf.servers[server_id].peer, "its port for the other servers"):
+            self.peers = peer_transport(self.ctx, conf, server_id)
         self.held: dict[bytes, list[bytes]] = {}  # client frames taken off the socket, not yet fed
         # The ZooKeeper door's frames read from a connection the server had no room for: that
         # connection is not read again until they are all fed.
@@ -327,17 +329,20 @@ class Node:
         sock.setsockopt(zmq.MAXMSGSIZE, limits.frame_bytes_max)
         endpoint = conf.servers[server_id].client
         prepare_ipc(endpoint)
-        sock.bind(endpoint)
+        with binding(endpoint, "its port for ZeroMQ clients"):
+            sock.bind(endpoint)
         self.client_sock = sock
         self.client_sock_used = False  # sent on, or read without a poll's word: the poller asks it
         zk_address = conf.servers[server_id].zk
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
-        self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
+        with binding(zk_address, "its port for ZooKeeper clients"):
+            self.zk = ZkDoor(zk_address, cnxns) if zk_address else None
         self.loop = LoopStats()
         self.coalescer = Coalescer(conf.coalesce_us, conf.coalesce_pipelined_us, self.loop)
         self.admin = AdminText(conf, server_id, self.data_dir, self.peers, self.log, self.loop)
         admin_address = conf.servers[server_id].admin
-        self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
+        with binding(admin_address, "its AdminServer's HTTP port"):
+            self.admin_server = AdminServer(admin_address, self._answer_admin) if admin_address else None
         self.freezer = SurvivorFreezer()
         self.running = True
 

@@ -26,7 +26,14 @@ def run(main: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tu
     [
         (["--nodes", "0"], "--nodes 0: need 1..255 voting servers"),
         (["--nodes", "3", "--observers", "-1"], "--observers -1: need 0..252"),
-        (["--transport", "tcp", "--base-port", "65000"], "--base-port 65000: clients use base..base+N-1"),
+        (
+            ["--transport", "tcp", "--base-port", "65000"],
+            "--base-port 65000: the ports go from base to base+6000+N-1",
+        ),
+        (
+            ["--nodes", "3", "--base-port", "59534"],
+            "--base-port 59534: the ports go from base to base+6000+N-1",
+        ),
         (["status", "--data-dir", "/nonexistent/zkpy"], "--data-dir /nonexistent/zkpy: no ensemble here"),
         (["stop", "--data-dir", "/nonexistent/zkpy"], "no ensemble here (no ensemble.cfg); start one with"),
         (["status", "--config", "/nonexistent/zoo.cfg"], "/nonexistent/zoo.cfg: no such config file"),
@@ -57,6 +64,21 @@ def test_mistakes_about_a_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0 and "nothing was running" in text
     code, text = run(launch.main, ["status", "--data-dir", str(tmp_path / "d")], capsys)
     assert code == 1 and "NO QUORUM: 0 of 3 voters serve" in text and "dead" in text
+
+
+def test_a_base_port_that_its_config_would_ignore_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retrying with --base-port after "Address already in use" must not quietly resume the
+    config's old ports: nothing is started, and the message says where the ports are set."""
+    config.local_ensemble(tmp_path, 3).write(tmp_path / "ensemble.cfg")
+    code, text = run(
+        launch.main, ["--nodes", "3", "--data-dir", str(tmp_path), "--base-port", "3181"], capsys
+    )
+    assert code == 2 and "Traceback" not in text
+    assert f"--base-port 3181: {tmp_path}/ensemble.cfg already sets this ensemble's ports" in text
+    assert "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183" in text and "use another --data-dir" in text
+    assert not (tmp_path / "node1").exists()
 
 
 def test_a_config_typo_stops_the_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

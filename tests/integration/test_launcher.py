@@ -55,18 +55,48 @@ def test_a_taken_port_is_named_and_a_quorum_still_starts(data_dir: Path) -> None
     try:
         out = launch("--nodes", "3", "--transport", "tcp", "--base-port", str(base), "--data-dir", str(data_dir),
                      "--detach")  # fmt: skip
+        status = launch("status", "--data-dir", str(data_dir))  # while node 1 still cannot start
     finally:
         for s in held:
             s.close()
     assert out.returncode == 0, out.stderr
     assert "warning: nodes [1] do not serve" in out.stderr and "Address already in use" in out.stderr
+    taken = f"127.0.0.1:{base} (its port for ZeroMQ clients) is taken by pid {os.getpid()}, "
+    assert taken in out.stderr, out.stderr
     assert "connect: tcp://127.0.0.1:" in out.stdout
+    # status (and the live table of a launcher in the foreground) says why node 1 is down.
+    assert "why down (restarted with backoff):" in status.stdout and "  node 1 (died " in status.stdout
+    assert taken in status.stdout, status.stdout
     # The port is free again: the supervisor's next restart brings node 1 up.
     conf = config.load(config_path(data_dir))
     wait_for(lambda: len(serving(conf, [1, 2, 3])) == 3, 60, "node 1 to serve once its port is free")
     stopped = launch("stop", "--data-dir", str(data_dir))
     assert stopped.returncode == 0 and "stopped the supervisor" in stopped.stdout
     assert not node_processes(config_path(data_dir))
+
+
+def test_a_second_ensemble_on_the_same_ports_is_told_whose_they_are(data_dir: Path, tmp_path: Path) -> None:
+    """Two local ensembles on one base port: the second one's nodes cannot bind, and the launcher
+    says which ports, whose they are (the first ensemble's nodes, by pid and config) and, when
+    the person retries with another --base-port, that the config already written decides."""
+    base = free_base_port(1, "shm")
+    first = tmp_path / "first"
+    try:
+        up = launch("--nodes", "1", "--base-port", str(base), "--data-dir", str(first), "--detach")
+        assert up.returncode == 0, up.stderr
+        holder = node_processes(config_path(first))[1].pid
+        out = launch("--nodes", "1", "--base-port", str(base), "--data-dir", str(data_dir), "--detach")
+        assert out.returncode == 1 and "no quorum serves" in out.stderr, out.stdout + out.stderr
+        assert (
+            f"127.0.0.1:{base} (its port for ZooKeeper clients) is taken by pid {holder}, zkpy node 1 of "
+            f"{config_path(first)}: Address already in use" in out.stderr
+        ), out.stderr
+        again = launch("--nodes", "1", "--base-port", str(base + 10), "--data-dir", str(data_dir), "--detach")
+        assert again.returncode == 2 and "already sets this ensemble's ports" in again.stderr, again.stderr
+    finally:
+        launch("stop", "--data-dir", str(first), "--timeout", "20")
+        for proc in node_processes(config_path(first)).values():
+            proc.kill()
 
 
 def test_no_quorum_fails_with_every_reason_and_leaves_nothing_running(data_dir: Path) -> None:
