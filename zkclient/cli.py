@@ -31,6 +31,7 @@ from zkclient.exceptions import (
     AuthFailedError,
     BadVersionError,
     ClientError,
+    ClientTimeoutError,
     ConnectionLoss,
     InvalidACLError,
     KeeperError,
@@ -44,7 +45,7 @@ from zkclient.exceptions import (
     SessionExpiredError,
 )
 from zkclient.hosts import parse_hosts
-from zkclient.local import default_hosts, short_name
+from zkclient.local import FALLBACK, default_hosts, fallback_hint, short_name
 from zkclient.states import AddWatchMode, WatchedEvent, WatcherType, ZnodeStat
 
 T = TypeVar("T")
@@ -152,9 +153,11 @@ class Shell(ShellExtras, cmd.Cmd):
         out: TextIO = sys.stdout,
         interactive: bool = False,
         label: str = "",
+        fallback: bool = False,
     ) -> None:
         super().__init__(stdout=out)
         self.server = server
+        self.fallback = fallback  # the server is ZooKeeper's default address, for want of another
         self.label = label or short_name(server)
         self.lines: list[str] = []  # this shell's commands, for history and redo
         self.print_watches = True
@@ -209,6 +212,8 @@ class Shell(ShellExtras, cmd.Cmd):
             return 2
         except (KeeperError, ClientError) as e:
             self.say(error_message(e))
+            if self.fallback and isinstance(e, ClientTimeoutError):
+                self.say(fallback_hint()[1])
             return 1
 
     def _watcher(self, event: WatchedEvent) -> None:
@@ -506,19 +511,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER, help="a command; none: the interactive shell")
     opts = parser.parse_args(argv)
     label = ""
+    fallback = False  # no ensemble named or found: ZooKeeper's 127.0.0.1:2181 is all there is to try
     if opts.server is None:
         try:
             opts.server, label = default_hosts(opts.data_dir)
         except OSError as e:
             print(str(e), file=sys.stderr)
             return 2
+        fallback = label == FALLBACK
+    if fallback and opts.command:
+        reachable, hint = fallback_hint()
+        if not reachable:  # a command would wait out its whole timeout for nothing
+            print(hint, file=sys.stderr)
+            return 1
     try:
         parse_hosts(opts.server)
     except LocalError as e:
         print(f"bad --server: {e}", file=sys.stderr)
         return 2
     if opts.command:
-        shell = Shell(opts.server, opts.timeout, label=label)
+        shell = Shell(opts.server, opts.timeout, label=label, fallback=fallback)
         try:
             return shell.run(opts.command)
         except BrokenPipeError:  # `... | head`: the reader went away
@@ -526,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         finally:
             shell.close_session()
-    shell = Shell(opts.server, opts.timeout, interactive=True, label=label)
+    shell = Shell(opts.server, opts.timeout, interactive=True, label=label, fallback=fallback)
     try:
         shell.cmdloop(
             f"Connecting to {opts.server}\n`help` lists the commands; Tab completes commands and paths"

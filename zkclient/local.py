@@ -10,6 +10,7 @@ without importing the server.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 ENV_CONNECT = "ZKPY_CONNECT"
@@ -78,3 +79,35 @@ def short_name(hosts: str, width_max: int = 32) -> str:
     if first.startswith("ipc://"):
         first = "ipc:…/" + "/".join(first.split("/")[-3:])
     return first + (f" +{len(entries) - 1}" if len(entries) > 1 else "")
+
+
+def fallback_hint() -> tuple[bool, str]:
+    """When no connect string was found (no ZKPY_CONNECT, no ./zkpy-data): (whether this client
+    may find a server at 127.0.0.1:2181, what to tell the person when it does not). A local
+    ensemble's 2181 is most often its ZooKeeper-protocol port, which this client (ZeroMQ) does
+    not speak; asked `ruok`, that port answers in text, while a ZeroMQ one greets with 0xFF."""
+    host, port = FALLBACK.split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0) as probe:
+            probe.sendall(b"ruok")
+            try:
+                first = probe.recv(1)
+            except OSError:
+                first = b""
+    except OSError:
+        first = None  # nothing listens
+    if first is None:
+        seen = f"nothing listens on {FALLBACK}"
+    elif first in (b"", b"\xff"):
+        seen = "no server there took the session"
+    else:
+        seen = (
+            f"{FALLBACK} is a port for ZooKeeper's own clients (zkCli.sh, kazoo), as a local zkpy "
+            "ensemble's is, and this client speaks ZeroMQ"
+        )
+    return first in (b"", b"\xff"), (
+        f"no ensemble named (no {ENV_CONNECT}, no ./{DEFAULT_DATA_DIR}/{CONFIG_NAME} here), so "
+        f"ZooKeeper's default address was tried, and {seen}. Name the ensemble: --data-dir D (the "
+        f"launcher's), --server <its connect: line>, or {ENV_CONNECT}; or start one here: "
+        "`zkpy --nodes 3 --detach`"
+    )

@@ -5,12 +5,14 @@ commands (history, redo, printwatches, version, addWatch, removewatches) work; n
 from __future__ import annotations
 
 import io
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from zkclient import cli
+from zkclient import cli, local
 from zkclient.local import connect_string_of, default_hosts, short_name
 
 OURS = "dataDir=/d\nserver.1=participant;peer=ipc:///d/run/1.peer;client=ipc:///d/run/1.client\n" \
@@ -111,3 +113,54 @@ def test_history_persists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     readline.clear_history()
     cli.Shell("tcp://127.0.0.1:1", 1.0, io.StringIO()).preloop()
     assert readline.get_history_item(readline.get_current_history_length()) == "ls /app"
+
+
+def _serve_once(reply: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A listener on a free port of 127.0.0.1 that sends `reply` to its first connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _fallback_to(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "FALLBACK", f"127.0.0.1:{port}")
+    monkeypatch.setattr(cli, "FALLBACK", f"127.0.0.1:{port}")
+
+
+def test_with_no_ensemble_named_the_cli_says_what_it_tried_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No ZKPY_CONNECT, no ./zkpy-data: a command does not wait out its timeout on ZooKeeper's
+    default address when nothing there can take its session, and says how to name the ensemble."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZKPY_CONNECT", raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    _fallback_to(free, monkeypatch)
+    assert cli.main(["ls", "/"]) == 1
+    err = capsys.readouterr().err
+    assert f"nothing listens on 127.0.0.1:{free}" in err and "--data-dir D" in err and "ZKPY_CONNECT" in err
+    listener, thread = _serve_once(b"imok")  # a ZooKeeper-protocol port, as a local ensemble's 2181
+    with listener:
+        _fallback_to(listener.getsockname()[1], monkeypatch)
+        assert cli.main(["ls", "/"]) == 1
+        thread.join(5)
+    assert "is a port for ZooKeeper's own clients (zkCli.sh, kazoo)" in capsys.readouterr().err
+
+
+def test_a_zeromq_port_there_is_worth_trying(monkeypatch: pytest.MonkeyPatch) -> None:
+    listener, thread = _serve_once(b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f")  # ZMTP's greeting
+    with listener:
+        _fallback_to(listener.getsockname()[1], monkeypatch)
+        assert local.fallback_hint()[0]
+        thread.join(5)
