@@ -5,6 +5,7 @@ process has it (often another ensemble started on the same default ports)."""
 from __future__ import annotations
 
 import errno
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,17 +19,26 @@ from zkcore import LocalError
 @contextmanager
 def binding(address: str, what: str) -> Iterator[None]:
     """Bind inside this: an address in use becomes a LocalError that names the address, what
-    it is for, the process that holds it (when this user may see it) and the way out."""
+    it is for, the process that holds it (when this user may see it) and the way out; so does
+    an address that is not this host's (a server line naming another host, or none that
+    resolves)."""
     try:
         yield
     except (OSError, zmq.ZMQError) as e:
-        if e.errno != errno.EADDRINUSE:
-            raise
-        held = holder(port_of(address))
-        raise LocalError(
-            f"{address} ({what}) is taken{f' by {held}' if held else ''}: Address already in use. Stop "
-            "what holds it, or give this server other ports in its config"
-        ) from None
+        if e.errno == errno.EADDRINUSE:
+            held = holder(port_of(address))
+            raise LocalError(
+                f"{address} ({what}) is taken{f' by {held}' if held else ''}: Address already in use. "
+                "Stop what holds it, or give this server other ports in its config"
+            ) from None
+        if isinstance(e, socket.gaierror) or e.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
+            reason = e.strerror if isinstance(e, OSError) else zmq.strerror(e.errno or 0)
+            raise LocalError(
+                f"{address} ({what}) is not an address of this host ({reason}): a server listens "
+                "on the addresses its own server line names, so check that line, or start this server "
+                "on the host it names (--ids)"
+            ) from None
+        raise
 
 
 def port_of(address: str) -> int | None:

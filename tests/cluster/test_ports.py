@@ -50,11 +50,30 @@ def test_zeromq_says_the_same(held: int) -> None:
         ctx.term()
 
 
-def test_other_bind_failures_pass_unchanged() -> None:
-    with pytest.raises(OSError) as caught, binding("192.0.2.1:2181", "its port for ZooKeeper clients"):
+def test_an_address_of_another_host_is_named_too() -> None:
+    with pytest.raises(LocalError) as caught, binding("192.0.2.1:2181", "its port for ZooKeeper clients"):
         with socket.socket() as s:
             s.bind(("192.0.2.1", 2181))  # TEST-NET-1: no address of this host
-    assert caught.value.errno == errno.EADDRNOTAVAIL
+    assert str(caught.value).startswith(
+        "192.0.2.1:2181 (its port for ZooKeeper clients) is not an address of this host"
+    )
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    try:
+        with pytest.raises(LocalError, match="tcp://nohost.invalid:2888 .* is not an address of this host"):
+            with binding("tcp://nohost.invalid:2888", "its port for the other servers"):
+                sock.bind("tcp://nohost.invalid:2888")  # does not resolve: ZeroMQ says ENODEV
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
+def test_other_bind_failures_pass_unchanged() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        with pytest.raises(OSError) as caught, binding("127.0.0.1:0", "its port for ZooKeeper clients"):
+            s.bind(("127.0.0.1", 0))  # bound already
+    assert caught.value.errno == errno.EINVAL
 
 
 @pytest.mark.parametrize(
