@@ -52,7 +52,7 @@ def port_of(address: str) -> int | None:
 
 
 def holder(port: int | None) -> str | None:
-    """Who listens on this TCP port of this host: "pid N (what it is)", or None when no listener
+    """Who listens on this TCP port of this host ("pid N, what it is"), or None when no listener
     is found (or its owner is another user's, hidden from this one)."""
     if port is None:
         return None

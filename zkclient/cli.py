@@ -45,7 +45,7 @@ from zkclient.exceptions import (
     SessionExpiredError,
 )
 from zkclient.hosts import parse_hosts
-from zkclient.local import FALLBACK, default_hosts, fallback_hint, short_name
+from zkclient.local import ENV_CONNECT, FALLBACK, default_hosts, fallback_hint, short_name
 from zkclient.states import AddWatchMode, WatchedEvent, WatcherType, ZnodeStat
 
 T = TypeVar("T")
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(str(e), file=sys.stderr)
             return 2
-        fallback = label == FALLBACK
+        fallback = label == FALLBACK and not os.environ.get(ENV_CONNECT, "").strip()
     if fallback and opts.command:
         reachable, hint = fallback_hint()
         if not reachable:  # a command would wait out its whole timeout for nothing

@@ -164,3 +164,20 @@ def test_a_zeromq_port_there_is_worth_trying(monkeypatch: pytest.MonkeyPatch) ->
         _fallback_to(listener.getsockname()[1], monkeypatch)
         assert local.fallback_hint()[0]
         thread.join(5)
+
+
+def test_an_address_named_in_zkpy_connect_is_not_second_guessed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ZKPY_CONNECT=127.0.0.1:2181 names the address: the CLI tries it for its timeout, and does
+    not tell the person that no ensemble was named."""
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    _fallback_to(free, monkeypatch)
+    monkeypatch.setenv("ZKPY_CONNECT", f"127.0.0.1:{free}")
+    asked: list[bool] = []
+    monkeypatch.setattr(cli, "fallback_hint", lambda: asked.append(True) or (False, "hint"))
+    assert cli.main(["--timeout", "0.5", "ls", "/"]) == 1
+    assert not asked
