@@ -81,8 +81,11 @@ class Harness:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             conf = config.local_ensemble(self.data_dir, nodes, observers, transport, base_port, **options)
             conf.write(config_path(self.data_dir))
-        self.launch("--nodes", str(nodes), "--observers", str(observers), "--transport", transport,
-                    "--base-port", str(base_port), "--detach", timeout=90)  # fmt: skip
+        # A config written already (above, or by the caller) decides the ports: the launcher
+        # refuses a --base-port that disagrees with it.
+        ports = [] if config_path(self.data_dir).exists() else ["--base-port", str(base_port)]
+        self.launch("--nodes", str(nodes), "--observers", str(observers), "--transport", transport, *ports,
+                    "--detach", timeout=90)  # fmt: skip
         self.conf = config.load(config_path(self.data_dir))
         self.started_pids = {sid: self.pid(sid) for sid in self.conf.servers}
         self.paused: set[int] = set()
