@@ -12,6 +12,19 @@ import pytest
 from cluster import admin, config, launch, toolkit
 
 
+@pytest.fixture(autouse=True)
+def nothing_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A mistake the launcher fails to refuse must fail its test, not start an ensemble (in the
+    foreground, one that would run until killed) nor write ./zkpy-data where the tests run."""
+    monkeypatch.chdir(tmp_path)
+
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the launcher started an ensemble")
+
+    monkeypatch.setattr(launch, "Supervisor", started)
+    monkeypatch.setattr(launch, "start_detached", started)
+
+
 def run(main: object, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     try:
         code = main(argv)  # type: ignore[operator]
