@@ -248,16 +248,21 @@ def supervisor_deaths(conf: config.EnsembleConfig) -> dict[int, list[str]]:
 
 
 def node_reasons(conf: config.EnsembleConfig, ids: list[int], offsets: dict[int, int]) -> list[str]:
+    """Why each of these nodes does not serve: how often it died and how, and its last error
+    logged (else its last line: what a killed or still starting node last did)."""
     deaths = supervisor_deaths(conf)
     lines = []
     for sid in ids:
         died = deaths.get(sid, [])
-        times = f" (died {len(died)} times)" if died else ""
         log_file = node_log_path(conf, sid)
-        said = last_error(log_file, offsets.get(sid, 0))
-        if not died and " ERROR " not in said:
-            said = f"running but not serving; its log last said: {said.split(' INFO ', 1)[-1]}"
-        lines.append(f"  node {sid}{times}: {said}  [{log_file}]")
+        said = last_error(log_file, offsets.get(sid, 0)).split(" INFO ", 1)[-1].removeprefix("zkpy.node ")
+        if died:
+            times = "1 time" if len(died) == 1 else f"{len(died)} times"
+            lines.append(
+                f"  node {sid} (died {times}, the last with {died[-1]}): its log last said: {said}  [{log_file}]"
+            )
+        else:
+            lines.append(f"  node {sid}: running but not serving; its log last said: {said}  [{log_file}]")
     return lines
 
 

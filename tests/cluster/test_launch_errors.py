@@ -3,6 +3,7 @@ wrong and what is allowed, exit 2, never a traceback. No ensemble is started."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cluster import admin, config, launch, toolkit
+from cluster._supervisor import node_log_path, state_path
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +135,25 @@ def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, timeout=60)
         assert "Traceback" not in out.stderr, out.stderr
         assert out.returncode in (0, 2), (argv, out.returncode, out.stderr)
+
+
+def test_why_a_node_is_down_says_how_it_died_and_what_it_last_logged(tmp_path: Path) -> None:
+    """The reasons under the live table, `status` and a failed --detach: how often and how each
+    node died (from the supervisor's state), then its last error, else its last line."""
+    conf = config.local_ensemble(tmp_path, 3)
+    (tmp_path / "run").mkdir()
+    state = {
+        "1": {"pid": None, "deaths": ["exit code 1", "exit code 1"]},
+        "2": {"pid": 7, "deaths": ["signal SIGKILL"]},
+    }
+    state_path(conf).write_text(json.dumps(state))
+    for sid, line in ((1, "node1 ERROR zkpy.node cannot start node 1: 127.0.0.1:2181 (...) is taken"),
+                      (2, "node2 INFO zkpy.node role FOLLOWING phase BROADCAST"), (3, "node3 INFO zkpy.node role LOOKING")):  # fmt: skip
+        node_log_path(conf, sid).parent.mkdir()
+        node_log_path(conf, sid).write_text(f"2026-12-07 21:05:02,480 {line}\n")
+    assert [line.split("  [")[0] for line in launch.node_reasons(conf, [1, 2, 3], {})] == [
+        "  node 1 (died 2 times, the last with exit code 1): its log last said: cannot start node 1: "
+        "127.0.0.1:2181 (...) is taken",
+        "  node 2 (died 1 time, the last with signal SIGKILL): its log last said: role FOLLOWING phase BROADCAST",
+        "  node 3: running but not serving; its log last said: role LOOKING",
+    ]
