@@ -1,12 +1,16 @@
 """Admin words over ZeroMQ: ZooKeeper's four-letter words (ruok, srvr, stat, mntr, cons, wchs,
 conf, ...) sent as one 4-byte frame to a server's client endpoint and answered in text. Client
 side, so the client, its CLI and the launcher share one implementation without the server.
+A person's `host:port` may also be a port for ZooKeeper's own clients (ZooKeeper's, or a zkpy
+node's, 2181 on a local ensemble): the word goes there as ZooKeeper's four-letter words do,
+in plain text over TCP.
 
     python -m zkclient.admin 127.0.0.1:2181 mntr
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import zmq
@@ -75,6 +79,44 @@ def query(
         sock.close()
 
 
+ZMTP_GREETING_FIRST = b"\xff"  # the first byte a ZeroMQ peer sends on a new connection
+
+
+def over_tcp(host: str, port: int, word: str, timeout_s: float) -> bytes | None:
+    """Send a four-letter word over plain TCP, as ZooKeeper's clients send them: the answer up
+    to the connection's end, or the first bytes only when they are a ZeroMQ greeting (not a
+    ZooKeeper-protocol port: use query()); b"" when nothing came; None when nothing listens."""
+    try:
+        conn = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError:
+        return None
+    chunks: list[bytes] = []
+    with conn:
+        try:
+            conn.sendall(word.encode("ascii"))
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+                if chunks[0][:1] == ZMTP_GREETING_FIRST:
+                    break
+        except OSError:  # timed out, or reset: what came so far
+            pass
+    return b"".join(chunks)
+
+
+def ask(endpoint: str, command: str | bytes, timeout_ms: int = 1000) -> str | None:
+    """query() for an address a person gave: a tcp one that answers in plain text is a port for
+    ZooKeeper's own clients, and that answer is the answer; else query() over ZeroMQ."""
+    word = check_command(command)
+    if endpoint.startswith("tcp://"):
+        host, _, port = endpoint[len("tcp://") :].rpartition(":")
+        answer = over_tcp(host.strip("[]"), int(port), word, timeout_ms / 1000)
+        if answer is None:
+            return None
+        if answer and answer[:1] != ZMTP_GREETING_FIRST:
+            return answer.decode("utf-8", "replace")
+    return query(endpoint, word, timeout_ms)
+
+
 def parse_mntr(text: str) -> dict[str, str]:
     """mntr's `key<TAB>value` lines as a dict."""
     out = {}
@@ -93,7 +135,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m zkclient.admin") 
         return 2
     try:
         endpoint = endpoint_of(args[0])
-        answer = query(endpoint, args[1])
+        answer = ask(endpoint, args[1])
     except BadArgumentsError as e:
         print(f"{prog.split()[-1]}: {e}", file=sys.stderr)
         return 2

@@ -10,8 +10,9 @@ without importing the server.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
+
+from zkclient.admin import ZMTP_GREETING_FIRST, over_tcp
 
 ENV_CONNECT = "ZKPY_CONNECT"
 DEFAULT_DATA_DIR = "zkpy-data"
@@ -87,25 +88,18 @@ def fallback_hint() -> tuple[bool, str]:
     ensemble's 2181 is most often its ZooKeeper-protocol port, which this client (ZeroMQ) does
     not speak; asked `ruok`, that port answers in text, while a ZeroMQ one greets with 0xFF."""
     host, port = FALLBACK.split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1.0) as probe:
-            probe.sendall(b"ruok")
-            try:
-                first = probe.recv(1)
-            except OSError:
-                first = b""
-    except OSError:
-        first = None  # nothing listens
-    if first is None:
+    answer = over_tcp(host, int(port), "ruok", 1.0)
+    zeromq = answer is not None and answer[:1] in (b"", ZMTP_GREETING_FIRST)  # or it may be
+    if answer is None:
         seen = f"nothing listens on {FALLBACK}"
-    elif first in (b"", b"\xff"):
+    elif zeromq:
         seen = "no server there took the session"
     else:
         seen = (
             f"{FALLBACK} is a port for ZooKeeper's own clients (zkCli.sh, kazoo), as a local zkpy "
             "ensemble's is, and this client speaks ZeroMQ"
         )
-    return first in (b"", b"\xff"), (
+    return zeromq, (
         f"no ensemble named (no {ENV_CONNECT}, no ./{DEFAULT_DATA_DIR}/{CONFIG_NAME} here), so "
         f"ZooKeeper's default address was tried, and {seen}. Name the ensemble: --data-dir D (the "
         f"launcher's), --server <its connect: line>, or {ENV_CONNECT}; or start one here: "

@@ -181,3 +181,27 @@ def test_an_address_named_in_zkpy_connect_is_not_second_guessed(
     monkeypatch.setattr(cli, "fallback_hint", lambda: asked.append(True) or (False, "hint"))
     assert cli.main(["--timeout", "0.5", "ls", "/"]) == 1
     assert not asked
+
+
+def test_zkpy_admin_asks_a_zookeeper_protocol_port_in_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """`zkpy-admin 127.0.0.1:2181 mntr`, the README's example, reaches a local ensemble's door
+    for ZooKeeper's clients (and ZooKeeper itself) as ZooKeeper's four-letter words go; a
+    ZeroMQ port, which greets first, is asked over ZeroMQ; nothing listening is no answer."""
+    from zkclient import admin
+
+    listener, thread = _serve_once(b"imok")
+    with listener:
+        assert admin.main([f"127.0.0.1:{listener.getsockname()[1]}", "ruok"]) == 0
+        thread.join(5)
+    assert capsys.readouterr().out == "imok\n"
+    listener, thread = _serve_once(admin.ZMTP_GREETING_FIRST + bytes(8) + b"\x7f")
+    with listener:
+        port = listener.getsockname()[1]
+        assert (
+            admin.over_tcp("127.0.0.1", port, "ruok", 1.0) == admin.ZMTP_GREETING_FIRST + bytes(8) + b"\x7f"
+        )
+        thread.join(5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert admin.ask(f"tcp://127.0.0.1:{free}", "ruok", 200) is None
