@@ -5,7 +5,7 @@ A person's `host:port` may also be a port for ZooKeeper's own clients (ZooKeeper
 node's, 2181 on a local ensemble): the word goes there as ZooKeeper's four-letter words do,
 in plain text over TCP.
 
-    python -m zkclient.admin 127.0.0.1:2181 mntr
+    zkpy-admin 127.0.0.1:2181 mntr      (or python -m cluster.admin, from a checkout)
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def parse_mntr(text: str) -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m zkclient.admin") -> int:
+def main(argv: list[str] | None = None, prog: str = "zkpy-admin") -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] in ("-h", "--help"):
         print(f"usage: {prog} <server: host:port, tcp://h:p or ipc://path> <{'|'.join(COMMANDS)}>",
