@@ -519,11 +519,12 @@ def main(argv: list[str] | None = None) -> int:
             print(str(e), file=sys.stderr)
             return 2
         fallback = label == FALLBACK and not os.environ.get(ENV_CONNECT, "").strip()
-    if fallback and opts.command:
+    if fallback:
         reachable, hint = fallback_hint()
         if not reachable:  # a command would wait out its whole timeout for nothing
             print(hint, file=sys.stderr)
-            return 1
+            if opts.command:
+                return 1  # (the shell starts all the same: an ensemble may be started meanwhile)
     try:
         parse_hosts(opts.server)
     except LocalError as e:

@@ -205,3 +205,19 @@ def test_zkpy_admin_asks_a_zookeeper_protocol_port_in_plain_text(capsys: pytest.
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
     assert admin.ask(f"tcp://127.0.0.1:{free}", "ruok", 200) is None
+
+
+def test_the_shell_says_so_as_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The interactive shell starts all the same (an ensemble may be started meanwhile), and
+    says at once that nothing it could use listens at the default address."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ZKPY_CONNECT", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    _fallback_to(free, monkeypatch)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # end of input: the shell quits
+    assert cli.main([]) == 0
+    assert f"nothing listens on 127.0.0.1:{free}" in capsys.readouterr().err
