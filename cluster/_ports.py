@@ -13,6 +13,7 @@ import psutil
 import zmq
 
 from cluster._supervisor import node_args
+from cluster._zkdoor import parse_address
 from zkcore import LocalError
 
 
@@ -43,12 +44,13 @@ def binding(address: str, what: str) -> Iterator[None]:
 
 def port_of(address: str) -> int | None:
     """The TCP port of host:port, [v6]:port or tcp://host:port; None for anything else (ipc)."""
-    if "://" in address:
-        scheme, address = address.split("://", 1)
-        if scheme != "tcp":
-            return None
-    port = address.rsplit(":", 1)[-1]
-    return int(port) if port.isdigit() else None
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme != "tcp":
+        return None
+    try:
+        return parse_address(rest if sep else address)[1]
+    except ValueError:
+        return None
 
 
 def holder(port: int | None) -> str | None:

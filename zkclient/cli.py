@@ -45,7 +45,7 @@ from zkclient.exceptions import (
     SessionExpiredError,
 )
 from zkclient.hosts import parse_hosts
-from zkclient.local import ENV_CONNECT, FALLBACK, default_hosts, fallback_hint, short_name
+from zkclient.local import default_hosts, fallback_hint, short_name
 from zkclient.states import AddWatchMode, WatchedEvent, WatcherType, ZnodeStat
 
 T = TypeVar("T")
@@ -514,11 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     fallback = False  # no ensemble named or found: ZooKeeper's 127.0.0.1:2181 is all there is to try
     if opts.server is None:
         try:
-            opts.server, label = default_hosts(opts.data_dir)
+            opts.server, label, fallback = default_hosts(opts.data_dir)
         except OSError as e:
             print(str(e), file=sys.stderr)
             return 2
-        fallback = label == FALLBACK and not os.environ.get(ENV_CONNECT, "").strip()
     if fallback:
         reachable, hint = fallback_hint()
         if not reachable:  # a command would wait out its whole timeout for nothing

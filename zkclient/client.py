@@ -80,7 +80,7 @@ class Client:
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if hosts is None:  # ZKPY_CONNECT, the local ensemble in ./zkpy-data, or 127.0.0.1:2181
-            hosts = default_hosts()[0]
+            hosts = default_hosts().hosts
         connect = parse_hosts(hosts)
         self.hosts = connect.endpoints
         self.chroot = connect.chroot

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from zkclient.admin import ZMTP_GREETING_FIRST, over_tcp
 
@@ -53,22 +54,28 @@ def connect_string_of(config_file: Path) -> str | None:
     return ",".join(servers[i] for i in sorted(servers)) or None
 
 
-def default_hosts(data_dir: str | None = None) -> tuple[str, str]:
-    """(connect string, a short name for it): ZKPY_CONNECT, else data_dir's (or ./zkpy-data's)
-    ensemble, else 127.0.0.1:2181. A data dir that was named but holds no ensemble is an error."""
+class DefaultHosts(NamedTuple):
+    hosts: str
+    label: str  # a short name for them (a prompt's)
+    fallback: bool  # nothing named or found: ZooKeeper's default address, for want of another
+
+
+def default_hosts(data_dir: str | None = None) -> DefaultHosts:
+    """The connect string to use: ZKPY_CONNECT, else data_dir's (or ./zkpy-data's) ensemble,
+    else 127.0.0.1:2181. A data dir that was named but holds no ensemble is an error."""
     if data_dir is None:
         env = os.environ.get(ENV_CONNECT, "").strip()
         if env:
-            return env, short_name(env)
+            return DefaultHosts(env, short_name(env), False)
     folder = Path(data_dir or DEFAULT_DATA_DIR)
     config_file = folder / CONFIG_NAME
     if config_file.is_file():
         hosts = connect_string_of(config_file)
         if hosts:
-            return hosts, folder.resolve().name
+            return DefaultHosts(hosts, folder.resolve().name, False)
     if data_dir is not None:
         raise FileNotFoundError(f"--data-dir {data_dir}: no ensemble here (no {CONFIG_NAME} naming servers)")
-    return FALLBACK, FALLBACK
+    return DefaultHosts(FALLBACK, FALLBACK, True)
 
 
 def short_name(hosts: str, width_max: int = 32) -> str:

@@ -37,12 +37,12 @@ def test_connect_string_of_a_config(tmp_path: Path, text: str, hosts: str | None
 def test_where_the_default_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ZKPY_CONNECT", raising=False)
-    assert default_hosts() == ("127.0.0.1:2181", "127.0.0.1:2181")
+    assert default_hosts() == ("127.0.0.1:2181", "127.0.0.1:2181", True)
     (tmp_path / "zkpy-data").mkdir()
     (tmp_path / "zkpy-data" / "ensemble.cfg").write_text(OURS)
-    assert default_hosts() == ("ipc:///d/run/1.client,tcp://h2:2181", "zkpy-data")
+    assert default_hosts() == ("ipc:///d/run/1.client,tcp://h2:2181", "zkpy-data", False)
     monkeypatch.setenv("ZKPY_CONNECT", "tcp://e:1")
-    assert default_hosts() == ("tcp://e:1", "tcp://e:1")
+    assert default_hosts() == ("tcp://e:1", "tcp://e:1", False)
     assert default_hosts(str(tmp_path / "zkpy-data"))[0].startswith("ipc:///d/run/1.client")  # named wins
     with pytest.raises(FileNotFoundError, match="--data-dir /nowhere: no ensemble here"):
         default_hosts("/nowhere")
@@ -133,7 +133,13 @@ def _serve_once(reply: bytes) -> tuple[socket.socket, threading.Thread]:
 
 def _fallback_to(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local, "FALLBACK", f"127.0.0.1:{port}")
-    monkeypatch.setattr(cli, "FALLBACK", f"127.0.0.1:{port}")
+
+
+def _free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound a moment, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_with_no_ensemble_named_the_cli_says_what_it_tried_at_once(
@@ -143,9 +149,7 @@ def test_with_no_ensemble_named_the_cli_says_what_it_tried_at_once(
     default address when nothing there can take its session, and says how to name the ensemble."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ZKPY_CONNECT", raising=False)
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = _free_port()
     _fallback_to(free, monkeypatch)
     assert cli.main(["ls", "/"]) == 1
     err = capsys.readouterr().err
@@ -172,9 +176,7 @@ def test_an_address_named_in_zkpy_connect_is_not_second_guessed(
     """ZKPY_CONNECT=127.0.0.1:2181 names the address: the CLI tries it for its timeout, and does
     not tell the person that no ensemble was named."""
     monkeypatch.chdir(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = _free_port()
     _fallback_to(free, monkeypatch)
     monkeypatch.setenv("ZKPY_CONNECT", f"127.0.0.1:{free}")
     asked: list[bool] = []
@@ -201,9 +203,7 @@ def test_zkpy_admin_asks_a_zookeeper_protocol_port_in_plain_text(capsys: pytest.
             admin.over_tcp("127.0.0.1", port, "ruok", 1.0) == admin.ZMTP_GREETING_FIRST + bytes(8) + b"\x7f"
         )
         thread.join(5)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = _free_port()
     assert admin.ask(f"tcp://127.0.0.1:{free}", "ruok", 200) is None
 
 
@@ -214,9 +214,7 @@ def test_the_shell_says_so_as_it_starts(
     says at once that nothing it could use listens at the default address."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ZKPY_CONNECT", raising=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = _free_port()
     _fallback_to(free, monkeypatch)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # end of input: the shell quits
     assert cli.main([]) == 0
