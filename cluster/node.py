@@ -40,7 +40,7 @@ from cluster._poller import POLLIN, POLLOUT, Poller
 from cluster._ports import binding
 from cluster._supervisor import die_with_parent
 from cluster._transport import peer_transport, prepare_ipc
-from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, ZkDoor
+from cluster._zkdoor import CLIENT_CNXNS_DEFAULT, TcpConnection, ZkDoor
 from cluster.faults import BlockedPeers, blocked_path
 from cluster.storage import (
     ACCEPTED_EPOCH,
@@ -84,6 +84,18 @@ CLIENT_BATCH_FRAMES = 200  # frames taken off the socket before the server sees 
 # (group commit). A sync still running after it is taken up when it ends, and the loop goes
 # on meanwhile: a slow disk slows the writes, never the heartbeats, the reads or the peers.
 SYNC_WAIT_MS = 20
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def peer_address(frame: zmq.Frame) -> str | None:
+    """The IP address a ZeroMQ message came from over tcp (libzmq's Peer-Address); None if
+    the transport does not say."""
+    try:
+        return str(frame.get("Peer-Address"))
+    except (zmq.ZMQError, UnicodeDecodeError):
+        return None
 
 
 def fast_enum_members() -> None:
@@ -332,6 +344,10 @@ class Node:
         with binding(endpoint, "its port for ZeroMQ clients"):
             sock.bind(endpoint)
         self.client_sock = sock
+        # The IP address of each ZeroMQ client over tcp whose connection the server does not
+        # know yet, from its first frame (its connection's ip identity); None over ipc, whose
+        # clients are all on this host.
+        self.client_addresses: dict[bytes, str | None] | None = {} if endpoint.startswith("tcp://") else None
         self.client_sock_used = False  # sent on, or read without a poll's word: the poller asks it
         zk_address = conf.servers[server_id].zk
         cnxns = int(conf.extra.get("maxClientCnxns", CLIENT_CNXNS_DEFAULT))
@@ -489,6 +505,7 @@ class Node:
         pyzmq's multipart calls cost five times as much.)"""
         sock, held = self.client_sock, self.held
         self.client_sock_used = True
+        known, addresses = self.server.clients.connections, self.client_addresses
         taken = 0
         while taken < CLIENT_BATCH_FRAMES:
             try:
@@ -499,8 +516,10 @@ class Node:
             taken += 1
             if part.more:
                 self._discard_rest(sock)
-            else:
-                held.setdefault(conn, []).append(part.bytes)
+                continue
+            if addresses is not None and conn not in known and conn not in addresses:
+                addresses[conn] = peer_address(part)
+            held.setdefault(conn, []).append(part.bytes)
         return taken
 
     def _feed_held(self, deadline: float) -> bool:
@@ -509,11 +528,13 @@ class Node:
         backpressure: one socket serves every client, so its frames are taken off it anyway),
         unless it has more than limits.client_queue_max of them: then the server gets the next
         one now, and cuts the client off."""
-        held, server = self.held, self.server
+        held, server, addresses = self.held, self.server, self.client_addresses
         for conn in list(held):
             frames = held[conn]
+            # A client over ipc is on this host: its connection's ip identity is the loopback's.
+            address = LOOPBACK if addresses is None else addresses.pop(conn, None)
             while frames and self._may_feed(conn, frames):
-                del frames[: server.receive_frames(conn, frames)]
+                del frames[: server.receive_frames(conn, frames, address)]
                 if time.monotonic() > deadline:
                     if not frames:
                         del held[conn]
@@ -553,30 +574,31 @@ class Node:
                     server.close(cut)
             tcp = zk.by_fd.get(fd)  # gone if the write above cut it off
             if event & POLLIN and tcp is not None:
-                self._read_zk(fd, tcp.conn_id, recv=True)
+                self._read_zk(fd, tcp, recv=True)
         if not zk.backlog:
             return
         for tcp in zk.backlogged():
             fd = tcp.sock.fileno()
             if fd not in events:
-                self._read_zk(fd, tcp.conn_id, recv=False)
+                self._read_zk(fd, tcp, recv=False)
 
-    def _read_zk(self, fd: int, conn: int, recv: bool) -> None:
+    def _read_zk(self, fd: int, tcp: TcpConnection, recv: bool) -> None:
         """One connection's frames, read from its socket (recv) or only from what it buffered."""
         zk, server = self.zk, self.server
         assert zk is not None
+        conn, address = tcp.conn_id, tcp.address
         frames: list[bytes] = []  # given to the server together
         for _, item in zk.read(fd, self._take_reads, recv):
             if isinstance(item, bytes):
                 frames.append(item)
                 continue
-            self._feed(conn, frames)
+            self._feed(conn, frames, address)
             if item is None:
                 frames.clear()  # what the server had no room for goes with the connection
                 server.close(conn)
             else:
                 zk.send_text(conn, self.admin.answer(item, server))
-        self._feed(conn, frames)
+        self._feed(conn, frames, address)
         if frames:  # no room for them: read no more of it until there is
             self.zk_held[conn] = frames
             zk.pause(conn)
@@ -592,11 +614,12 @@ class Node:
             self.zk.send_now(conn, replies)
         return taken
 
-    def _feed(self, conn: ConnId, frames: list[bytes]) -> None:
+    def _feed(self, conn: ConnId, frames: list[bytes], address: str | None) -> None:
         """Give the server one connection's frames, in order (it takes them a run at a time),
-        while it has room for them; what it had no room for stays in `frames`."""
+        while it has room for them; what it had no room for stays in `frames`. `address`: the
+        client's IP address (its connection's ip identity)."""
         while frames and self.server.has_room(conn):
-            del frames[: self.server.receive_frames(conn, frames)]
+            del frames[: self.server.receive_frames(conn, frames, address)]
 
     def _feed_zk_held(self) -> bool:
         """The held frames of connections the server has room for again (after its replies went
@@ -613,7 +636,7 @@ class Node:
                 del self.zk_held[conn]
                 continue
             waiting = len(frames)
-            self._feed(conn, frames)
+            self._feed(conn, frames, tcp.address)
             fed = fed or len(frames) < waiting
             if not frames:
                 del self.zk_held[conn]

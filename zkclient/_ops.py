@@ -44,6 +44,7 @@ from zkcore._records import (
     SetDataRequest,
     StatResponse,
     WatchTypeRequest,
+    WhoAmIResponse,
     encode_multi_request,
     read_multi_response,
 )
@@ -252,6 +253,12 @@ class Ops:
             raise BadArgumentsError(f"prefix must start with '/': {prefix!r}")
         read: ReadBody = lambda r: sorted(self.short(p) for p in PathsResponse.read(r).paths)  # noqa: E731
         return self.call(OpCode.GET_EPHEMERALS, PathRequest(self.full(prefix)), read, prefix)
+
+    def whoami(self) -> Call:
+        def read(r: Reader) -> list[tuple[str, str]]:
+            return [(info.auth_scheme, info.user) for info in WhoAmIResponse.read(r).client_info]
+
+        return self.call(OpCode.WHO_AM_I, b"", read, None)
 
     def get_all_children_number(self, path: str) -> Call:
         read: ReadBody = lambda r: IntResponse.read(r).value  # noqa: E731

@@ -25,7 +25,6 @@ class ShellExtras:
 
     lines: list[str]
     print_watches: bool
-    auths: list[str]
     client: Client | None
 
     def say(self, text: str) -> None:
@@ -74,12 +73,11 @@ class ShellExtras:
         self.say(f"printwatches is {'on' if self.print_watches else 'off'}")
 
     def cmd_whoami(self, args: list[str]) -> None:
-        """Who this shell's session is, as far as the shell knows (the server has no whoAmI)."""
-        zk = self.zk()
+        """Who the server takes this shell's connection for (whoAmI), as zkCli prints it."""
+        identities = self.zk().whoami()
         self.say("Auth scheme: User")
-        self.say(f"ip: {zk.endpoint}")
-        for auth in self.auths:
-            self.say(auth)
+        for scheme, user in identities:
+            self.say(f"{scheme}: {user}")
 
     def cmd_config(self, args: list[str]) -> int:
         """The ensemble's servers, as the connected server's `conf` has them."""

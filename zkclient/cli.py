@@ -161,7 +161,6 @@ class Shell(ShellExtras, cmd.Cmd):
         self.label = label or short_name(server)
         self.lines: list[str] = []  # this shell's commands, for history and redo
         self.print_watches = True
-        self.auths: list[str] = []
         self.timeout = timeout
         self.out = out
         self.interactive = interactive
@@ -386,7 +385,6 @@ class Shell(ShellExtras, cmd.Cmd):
         p.add_argument("auth")
         a = p.parse_intermixed_args(args)
         self.zk().add_auth(a.scheme, a.auth)
-        self.auths.append(f"{a.scheme}: {a.auth.split(':', 1)[0] if a.scheme == 'digest' else a.auth}")
 
     def cmd_sync(self, args: list[str]) -> None:
         p = _parser("sync")

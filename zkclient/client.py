@@ -353,6 +353,15 @@ class Client:
         """This session's ephemeral znodes under prefix, sorted."""
         return self._read(lambda: self.get_ephemerals_async(prefix))
 
+    def whoami_async(self) -> AsyncResult[list[tuple[str, str]]]:
+        return self._submit(self._ops.whoami())
+
+    def whoami(self) -> list[tuple[str, str]]:
+        """Who the server takes this connection for, as ZooKeeper's whoAmI: (scheme, user) of
+        each identity it holds, ("ip", this client's address) first, then ("digest", user)
+        for each add_auth. A client over ipc is on the server's host: its ip is 127.0.0.1."""
+        return self._read(self.whoami_async)
+
     def get_all_children_number_async(self, path: str) -> AsyncResult[int]:
         return self._submit(self._ops.get_all_children_number(path))
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from zkcore import limits
 from zkcore._errors import InvalidACLError, NoAuthError
-from zkcore._records import ACL, Id, Perms
+from zkcore._records import ACL, ClientInfo, Id, Perms
 
 SCHEMES = ("world", "auth", "digest", "ip", "super")
 _ALL = int(Perms.ALL)
@@ -32,6 +32,30 @@ def auth_identity(scheme: str, credential: bytes) -> Id:
             raise InvalidACLError(f"digest credential must be 'user:password', got {text!r}")
         return Id("digest", digest_id(user, password))
     raise InvalidACLError(f"auth scheme {scheme!r} is not supported (use 'digest')")
+
+
+def ip_identity(address: str | None) -> tuple[Id, ...]:
+    """The identity a connection from `address` holds from its first frame, as ZooKeeper gives
+    every connection one: ip:<address>, for ACLs of the ip scheme (an IPv4 address mapped into
+    IPv6, as a dual-stack socket reports it, as the IPv4 one). None or what is not an IP
+    address (a shell that cannot tell) gives none."""
+    if not address:
+        return ()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return ()
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (Id("ip", str(ip)),)
+
+
+def client_infos(auth_ids: Sequence[Id]) -> tuple[ClientInfo, ...]:
+    """whoAmI's answer: each identity of a connection, its scheme and its user as ZooKeeper
+    names them (a digest id, `user:hash`, by its user; an ip id by its address)."""
+    return tuple(
+        ClientInfo(i.scheme, i.id.partition(":")[0] if i.scheme == "digest" else i.id) for i in auth_ids
+    )
 
 
 def _ip_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

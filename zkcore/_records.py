@@ -451,6 +451,22 @@ class PathsResponse(JuteRecord):
     paths: Vector[UString]
 
 
+@record
+@dataclass(frozen=True, slots=True)
+class ClientInfo(JuteRecord):
+    """One identity of a connection, as whoAmI tells it: its scheme and its user (a digest's
+    user name, an ip's address)."""
+
+    auth_scheme: UString
+    user: UString
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class WhoAmIResponse(JuteRecord):
+    client_info: Vector[ClientInfo]
+
+
 # --- txns -------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkcore import limits
+from zkcore._acl import client_infos
 from zkcore._datatree import ApplyResult, DataTree
 from zkcore._errors import CODE_OK, Code, KeeperError, NoNodeError, RemoteError
 from zkcore._jute import Buffer, Int, Long, Vector, Writer, as_bytes, expect_end, record
@@ -31,6 +32,7 @@ from zkcore._records import (
     PathsResponse,
     RequestHeader,
     StatResponse,
+    WhoAmIResponse,
     encode_multi_response,
     error_result,
     read_multi_request_at,
@@ -75,7 +77,7 @@ class ClientRequest:
 
 _REQUEST_HEADER = struct.Struct(">ii")  # RequestHeader: xid, type
 _MULTI_OPS = frozenset({int(OpCode.MULTI), int(OpCode.MULTI_READ)})
-_BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING)})
+_BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING), int(OpCode.WHO_AM_I)})
 
 
 def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
@@ -207,6 +209,8 @@ def _read(
     if opcode == OpCode.GET_EPHEMERALS:
         assert isinstance(body, PathRequest)
         return PathsResponse(tuple(tree.get_ephemerals(session_id, body.path or "/")))
+    if opcode == OpCode.WHO_AM_I:
+        return WhoAmIResponse(client_infos(auth_ids))
     if opcode == OpCode.MULTI_READ:
         return encode_multi_response([_multi_read_one(tree, op, sub, auth_ids) for op, sub in body])
     raise RemoteError(f"opcode {opcode} is not a read")

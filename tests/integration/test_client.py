@@ -444,6 +444,7 @@ def test_cli_one_shot_commands(ensemble: Ensemble) -> None:
     assert cli(ensemble, "create", "-e", "/cli-eph").stdout == "Created /cli-eph\n"
     assert cli(ensemble, "getEphemerals").stdout == "[]\n"  # its own session's: none
     assert cli(ensemble, "addauth", "digest", "bob:pw").returncode == 0
+    assert cli(ensemble, "whoami").stdout == "Auth scheme: User\nip: 127.0.0.1\n"  # the server's answer
     missing = cli(ensemble, "get", "/nope", check=False)
     assert (missing.returncode, missing.stdout) == (1, "Node does not exist: /nope\n")
     assert cli(ensemble, "delete", "/cli", check=False).stdout == "Node not empty: /cli\n"

@@ -44,7 +44,7 @@ NOTIFICATION_XID = struct.pack(">i", rec.XID_NOTIFICATION)
 # Opcodes ZooKeeper itself does not know: it answers them with Unimplemented and closes.
 UNKNOWN_OPCODES = (10, 23, 50, 99, 108, 999, 2**31 - 1, -(2**31), -12, -100)
 # Opcodes ZooKeeper knows but a client may not send here (internal, or not implemented).
-UNSERVED_OPCODES = (OP.NOTIFICATION, OP.ERROR, OP.CREATE_SESSION, OP.RECONFIG, OP.SASL, OP.WHO_AM_I)
+UNSERVED_OPCODES = (OP.NOTIFICATION, OP.ERROR, OP.CREATE_SESSION, OP.RECONFIG, OP.SASL)
 
 
 # --- sockets and frames -----------------------------------------------------------------------

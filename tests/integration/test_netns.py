@@ -13,7 +13,8 @@ import pytest
 
 from cluster import netns
 from cluster.harness import wait_for
-from zkclient import Client
+from zkclient import Client, make_acl
+from zkclient.exceptions import NoAuthError
 
 pytestmark = pytest.mark.skipif(netns.available() is not None, reason=str(netns.available()))
 
@@ -41,6 +42,15 @@ def test_three_hosts_over_tcp_and_a_real_partition(hosts: netns.NetnsHarness) ->
     zk = Client(hosts.connect_string(), timeout=10)
     zk.start(timeout=30)
     zk.create("/over-tcp", b"1")
+    # Over ZeroMQ's tcp the node learns this client's address (libzmq's Peer-Address): its
+    # identity for ACLs of the ip scheme, as ZooKeeper gives every connection one.
+    ours = f"{lab.subnet}.254"
+    assert zk.whoami() == [("ip", ours)]
+    zk.create("/lab-only", b"x", acl=[make_acl("ip", f"{lab.subnet}.0/24", all=True)])
+    zk.create("/elsewhere", b"x", acl=[make_acl("ip", "192.0.2.0/24", all=True)])
+    assert zk.get("/lab-only")[0] == b"x"
+    with pytest.raises(NoAuthError):
+        zk.get("/elsewhere")
     zk.stop()
     if netns.firewall() is None:
         pytest.skip("no nft or iptables to cut traffic with")

@@ -24,7 +24,7 @@ from kazoo.exceptions import (
     NodeExistsError,
     NoNodeError,
 )
-from kazoo.security import make_digest_acl
+from kazoo.security import make_acl, make_digest_acl
 
 from tests.integration.conftest import Ensemble, wait_for
 from zkclient import Client
@@ -124,6 +124,38 @@ def test_kazoo_watches_sync_acls_and_chroot(kazoo: Callable[..., KazooClient]) -
     rooted = kazoo(chroot="/kz")
     assert rooted.get("/w")[0] == b"after"  # the chroot works as ZooKeeper's clients do it
     assert "w" in rooted.get_children("/")
+
+
+def test_ip_acls_and_who_am_i_as_zookeeper_gives_them(
+    ensemble: Ensemble, kazoo: Callable[..., KazooClient]
+) -> None:
+    """Every connection holds the identity ip:<its client's address>, through either door: an
+    ACL of the ip scheme lets it in (reads on its server, writes prepped by the leader), and
+    zkCli.sh's whoami (ZooKeeper's whoAmI) names it, with the digests the session added. A
+    ZeroMQ client over ipc is on the node's host: 127.0.0.1."""
+    zk, other = kazoo(1), kazoo(2)
+    zk.create("/kz-ip-local", b"l", acl=[make_acl("ip", "127.0.0.1", all=True)])
+    zk.create("/kz-ip-lan", b"n", acl=[make_acl("ip", "10.0.0.0/8", all=True)])
+    assert other.get("/kz-ip-local")[0] == b"l"
+    other.set("/kz-ip-local", b"l2")
+    with pytest.raises(NoAuthError):
+        other.get("/kz-ip-lan")
+    with pytest.raises(NoAuthError):
+        other.set("/kz-ip-lan", b"n2")
+    ours = Client(ensemble.endpoint(3), timeout=SESSION_S)
+    ours.start(timeout=20)
+    try:
+        assert ours.whoami() == [("ip", "127.0.0.1")]
+        assert ours.get("/kz-ip-local")[0] == b"l2"
+        ours.add_auth("digest", "alice:pw")
+        assert ours.whoami() == [("ip", "127.0.0.1"), ("digest", "alice")]
+    finally:
+        ours.stop()
+    script = "whoami\naddauth digest bob:secret\nwhoami\n"
+    out = subprocess.run([str(ZKCLI), "-server", zk_hosts(ensemble, 3)], input=script, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert lines.count("ip: 127.0.0.1") == 2 and "digest: bob" in lines, out.stdout + out.stderr
 
 
 def test_kazoo_recipes(kazoo: Callable[..., KazooClient]) -> None:

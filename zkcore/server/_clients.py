@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from zkcore import limits
-from zkcore._acl import auth_identity
+from zkcore._acl import auth_identity, ip_identity
 from zkcore._datatree import ApplyResult, DataTree, ReadIndex
 from zkcore._errors import CODE_OK, Code, KeeperError, RemoteError
 from zkcore._paths import path_problem
@@ -353,12 +353,13 @@ class ClientTable:
         conn = self.connections.get(conn_id)
         return conn is None or not _full(conn)
 
-    def receive_frames(self, conn_id: ConnId, frames: list[bytes]) -> int:
+    def receive_frames(self, conn_id: ConnId, frames: list[bytes], address: str | None = None) -> int:
         """Take the frames that open `frames` (one connection's, in order) and say how many: a
         run of plain reads from an idle session, answered natively in one call and undecoded,
         a run of up to limits.write_run_max writes, or else the first frame alone, as receive()
-        takes it. Call again with the rest: a shell bounding its loop turn can stop between
-        calls, as no call costs more than one request, one native batch or one run of writes."""
+        takes it (with `address`). Call again with the rest: a shell bounding its loop turn can
+        stop between calls, as no call costs more than one request, one native batch or one
+        run of writes."""
         conn = self._in_session(conn_id)
         if conn is not None:
             index = self._native_index(conn)
@@ -368,7 +369,7 @@ class ClientTable:
                     return done
             if frames[0][4:8] in RUN_WRITE_OPCODES:
                 return self._take_write_run(conn, frames)
-        self.receive(conn_id, frames[0])
+        self.receive(conn_id, frames[0], address)
         return 1
 
     def _take_write_run(self, conn: Connection, frames: list[bytes]) -> int:
@@ -512,8 +513,11 @@ class ClientTable:
             pos += 4 + n
         return out
 
-    def receive(self, conn_id: ConnId, frame: bytes) -> None:
-        """One frame from a connection: its connect (or a four-letter word), then requests."""
+    def receive(self, conn_id: ConnId, frame: bytes, address: str | None = None) -> None:
+        """One frame from a connection: its connect (or a four-letter word), then requests. The
+        first one's `address`, the client's IP address, gives the connection its ip identity
+        (ip_identity), as ZooKeeper gives each: ACLs of the ip scheme let it in, and whoAmI
+        names it. Later frames' addresses are not looked at."""
         self.packets_received += 1
         conn = self.connections.get(conn_id)
         if conn is None:
@@ -523,7 +527,7 @@ class ClientTable:
             if len(self.connections) >= limits.connections_max:
                 self.sends.append((conn_id, None))
                 return
-            conn = self.connections[conn_id] = Connection(conn_id)
+            conn = self.connections[conn_id] = Connection(conn_id, auth_ids=ip_identity(address))
             self._connect(conn, frame)
             return
         if conn.session_id:

@@ -315,15 +315,17 @@ class Server:
         ):
             self.on_serving_lost()
 
-    def receive(self, conn: ConnId, frame: bytes) -> None:
-        """A frame from a client connection (the first one is its connect)."""
-        self.clients.receive(conn, frame)
+    def receive(self, conn: ConnId, frame: bytes, address: str | None = None) -> None:
+        """A frame from a client connection (the first one is its connect). `address`, the
+        client's IP address where the shell knows it, is looked at with the first frame only:
+        the connection holds the identity ip:<address> (ACLs of the ip scheme, whoAmI)."""
+        self.clients.receive(conn, frame, address)
 
-    def receive_frames(self, conn: ConnId, frames: list[bytes]) -> int:
+    def receive_frames(self, conn: ConnId, frames: list[bytes], address: str | None = None) -> int:
         """Frames from one client connection, in the order it sent them: how many of the first
         were taken (a run of reads answered in one batch, a run of writes, or one frame); give
-        it the rest next."""
-        return self.clients.receive_frames(conn, frames)
+        it the rest next. `address` as for receive()."""
+        return self.clients.receive_frames(conn, frames, address)
 
     def has_room(self, conn: ConnId) -> bool:
         """Whether a client connection may send another request now (ClientTable.has_room)."""
