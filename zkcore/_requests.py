@@ -78,6 +78,9 @@ class ClientRequest:
 _REQUEST_HEADER = struct.Struct(">ii")  # RequestHeader: xid, type
 _MULTI_OPS = frozenset({int(OpCode.MULTI), int(OpCode.MULTI_READ)})
 _BODILESS_OPS = frozenset({int(OpCode.CLOSE_SESSION), int(OpCode.PING), int(OpCode.WHO_AM_I)})
+# Refused whatever their body says, as ZooKeeper refuses them before it reads one: reconfig
+# (ReconfigDisabled, this server has no dynamic reconfiguration).
+_BODY_UNREAD_OPS = frozenset({int(OpCode.RECONFIG)})
 
 
 def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
@@ -95,6 +98,8 @@ def decode_request(frame: bytes | bytearray | memoryview) -> ClientRequest:
         body, pos = read_multi_request_at(buf, pos, end)
         if opcode == OpCode.MULTI_READ and any(op not in MULTI_READ_OPS for op, _ in body):
             raise RemoteError("multiRead may only hold getData and getChildren ops")
+    elif opcode in _BODY_UNREAD_OPS:
+        pos = end
     elif opcode not in _BODILESS_OPS:
         kind = REQUEST_TYPES.get(opcode)
         if kind is None:

@@ -23,6 +23,7 @@ from kazoo.exceptions import (
     NoAuthError,
     NodeExistsError,
     NoNodeError,
+    ReconfigDisabledError,
 )
 from kazoo.security import make_acl, make_digest_acl
 
@@ -126,13 +127,14 @@ def test_kazoo_watches_sync_acls_and_chroot(kazoo: Callable[..., KazooClient]) -
     assert "w" in rooted.get_children("/")
 
 
-def test_ip_acls_and_who_am_i_as_zookeeper_gives_them(
+def test_ip_acls_who_am_i_and_reconfig_as_zookeeper_answers_them(
     ensemble: Ensemble, kazoo: Callable[..., KazooClient]
 ) -> None:
     """Every connection holds the identity ip:<its client's address>, through either door: an
     ACL of the ip scheme lets it in (reads on its server, writes prepped by the leader), and
     zkCli.sh's whoami (ZooKeeper's whoAmI) names it, with the digests the session added. A
-    ZeroMQ client over ipc is on the node's host: 127.0.0.1."""
+    ZeroMQ client over ipc is on the node's host: 127.0.0.1. And reconfig gets ZooKeeper's
+    answer when reconfigEnabled is false, on a connection that stays."""
     zk, other = kazoo(1), kazoo(2)
     zk.create("/kz-ip-local", b"l", acl=[make_acl("ip", "127.0.0.1", all=True)])
     zk.create("/kz-ip-lan", b"n", acl=[make_acl("ip", "10.0.0.0/8", all=True)])
@@ -151,6 +153,10 @@ def test_ip_acls_and_who_am_i_as_zookeeper_gives_them(
         assert ours.whoami() == [("ip", "127.0.0.1"), ("digest", "alice")]
     finally:
         ours.stop()
+    # reconfig: refused as ZooKeeper refuses it with reconfigEnabled=false, the connection kept
+    with pytest.raises(ReconfigDisabledError):
+        other.reconfig(joining=None, leaving="3", new_members=None)
+    assert other.state == KazooState.CONNECTED and other.get("/kz-ip-local")[0] == b"l2"
     script = "whoami\naddauth digest bob:secret\nwhoami\n"
     out = subprocess.run([str(ZKCLI), "-server", zk_hosts(ensemble, 3)], input=script, capture_output=True,
                          text=True, timeout=120)  # fmt: skip

@@ -1298,3 +1298,33 @@ def test_a_write_lost_on_the_way_to_the_leader_costs_its_client_the_connection()
     assert net.frames("c")[-1:] == [None]
     assert any("had no answer in" in note and "xid 1," in note for note in net.notes)
     assert "/n" not in net.servers[leader].tree.nodes
+
+
+def test_reconfig_is_refused_as_zookeeper_refuses_it_and_the_connection_stays() -> None:
+    """ZooKeeper with reconfigEnabled=false (its default) answers reconfig ReconfigDisabled,
+    whatever its body says, in its turn, and keeps the connection; zkpy answered Unimplemented
+    and closed it, so a client lost what it had in flight."""
+    net = Servers(3)
+    leader = net.settle()
+    follower = next(s for s in net.servers if s != leader)
+    server = net.servers[follower]
+    assert net.connect(follower, "c") is not None
+    # ReconfigRequest { ustring joiningServers; ustring leavingServers; ustring newMembers; long curConfigId }
+    leaving = b"server.3"
+    body = struct.pack(">i", -1) + struct.pack(">i", len(leaving)) + leaving + struct.pack(">iq", -1, -1)
+    frames = [
+        request(1, OpCode.CREATE, CreateRequest("/r", b"", OPEN_ACL_UNSAFE, 0)),  # answered first
+        RequestHeader(2, OpCode.RECONFIG).encode() + body,
+        RequestHeader(3, OpCode.RECONFIG).encode() + b"\x01not a reconfig request",
+        request(4, OpCode.GET_DATA, PathWatchRequest("/r", False)),
+    ]
+    for frame in frames:
+        server.receive("c", frame)
+    net.pump()
+    answers = [reply(frame)[0] for frame in net.frames("c")]
+    assert [(h.xid, h.err) for h in answers] == [
+        (1, 0),
+        (2, Code.RECONFIG_DISABLED),
+        (3, Code.RECONFIG_DISABLED),
+        (4, 0),
+    ]

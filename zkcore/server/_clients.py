@@ -66,6 +66,13 @@ WATCH_OPS = frozenset(
     {OpCode.ADD_WATCH, OpCode.REMOVE_WATCHES, OpCode.CHECK_WATCHES, OpCode.SET_WATCHES, OpCode.SET_WATCHES2}
 )
 SERVER_ONLY_OPS = frozenset({OpCode.DELETE_CONTAINER, OpCode.CREATE_SESSION})
+# Requests answered with an error code in their turn, the connection kept: deleteContainer skips
+# ACL checks (only the leader's container reaper may use it), createSession is the connect's;
+# and reconfig, as ZooKeeper answers it when reconfigEnabled is false.
+REFUSED_OPS: dict[int, int] = {
+    **{int(op): int(Code.UNIMPLEMENTED) for op in SERVER_ONLY_OPS},
+    int(OpCode.RECONFIG): int(Code.RECONFIG_DISABLED),
+}
 # Opcodes looked at for every request, as ints (see CODE_OK).
 _AUTH, _SYNC, _SET_DATA = int(OpCode.AUTH), int(OpCode.SYNC), int(OpCode.SET_DATA)
 _CREATE_SESSION, _CLOSE_SESSION = int(OpCode.CREATE_SESSION), int(OpCode.CLOSE_SESSION)
@@ -557,9 +564,9 @@ class ClientTable:
 
     def _enqueue(self, conn: Connection, req: ClientRequest, frame: bytes) -> None:
         pending = Pending(req, frame, self.host.now_ms, req.opcode in BARRIER_OPS)
-        if req.opcode in SERVER_ONLY_OPS:
-            # deleteContainer skips ACL checks: only the leader's container reaper may use it.
-            pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, Code.UNIMPLEMENTED)
+        refused = REFUSED_OPS.get(req.opcode)
+        if refused is not None:
+            pending.reply = encode_reply(req.xid, self.host.tree.last_zxid, refused)
             pending.submitted = True
         conn.queue.append(pending)
         if conn.connect is None:  # requests sent before the session exists wait for it
