@@ -329,7 +329,7 @@ class Prep:
         ttl = body.ttl if opcode == _CREATE_TTL else -1
         mode = self._create_mode(opcode, body.flags, ttl, path)
         self._check_session(ctx)
-        parent_path = _parent_for_write(path)
+        parent_path = _parent_for_create(path)
         self._check_data(body.data, path)
         acl = _acl.fixup_acl(path, ctx.auth_ids, body.acl)
         parent = self._changing(parent_path, ctx.zxid)
@@ -366,7 +366,7 @@ class Prep:
     def _prep_delete(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         self._check_session(ctx)
         path: str = body.path
-        parent = self._changing(_parent_for_write(path), ctx.zxid)
+        parent = self._changing(_parent_for_delete(path), ctx.zxid)
         _acl.check_acl(parent.acl, Perms.DELETE, ctx.auth_ids, path)
         node = self._existing(path)
         next_version(node.version, body.version, path)
@@ -377,7 +377,7 @@ class Prep:
 
     def _prep_delete_container(self, opcode: int, body: Any, ctx: _Ctx) -> JuteRecord:
         path: str = body.path
-        parent_path = _parent_for_write(path)
+        parent_path = _parent_for_delete(path)
         node = self._existing(path)
         if node.child_count > 0:
             raise NotEmptyError(f"container {path!r} has {node.child_count} children", path)
@@ -465,14 +465,24 @@ class Prep:
         return CloseSessionTxn(tuple(sorted(owned))) if listed <= self.close_listed_bytes_max else None
 
 
-def _parent_for_write(path: str) -> str:
-    """The parent of a path to create or delete, checked only as far as ZooKeeper checks it
-    before looking the parent up (so '/a/b/' with no '/a/b' is NoNode, as there)."""
-    if not isinstance(path, str) or "\0" in path or not path.startswith("/") or path == "/":
-        raise BadArgumentsError(f"cannot create or delete at {path!r}: not an absolute non-root path", None)
+def _parent_for_create(path: str) -> str:
+    """The parent of a path to create, checked only as far as ZooKeeper checks it before looking
+    the parent up (so '/a/b/' with no '/a/b' is NoNode, as there). The root is its own parent:
+    creating it, like creating one of ZooKeeper's own nodes, is NodeExists, and a sequential
+    create of '/' names a child of the root (all as ZooKeeper 3.8 answers them)."""
+    if not isinstance(path, str) or "\0" in path or not path.startswith("/"):
+        raise BadArgumentsError(f"cannot create at {path!r}: not an absolute path", None)
+    return path[: path.rfind("/")] or "/"
+
+
+def _parent_for_delete(path: str) -> str:
+    """The parent of a path to delete, checked as _parent_for_create checks it; the root and
+    ZooKeeper's own nodes cannot be deleted (BadArguments, as there)."""
+    if path == "/":
+        raise BadArgumentsError("cannot delete the root", None)
     if path in SPECIAL_PATHS:
         raise BadArgumentsError(f"{path!r} is a system node and cannot be created or deleted", path)
-    return path[: path.rfind("/")] or "/"
+    return _parent_for_create(path)
 
 
 _PREP: dict[int, Callable[[Prep, int, Any, _Ctx], JuteRecord | None]] = {  # None: a listless close

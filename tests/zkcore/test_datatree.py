@@ -155,7 +155,7 @@ def test_writes_need_a_live_session() -> None:
             Code.INVALID_ACL,
         ),
         (rec.OpCode.CREATE_TTL, rec.CreateTTLRequest("/f", b"", OPEN, 5, -4), Code.BAD_ARGUMENTS),
-        (rec.OpCode.CREATE, rec.CreateRequest("/zookeeper", b"", OPEN, 0), Code.BAD_ARGUMENTS),
+        (rec.OpCode.CREATE, rec.CreateRequest("/zookeeper", b"", OPEN, 0), Code.NODE_EXISTS),  # as ZooKeeper
         (rec.OpCode.DELETE, rec.DeleteRequest("/zookeeper/quota", -1), Code.BAD_ARGUMENTS),
         (rec.OpCode.DELETE, rec.DeleteRequest("/", -1), Code.BAD_ARGUMENTS),
         (rec.OpCode.SET_DATA, rec.SetDataRequest("nope", b"", -1), Code.BAD_ARGUMENTS),

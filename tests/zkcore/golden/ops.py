@@ -84,6 +84,18 @@ OPS: list[dict[str, Any]] = [
     {"op": "children2", "path": "/"},
     {"op": "delete", "path": "/box/item", "version": -1},
     {"op": "exists", "path": "/box"},
+    # The root and ZooKeeper's own nodes exist: creating one is NodeExists (its parent is looked
+    # up as for any path, the root's being the root), deleting one is BadArguments; a sequential
+    # create of "/" names a child of the root by the root's counter.
+    c("/"),
+    c("/zookeeper"),
+    c("/zookeeper/quota"),
+    c("/zookeeper/config"),
+    c("/", flags=2),
+    {"op": "delete", "path": "/", "version": -1},
+    {"op": "delete", "path": "/zookeeper", "version": -1},
+    {"op": "delete", "path": "/zookeeper/config", "version": -1},
+    {"op": "children2", "path": "/"},
 ]
 
 READS = {"exists": rec.OpCode.EXISTS, "get": rec.OpCode.GET_DATA, "children2": rec.OpCode.GET_CHILDREN2}
