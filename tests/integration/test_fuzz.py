@@ -718,7 +718,7 @@ def test_oversized_data_and_frames(
 BAD_PATHS = [
     *[(op, p, Code.BAD_ARGUMENTS) for op in ("create", "delete", "setData") for p in ("", "a", "/\x00", "/fz/\x00")],
     *[(op, p, Code.NO_NODE) for op in ("getData", "exists", "getChildren") for p in ("", "a", "/a/", "/a//b", "/\x00")],
-    ("create", "/", Code.BAD_ARGUMENTS), ("create", "/fz/", Code.BAD_ARGUMENTS), ("create", "/.", Code.BAD_ARGUMENTS),
+    ("create", "/", Code.NODE_EXISTS), ("create", "/fz/", Code.BAD_ARGUMENTS), ("create", "/.", Code.BAD_ARGUMENTS),
     ("create", "/fz/..", Code.BAD_ARGUMENTS), ("create", "/fz/a\x01", Code.BAD_ARGUMENTS),
     ("create", "/fz/\ufff0", Code.BAD_ARGUMENTS), ("create", "//", Code.BAD_ARGUMENTS),
     ("create", "/a/", Code.NO_NODE), ("create", "/a//b", Code.NO_NODE), ("create", "/fz//b", Code.NO_NODE),
@@ -726,7 +726,7 @@ BAD_PATHS = [
     ("setData", "/a//b", Code.BAD_ARGUMENTS), ("setData", "/fz/", Code.BAD_ARGUMENTS),
     ("delete", "/", Code.BAD_ARGUMENTS), ("delete", "/zookeeper", Code.BAD_ARGUMENTS),
     ("delete", "/zookeeper/quota", Code.BAD_ARGUMENTS), ("delete", "/a/", Code.NO_NODE),
-    ("create", "/zookeeper", Code.BAD_ARGUMENTS), ("create", "/zookeeper/config", Code.BAD_ARGUMENTS),
+    ("create", "/zookeeper", Code.NODE_EXISTS), ("create", "/zookeeper/config", Code.NODE_EXISTS),  # as there
     ("setData", "/zookeeper/config", Code.NO_AUTH), ("create", "/zookeeper/config/x", Code.NO_AUTH),
     ("create", "/zookeeper/x", Code.OK), ("delete", "/zookeeper/x", Code.OK),  # ZooKeeper allows these
     ("create2-sequential", "/fz/", Code.OK),  # "/fz/0000000042": the name is all sequence number
