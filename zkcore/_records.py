@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from zkcore import limits
 from zkcore._errors import Code, RemoteError
@@ -141,55 +143,68 @@ class ACL(JuteRecord):
 
 
 _BE_INT = struct.Struct(">i")
-_ACL_VECTORS: dict[bytes, tuple[ACL, ...]] = {}
-_ACL_VECTORS_MAX = 4096
-_ACL_VECTOR_CACHED_BYTES_MAX = 4096  # a list of up to ~100 digest entries (acl_entries_max is 64)
-_ACL_VECTORS_BYTES_MAX = 4 * 1024 * 1024  # what the cache may hold in all: it never pins much
-_acl_cached_bytes = 0
-_last_acl_vector: tuple[bytes, tuple[ACL, ...]] | None = None  # the span and ACLs of the last hit
 
 
-def _read_acl_vector(buf: bytes, start: int, end: int) -> tuple[tuple[ACL, ...], int]:
-    """A vector of ACLs, shared by encoding: nearly every node carries one of a few ACL lists,
-    so finding the span and looking it up beats decoding it again (and the one read last,
-    most often the same, is taken without finding the span)."""
-    global _last_acl_vector
-    last = _last_acl_vector
-    if last is not None and buf.startswith(last[0], start, end):
-        return last[1], start + len(last[0])
-    pos = start + 4
-    if pos <= end:
-        count = _BE_INT.unpack_from(buf, start)[0]
-        for _ in range(count if 0 < count <= limits.acl_entries_max else 0):
-            pos += 4  # perms
-            for _field in (0, 1):  # scheme, id
-                if pos + 4 > end:
-                    break
-                pos += 4 + max(0, _BE_INT.unpack_from(buf, pos)[0])
-        if 0 < count <= limits.acl_entries_max and pos <= end:
-            span = buf[start:pos]
-            cached = _ACL_VECTORS.get(span)
-            if cached is not None:
-                _last_acl_vector = span, cached
-                return cached, pos
-    r = Reader(buf, start, end)
-    count = r.vector_length()
-    if count > limits.acl_entries_max:
-        raise RemoteError(f"an ACL of {count} entries is over acl_entries_max={limits.acl_entries_max}")
-    acl = tuple(ACL.read(r) for _ in range(count))
-    size = r.pos - start
-    global _acl_cached_bytes
-    if (
-        len(_ACL_VECTORS) < _ACL_VECTORS_MAX
-        and size <= _ACL_VECTOR_CACHED_BYTES_MAX
-        and _acl_cached_bytes + size <= _ACL_VECTORS_BYTES_MAX
-    ):
-        _ACL_VECTORS[buf[start : r.pos]] = acl
-        _acl_cached_bytes += size
-    return acl, r.pos
+_VECTORS_MAX = 4096  # distinct vectors a cache holds
+_VECTOR_CACHED_BYTES_MAX = 4096  # an ACL of up to ~100 digest entries (acl_entries_max is 64)
+_VECTORS_BYTES_MAX = 4 * 1024 * 1024  # what a cache may hold in all: it never pins much
 
 
-VECTOR_READERS[ACL] = _read_acl_vector
+def _cached_vectors(
+    kind: type[JuteRecord], ints: int, entries_max: int, what: str
+) -> Callable[[bytes, int, int], tuple[tuple[Any, ...], int]]:
+    """A reader of vectors of `kind` that decodes each distinct span of bytes once: nearly every
+    node carries one of a few ACL lists, and a follower's clients forward their writes with one
+    of a few identity lists, so finding a vector's span and looking it up beats decoding it again
+    (and the one read last, most often the same, is taken without finding the span). Each entry
+    is `ints` ints, then two ustrings; at most `entries_max` of them (else RemoteError)."""
+    vectors: dict[bytes, tuple[Any, ...]] = {}
+    skip = 4 * ints
+    cached_bytes = 0
+    last: tuple[bytes, tuple[Any, ...]] | None = None  # the span and vector of the last hit
+
+    def read(buf: bytes, start: int, end: int) -> tuple[tuple[Any, ...], int]:
+        nonlocal last, cached_bytes
+        if last is not None and buf.startswith(last[0], start, end):
+            return last[1], start + len(last[0])
+        pos = start + 4
+        if pos <= end:
+            count = _BE_INT.unpack_from(buf, start)[0]
+            if count == 0:  # an empty list: no identity (or an ACL about to be refused)
+                return (), pos
+            for _ in range(count if 0 < count <= entries_max else 0):
+                pos += skip
+                for _field in (0, 1):  # two ustrings
+                    if pos + 4 > end:
+                        break
+                    pos += 4 + max(0, _BE_INT.unpack_from(buf, pos)[0])
+            if 0 < count <= entries_max and pos <= end:
+                span = buf[start:pos]
+                cached = vectors.get(span)
+                if cached is not None:
+                    last = span, cached
+                    return cached, pos
+        r = Reader(buf, start, end)
+        count = r.vector_length()
+        if count > entries_max:
+            raise RemoteError(f"{what} of {count} entries is over its limit of {entries_max}")
+        vector = tuple(kind.read(r) for _ in range(count))
+        size = r.pos - start
+        if (
+            len(vectors) < _VECTORS_MAX
+            and size <= _VECTOR_CACHED_BYTES_MAX
+            and cached_bytes + size <= _VECTORS_BYTES_MAX
+        ):
+            vectors[buf[start : r.pos]] = vector
+            cached_bytes += size
+        return vector, r.pos
+
+    return read
+
+
+VECTOR_READERS[ACL] = _cached_vectors(ACL, 1, limits.acl_entries_max, "an ACL (acl_entries_max)")
+# A follower's forwarded writes carry their session's identities (its ip, then digests).
+VECTOR_READERS[Id] = _cached_vectors(Id, 0, limits.auth_ids_max, "a list of identities (auth_ids_max)")
 
 
 @record

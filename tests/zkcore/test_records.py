@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from tests.jute_reference import outcome, read_record
 from tests.mutations import mutated
-from zkcore import RemoteError
+from zkcore import RemoteError, limits
 from zkcore import _records as rec
 from zkcore._jute import JuteRecord, Reader, _Prim, _Vec
-from zkcore._requests import encode_reply
+from zkcore._requests import ForwardedRequest, encode_reply
 
 RECORDS = sorted(
     (
@@ -314,3 +314,19 @@ def test_acl_vectors_decode_alike_whichever_was_read_last() -> None:
     acl_at = 4 + 2 + 4 + 1  # after the path and the data
     with pytest.raises(RemoteError):
         rec.CreateRequest.decode(body[: acl_at + 10])  # cut inside the ACL the last decode read
+
+
+def test_identity_lists_of_forwarded_writes_decode_alike_whichever_was_read_last() -> None:
+    """A follower's forwarded writes carry their session's identities (its ip, then digests),
+    looked up like ACL vectors: each list decodes as the jute reference does, the one read last
+    does not stand in for one that merely starts like it, and a list longer than a session
+    can hold (auth_ids_max) is refused."""
+    ip = rec.Id("ip", "10.1.2.3")
+    lists = [(ip,), (), (ip, rec.Id("digest", "alice:x")), (rec.Id("ip", "10.1.2.30"),), (ip,)]
+    for ids in lists * 2:
+        body = ForwardedRequest(7, 1, rec.OpCode.SET_DATA, ids, b"body").encode()
+        assert ForwardedRequest.decode(body).auth_ids == ids
+        assert outcome(ForwardedRequest.decode, body) == outcome(_plain_decode(ForwardedRequest), body)
+    too_many = tuple(rec.Id("digest", f"u{i}:x") for i in range(limits.auth_ids_max + 1))
+    with pytest.raises(RemoteError, match="auth_ids_max"):
+        ForwardedRequest.decode(ForwardedRequest(7, 1, rec.OpCode.SET_DATA, too_many, b"body").encode())
