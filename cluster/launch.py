@@ -118,8 +118,9 @@ def prepare(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
             if args.base_port is not None:
                 check_base_port(path, conf, args.base_port)
         else:
-            base_port = config.BASE_PORT_DEFAULT if args.base_port is None else args.base_port
-            conf = config.local_ensemble(data_dir, args.nodes, args.observers, args.transport, base_port)
+            conf = config.local_ensemble(
+                data_dir, args.nodes, args.observers, args.transport, base_port(args)
+            )
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)
                 conf.write(path)
@@ -133,19 +134,24 @@ def prepare(args: argparse.Namespace) -> tuple[Path, config.EnsembleConfig]:
     return path, conf
 
 
-def check_base_port(path: Path, conf: config.EnsembleConfig, base_port: int) -> None:
+def base_port(args: argparse.Namespace) -> int:
+    """A new ensemble's first port: --base-port, or ZooKeeper's client port."""
+    return config.BASE_PORT_DEFAULT if args.base_port is None else args.base_port
+
+
+def check_base_port(path: Path, conf: config.EnsembleConfig, base: int) -> None:
     """--base-port given for an ensemble whose config exists: its config decides its ports, so a
     different base (as a person retries after "Address already in use") would be ignored."""
     first = conf.servers[min(conf.servers)]
     transport = first.peer.split("://", 1)[0]
     if transport not in config.TRANSPORTS:
         return  # not a local ensemble's layout: its ports are its own
-    wanted = config.local_ensemble(conf.data_dir, len(conf.voters), len(conf.observers), transport, base_port)
+    wanted = config.local_ensemble(conf.data_dir, len(conf.voters), len(conf.observers), transport, base)
     if [(s.zk, s.admin, s.client, s.peer) for s in wanted.servers.values()] != [
         (s.zk, s.admin, s.client, s.peer) for s in conf.servers.values()
     ]:
         raise LocalError(
-            f"--base-port {base_port}: {path} already sets this ensemble's ports (ZooKeeper clients on "
+            f"--base-port {base}: {path} already sets this ensemble's ports (ZooKeeper clients on "
             f"{conf.zk_connect_string()}), and its config decides them. For a new ensemble on other "
             f"ports use another --data-dir (or remove {conf.data_dir}); to move this one, edit the "
             f"server lines of {path}"
@@ -233,7 +239,11 @@ def status_table(path: Path, conf: config.EnsembleConfig, cpu_sample_s: float = 
         for sid, row in zip(sorted(conf.servers), rows, strict=True)
         if row[1] in ("dead", "starting") and deaths.get(sid)
     ]
-    why = "\n\nwhy down (restarted with backoff):\n" + "\n".join(node_reasons(conf, down, {})) if down else ""
+    why = (
+        "\n\nwhy down (restarted with backoff):\n" + "\n".join(node_reasons(conf, down, {}, deaths))
+        if down
+        else ""
+    )
     return f"ensemble {conf.data_dir}\nconnect: {conf.connect_string()}\n{zk_line(conf)}\n" + table + why
 
 
@@ -247,10 +257,16 @@ def supervisor_deaths(conf: config.EnsembleConfig) -> dict[int, list[str]]:
     return {int(sid): list(node.get("deaths") or []) for sid, node in state.items()}
 
 
-def node_reasons(conf: config.EnsembleConfig, ids: list[int], offsets: dict[int, int]) -> list[str]:
+def node_reasons(
+    conf: config.EnsembleConfig,
+    ids: list[int],
+    offsets: dict[int, int],
+    deaths: dict[int, list[str]] | None = None,
+) -> list[str]:
     """Why each of these nodes does not serve: how often it died and how, and its last error
     logged (else its last line: what a killed or still starting node last did)."""
-    deaths = supervisor_deaths(conf)
+    if deaths is None:  # the caller's, when it read them already
+        deaths = supervisor_deaths(conf)
     lines = []
     for sid in ids:
         died = deaths.get(sid, [])
@@ -567,7 +583,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--nodes {args.nodes}: need 1..255 voting servers")
         if not 0 <= args.observers <= 255 - args.nodes:
             p.error(f"--observers {args.observers}: need 0..{255 - args.nodes} (at most 255 servers in all)")
-        base = config.BASE_PORT_DEFAULT if args.base_port is None else args.base_port
+        base = base_port(args)
         if not (1 <= base and base + config.ADMIN_PORT_OFFSET + args.nodes + args.observers <= 65536):
             p.error(f"--base-port {base}: the ports go from base to base+{config.ADMIN_PORT_OFFSET}+N-1 "
                     "(the AdminServers'), all 1..65535")  # fmt: skip

@@ -21,6 +21,7 @@ from zkcore._records import (
     OpCode,
     PathWatchRequest,
     Perms,
+    RequestHeader,
     SetDataRequest,
     WhoAmIResponse,
 )
@@ -60,21 +61,13 @@ def _open(net: Servers, server: Server, conn: str, address: str | None) -> None:
 
 def _ask(net: Servers, server: Server, conn: str, xid: int, opcode: int, body: object) -> tuple[int, object]:
     """One request; its error code and reply reader."""
-    payload = b"" if body is None else body.encode()  # type: ignore[attr-defined]
-    server.receive(conn, request(xid, opcode, _Raw(payload)), "192.0.2.99")  # ignored: not the first
+    frame = RequestHeader(xid, opcode).encode() if body is None else request(xid, opcode, body)
+    server.receive(conn, frame, "192.0.2.99")  # ignored: not the first
     net.pump()
     (frame,) = net.frames(conn)
     header, r = reply(frame)
     assert header.xid == xid
     return header.err, r
-
-
-class _Raw:
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
-
-    def encode(self) -> bytes:
-        return self.payload
 
 
 def _who(net: Servers, server: Server, conn: str, xid: int) -> list[tuple[str, str]]:
