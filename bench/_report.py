@@ -96,6 +96,28 @@ def unloaded_table(ensembles: dict[str, Any], tablefmt: str = "simple") -> str:
                     tablefmt=tablefmt)  # fmt: skip
 
 
+def turns_table(turns: dict[str, Any], tablefmt: str = "simple") -> str:
+    """The unloaded ops with both services up, taking turns: each service's medians over its
+    chunks, then zkpy's p50s over ZooKeeper's (the median of the chunks' own ratios)."""
+    if "figures" not in turns:
+        return f"one request in flight, services in turns: {turns.get('error', 'no figures')}"
+    rows = []
+    for service, f in turns["figures"].items():
+        rows.append([f"{service}, median of {turns['chunks']} chunks of {turns['chunk_ops']}",
+                     f"{f['create_p50_us'] / 1000:.3f}", f"{f['get_p50_us'] / 1000:.3f}",
+                     f"{f['create_p99_us'] / 1000:.3f}", f"{f['get_p99_us'] / 1000:.3f}",
+                     _cpu(f["create_cpu_us_per_op"]), _cpu(f["get_cpu_us_per_op"])])  # fmt: skip
+    ratio = turns.get("ratio_to_zookeeper")
+    if ratio:
+        rows.append([f"zkpy / ZooKeeper, median of {turns['pairs']} chunks' ratios",
+                     f"{ratio['create']:.2f}x" if "create" in ratio else "-",
+                     f"{ratio['get']:.2f}x" if "get" in ratio else "-", "", "", "", ""])  # fmt: skip
+    return tabulate(rows, headers=["one request in flight via a follower, services in turns", "create p50 ms",
+                                   "getData p50 ms", "create p99 ms", "getData p99 ms", "server CPU-µs/create",
+                                   "server CPU-µs/getData"], disable_numparse=True,
+                    tablefmt=tablefmt)  # fmt: skip
+
+
 def _cpu(us: float | None) -> str:
     return "-" if us is None else f"{us:.0f}"
 
@@ -197,6 +219,8 @@ def show(results: dict[str, Any], tablefmt: str = "simple") -> str:
     unloaded = unloaded_table(results["ensembles"], tablefmt)
     if unloaded:
         parts.append(unloaded)
+    if "unloaded_in_turns" in results:
+        parts.append(turns_table(results["unloaded_in_turns"], tablefmt))
     parts.append("\n".join(f"- {n}" for n in notes(results)))
     return "\n\n".join(parts)
 

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,7 @@ def run_ensemble(kind: str, voters: int, observers: int, opts: Options, binary: 
                 time.monotonic() - started
             )
         extra["warmup_ops_s"] = warm_up(service, name, binary, opts, gen_cores, ticker)
-        if voters == 3 and observers == 0 and opts.unloaded_ops:
+        if voters == 3 and observers == 0 and opts.unloaded_ops and not takes_turns(opts):
             ticker.step = f"{service.name} {name}: one request in flight"
             extra["unloaded"] = unloaded(service, binary, opts)
         for read_pct in opts.read_pcts:
@@ -243,6 +243,79 @@ def unloaded(service: Service, binary: Path, opts: Options) -> dict[str, Any]:
     found["get"]["server_cpu_us_per_op"] = (cpu["done"] - cpu["reads"]) * 1e6 / ops
     found["idle_sessions"] = opts.idle_sessions
     return found
+
+
+def takes_turns(opts: Options) -> bool:
+    """Whether the unloaded ops at 3 servers are measured with both services up at once, taking
+    turns (unloaded_in_turns), rather than each in its own ensemble's runs."""
+    return len(opts.services) > 1 and (3, 0) in opts.ensembles and opts.unloaded_ops > 0
+
+
+# The unloaded ops in turns go in chunks of at least this many ops; unloaded_ops a round, in
+# about TURNS_A_ROUND chunks, for each service.
+TURN_OPS_MIN = 50
+TURNS_A_ROUND = 10
+
+
+def unloaded_in_turns(opts: Options, binary: Path, tmp: Path, ticker: Ticker) -> dict[str, Any]:
+    """The unloaded ops through a follower of each service's 3 servers, both ensembles up at once
+    and taking turns, a chunk of ops each (which one first alternating): one request in flight
+    is a latency of wake-ups and disks on this machine, and it drifts by more between minutes
+    than the two services differ. Paired chunk by chunk, the drift cancels out; each service's
+    figures are the medians of its chunks', and each ratio the median of the chunks' own.
+    Both ensembles are warmed up first (opts.jit_warmup_s each, one at a time)."""
+    chunk = max(TURN_OPS_MIN, opts.unloaded_ops // TURNS_A_ROUND)
+    chunks = max(2, round(opts.unloaded_ops * opts.rounds / chunk))
+    services: dict[str, Service] = {}
+    found: dict[str, Any] = {"chunk_ops": chunk, "chunks": chunks, "turns": [], "warmup_ops_s": {}}
+    try:
+        for kind in opts.services:
+            ticker.step = f"starting {kind} (3 servers) for the unloaded ops in turns"
+            service = services[kind] = SERVICES[kind](tmp / f"{kind}-3-turns", 3, 0)
+            _loadgen.setup(binary, service.hosts[0], opts.znodes)
+            service.wait_replicated(opts.znodes)
+            found["warmup_ops_s"][kind] = warm_up(service, "3", binary, opts, None, ticker)
+        each = replace(opts, unloaded_ops=chunk)
+        for i in range(chunks):
+            for kind in opts.services if i % 2 == 0 else opts.services[::-1]:
+                ticker.step = f"one request in flight, services in turns: chunk {i + 1}/{chunks}, {kind}"
+                found["turns"].append({"chunk": i, "service": kind, **unloaded(services[kind], binary, each)})
+    finally:
+        for service in services.values():
+            service.stop()
+    found |= pair_turns(found["turns"])
+    return found
+
+
+def pair_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each service's medians over its chunks (p50 and p99 of create and getData; CPU per op
+    over all of them) and zkpy's p50s over ZooKeeper's: the median of each chunk's ratio."""
+    by: dict[str, dict[int, dict[str, Any]]] = {}
+    for turn in turns:
+        by.setdefault(turn["service"], {})[turn["chunk"]] = turn
+    figures: dict[str, dict[str, float]] = {}
+    for service, chunks in by.items():
+        got = list(chunks.values())
+        figures[service] = {
+            f"{kind}_{q}_us": statistics.median(t[kind][f"{q}_us"] for t in got)
+            for kind in ("create", "get")
+            for q in ("p50", "p99")
+        } | {
+            f"{kind}_cpu_us_per_op": sum(t[kind]["server_cpu_us_per_op"] * t[kind]["ops"] for t in got)
+            / max(1, sum(t[kind]["ops"] for t in got))
+            for kind in ("create", "get")
+        }
+    out: dict[str, Any] = {"figures": figures}
+    ours, zk = by.get("zkpy", {}), by.get("zookeeper", {})
+    both = sorted(set(ours) & set(zk))
+    if both:
+        out["ratio_to_zookeeper"] = {
+            kind: statistics.median(ours[i][kind]["p50_us"] / zk[i][kind]["p50_us"] for i in both)
+            for kind in ("create", "get")
+            if all(zk[i][kind]["p50_us"] for i in both)
+        }
+        out["pairs"] = len(both)
+    return out
 
 
 WARMUP_SLICE_S = 5.0
@@ -352,9 +425,26 @@ def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
                         row["round"] = rnd
                 rows += got
                 found[key] = extra
+        turns: dict[str, Any] = {}
+        if takes_turns(opts):
+            try:
+                turns = unloaded_in_turns(opts, binary, tmp, ticker)
+            except (
+                _loadgen.LoadGenError,
+                AssertionError,
+                RuntimeError,
+                OSError,
+                subprocess.SubprocessError,
+            ) as e:
+                turns = {"error": f"{type(e).__name__}: {e}"}
+                ticker.say(f"  unloaded ops in turns: FAILED: {e}")
     finally:
         ticker.close()
     add_ratios(rows)
-    if opts.rounds > 1:
-        return {"runs": over_rounds(rows), "round_runs": rows, "ensembles": found}
-    return {"runs": rows, "ensembles": found}
+    out: dict[str, Any] = (
+        {"runs": over_rounds(rows), "round_runs": rows} if opts.rounds > 1 else {"runs": rows}
+    )
+    out["ensembles"] = found
+    if turns:
+        out["unloaded_in_turns"] = turns
+    return out

@@ -73,10 +73,19 @@ def test_the_harness_against_both_services_on_three_servers(tmp_path: Path) -> N
     ours = [r for r in results["runs"] if r["service"] == "zkpy"]
     assert {r["service"] for r in results["runs"]} == {"zookeeper", "zkpy"}
     assert all(set(r["ratio_to_zookeeper"]) >= {"ops_s", "p99_ms", "server_cpu_us_per_op"} for r in ours)
-    for key in ("zookeeper 3", "zkpy 3"):
-        unloaded = results["ensembles"][key]["unloaded"]
-        assert unloaded["create"]["ops"] == unloaded["get"]["ops"] == 100, unloaded
-        assert unloaded["create"]["server_cpu_us_per_op"] > 0, unloaded
+    # The unloaded ops with both ensembles up, in turns: 2 chunks of 50 ops for each service.
+    turns = results["unloaded_in_turns"]
+    assert (turns["chunk_ops"], turns["chunks"], turns["pairs"]) == (50, 2, 2), turns
+    assert [(t["chunk"], t["service"]) for t in turns["turns"]] == [
+        (0, "zookeeper"),
+        (0, "zkpy"),
+        (1, "zkpy"),
+        (1, "zookeeper"),
+    ]
+    assert all(t["create"]["ops"] == t["get"]["ops"] == 50 for t in turns["turns"]), turns
+    assert all(f["create_p50_us"] > 0 and f["create_cpu_us_per_op"] > 0 for f in turns["figures"].values())
+    assert set(turns["ratio_to_zookeeper"]) == {"create", "get"}
+    assert not any("unloaded" in extra for extra in results["ensembles"].values())
     reads_only = next(r for r in ours if r["read_pct"] == 100)
     idle_rate = results["ensembles"]["zkpy 3"]["leader_idle_msgs_s"]
     beyond = reads_only["leader_msgs_per_op"] - idle_rate / reads_only["ops_s"]
@@ -139,6 +148,47 @@ def test_the_unloaded_table_pairs_each_round_with_zookeeper_and_gives_medians() 
     assert row["zkpy 3, median of 3 rounds"][:2] == ["1.500 (1.50x)", "0.100 (0.50x)"], row
     assert row["zkpy 3, median of 3 rounds"][4:] == ["650", "162"], row
     assert any(line.startswith("zookeeper 3, median of 3 rounds") for line in lines)
+
+
+def test_turns_pair_chunk_by_chunk() -> None:
+    """Each service's figures are the medians of its chunks' (CPU per op over all its ops), and
+    each ratio the median of the chunks' own ratios, not the ratio of the medians."""
+
+    def turn(chunk: int, service: str, create_us: float, get_us: float, cpu: float) -> dict[str, Any]:
+        return {"chunk": chunk, "service": service,
+                "create": {"p50_us": create_us, "p99_us": 3 * create_us, "server_cpu_us_per_op": cpu, "ops": 100},
+                "get": {"p50_us": get_us, "p99_us": 2 * get_us, "server_cpu_us_per_op": cpu / 10, "ops": 100}}  # fmt: skip
+
+    turns = [turn(0, "zookeeper", 1000, 400, 2000), turn(0, "zkpy", 900, 200, 1500),
+             turn(1, "zkpy", 1300, 200, 1700), turn(1, "zookeeper", 1200, 400, 2200),
+             turn(2, "zookeeper", 2000, 400, 2400), turn(2, "zkpy", 1500, 100, 1900)]  # fmt: skip
+    paired = _suite.pair_turns(turns)
+    ours, zk = paired["figures"]["zkpy"], paired["figures"]["zookeeper"]
+    assert (ours["create_p50_us"], ours["create_p99_us"], ours["get_p50_us"]) == (1300, 3900, 200)
+    assert zk["create_p50_us"] == 1200 and zk["get_p99_us"] == 800
+    assert ours["create_cpu_us_per_op"] == pytest.approx(1700) and zk["get_cpu_us_per_op"] == pytest.approx(
+        220
+    )
+    # Chunk ratios 0.9, 1.083 and 0.75: their median, where the medians' ratio would say 1.083.
+    assert paired["ratio_to_zookeeper"]["create"] == pytest.approx(0.9)
+    assert paired["ratio_to_zookeeper"]["get"] == pytest.approx(0.5) and paired["pairs"] == 3
+    lines = _report.turns_table({"chunks": 3, "chunk_ops": 100, **paired}).splitlines()
+    row = {cells[0]: cells[1:] for cells in (re.split(r"\s{2,}", line.strip()) for line in lines[2:])}
+    assert row["zkpy, median of 3 chunks of 100"] == ["1.300", "0.200", "3.900", "0.400", "1700", "170"], row
+    assert row["zkpy / ZooKeeper, median of 3 chunks' ratios"] == ["0.90x", "0.50x"], row
+    alone = _suite.pair_turns([t for t in turns if t["service"] == "zkpy"])
+    assert "ratio_to_zookeeper" not in alone and alone["figures"]["zkpy"]["create_p50_us"] == 1300
+    assert "OSError: no java" in _report.turns_table({"error": "OSError: no java"})
+
+
+def test_only_both_services_with_three_servers_take_turns() -> None:
+    def opts(services: list[str], ensembles: list[tuple[int, int]], ops: int = 500) -> _suite.Options:
+        return _suite.Options(ensembles, [100], services, unloaded_ops=ops)
+
+    assert _suite.takes_turns(opts(["zookeeper", "zkpy"], [(1, 0), (3, 0)]))
+    assert not _suite.takes_turns(opts(["zkpy"], [(3, 0)]))
+    assert not _suite.takes_turns(opts(["zookeeper", "zkpy"], [(3, 2), (5, 0)]))
+    assert not _suite.takes_turns(opts(["zookeeper", "zkpy"], [(3, 0)], ops=0))
 
 
 # --- the pieces, as tables ------------------------------------------------------------------------
