@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import re
 from collections.abc import Sequence
 
 from zkcore import limits
@@ -15,6 +16,7 @@ from zkcore._records import ACL, ClientInfo, Id, Perms
 
 SCHEMES = ("world", "auth", "digest", "ip", "super")
 _ALL = int(Perms.ALL)
+_DIGEST_HASH = re.compile(":.*")  # from a digest id's first colon to the end of its line
 
 
 def digest_id(user: str, password: str) -> str:
@@ -140,6 +142,18 @@ def allows(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id]) -> bool:
 def check_acl(acl: Sequence[ACL], perm: int, auth_ids: Sequence[Id], path: str) -> None:
     if not allows(acl, perm, auth_ids):
         raise NoAuthError(f"not authorised for {Perms(perm).name} on {path!r}", path)
+
+
+def without_digest_hashes(acl: tuple[ACL, ...]) -> tuple[ACL, ...]:
+    """`acl` with each digest id's hash replaced by `x` (`bob:x`): what getACL shows a caller
+    without ADMIN on the node, so that a world-readable node does not hand out the hash to
+    guess passwords against. An id without a colon stays as it is."""
+    return tuple(
+        ACL(entry.perms, Id("digest", _DIGEST_HASH.sub(":x", entry.id.id)))
+        if entry.id.scheme == "digest"
+        else entry
+        for entry in acl
+    )
 
 
 def world_readable(acl: Sequence[ACL]) -> bool:

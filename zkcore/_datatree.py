@@ -498,9 +498,15 @@ class DataTree:
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
         return self.child_names(path, node), node.stat()
 
-    def get_acl(self, path: str) -> tuple[tuple[ACL, ...], Stat]:
+    def get_acl(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[tuple[ACL, ...], Stat]:
+        """A node's ACL, for a caller who may READ or ADMIN it; without ADMIN, each digest
+        entry's password hash hidden (`user:x`), as ZooKeeper's getACL has it since 3.6."""
         node = self.node(path)
-        return node.acl, node.stat()
+        acl = node.acl
+        _acl.check_acl(acl, Perms.READ | Perms.ADMIN, auth_ids, path)
+        if not _acl.allows(acl, Perms.ADMIN, auth_ids):
+            acl = _acl.without_digest_hashes(acl)
+        return acl, node.stat()
 
     def all_children_number(self, path: str, auth_ids: Sequence[Id] = ()) -> int:
         """Descendants of `path`, not counting itself (getAllChildrenNumber)."""

@@ -208,7 +208,7 @@ def _read(
             return GetChildrenResponse(tuple(children))
         return GetChildren2Response(tuple(children), stat)
     if opcode == OpCode.GET_ACL:
-        return GetACLResponse(*tree.get_acl(body.path))
+        return GetACLResponse(*tree.get_acl(body.path, auth_ids))
     if opcode == OpCode.GET_ALL_CHILDREN_NUMBER:
         return IntResponse(tree.all_children_number(body.path, auth_ids))
     if opcode == OpCode.GET_EPHEMERALS:

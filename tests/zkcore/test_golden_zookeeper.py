@@ -61,7 +61,10 @@ class Replayer:
             children, stat = self.tree.get_children(body.path, self.auth)
             return {"err": 0, "children": sorted(children), "stat": normal_stat(stat, SESSION)}
         if opcode == rec.OpCode.GET_ACL:
-            acl, stat = self.tree.get_acl(body.path)
+            try:
+                acl, stat = self.tree.get_acl(body.path, self.auth)
+            except KeeperError as e:
+                return {"err": int(e.code)}
             return {
                 "err": 0,
                 "acl": [[a.perms, a.id.scheme, a.id.id] for a in acl],

@@ -21,11 +21,13 @@ from zkcore._records import (
     OPEN_ACL_UNSAFE,
     XID_NOTIFICATION,
     XID_PING,
+    AuthPacket,
     ConnectRequest,
     ConnectResponse,
     CreateRequest,
     CreateTTLRequest,
     DeleteRequest,
+    GetACLResponse,
     GetDataResponse,
     Id,
     OpCode,
@@ -1327,4 +1329,58 @@ def test_reconfig_is_refused_as_zookeeper_refuses_it_and_the_connection_stays() 
         (2, Code.RECONFIG_DISABLED),
         (3, Code.RECONFIG_DISABLED),
         (4, 0),
+    ]
+
+
+def test_get_acl_needs_read_or_admin_and_hides_digest_hashes_without_admin() -> None:
+    """As ZooKeeper's getACL since 3.6: a caller with neither READ nor ADMIN on the node gets
+    NoAuth; one without ADMIN sees each digest id as `user:x`, not the hash a password could
+    be guessed against; one with ADMIN sees the ACL as it was set. zkpy gave anyone all of it."""
+    net = Servers(3)
+    leader = net.settle()
+    follower = next(s for s in net.servers if s != leader)
+    server = net.servers[follower]
+    bob, alice = Id("digest", digest_id("bob", "pw")), Id("digest", digest_id("alice", "pw"))
+    acls = {
+        "/public": (ACL(Perms.ALL, bob), ACL(Perms.READ, Id("world", "anyone"))),
+        "/admin": (ACL(Perms.ALL, bob), ACL(Perms.ADMIN, Id("world", "anyone"))),
+        "/bob": (ACL(Perms.ALL, bob), ACL(Perms.READ, alice)),
+    }
+    assert net.connect(follower, "c") is not None
+    for xid, (path, acl) in enumerate(acls.items(), start=1):
+        server.receive("c", request(xid, OpCode.CREATE, CreateRequest(path, b"", acl, 0)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("c")] == [0, 0, 0]
+
+    def get_acl(conn: str) -> list[tuple[int, list[tuple[int, str]] | None]]:
+        for xid, path in enumerate(acls, start=10):
+            server.receive(conn, request(xid, OpCode.GET_ACL, PathRequest(path)))
+        net.pump()
+        out: list[tuple[int, list[tuple[int, str]] | None]] = []
+        for frame in net.frames(conn):
+            head, r = reply(frame)
+            got = GetACLResponse.read(r).acl if head.err == 0 else None
+            out.append(
+                (head.err, None if got is None else [(int(a.perms), f"{a.id.scheme}:{a.id.id}") for a in got])
+            )
+        return out
+
+    world = get_acl("c")
+    assert world == [
+        (0, [(31, "digest:bob:x"), (1, "world:anyone")]),
+        (0, [(31, f"digest:{bob.id}"), (16, "world:anyone")]),  # ADMIN: shown as set
+        (Code.NO_AUTH, None),
+    ]
+    assert net.connect(follower, "a") is not None
+    server.receive("a", request(-4, OpCode.AUTH, AuthPacket(0, "digest", b"alice:pw")))
+    net.pump()
+    net.frames("a")
+    # READ, no ADMIN: every digest id hidden, alice's own too (ZooKeeper's rule).
+    assert get_acl("a")[2] == (0, [(31, "digest:bob:x"), (1, "digest:alice:x")])
+    assert net.connect(follower, "b") is not None
+    server.receive("b", request(-4, OpCode.AUTH, AuthPacket(0, "digest", b"bob:pw")))
+    net.pump()
+    net.frames("b")
+    assert [acl for _, acl in get_acl("b")] == [
+        [(int(a.perms), f"{a.id.scheme}:{a.id.id}") for a in acl] for acl in acls.values()
     ]

@@ -12,6 +12,7 @@ from zkcore import _acl
 from zkcore import _records as rec
 
 ALICE = rec.Id("digest", _acl.digest_id("alice", "secret"))
+BOB = rec.Id("digest", _acl.digest_id("bob", "other"))
 ACLS = {
     "open": rec.OPEN_ACL_UNSAFE,
     "read": rec.READ_ACL_UNSAFE,
@@ -19,6 +20,9 @@ ACLS = {
     "alice": (rec.ACL(rec.Perms.ALL, ALICE),),
     "alice-read-world": (rec.ACL(rec.Perms.ALL, ALICE), rec.ACL(rec.Perms.READ, rec.Id("world", "anyone"))),
     "bad-scheme": (rec.ACL(rec.Perms.ALL, rec.Id("nosuch", "x")),),
+    "bob-read-world": (rec.ACL(rec.Perms.ALL, BOB), rec.ACL(rec.Perms.READ, rec.Id("world", "anyone"))),
+    "bob-admin-alice": (rec.ACL(rec.Perms.ALL, BOB), rec.ACL(rec.Perms.ADMIN, ALICE)),
+    "bob": (rec.ACL(rec.Perms.ALL, BOB),),
     "empty": (),
 }
 
@@ -96,6 +100,14 @@ OPS: list[dict[str, Any]] = [
     {"op": "delete", "path": "/zookeeper", "version": -1},
     {"op": "delete", "path": "/zookeeper/config", "version": -1},
     {"op": "children2", "path": "/"},
+    # getACL needs READ or ADMIN; without ADMIN, each digest id's hash shows as `x`.
+    c("/bob-public", acl="bob-read-world"),
+    {"op": "getacl", "path": "/bob-public"},
+    c("/bob-admin", acl="bob-admin-alice"),
+    {"op": "getacl", "path": "/bob-admin"},
+    c("/bob-only", acl="bob"),
+    {"op": "getacl", "path": "/bob-only"},
+    {"op": "getacl", "path": "/private"},
 ]
 
 READS = {"exists": rec.OpCode.EXISTS, "get": rec.OpCode.GET_DATA, "children2": rec.OpCode.GET_CHILDREN2}
