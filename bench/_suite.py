@@ -396,6 +396,10 @@ def over_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# What a service that would not start or load raises: reported, and the other runs still go.
+RUN_FAILURES = (_loadgen.LoadGenError, AssertionError, RuntimeError, OSError, subprocess.SubprocessError)
+
+
 def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
     binary = _loadgen.build()
     per_round = sum(len(doors(k, r, opts)) for k in opts.services for r in opts.read_pcts)
@@ -410,13 +414,7 @@ def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
                 where.mkdir(exist_ok=True)
                 try:
                     got, extra = run_ensemble(kind, voters, observers, opts, binary, where, ticker)
-                except (
-                    _loadgen.LoadGenError,
-                    AssertionError,
-                    RuntimeError,
-                    OSError,
-                    subprocess.SubprocessError,
-                ) as e:
+                except RUN_FAILURES as e:
                     # One ensemble that would not start or load is reported; the others still run.
                     got, extra = [], {"error": f"{type(e).__name__}: {e}"}
                     ticker.say(f"  {key} servers: FAILED: {e}")
@@ -429,13 +427,7 @@ def run_all(opts: Options, tmp: Path) -> dict[str, Any]:
         if takes_turns(opts):
             try:
                 turns = unloaded_in_turns(opts, binary, tmp, ticker)
-            except (
-                _loadgen.LoadGenError,
-                AssertionError,
-                RuntimeError,
-                OSError,
-                subprocess.SubprocessError,
-            ) as e:
+            except RUN_FAILURES as e:
                 turns = {"error": f"{type(e).__name__}: {e}"}
                 ticker.say(f"  unloaded ops in turns: FAILED: {e}")
     finally:
