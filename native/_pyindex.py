@@ -392,8 +392,8 @@ class PathIndex:
         if node is None:
             replies.append(_REPLY.pack(_REPLY_HEADER_BYTES, xid, zxid, _ERR_NO_NODE))
             return watch
-        if opcode != _OP_EXISTS and not node.readable:
-            return STATUS_SLOW  # the slow path checks ACLs
+        if not node.readable:
+            return STATUS_SLOW  # the slow path checks ACLs (exists' too)
         body_max = limits.frame_bytes_max - _REPLY_HEADER_BYTES
         if opcode == _OP_GET_DATA:
             data = node.data

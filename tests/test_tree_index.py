@@ -109,7 +109,7 @@ def test_read_batch_answers_like_the_slow_path(impl: Any) -> None:
          frame(5, rec.OpCode.GET_DATA, "/locked"), frame(6, rec.OpCode.EXISTS, "/locked")]
     )  # fmt: skip
     replies, status = tree.index.read_batch(batch, 77)
-    assert list(status) == [0, 1, 0, 0, 2, 0]
+    assert list(status) == [0, 1, 0, 0, 2, 2]  # /locked: the slow path checks READ, exists' too
     r = Reader(replies)
     answers = []
     while r.remaining():
@@ -124,8 +124,7 @@ def test_read_batch_answers_like_the_slow_path(impl: Any) -> None:
         rec.ReplyHeader(3, 77, 0),
         rec.GetChildren2Response(tuple(children), stat_a).encode(),
     )
-    assert answers[3] == (rec.ReplyHeader(4, 77, -101), b"")
-    assert answers[4] == (rec.ReplyHeader(6, 77, 0), rec.StatResponse(tree.node("/locked").stat()).encode())
+    assert answers[3] == (rec.ReplyHeader(4, 77, -101), b"") and len(answers) == 4
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=lambda i: i.name)

@@ -262,6 +262,9 @@ class ApplyResult:
     multi: list[OpResult] | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
     stat_packed: bytes | None = None  # that node's Stat as the index packed it, in a tree with one
+    # The ACLs of the nodes it deleted, by path: whom their events may reach (apply() keeps them;
+    # a replay, which fires no events, does not).
+    deleted_acls: dict[str, tuple[ACL, ...]] | None = None
 
     @property
     def stat(self) -> Stat | None:
@@ -484,9 +487,15 @@ class DataTree:
             raise NoNodeError(f"no node at {path!r}", path)
         return node
 
-    def exists(self, path: str) -> Stat | None:
+    def exists(self, path: str, auth_ids: Sequence[Id] | None = None) -> Stat | None:
+        """The node's Stat, None if there is none. Given the caller's ids, a node it may not
+        READ is NoAuth (ZooKeeper's exists since 3.8.4 and 3.9.2; a missing one stays None)."""
         node = self.nodes.get(path)
-        return None if node is None else node.stat()
+        if node is None:
+            return None
+        if auth_ids is not None:
+            _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
+        return node.stat()
 
     def get_data(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[bytes, Stat]:
         node = self.node(path)
@@ -497,6 +506,15 @@ class DataTree:
         node = self.node(path)
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
         return self.child_names(path, node), node.stat()
+
+    def acl_of(self, path: str) -> tuple[ACL, ...] | None:
+        """The node's ACL, None if there is no node at path (no ACL check: the server's own use)."""
+        index = self._index
+        if index is not None:
+            found = index.stat(path)
+            return None if found is None else self._acl_list[found[1]]
+        node = self.nodes.get(path)
+        return None if node is None else node.acl
 
     def get_acl(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[tuple[ACL, ...], Stat]:
         """A node's ACL, for a caller who may READ or ADMIN it; without ADMIN, each digest
@@ -538,7 +556,7 @@ class DataTree:
         """Apply a txn in zxid order. Txns come from prep, so failures here mean a replayed
         txn that the state already reflects; they are reported, never raised."""
         header = txn.header
-        result = ApplyResult(header.zxid, header.type)
+        result = ApplyResult(header.zxid, header.type, deleted_acls={})
         self._apply_one(header, txn.body, result)
         if header.zxid > self.last_zxid:
             self.last_zxid = header.zxid
@@ -610,6 +628,10 @@ class DataTree:
             result.err = Code.NO_NODE
             return
         index = self._index
+        if result.deleted_acls is not None:
+            acl = self.acl_of(path)
+            if acl is not None:
+                result.deleted_acls[path] = acl
         if index is not None:
             try:
                 reported = index.delete(path, zxid)
@@ -742,7 +764,7 @@ class DataTree:
             return
         for kind, body in subs:
             sub_header = TxnHeader(header.client_id, header.cxid, header.zxid, header.time, kind)
-            sub = ApplyResult(header.zxid, kind)
+            sub = ApplyResult(header.zxid, kind, deleted_acls=result.deleted_acls)
             self._apply_one(sub_header, body, sub)
             assert sub.err == Code.OK, f"multi sub-txn failed on apply: {kind} {body} -> {sub.err}"
             result.events += sub.events

@@ -196,7 +196,7 @@ def _read(
     tree: DataTree, opcode: int, body: Any, auth_ids: tuple[Id, ...], session_id: int
 ) -> JuteRecord | bytes:
     if opcode == OpCode.EXISTS:
-        stat = tree.exists(body.path)
+        stat = tree.exists(body.path, auth_ids)
         if stat is None:
             raise _no_node(body.path)
         return StatResponse(stat)

@@ -807,7 +807,7 @@ static int read_frame(zk_index *idx, const char *body, size_t len, int64_t zxid,
     *status = STATUS_SLOW;
     if (!read_parse(body, len, &req)) return ZK_INDEX_OK;
     const zk_node *node = table_lookup(idx, req.path, req.path_len);
-    if (node && req.opcode != OP_EXISTS && !node->readable) return ZK_INDEX_OK; /* the slow path checks ACLs */
+    if (node && !node->readable) return ZK_INDEX_OK; /* the slow path checks ACLs (exists' too) */
     size_t limit = reply_bytes_max - REPLY_HEADER_BYTES;
     size_t body_len = read_body_bytes(node, req.opcode, limit);
     if (body_len > limit) return ZK_INDEX_OK; /* too big for one frame: the slow path decides */

@@ -127,6 +127,33 @@ def test_kazoo_watches_sync_acls_and_chroot(kazoo: Callable[..., KazooClient]) -
     assert "w" in rooted.get_children("/")
 
 
+def test_kazoo_learns_nothing_of_a_node_it_may_not_read(kazoo: Callable[..., KazooClient]) -> None:
+    """As ZooKeeper 3.8.4 answers: exists of a node the client may not READ is NoAuth, a watch
+    event about such a node is not sent (the watch used up), and getACL shows digest ids as
+    `user:x` to one without ADMIN."""
+    owner, stranger = kazoo(1), kazoo(2)
+    owner.add_auth("digest", "bob:pw")
+    owner.ensure_path("/kz/acl")
+    bob = make_digest_acl("bob", "pw", all=True)
+    owner.create("/kz/acl/secret", b"s", acl=[bob])
+    with pytest.raises(NoAuthError):
+        stranger.exists("/kz/acl/secret")
+    with pytest.raises(NoAuthError):
+        stranger.get_acls("/kz/acl/secret")
+    owner.create("/kz/acl/public", b"p", acl=[bob, make_acl("world", "anyone", read=True)])
+    assert [(a.id.scheme, a.id.id) for a in stranger.get_acls("/kz/acl/public")[0]] == [
+        ("digest", "bob:x"), ("world", "anyone")
+    ]  # fmt: skip
+    events: list[object] = []
+    assert stranger.exists("/kz/acl/later", watch=events.append) is None
+    stranger.get_children("/kz/acl", watch=events.append)
+    owner.create("/kz/acl/later", b"", acl=[bob])
+    wait_for(lambda: events, 10, "the children watch on the open parent")
+    stranger.sync("/kz/acl")
+    stranger.get("/kz/acl")  # a read after the sync: any event before it has arrived
+    assert [(e.type, e.path) for e in events] == [("CHILD", "/kz/acl")], events  # type: ignore[attr-defined]
+
+
 def test_ip_acls_who_am_i_and_reconfig_as_zookeeper_answers_them(
     ensemble: Ensemble, kazoo: Callable[..., KazooClient]
 ) -> None:

@@ -52,7 +52,7 @@ class Replayer:
 
     def read(self, opcode: int, body: Any) -> dict[str, Any]:
         if opcode == rec.OpCode.EXISTS:
-            stat = self.tree.exists(body.path)
+            stat = self.tree.exists(body.path, self.auth)
             return {"err": -101} if stat is None else {"err": 0, "stat": normal_stat(stat, SESSION)}
         if opcode == rec.OpCode.GET_DATA:
             data, stat = self.tree.get_data(body.path, self.auth)

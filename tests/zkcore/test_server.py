@@ -21,6 +21,7 @@ from zkcore._records import (
     OPEN_ACL_UNSAFE,
     XID_NOTIFICATION,
     XID_PING,
+    AddWatchRequest,
     AuthPacket,
     ConnectRequest,
     ConnectResponse,
@@ -40,6 +41,7 @@ from zkcore._records import (
     SetDataRequest,
     Stat,
     WatcherEvent,
+    WatchTypeRequest,
     encode_multi_request,
 )
 from zkcore._requests import ForwardedRequest
@@ -1384,3 +1386,87 @@ def test_get_acl_needs_read_or_admin_and_hides_digest_hashes_without_admin() -> 
     assert [acl for _, acl in get_acl("b")] == [
         [(int(a.perms), f"{a.id.scheme}:{a.id.id}") for a in acl] for acl in acls.values()
     ]
+
+
+def _auth(net: Servers, server: Server, conn: str, user: str) -> None:
+    server.receive(conn, request(-4, OpCode.AUTH, AuthPacket(0, "digest", f"{user}:pw".encode())))
+    net.pump()
+    net.frames(conn)
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["native-read-path", "python-tree"])
+def test_exists_needs_read_on_a_node_that_is_there(indexed: bool) -> None:
+    """ZooKeeper's exists since 3.8.4 and 3.9.2 (ZOOKEEPER-2590): NoAuth for a node the caller
+    may not READ, and no watch set by it; a missing node is NoNode, its watch set, as before.
+    zkpy answered every exists, from the native read path too."""
+    net = Servers(1, indexed=indexed)
+    server = net.servers[net.settle()]
+    bob = Id("digest", digest_id("bob", "pw"))
+    assert net.connect(server.server_id, "bob") is not None
+    _auth(net, server, "bob", "bob")
+    server.receive("bob", request(1, OpCode.CREATE, CreateRequest("/bob", b"", (ACL(Perms.ALL, bob),), 0)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("bob")] == [0]
+    assert net.connect(server.server_id, "c") is not None
+    for xid, path in ((1, "/bob"), (2, "/missing"), (3, "/zookeeper")):
+        server.receive("c", request(xid, OpCode.EXISTS, PathWatchRequest(path, True)))
+    net.pump()
+    assert [(reply(f)[0].xid, reply(f)[0].err) for f in net.frames("c")] == [
+        (1, Code.NO_AUTH), (2, Code.NO_NODE), (3, 0)
+    ]  # fmt: skip
+    server.receive("bob", request(2, OpCode.SET_DATA, SetDataRequest("/bob", b"x", -1)))
+    server.receive("bob", request(3, OpCode.CREATE, CreateRequest("/missing", b"", OPEN_ACL_UNSAFE, 0)))
+    net.pump()
+    events = [WatcherEvent.read(reply(f)[1]) for f in net.frames("c")]
+    assert [(e.type, e.path) for e in events] == [(1, "/missing")], "no watch was set on /bob"
+    server.receive("bob", request(4, OpCode.EXISTS, PathWatchRequest("/bob", False)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("bob")] == [0, 0, 0]
+
+
+def test_watch_events_reach_only_those_who_may_read_the_node() -> None:
+    """ZooKeeper since 3.8.4 and 3.9.2 (CVE-2024-23944): an event is sent only to a watcher
+    that may READ the node it is about (the parent, for NodeChildrenChanged), as the node's ACL
+    stood when the txn changed it (a deleted node's, as it was). A persistent recursive watch on
+    an open node named every protected node created, changed or deleted under it."""
+    net = Servers(3)
+    leader = net.settle()
+    server = net.servers[next(s for s in net.servers if s != leader)]
+    bob = Id("digest", digest_id("bob", "pw"))
+    secret, readable = (ACL(Perms.ALL, bob),), (ACL(Perms.ALL, bob), ACL(Perms.READ, Id("world", "anyone")))
+    assert net.connect(server.server_id, "bob") is not None
+    _auth(net, server, "bob", "bob")
+    server.receive("bob", request(1, OpCode.CREATE, CreateRequest("/open", b"", OPEN_ACL_UNSAFE, 0)))
+    server.receive("bob", request(2, OpCode.CREATE, CreateRequest("/open/was-readable", b"", readable, 0)))
+    net.pump()
+    assert net.connect(server.server_id, "w") is not None
+    watches = [
+        request(1, OpCode.ADD_WATCH, AddWatchRequest("/open", 1)),  # persistent recursive
+        request(2, OpCode.GET_CHILDREN, PathWatchRequest("/open", True)),
+        request(3, OpCode.EXISTS, PathWatchRequest("/open/later", True)),
+        request(4, OpCode.GET_DATA, PathWatchRequest("/open/was-readable", True)),
+    ]
+    for frame in watches:
+        server.receive("w", frame)
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("w")] == [0, 0, Code.NO_NODE, 0]  # exists: watches
+    bobs = [
+        CreateRequest("/open/secret", b"", secret, 0),  # nothing: w may not read it
+        SetDataRequest("/open/secret", b"x", -1),  # nothing
+        CreateRequest("/open/later", b"", secret, 0),  # nothing, and the exists watch is used up
+        CreateRequest("/open/pub", b"", OPEN_ACL_UNSAFE, 0),  # created
+        SetACLRequest("/open/was-readable", secret, -1),
+        DeleteRequest("/open/was-readable", -1),  # deleted as bob-only: nothing
+        DeleteRequest("/open/secret", -1),  # nothing
+    ]
+    opcodes = {CreateRequest: OpCode.CREATE, SetDataRequest: OpCode.SET_DATA, SetACLRequest: OpCode.SET_ACL,
+               DeleteRequest: OpCode.DELETE}  # fmt: skip
+    for xid, body in enumerate(bobs, start=10):
+        server.receive("bob", request(xid, opcodes[type(body)], body))
+    net.pump()
+    events = [WatcherEvent.read(reply(f)[1]) for f in net.frames("w")]
+    # The child watch on /open (open) fires at the first create; the recursive one sees /open/pub.
+    assert [(e.type, e.path) for e in events] == [(4, "/open"), (1, "/open/pub")]
+    server.receive("w", request(5, OpCode.CHECK_WATCHES, WatchTypeRequest("/open/later", 2)))
+    net.pump()
+    assert [reply(f)[0].err for f in net.frames("w")] == [Code.NO_WATCHER], "used up, unsent"

@@ -15,16 +15,17 @@ import hmac
 import itertools
 import struct
 from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from zkcore import limits
-from zkcore._acl import auth_identity, ip_identity
-from zkcore._datatree import ApplyResult, DataTree, ReadIndex
+from zkcore._acl import allows, auth_identity, ip_identity
+from zkcore._datatree import NODE_DELETED, ApplyResult, DataTree, ReadIndex
 from zkcore._errors import CODE_OK, Code, KeeperError, RemoteError
 from zkcore._paths import path_problem
 from zkcore._records import (
+    ACL,
     XID_AUTH,
     XID_NOTIFICATION,
     XID_PING,
@@ -36,6 +37,7 @@ from zkcore._records import (
     JuteRecord,
     OpCode,
     PathRequest,
+    Perms,
     RequestHeader,
     SetWatches2,
     WatcherEvent,
@@ -710,6 +712,25 @@ class ClientTable:
             found = bool(self.watches.remove(conn, body.type, body.path))
         return (Code.OK if found else Code.NO_WATCHER), None
 
+    def _readable(self, fired: Iterable[Fired], result: ApplyResult) -> Iterator[Fired]:
+        """The notifications whose watcher may READ the node the event is on (the parent, for
+        NodeChildrenChanged), as the node's ACL was when the txn changed it: ZooKeeper's rule
+        since 3.8.4 and 3.9.2 (CVE-2024-23944), else a persistent recursive watch on an open
+        node would name every protected node created, changed or deleted below it. The watch is
+        used up all the same."""
+        tree, deleted = self.host.tree, result.deleted_acls or {}
+        acls: dict[tuple[int, str], tuple[ACL, ...] | None] = {}
+        for f in fired:
+            key = (f.event, f.path)
+            if key not in acls:
+                acl = deleted.get(f.path) if f.event == NODE_DELETED else None
+                acls[key] = acl if acl is not None else tree.acl_of(f.path) or deleted.get(f.path)
+            acl = acls[key]
+            watcher = f.watcher
+            assert isinstance(watcher, Connection)
+            if acl is None or allows(acl, Perms.READ, watcher.auth_ids):
+                yield f
+
     def _notify(self, fired: Iterable[Fired], zxid: int) -> None:
         """Queue each notification for its connection, if that is still here."""
         for f in fired:
@@ -726,7 +747,7 @@ class ClientTable:
         changed, then reply to the local client whose write it was, if that client is connected
         here."""
         if result.events and self.watches.watchers():  # no watch anywhere: nothing to fire
-            self._notify(self.watches.trigger(result.events), zxid)
+            self._notify(self._readable(self.watches.trigger(result.events), result), zxid)
         self.answer_due_syncs()
         conn = self.by_session.get(client_id)
         if conn is None:
