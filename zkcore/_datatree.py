@@ -262,8 +262,8 @@ class ApplyResult:
     multi: list[OpResult] | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
     stat_packed: bytes | None = None  # that node's Stat as the index packed it, in a tree with one
-    # The ACLs of the nodes it deleted, by path: whom their events may reach (apply() keeps them;
-    # a replay, which fires no events, does not).
+    # The ACLs of the nodes it deleted, by path: whom their events may reach (kept by apply()
+    # when asked, as a server with a watch set asks; None otherwise, and a delete looks up none).
     deleted_acls: dict[str, tuple[ACL, ...]] | None = None
 
     @property
@@ -507,15 +507,6 @@ class DataTree:
         _acl.check_acl(node.acl, Perms.READ, auth_ids, path)
         return self.child_names(path, node), node.stat()
 
-    def acl_of(self, path: str) -> tuple[ACL, ...] | None:
-        """The node's ACL, None if there is no node at path (no ACL check: the server's own use)."""
-        index = self._index
-        if index is not None:
-            found = index.stat(path)
-            return None if found is None else self._acl_list[found[1]]
-        node = self.nodes.get(path)
-        return None if node is None else node.acl
-
     def get_acl(self, path: str, auth_ids: Sequence[Id] = ()) -> tuple[tuple[ACL, ...], Stat]:
         """A node's ACL, for a caller who may READ or ADMIN it; without ADMIN, each digest
         entry's password hash hidden (`user:x`), as ZooKeeper's getACL has it since 3.6."""
@@ -552,11 +543,12 @@ class DataTree:
 
     # --- apply ----------------------------------------------------------------------------
 
-    def apply(self, txn: Txn) -> ApplyResult:
+    def apply(self, txn: Txn, deleted_acls: bool = False) -> ApplyResult:
         """Apply a txn in zxid order. Txns come from prep, so failures here mean a replayed
-        txn that the state already reflects; they are reported, never raised."""
+        txn that the state already reflects; they are reported, never raised. `deleted_acls`:
+        keep the ACL of each node it deletes in the result (for whom its events may reach)."""
         header = txn.header
-        result = ApplyResult(header.zxid, header.type, deleted_acls={})
+        result = ApplyResult(header.zxid, header.type, deleted_acls={} if deleted_acls else None)
         self._apply_one(header, txn.body, result)
         if header.zxid > self.last_zxid:
             self.last_zxid = header.zxid
@@ -629,9 +621,9 @@ class DataTree:
             return
         index = self._index
         if result.deleted_acls is not None:
-            acl = self.acl_of(path)
-            if acl is not None:
-                result.deleted_acls[path] = acl
+            fields = self.change_fields(path)
+            if fields is not None:
+                result.deleted_acls[path] = fields[1]
         if index is not None:
             try:
                 reported = index.delete(path, zxid)

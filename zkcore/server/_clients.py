@@ -719,12 +719,14 @@ class ClientTable:
         node would name every protected node created, changed or deleted below it. The watch is
         used up all the same."""
         tree, deleted = self.host.tree, result.deleted_acls or {}
-        acls: dict[tuple[int, str], tuple[ACL, ...] | None] = {}
+        acls: dict[tuple[int, str], tuple[ACL, ...] | None] = {}  # each event's looked up once
         for f in fired:
             key = (f.event, f.path)
             if key not in acls:
-                acl = deleted.get(f.path) if f.event == NODE_DELETED else None
-                acls[key] = acl if acl is not None else tree.acl_of(f.path) or deleted.get(f.path)
+                # A deleted node's ACL as it was; else the node's now (in a multi that deleted it
+                # later, as it was at the delete).
+                now = None if f.event == NODE_DELETED and f.path in deleted else tree.change_fields(f.path)
+                acls[key] = now[1] if now is not None else deleted.get(f.path)
             acl = acls[key]
             watcher = f.watcher
             assert isinstance(watcher, Connection)

@@ -782,7 +782,7 @@ class Server:
         if txn is None:
             txn = Txn.decode(payload)
         assert txn.zxid == zxid, f"log entry {zxid:#x} holds a txn stamped {txn.zxid:#x}"
-        result = self._tree.apply(txn)
+        result = self._tree.apply(txn, deleted_acls=bool(self.clients.watches.watchers()))
         header = txn.header
         if header.type == OpCode.CREATE_SESSION and isinstance(txn.body, CreateSessionTxn):
             if header.client_id in self.sessions or len(self.sessions) < limits.sessions_max:
